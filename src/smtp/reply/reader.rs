@@ -1,0 +1,75 @@
+//! [`ReplyReader`]: replies out of a byte stream that arrives in pieces, scanned once.
+
+use super::{Limits, Progress, Reply, ReplyError, Status};
+
+/// Reads pipelined replies from a byte stream that arrives in arbitrary pieces.
+///
+/// The calling contract: [`push`](Self::push) the bytes of each read, then call
+/// [`next_reply`](Self::next_reply) until it returns `Ok(None)`. Each reply borrows the reader
+/// until the next call. Bytes are scanned once however they were split: a server that drips a
+/// reply one byte at a time costs linear, not quadratic, time.
+///
+/// Memory stays bounded when the caller drains after each push: the reader then holds at most
+/// the incomplete tail of one reply (below [`Limits::max_reply_len`], or an error is reported)
+/// plus the last pushed piece.
+///
+/// After an error the reader stays failed and returns the same error: the stream's framing is
+/// lost and the session must end.
+#[derive(Debug, Clone)]
+pub struct ReplyReader {
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already returned as replies.
+    start: usize,
+    progress: Progress,
+    limits: Limits,
+    failed: Option<ReplyError>,
+}
+
+impl ReplyReader {
+    /// A reader with empty buffers and the given caps.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            buf: Vec::new(),
+            start: 0,
+            progress: Progress::default(),
+            limits,
+            failed: None,
+        }
+    }
+
+    /// Appends bytes received from the server.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete reply, `Ok(None)` if more bytes are needed.
+    pub fn next_reply(&mut self) -> Result<Option<Reply<'_>>, ReplyError> {
+        if let Some(error) = self.failed {
+            return Err(error);
+        }
+        let pending = &self.buf[self.start..];
+        match self.progress.advance(pending, &self.limits) {
+            Ok(Status::Complete(reply)) => {
+                self.start += reply.consumed();
+                self.progress = Progress::default();
+                Ok(Some(reply))
+            }
+            Ok(Status::Partial) => Ok(None),
+            Err(error) => {
+                self.failed = Some(error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Bytes received but not yet returned as part of a reply.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
