@@ -83,6 +83,25 @@ fn read(c: &mut Criterion) {
             sum
         });
     });
+
+    // A server that drips a 4 KiB line one byte per read: the reader must stay linear.
+    let mut drip = b"250 ".to_vec();
+    drip.resize(4094, b'x');
+    drip.extend_from_slice(b"\r\n");
+    group.throughput(Throughput::Bytes(drip.len() as u64));
+    group.bench_function("4k_line_in_1_byte_reads", |b| {
+        let mut reader = ReplyReader::new(Limits::DEFAULT);
+        b.iter(|| {
+            let mut lines = 0;
+            for byte in black_box(&drip).chunks(1) {
+                reader.push(byte);
+                while let Ok(Some(reply)) = reader.next_reply() {
+                    lines += reply.line_count();
+                }
+            }
+            lines
+        });
+    });
     group.finish();
 }
 

@@ -25,3 +25,8 @@
 //!   the command encoder that refuses CR, LF and NUL and has no way to say DATA.
 
 pub mod smtp;
+
+/// The examples of README.md, compiled and run as doc tests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

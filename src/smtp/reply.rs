@@ -322,13 +322,18 @@ pub fn parse_reply<'a>(buf: &'a [u8], limits: &Limits) -> Result<Status<Reply<'a
 }
 
 /// How far the parse of the reply at the front of a buffer has come: the complete lines already
-/// validated, so that new bytes are scanned once.
+/// validated, and how much of an incomplete line is known to hold no LF, so that a resumed parse
+/// looks only at new bytes.
 #[derive(Debug, Clone, Copy, Default)]
 struct Progress {
     /// Bytes of complete, validated lines.
     scanned: usize,
     /// What the first line settled; `None` before it is complete.
     head: Option<Head>,
+    /// Bytes after `scanned` of a line whose code and `-`/SP separator are valid and which
+    /// holds no LF yet: only text can follow, so a later call looks for LF past them instead
+    /// of parsing the line again. Zero when no such line is pending.
+    pending_text: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -355,15 +360,27 @@ impl Progress {
             let window_len = limits.max_line_len.min(budget);
             let window = &rest[..rest.len().min(window_len)];
 
-            let parsed = match self.head {
-                None => reply_line(window, None),
-                Some(head) => reply_line(window, Some(head.code)),
+            // A drip-fed line: parse it only once its LF is inside the window, so each byte is
+            // scanned a bounded number of times however the line was split across reads.
+            let seen = self.pending_text.min(window.len());
+            let parsed = if seen > 0 && memchr::memchr(b'\n', &window[seen..]).is_none() {
+                Err(nom::Err::Incomplete(nom::Needed::Unknown))
+            } else {
+                match self.head {
+                    None => reply_line(window, None),
+                    Some(head) => reply_line(window, Some(head.code)),
+                }
             };
             let (after, line) = match parsed {
                 Ok(parsed) => parsed,
                 // No line end inside the window: either more bytes may still complete the line,
                 // or the window is full and no completion can stay within the caps.
                 Err(nom::Err::Incomplete(_)) if rest.len() < window_len => {
+                    // Past `code SP` or `code-`, nothing but text or LF can come: remember how
+                    // far the text is known to hold no LF.
+                    if window.len() > 3 && matches!(window[3], b'-' | b' ') {
+                        self.pending_text = window.len();
+                    }
                     return Ok(Status::Partial);
                 }
                 Err(nom::Err::Incomplete(_)) => {
@@ -392,6 +409,7 @@ impl Progress {
                 }
             };
             self.scanned += window.len() - after.len();
+            self.pending_text = 0;
 
             let head = self.head.get_or_insert(Head {
                 code: line.code,

@@ -1,4 +1,4 @@
-//! [`ReplyReader`]: replies out of a byte stream that arrives in pieces, scanned once.
+//! [`ReplyReader`]: replies out of a byte stream that arrives in pieces, in linear time.
 
 use super::{Limits, Progress, Reply, ReplyError, Status};
 
@@ -6,8 +6,9 @@ use super::{Limits, Progress, Reply, ReplyError, Status};
 ///
 /// The calling contract: [`push`](Self::push) the bytes of each read, then call
 /// [`next_reply`](Self::next_reply) until it returns `Ok(None)`. Each reply borrows the reader
-/// until the next call. Bytes are scanned once however they were split: a server that drips a
-/// reply one byte at a time costs linear, not quadratic, time.
+/// until the next call. However the bytes were split, each is looked at a bounded number of
+/// times — once for LF while its line is incomplete, once when the whole line is parsed — so a
+/// server that drips a reply one byte at a time costs linear, not quadratic, time.
 ///
 /// Memory stays bounded when the caller drains after each push: the reader then holds at most
 /// the incomplete tail of one reply (below [`Limits::max_reply_len`], or an error is reported)

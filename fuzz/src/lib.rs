@@ -1,0 +1,387 @@
+//! The properties the fuzz targets check, one function per target.
+//!
+//! Each function takes arbitrary bytes and panics if a guarantee of `mxprobe::smtp` is broken.
+//! The fuzz targets in `fuzz_targets/` call them under libFuzzer (nightly); the regression test
+//! `tests/fuzz_corpus.rs` of the main crate includes this file and replays every seed, corpus
+//! and artifact file through them on stable Rust, so CI catches regressions without nightly.
+//!
+//! Only `std` and `mxprobe` are used here, so the file compiles in both places.
+
+use mxprobe::smtp::path::check_mailbox;
+use mxprobe::smtp::reply::{Limits, ReplyReader, Status, encode_reply, parse_reply};
+use mxprobe::smtp::{Command, ReplyCode, ReversePath, parse_ehlo};
+
+/// What a parsed reply is made of, owned, for comparing runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parsed {
+    code: u16,
+    enhanced: Option<String>,
+    lines: Vec<Vec<u8>>,
+    quirks: Vec<&'static str>,
+    consumed: usize,
+}
+
+/// The whole outcome of parsing a stream: its replies, then either the error that ended it or
+/// the number of bytes left over as an incomplete reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Outcome {
+    replies: Vec<Parsed>,
+    end: Result<usize, String>,
+}
+
+fn parsed(reply: &mxprobe::smtp::Reply<'_>, limits: &Limits) -> Parsed {
+    // Guarantees of every reply, checked on each one.
+    assert!(reply.consumed() > 0, "a reply consumes bytes");
+    assert!(
+        reply.consumed() <= limits.max_reply_len,
+        "reply over its cap"
+    );
+    assert_eq!(
+        reply.wire()[..3],
+        reply.code().digits(),
+        "wire starts with the code"
+    );
+    assert_eq!(
+        reply.wire().last(),
+        Some(&b'\n'),
+        "a reply ends with its line ending"
+    );
+    assert!(reply.line_count() >= 1 && reply.line_count() <= limits.max_lines);
+    let lines: Vec<Vec<u8>> = reply.lines().map(<[u8]>::to_vec).collect();
+    assert_eq!(
+        lines.len(),
+        reply.line_count(),
+        "lines() yields line_count lines"
+    );
+    for raw in reply.wire().split_inclusive(|&b| b == b'\n') {
+        assert!(raw.len() <= limits.max_line_len, "line over its cap");
+    }
+    if let Some(enhanced) = reply.enhanced() {
+        assert!(
+            enhanced.agrees_with(reply.code()),
+            "enhanced class disagrees"
+        );
+    }
+    Parsed {
+        code: reply.code().get(),
+        enhanced: reply.enhanced().map(|e| e.to_string()),
+        lines,
+        quirks: reply.quirks().iter().map(|q| q.name()).collect(),
+        consumed: reply.consumed(),
+    }
+}
+
+/// Parses the stream whole, one `parse_reply` call per reply.
+fn parse_whole(data: &[u8], limits: &Limits) -> Outcome {
+    let mut replies = Vec::new();
+    let mut rest = data;
+    loop {
+        match parse_reply(rest, limits) {
+            Ok(Status::Complete(reply)) => {
+                replies.push(parsed(&reply, limits));
+                rest = &rest[reply.consumed()..];
+            }
+            Ok(Status::Partial) => {
+                // Partial means a valid prefix within the caps: never more than a reply's worth.
+                assert!(rest.len() < limits.max_reply_len, "partial over the cap");
+                return Outcome {
+                    replies,
+                    end: Ok(rest.len()),
+                };
+            }
+            Err(error) => {
+                return Outcome {
+                    replies,
+                    end: Err(error.to_string()),
+                };
+            }
+        }
+    }
+}
+
+/// Feeds the stream to a [`ReplyReader`] in the given pieces, draining after each.
+fn parse_chunked<'a>(chunks: impl IntoIterator<Item = &'a [u8]>, limits: &Limits) -> Outcome {
+    let mut reader = ReplyReader::new(*limits);
+    let mut replies = Vec::new();
+    for chunk in chunks {
+        reader.push(chunk);
+        loop {
+            match reader.next_reply() {
+                Ok(Some(reply)) => replies.push(parsed(&reply, limits)),
+                Ok(None) => break,
+                Err(error) => {
+                    return Outcome {
+                        replies,
+                        end: Err(error.to_string()),
+                    };
+                }
+            }
+        }
+        // Drained after every push, the reader holds less than one reply's worth.
+        assert!(
+            reader.buffered() < limits.max_reply_len,
+            "reader over the cap"
+        );
+    }
+    Outcome {
+        replies,
+        end: Ok(reader.buffered()),
+    }
+}
+
+/// A small deterministic generator (xorshift64*) seeded from the input, for chunk sizes.
+struct SplitRng(u64);
+
+impl SplitRng {
+    fn new(data: &[u8]) -> Self {
+        // FNV-1a of the input: the same bytes always split the same way.
+        let seed = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Self(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Cuts `data` into pieces of 1 to `max` bytes.
+    fn chunks<'a>(&mut self, data: &'a [u8], max: u64) -> Vec<&'a [u8]> {
+        let mut pieces = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let len = usize::try_from(self.next() % max + 1)
+                .unwrap_or(1)
+                .min(rest.len());
+            let (piece, tail) = rest.split_at(len);
+            pieces.push(piece);
+            rest = tail;
+        }
+        pieces
+    }
+}
+
+fn show(data: &[u8]) -> String {
+    let shown: Vec<u8> = data.iter().copied().take(200).collect();
+    shown.escape_ascii().to_string()
+}
+
+/// Target `smtp_reply`: arbitrary server bytes.
+///
+/// - `parse_reply` never panics, and every reply and leftover respects the caps;
+/// - the outcome does not depend on how the bytes were split: whole, one byte at a time, at
+///   a few split points, and in random pieces all give the same replies and the same error;
+/// - both under the default caps and under tiny ones that make every cap reachable;
+/// - every reply whose text can be re-encoded round-trips through `encode_reply`.
+pub fn smtp_reply(data: &[u8]) {
+    let tiny = Limits {
+        max_line_len: 24,
+        max_lines: 4,
+        max_reply_len: 64,
+    };
+    for limits in [Limits::DEFAULT, tiny] {
+        let whole = parse_whole(data, &limits);
+        let mut rng = SplitRng::new(data);
+        let mut splits: Vec<Vec<&[u8]>> = vec![
+            vec![data],
+            data.chunks(1).collect(),
+            rng.chunks(data, 7),
+            rng.chunks(data, 300),
+        ];
+        for _ in 0..4 {
+            let at = usize::try_from(rng.next() % (data.len() as u64 + 1)).unwrap_or(0);
+            let (a, b) = data.split_at(at.min(data.len()));
+            splits.push(vec![a, b]);
+        }
+        for chunks in splits {
+            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            let chunked = parse_chunked(chunks, &limits);
+            assert_eq!(
+                chunked,
+                whole,
+                "splitting into {sizes:?} changed the outcome of \"{}\"",
+                show(data)
+            );
+        }
+        for reply in &whole.replies {
+            round_trip(reply);
+        }
+    }
+}
+
+/// Re-encodes a parsed reply and parses it again: same code, lines and enhanced code.
+fn round_trip(reply: &Parsed) {
+    let Some(code) = ReplyCode::new(reply.code) else {
+        panic!("parsed code {} is not a valid code", reply.code);
+    };
+    let lines: Vec<&[u8]> = reply.lines.iter().map(Vec::as_slice).collect();
+    let mut wire = Vec::new();
+    if encode_reply(code, &lines, &mut wire).is_err() {
+        // Text with a stray CR (a tolerated quirk) cannot be written back; nothing to check.
+        return;
+    }
+    match parse_reply(&wire, &Limits::DEFAULT) {
+        Ok(Status::Complete(again)) => {
+            assert_eq!(again.code().get(), reply.code);
+            assert_eq!(again.enhanced().map(|e| e.to_string()), reply.enhanced);
+            let again_lines: Vec<&[u8]> = again.lines().collect();
+            assert_eq!(again_lines, lines, "re-encoded \"{}\"", show(&wire));
+            assert_eq!(again.consumed(), wire.len());
+        }
+        other => panic!("re-encoded \"{}\" parsed as {other:?}", show(&wire)),
+    }
+}
+
+/// Target `ehlo`: arbitrary bytes as an EHLO reply.
+///
+/// The bytes are read two ways: as a stream of replies, each given to `parse_ehlo`; and as the
+/// lines of a 250 reply (split at LF), which reaches the keyword parser even when the framing
+/// would be invalid. `parse_ehlo` must not panic, must refuse every code but 250, and each
+/// flag it reports must come from a line that names it.
+pub fn ehlo(data: &[u8]) {
+    let mut rest = data;
+    while let Ok(Status::Complete(reply)) = parse_reply(rest, &Limits::DEFAULT) {
+        check_ehlo(&reply);
+        rest = &rest[reply.consumed()..];
+    }
+    let lines: Vec<&[u8]> = std::iter::once(&b"mx.example"[..])
+        .chain(
+            data.split(|&b| b == b'\n')
+                .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+                .filter(|line| !line.contains(&b'\r')),
+        )
+        .collect();
+    let mut wire = Vec::new();
+    if encode_reply(ReplyCode::OK, &lines, &mut wire).is_ok() {
+        match parse_reply(&wire, &Limits::DEFAULT) {
+            Ok(Status::Complete(reply)) => check_ehlo(&reply),
+            // Too many or too long lines for the default caps: a protocol error, not an EHLO.
+            Err(error) => assert!(error.is_limit_exceeded(), "{error}"),
+            Ok(Status::Partial) => panic!("a whole encoded reply parsed as partial"),
+        }
+    }
+}
+
+fn check_ehlo(reply: &mxprobe::smtp::Reply<'_>) {
+    let Ok(ehlo) = parse_ehlo(reply) else {
+        assert_ne!(reply.code(), ReplyCode::OK, "a 250 EHLO reply was refused");
+        return;
+    };
+    assert_eq!(reply.code(), ReplyCode::OK, "only 250 is a successful EHLO");
+    let keywords: Vec<String> = reply
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            line.trim_ascii()
+                .split(|&b| b == b' ' || b == b'\t')
+                .next()
+                .filter(|k| !k.is_empty())
+                .map(|k| String::from_utf8_lossy(k).to_ascii_uppercase())
+        })
+        .collect();
+    let named = |name: &str| keywords.iter().any(|k| k == name);
+    let x = &ehlo.extensions;
+    assert_eq!(x.pipelining(), named("PIPELINING"));
+    assert_eq!(x.smtputf8(), named("SMTPUTF8"));
+    assert_eq!(x.eight_bit_mime(), named("8BITMIME"));
+    assert_eq!(x.size().is_some(), named("SIZE"));
+    assert_eq!(x.starttls(), named("STARTTLS"));
+    assert_eq!(x.enhanced_status_codes(), named("ENHANCEDSTATUSCODES"));
+    assert_eq!(x.chunking(), named("CHUNKING"));
+    assert!(x.others().len() <= keywords.len());
+    for other in x.others() {
+        assert_eq!(other.keyword, other.keyword.to_ascii_uppercase());
+        assert!(keywords.contains(&other.keyword), "kept keyword was listed");
+    }
+}
+
+/// Target `command`: arbitrary bytes as the argument of a command.
+///
+/// The first byte picks the command and the SMTPUTF8 flag; the rest is the argument. Whatever
+/// `Command::encode` accepts must be exactly one line: the verb, the argument, CRLF at the end
+/// and nowhere else, no NUL or other control byte, no SP, `<` or `>` outside a quoted local
+/// part, never a DATA or BDAT verb, within RFC 5321's 512-octet command line. Whatever it
+/// refuses must leave the buffer untouched.
+pub fn command(data: &[u8]) {
+    let Some((&selector, argument)) = data.split_first() else {
+        return;
+    };
+    let argument = String::from_utf8_lossy(argument);
+    let argument = argument.as_ref();
+    let smtputf8 = selector & 0x10 != 0;
+    let command = match selector % 8 {
+        0 => Command::Ehlo(argument),
+        1 => Command::Helo(argument),
+        2 => Command::MailFrom {
+            reverse_path: ReversePath::Mailbox(argument),
+            smtputf8,
+        },
+        3 => Command::RcptTo {
+            forward_path: argument,
+            smtputf8,
+        },
+        4 => Command::MailFrom {
+            reverse_path: ReversePath::Null,
+            smtputf8,
+        },
+        5 => Command::Rset,
+        6 => Command::Noop,
+        _ => Command::Quit,
+    };
+    let mut out = b"prefix".to_vec();
+    if command.encode(&mut out).is_err() {
+        assert_eq!(out, b"prefix", "a refused command wrote bytes");
+        return;
+    }
+    let line = &out[b"prefix".len()..];
+    assert!(line.len() <= 512, "command line over 512 octets");
+    assert!(line.ends_with(b"\r\n"));
+    let body = &line[..line.len() - 2];
+    assert!(
+        !body.iter().any(|&b| b < 0x20 || b == 0x7f),
+        "control byte in \"{}\"",
+        show(line)
+    );
+    assert!(!body.starts_with(b"DATA") && !body.starts_with(b"BDAT"));
+    if let Command::Ehlo(_) | Command::Helo(_) = command {
+        assert_eq!(
+            body.split(|&b| b == b' ').count(),
+            2,
+            "one SP, after the verb"
+        );
+    }
+    if let Command::MailFrom { .. } | Command::RcptTo { .. } = command {
+        let open = body
+            .iter()
+            .position(|&b| b == b'<')
+            .expect("a path opens with <");
+        let close = body
+            .iter()
+            .rposition(|&b| b == b'>')
+            .expect("a path closes with >");
+        let path = &body[open + 1..close];
+        if !path.is_empty() {
+            assert_eq!(check_mailbox(path, smtputf8), Ok(()));
+        }
+        // Quotes mean something in the local part only; an address literal may hold `"`.
+        let mut quoted = false;
+        let mut escaped = false;
+        let mut in_domain = false;
+        for &b in path {
+            match (in_domain, quoted, escaped, b) {
+                (false, true, true, _) => escaped = false,
+                (false, true, false, b'\\') => escaped = true,
+                (false, _, false, b'"') => quoted = !quoted,
+                (false, false, _, b'@') => in_domain = true,
+                (_, false, _, b' ' | b'<' | b'>') => {
+                    panic!("unquoted {} in path \"{}\"", b as char, show(path))
+                }
+                _ => {}
+            }
+        }
+        assert!(!quoted, "path ends inside quotes");
+    }
+}
