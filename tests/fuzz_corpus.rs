@@ -13,7 +13,10 @@ mod checks;
 
 /// The targets, by the name of their folder under `fuzz/seeds`, `fuzz/corpus` and
 /// `fuzz/artifacts`.
-const TARGETS: [(&str, fn(&[u8])); 3] = [
+/// A target's property check: panics if a guarantee is broken.
+type Check = fn(&[u8]);
+
+const TARGETS: [(&str, Check); 3] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
@@ -37,7 +40,7 @@ fn files_of(target: &str) -> Vec<PathBuf> {
     files
 }
 
-fn replay(target: &str, check: fn(&[u8])) -> usize {
+fn replay(target: &str, check: Check) -> usize {
     let files = files_of(target);
     let mut failed = Vec::new();
     for path in &files {
