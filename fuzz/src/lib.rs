@@ -82,8 +82,18 @@ fn parse_whole(data: &[u8], limits: &Limits) -> Outcome {
                 rest = &rest[reply.consumed()..];
             }
             Ok(Status::Partial) => {
-                // Partial means a valid prefix within the caps: never more than a reply's worth.
-                assert!(rest.len() < limits.max_reply_len, "partial over the cap");
+                // Partial means a valid prefix within the caps: never more than a reply's worth,
+                // and the shortest completion of it parses as a whole reply.
+                assert!(
+                    rest.len() < limits.max_reply_len.max(1),
+                    "partial over the cap"
+                );
+                let completed = [rest, &shortest_completion(rest)].concat();
+                assert!(
+                    matches!(parse_reply(&completed, limits), Ok(Status::Complete(_))),
+                    "partial \"{}\" cannot be completed within {limits:?}",
+                    show(rest)
+                );
                 return Outcome {
                     replies,
                     end: Ok(rest.len()),
@@ -97,6 +107,37 @@ fn parse_whole(data: &[u8], limits: &Limits) -> Outcome {
             }
         }
     }
+}
+
+/// The fewest bytes that turn `partial`, the valid beginning of a reply, into a whole one: the
+/// rest of the code, then LF, and after a `-` one more line, `code` LF.
+fn shortest_completion(partial: &[u8]) -> Vec<u8> {
+    let line_start = partial
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |lf| lf + 1);
+    let line = &partial[line_start..];
+    // Later lines repeat the first line's code; a first line may take any code.
+    let code: &[u8] = if line_start > 0 {
+        &partial[..3]
+    } else {
+        b"250"
+    };
+    let mut completion = Vec::new();
+    if line.len() < 3 {
+        if line_start == 0 && !line.is_empty() {
+            // Any digits already there were valid; '0' is valid in the second and third place.
+            completion.resize(3 - line.len(), b'0');
+        } else {
+            completion.extend_from_slice(&code[line.len()..]);
+        }
+    }
+    completion.push(b'\n');
+    if line.get(3) == Some(&b'-') {
+        completion.extend_from_slice(&partial[line_start..line_start + 3]);
+        completion.push(b'\n');
+    }
+    completion
 }
 
 /// Feeds the stream to a [`ReplyReader`] in the given pieces, draining after each.

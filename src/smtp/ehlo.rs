@@ -13,9 +13,9 @@
 //! Keywords match case-insensitively. The extensions a probe acts on are flags and values here;
 //! every other keyword is kept, upper-cased, with its parameters, for transcripts and for
 //! extensions a later version learns to use. Lines that are not an `ehlo-line` (Microsoft's old
-//! `AUTH=LOGIN`, stray text) are kept the same way rather than refused: an odd capability list is
-//! no reason to abandon a probe. Parsing never panics, and the result owns its data so it can
-//! outlive the reply buffer.
+//! `AUTH=LOGIN`, stray text) are kept the same way rather than refused — an odd capability list
+//! is no reason to abandon a probe — and blank lines are skipped. Parsing never panics, and the
+//! result owns its data so it can outlive the reply buffer.
 
 use std::fmt;
 
@@ -38,7 +38,8 @@ pub enum SizeLimit {
 pub struct OtherExtension {
     /// The keyword, upper-cased (`AUTH`, `DSN`, `XCLIENT`).
     pub keyword: String,
-    /// Everything after the keyword and its space, as sent (`PLAIN LOGIN`); may be empty.
+    /// Everything after the keyword, without surrounding whitespace (`PLAIN LOGIN`); may be
+    /// empty.
     pub params: String,
 }
 

@@ -34,6 +34,14 @@ pub enum PathError {
         /// Its offset in the argument.
         at: usize,
     },
+    /// A Unicode control character (C1, such as NEL) or line or paragraph separator, which
+    /// some software treats as a line break.
+    ForbiddenChar {
+        /// The character.
+        ch: char,
+        /// Its byte offset in the argument.
+        at: usize,
+    },
     /// A byte above 127 where the server was not asked for SMTPUTF8.
     NonAscii {
         /// Offset of the first such byte.
@@ -89,6 +97,11 @@ impl fmt::Display for PathError {
                     "contains {name} at byte {at}, which could inject an SMTP command"
                 )
             }
+            Self::ForbiddenChar { ch, at } => write!(
+                f,
+                "contains the character U+{:04X} at byte {at}, which some servers read as a line break",
+                u32::from(ch)
+            ),
             Self::NonAscii { at } => write!(
                 f,
                 "contains a non-ASCII byte at {at}, which needs a server that offers SMTPUTF8"
@@ -188,10 +201,16 @@ fn check_bytes(bytes: &[u8], smtputf8: bool) -> Result<(), PathError> {
         if !smtputf8 {
             return Err(PathError::NonAscii { at });
         }
-        if let Err(error) = std::str::from_utf8(bytes) {
-            return Err(PathError::InvalidUtf8 {
-                at: error.valid_up_to(),
-            });
+        let text = std::str::from_utf8(bytes).map_err(|error| PathError::InvalidUtf8 {
+            at: error.valid_up_to(),
+        })?;
+        // RFC 6531 admits any UTF-8, but C1 controls (NEL among them) and the Unicode line and
+        // paragraph separators are line breaks to some software: refused like CR and LF.
+        if let Some((at, ch)) = text
+            .char_indices()
+            .find(|&(_, ch)| ch.is_control() || matches!(ch, '\u{2028}' | '\u{2029}'))
+        {
+            return Err(PathError::ForbiddenChar { ch, at });
         }
     }
     Ok(())
@@ -278,7 +297,9 @@ fn domain_or_literal(domain: &[u8]) -> Result<(), usize> {
         if label.is_empty() {
             return bad(0);
         }
-        if label.len() > MAX_LABEL_LEN {
+        // The 63-octet limit applies to a label's ASCII form; a U-label's A-label (punycode) is
+        // shorter than its UTF-8, and is the address layer's to check after IDNA.
+        if label.len() > MAX_LABEL_LEN && label.is_ascii() {
             return bad(MAX_LABEL_LEN);
         }
         if let Some(at) = label
@@ -298,17 +319,22 @@ fn domain_or_literal(domain: &[u8]) -> Result<(), usize> {
     Ok(())
 }
 
-/// The inside of an address literal: a dotted-quad IPv4 address, or `IPv6:` and an IPv6
-/// address in any RFC 4291 text form.
+/// The inside of an address literal: `IPv4-address-literal` or `IPv6-address-literal`.
 fn is_address_literal(body: &[u8]) -> bool {
     const IPV6_TAG: &[u8] = b"IPv6:";
-    if body.len() > IPV6_TAG.len() && body[..IPV6_TAG.len()].eq_ignore_ascii_case(IPV6_TAG) {
-        return std::str::from_utf8(&body[IPV6_TAG.len()..])
-            .is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok());
+    match body.get(..IPV6_TAG.len()) {
+        Some(tag) if tag.eq_ignore_ascii_case(IPV6_TAG) => is_ipv6_addr(&body[IPV6_TAG.len()..]),
+        _ => is_ipv4_address(body),
     }
-    // Snum = 1*3DIGIT, representing a decimal integer value in the range 0 through 255.
+}
+
+/// ```text
+/// IPv4-address-literal = Snum 3("."  Snum)
+/// Snum                 = 1*3DIGIT   ; representing a decimal integer value in the range 0-255
+/// ```
+fn is_ipv4_address(text: &[u8]) -> bool {
     let mut octets = 0;
-    for snum in body.split(|&b| b == b'.') {
+    for snum in text.split(|&b| b == b'.') {
         if snum.is_empty() || snum.len() > 3 || !snum.iter().all(u8::is_ascii_digit) {
             return false;
         }
@@ -319,6 +345,65 @@ fn is_address_literal(body: &[u8]) -> bool {
         octets += 1;
     }
     octets == 4
+}
+
+/// ```text
+/// IPv6-addr   = IPv6-full / IPv6-comp / IPv6v4-full / IPv6v4-comp
+/// IPv6-hex    = 1*4HEXDIG
+/// IPv6-full   = IPv6-hex 7(":" IPv6-hex)
+/// IPv6-comp   = [IPv6-hex *5(":" IPv6-hex)] "::" [IPv6-hex *5(":" IPv6-hex)]
+///               ; The "::" represents at least 2 16-bit groups of zeros. No more than
+///               ; 6 groups in addition to the "::" may be present.
+/// IPv6v4-full = IPv6-hex 5(":" IPv6-hex) ":" IPv4-address-literal
+/// IPv6v4-comp = [IPv6-hex *3(":" IPv6-hex)] "::" [IPv6-hex *3(":" IPv6-hex) ":"]
+///               IPv4-address-literal
+///               ; No more than 4 groups in addition to the "::" and IPv4-address-literal.
+/// ```
+///
+/// RFC 5321 §4.1.3's grammar, which is stricter than RFC 4291's text forms (`1:2:3:4:5:6:7::`
+/// is not in it) and allows leading zeros in the embedded IPv4 address.
+fn is_ipv6_addr(text: &[u8]) -> bool {
+    // An embedded IPv4 address is the last part, after the last colon, if it holds a dot.
+    let (hex, has_ipv4) = match text.iter().rposition(|&b| b == b':') {
+        Some(colon) if text[colon..].contains(&b'.') => {
+            if !is_ipv4_address(&text[colon + 1..]) {
+                return false;
+            }
+            // Keep the colon before the IPv4 address when it is part of a "::".
+            let keep = if colon > 0 && text[colon - 1] == b':' {
+                colon + 1
+            } else {
+                colon
+            };
+            (&text[..keep], true)
+        }
+        _ => (text, false),
+    };
+    let groups = |part: &[u8]| -> Option<usize> {
+        if part.is_empty() {
+            return Some(0);
+        }
+        let mut count = 0;
+        for group in part.split(|&b| b == b':') {
+            if group.is_empty() || group.len() > 4 || !group.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            count += 1;
+        }
+        Some(count)
+    };
+    let (full, most_around_gap) = if has_ipv4 { (6, 4) } else { (8, 6) };
+    let gap = hex.windows(2).position(|pair| pair == b"::");
+    match gap {
+        None => groups(hex) == Some(full),
+        Some(at) => {
+            let (left, right) = (&hex[..at], &hex[at + 2..]);
+            match (groups(left), groups(right)) {
+                (Some(l), Some(r)) => l + r <= most_around_gap,
+                _ => false,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -341,6 +426,15 @@ mod tests {
             "user@[IPv6:2001:db8::1]",
             "user@[ipv6:::1]",
             "user@[IPv6:::ffff:192.0.2.1]",
+            "user@[IPv6:::ffff:010.0.0.1]",
+            "user@[IPv6:1:2:3:4:5:6:7:8]",
+            "user@[IPv6:1:2:3:4:5:6::]",
+            "user@[IPv6:::1:2:3:4:5:6]",
+            "user@[IPv6:::]",
+            "user@[IPv6:1:2:3:4:5:6:1.2.3.4]",
+            "user@[IPv6:1:2:3:4::1.2.3.4]",
+            "user@[IPv6:::1.2.3.4]",
+            "user@[IPv6:fe80::1]",
             "user@xn--bcher-kva.example",
             "0@0.example",
             "a@a-b.c-d",
@@ -374,6 +468,26 @@ mod tests {
             check_mailbox(b"a\xff@example.com", true),
             Err(PathError::InvalidUtf8 { at: 1 })
         );
+        // A 32-letter U-label is 64 UTF-8 octets but a short A-label: not refused here.
+        let long_u_label = format!("a@{}.de", "ü".repeat(32));
+        assert_eq!(check_mailbox(long_u_label.as_bytes(), true), Ok(()));
+    }
+
+    #[test]
+    fn unicode_line_breaks_are_refused_even_with_smtputf8() {
+        for (mailbox, ch, at) in [
+            ("a\u{85}b@example.com", '\u{85}', 1),
+            ("a\u{2028}b@example.com", '\u{2028}', 1),
+            ("ab@exa\u{2029}mple.com", '\u{2029}', 6),
+            ("\"a\u{9b}\"@example.com", '\u{9b}', 2),
+        ] {
+            assert_eq!(
+                check_mailbox(mailbox.as_bytes(), true),
+                Err(PathError::ForbiddenChar { ch, at }),
+                "{}",
+                mailbox.escape_debug()
+            );
+        }
     }
 
     #[test]
@@ -441,6 +555,24 @@ mod tests {
             ("a@[1.2.3.0004]", PathError::InvalidDomain { at: 2 }),
             ("a@[1.2.3.99999999]", PathError::InvalidDomain { at: 2 }),
             ("a@[IPv6:::>2]", PathError::InvalidDomain { at: 2 }),
+            (
+                "a@[IPv6:1:2:3:4:5:6:7::]",
+                PathError::InvalidDomain { at: 2 },
+            ),
+            ("a@[IPv6:1:2:3:4:5:6:7]", PathError::InvalidDomain { at: 2 }),
+            (
+                "a@[IPv6:1:2:3:4:5:6:7:8:9]",
+                PathError::InvalidDomain { at: 2 },
+            ),
+            ("a@[IPv6:1::2::3]", PathError::InvalidDomain { at: 2 }),
+            ("a@[IPv6:12345::1]", PathError::InvalidDomain { at: 2 }),
+            (
+                "a@[IPv6:1:2:3:4:5::1.2.3.4]",
+                PathError::InvalidDomain { at: 2 },
+            ),
+            ("a@[IPv6:::ffff:1.2.3]", PathError::InvalidDomain { at: 2 }),
+            ("a@[IPv6:g::1]", PathError::InvalidDomain { at: 2 }),
+            ("a@[IPv6:1:::2]", PathError::InvalidDomain { at: 2 }),
             ("a@[IPv6:1.2.3.4]", PathError::InvalidDomain { at: 2 }),
             ("a@[IPv6:]", PathError::InvalidDomain { at: 2 }),
             ("a@[x-tag:anything]", PathError::InvalidDomain { at: 2 }),

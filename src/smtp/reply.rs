@@ -38,6 +38,7 @@ use std::fmt;
 
 use super::code::{EnhancedCode, ReplyClass, ReplyCode};
 
+mod caps;
 mod encode;
 mod grammar;
 mod quirk;
@@ -49,6 +50,7 @@ pub use encode::{EncodeReplyError, encode_reply};
 pub use quirk::{Quirk, Quirks};
 pub use reader::ReplyReader;
 
+use caps::{Before, first_violation};
 use grammar::{Fault, enhanced_code_prefix, reply_line};
 
 /// Caps that bound what one reply may cost.
@@ -353,58 +355,58 @@ impl Progress {
         limits: &Limits,
     ) -> Result<Status<Reply<'a>>, ReplyError> {
         loop {
-            let line_no = self.head.map_or(1, |h| h.lines + 1);
+            let before = Before {
+                bytes: self.scanned,
+                lines: self.head.map_or(0, |h| h.lines),
+            };
             let rest = &buf[self.scanned..];
-            // A line may use what is left of the reply's budget, but never more than a line's.
-            let budget = limits.max_reply_len.saturating_sub(self.scanned);
-            let window_len = limits.max_line_len.min(budget);
-            let window = &rest[..rest.len().min(window_len)];
+            // At most one line's worth is scanned: a longer line is an error in any case.
+            let window = &rest[..rest.len().min(limits.max_line_len)];
 
-            // A drip-fed line: parse it only once its LF is inside the window, so each byte is
-            // scanned a bounded number of times however the line was split across reads.
+            // A drip-fed line is parsed only once its LF is there, so each byte is looked at a
+            // bounded number of times however the line was split across reads.
             let seen = self.pending_text.min(window.len());
             let parsed = if seen > 0 && memchr::memchr(b'\n', &window[seen..]).is_none() {
                 Err(nom::Err::Incomplete(nom::Needed::Unknown))
             } else {
-                match self.head {
-                    None => reply_line(window, None),
-                    Some(head) => reply_line(window, Some(head.code)),
-                }
+                reply_line(window, self.head.map(|h| h.code))
             };
             let (after, line) = match parsed {
-                Ok(parsed) => parsed,
-                // No line end inside the window: either more bytes may still complete the line,
-                // or the window is full and no completion can stay within the caps.
-                Err(nom::Err::Incomplete(_)) if rest.len() < window_len => {
-                    // Past `code SP` or `code-`, nothing but text or LF can come: remember how
-                    // far the text is known to hold no LF.
+                Ok((after, line)) => {
+                    let len = window.len() - after.len();
+                    // Every byte before the LF was valid grammar; did one of them break a cap?
+                    if let Some((_, error)) = first_violation(&window[..len - 1], before, limits) {
+                        return Err(error);
+                    }
+                    (after, line)
+                }
+                Err(nom::Err::Incomplete(_)) => {
+                    if let Some((_, error)) = first_violation(window, before, limits) {
+                        return Err(error);
+                    }
+                    // Past `code SP` or `code-` only text or LF can come: remember how far the
+                    // text is known to hold no LF.
                     if window.len() > 3 && matches!(window[3], b'-' | b' ') {
                         self.pending_text = window.len();
                     }
                     return Ok(Status::Partial);
                 }
-                Err(nom::Err::Incomplete(_)) => {
-                    return Err(if budget < limits.max_line_len {
-                        ReplyError::ReplyTooLong {
-                            limit: limits.max_reply_len,
-                        }
-                    } else {
-                        ReplyError::LineTooLong {
-                            limit: limits.max_line_len,
-                            line: line_no,
-                        }
-                    });
-                }
-                Err(nom::Err::Error(fault) | nom::Err::Failure(fault)) => {
-                    return Err(match (fault, self.head) {
+                Err(nom::Err::Error(broken) | nom::Err::Failure(broken)) => {
+                    // A cap broken before the offending byte was the first error.
+                    if let Some((_, error)) = first_violation(&window[..broken.at], before, limits)
+                    {
+                        return Err(error);
+                    }
+                    let line = before.lines + 1;
+                    return Err(match (broken.fault, self.head) {
                         (Fault::Code, _) => ReplyError::InvalidCode,
                         (Fault::Mismatch, Some(head)) => ReplyError::CodeMismatch {
                             expected: head.code,
-                            line: line_no,
+                            line,
                         },
                         // A mismatch needs a first line; report the grammar it broke.
                         (Fault::Mismatch, None) => ReplyError::InvalidCode,
-                        (Fault::Separator, _) => ReplyError::InvalidSeparator { line: line_no },
+                        (Fault::Separator, _) => ReplyError::InvalidSeparator { line },
                     });
                 }
             };
@@ -428,13 +430,9 @@ impl Progress {
                     None => {}
                 }
             }
-
+            // The caps, line count included, were checked for this line and, after a `-`, for
+            // the shortest line that must follow.
             if line.last {
-                if head.lines > limits.max_lines {
-                    return Err(ReplyError::TooManyLines {
-                        limit: limits.max_lines,
-                    });
-                }
                 return Ok(Status::Complete(Reply {
                     code: head.code,
                     enhanced: head.enhanced,
@@ -442,12 +440,6 @@ impl Progress {
                     line_count: head.lines,
                     quirks: head.quirks,
                 }));
-            }
-            // Another line must follow; if it cannot fit, say so now rather than buffer it.
-            if head.lines >= limits.max_lines {
-                return Err(ReplyError::TooManyLines {
-                    limit: limits.max_lines,
-                });
             }
         }
     }

@@ -1,8 +1,9 @@
 //! The reply grammar of RFC 5321 §4.2, one nom parser per rule, applied to one line at a time.
 //!
 //! Each parser is streaming: `Incomplete` means the input ended before the rule could be
-//! decided, never that a byte was wrong. Each uses `()` as its error; [`reply_line`] maps a
-//! failure to the rule that was broken ([`Fault`]).
+//! decided, never that a byte was wrong. Each reports a failure as [`Left`], how much input was
+//! left where it failed; [`reply_line`] turns that into the rule that was broken and the offset
+//! of the offending byte ([`Broken`]).
 //!
 //! Performance note: the primitives that consume bytes — one byte, a literal, the text up to LF
 //! — are written here as nom parsers rather than taken from `nom::bytes` and `nom::number`. In
@@ -13,12 +14,41 @@
 
 use nom::branch::alt;
 use nom::combinator::{eof, peek, value};
+use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Needed, Parser};
 
 use super::{Quirk, Quirks};
 use crate::smtp::code::{EnhancedCode, ReplyCode};
 
-type LineResult<'a, T> = IResult<&'a [u8], T, ()>;
+type LineResult<'a, T> = IResult<&'a [u8], T, Left>;
+
+/// A rule failed with this many bytes of input left: the offending byte is the first of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Left(usize);
+
+impl ParseError<&[u8]> for Left {
+    fn from_error_kind(input: &[u8], _: ErrorKind) -> Self {
+        Self(input.len())
+    }
+
+    fn append(_: &[u8], _: ErrorKind, other: Self) -> Self {
+        other
+    }
+
+    /// Of two failed alternatives, the one that got further names the offending byte: after
+    /// `250`, the input `\rX` fails `"-"` and `" "` at the CR but `"\r\n"` only at the X.
+    fn or(self, other: Self) -> Self {
+        Self(self.0.min(other.0))
+    }
+}
+
+/// A line broke a rule of the grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Broken {
+    pub(super) fault: Fault,
+    /// Offset of the offending byte in the line.
+    pub(super) at: usize,
+}
 
 /// Which rule a line broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,21 +81,27 @@ pub(super) struct Line<'a> {
 /// so a mismatch is reported as soon as it arrives.
 #[inline]
 pub(super) fn reply_line(
-    input: &[u8],
+    line: &[u8],
     expected: Option<ReplyCode>,
-) -> IResult<&[u8], Line<'_>, Fault> {
+) -> IResult<&[u8], Line<'_>, Broken> {
+    let broken = |fault| {
+        move |Left(left): Left| Broken {
+            fault,
+            at: line.len() - left,
+        }
+    };
     let (input, code) = match expected {
-        None => reply_code(input).map_err(|e| e.map(|()| Fault::Code))?,
+        None => reply_code(line).map_err(|e| e.map(broken(Fault::Code)))?,
         Some(code) => {
             let digits = code.digits();
-            let (input, _) = literal(&digits)(input).map_err(|e| e.map(|()| Fault::Mismatch))?;
+            let (input, _) = literal(&digits)(line).map_err(|e| e.map(broken(Fault::Mismatch)))?;
             (input, code)
         }
     };
-    let (input, last) = separator(input).map_err(|e| e.map(|()| Fault::Separator))?;
+    let (input, last) = separator(input).map_err(|e| e.map(broken(Fault::Separator)))?;
     // `text_to_line_end` can only be incomplete: any byte but LF is text.
     let (input, (text, bare_lf)) =
-        text_to_line_end(input).map_err(|e| e.map(|()| Fault::Separator))?;
+        text_to_line_end(input).map_err(|e| e.map(broken(Fault::Separator)))?;
     let mut quirks = text_quirks(text);
     if bare_lf {
         quirks.insert(Quirk::BareLf);
@@ -86,7 +122,7 @@ pub(super) fn reply_line(
 fn byte_where(accept: impl Fn(u8) -> bool) -> impl Fn(&[u8]) -> LineResult<'_, u8> {
     move |input: &[u8]| match input.split_first() {
         Some((&b, rest)) if accept(b) => Ok((rest, b)),
-        Some(_) => Err(nom::Err::Error(())),
+        Some(_) => Err(nom::Err::Error(Left(input.len()))),
         None => Err(nom::Err::Incomplete(Needed::new(1))),
     }
 }
@@ -98,8 +134,8 @@ fn literal<'t>(expected: &'t [u8]) -> impl for<'i> Fn(&'i [u8]) -> LineResult<'i
     move |input: &[u8]| {
         let available = expected.len().min(input.len());
         // A byte loop, not slice equality: that is a libc `memcmp` call, costly for 1-3 bytes.
-        if !input.iter().zip(expected).all(|(a, b)| a == b) {
-            Err(nom::Err::Error(()))
+        if let Some(wrong) = input.iter().zip(expected).position(|(a, b)| a != b) {
+            Err(nom::Err::Error(Left(input.len() - wrong)))
         } else if available < expected.len() {
             Err(nom::Err::Incomplete(Needed::new(
                 expected.len() - available,
@@ -138,7 +174,7 @@ fn reply_code(input: &[u8]) -> LineResult<'_, ReplyCode> {
     match ReplyCode::from_digits(digits.into()) {
         Some(code) => Ok((input, code)),
         // The three byte parsers admit exactly the grammar `from_digits` checks.
-        None => Err(nom::Err::Error(())),
+        None => Err(nom::Err::Error(Left(input.len() + 3))),
     }
 }
 
@@ -230,7 +266,7 @@ fn one_to_three_digits(input: &[u8]) -> LineResult<'_, u16> {
         .take_while(|b| b.is_ascii_digit())
         .count();
     if len == 0 {
-        return Err(nom::Err::Error(()));
+        return Err(nom::Err::Error(Left(input.len())));
     }
     let (digits, rest) = input.split_at(len);
     let value = digits

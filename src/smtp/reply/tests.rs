@@ -578,3 +578,83 @@ fn errors_read_as_sentences() {
     assert!(ReplyError::TooManyLines { limit: 64 }.is_limit_exceeded());
     assert!(!ReplyError::InvalidCode.is_limit_exceeded());
 }
+
+#[test]
+fn a_dash_on_the_last_allowed_line_fails_at_the_dash() {
+    let mut input = Vec::new();
+    for _ in 0..63 {
+        input.extend_from_slice(b"250-x\r\n");
+    }
+    let mut last = input.clone();
+    last.extend_from_slice(b"250 final\r\n");
+    assert_eq!(check(&last).replies.len(), 1, "64 lines fit");
+    input.extend_from_slice(b"250-");
+    // The 64th line announces a 65th: no valid reply can follow, long before its LF.
+    assert_eq!(
+        check(&input).end,
+        Err(ReplyError::TooManyLines { limit: 64 })
+    );
+}
+
+#[test]
+fn a_reply_budget_too_small_for_one_more_line_fails_at_once() {
+    let limits = Limits {
+        max_reply_len: 10,
+        ..Limits::DEFAULT
+    };
+    // After 7 bytes of `250-abc` CRLF, the shortest next line (`250` LF) needs 4 more: 11 > 10.
+    assert_eq!(
+        check_with(b"250-abc\r\n", &limits).end,
+        Err(ReplyError::ReplyTooLong { limit: 10 })
+    );
+    // ... and already at the `-`: "250-" + LF + "250" LF is 9, "250-abc" + LF + 4 is 12.
+    assert_eq!(check_with(b"250-a", &limits).end, Ok(5));
+    assert_eq!(
+        check_with(b"250-ab", &limits).end,
+        Err(ReplyError::ReplyTooLong { limit: 10 })
+    );
+    // A last line may use those bytes.
+    let fits = check_with(b"250 abcde\n", &limits);
+    assert_eq!((fits.replies.len(), fits.end), (1, Ok(0)));
+}
+
+#[test]
+fn degenerate_limits_fail_at_the_first_byte_and_not_before() {
+    for (max_line_len, max_lines, max_reply_len) in [(3, 64, 100), (100, 0, 100), (100, 64, 3)] {
+        let limits = Limits {
+            max_line_len,
+            max_lines,
+            max_reply_len,
+        };
+        assert_eq!(parse_reply(b"", &limits), Ok(Status::Partial));
+        assert!(check_with(b"2", &limits).end.is_err(), "{limits:?}");
+    }
+}
+
+#[test]
+fn a_cap_broken_before_a_bad_byte_is_the_error() {
+    let limits = Limits {
+        max_lines: 1,
+        ..Limits::DEFAULT
+    };
+    // The `-` already breaks the line cap; the bad code on the next line comes later.
+    assert_eq!(
+        check_with(b"250-a\r\n2x", &limits).end,
+        Err(ReplyError::TooManyLines { limit: 1 })
+    );
+    // `250` CR is a valid prefix needing 5 bytes; with a 4-byte line cap it is the CR that
+    // fails, before the X could.
+    let limits = Limits {
+        max_line_len: 4,
+        ..Limits::DEFAULT
+    };
+    assert_eq!(
+        check_with(b"250\rX\n", &limits).end,
+        Err(ReplyError::LineTooLong { limit: 4, line: 1 })
+    );
+    // With room for the CR, the X is the first error.
+    assert_eq!(
+        check(b"250\rX\n").end,
+        Err(ReplyError::InvalidSeparator { line: 1 })
+    );
+}
