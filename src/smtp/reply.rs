@@ -354,22 +354,29 @@ impl Progress {
         buf: &'a [u8],
         limits: &Limits,
     ) -> Result<Status<Reply<'a>>, ReplyError> {
+        // Worked on in locals, which the compiler keeps in registers; stored back only when the
+        // parse stops short of a reply and must resume later.
+        let Self {
+            mut scanned,
+            mut head,
+            mut pending_text,
+        } = *self;
         loop {
             let before = Before {
-                bytes: self.scanned,
-                lines: self.head.map_or(0, |h| h.lines),
+                bytes: scanned,
+                lines: head.map_or(0, |h| h.lines),
             };
-            let rest = &buf[self.scanned..];
+            let rest = &buf[scanned..];
             // At most one line's worth is scanned: a longer line is an error in any case.
             let window = &rest[..rest.len().min(limits.max_line_len)];
 
             // A drip-fed line is parsed only once its LF is there, so each byte is looked at a
             // bounded number of times however the line was split across reads.
-            let seen = self.pending_text.min(window.len());
+            let seen = pending_text.min(window.len());
             let parsed = if seen > 0 && memchr::memchr(b'\n', &window[seen..]).is_none() {
                 Err(nom::Err::Incomplete(nom::Needed::Unknown))
             } else {
-                reply_line(window, self.head.map(|h| h.code))
+                reply_line(window, head.map(|h| h.code))
             };
             let (after, line) = match parsed {
                 Ok((after, line)) => {
@@ -387,8 +394,13 @@ impl Progress {
                     // Past `code SP` or `code-` only text or LF can come: remember how far the
                     // text is known to hold no LF.
                     if window.len() > 3 && matches!(window[3], b'-' | b' ') {
-                        self.pending_text = window.len();
+                        pending_text = window.len();
                     }
+                    *self = Self {
+                        scanned,
+                        head,
+                        pending_text,
+                    };
                     return Ok(Status::Partial);
                 }
                 Err(nom::Err::Error(broken) | nom::Err::Failure(broken)) => {
@@ -398,7 +410,7 @@ impl Progress {
                         return Err(error);
                     }
                     let line = before.lines + 1;
-                    return Err(match (broken.fault, self.head) {
+                    return Err(match (broken.fault, head) {
                         (Fault::Code, _) => ReplyError::InvalidCode,
                         (Fault::Mismatch, Some(head)) => ReplyError::CodeMismatch {
                             expected: head.code,
@@ -410,23 +422,23 @@ impl Progress {
                     });
                 }
             };
-            self.scanned += window.len() - after.len();
-            self.pending_text = 0;
+            scanned += window.len() - after.len();
+            pending_text = 0;
 
-            let head = self.head.get_or_insert(Head {
+            let settled = head.get_or_insert(Head {
                 code: line.code,
                 enhanced: None,
                 lines: 0,
                 quirks: Quirks::NONE,
             });
-            head.lines += 1;
-            head.quirks.union(line.quirks);
-            if head.enhanced.is_none() {
+            settled.lines += 1;
+            settled.quirks.union(line.quirks);
+            if settled.enhanced.is_none() {
                 match enhanced_code_prefix(line.text) {
-                    Some(enhanced) if enhanced.agrees_with(head.code) => {
-                        head.enhanced = Some(enhanced);
+                    Some(enhanced) if enhanced.agrees_with(settled.code) => {
+                        settled.enhanced = Some(enhanced);
                     }
-                    Some(_) => head.quirks.insert(Quirk::EnhancedClassMismatch),
+                    Some(_) => settled.quirks.insert(Quirk::EnhancedClassMismatch),
                     None => {}
                 }
             }
@@ -434,11 +446,11 @@ impl Progress {
             // the shortest line that must follow.
             if line.last {
                 return Ok(Status::Complete(Reply {
-                    code: head.code,
-                    enhanced: head.enhanced,
-                    wire: &buf[..self.scanned],
-                    line_count: head.lines,
-                    quirks: head.quirks,
+                    code: settled.code,
+                    enhanced: settled.enhanced,
+                    wire: &buf[..scanned],
+                    line_count: settled.lines,
+                    quirks: settled.quirks,
                 }));
             }
         }

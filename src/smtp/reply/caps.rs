@@ -32,7 +32,26 @@ pub(super) struct Before {
 ///
 /// `line` holds the line's bytes read so far, without an LF; the grammar has accepted every one
 /// of them. Nothing is reported before the reply's first byte.
+#[inline]
 pub(super) fn first_violation(
+    line: &[u8],
+    before: Before,
+    limits: &Limits,
+) -> Option<(usize, ReplyError)> {
+    // The common case, far from every cap: even as a continuation line, the most demanding
+    // kind, the line so far and its shortest completion fit.
+    let shortest_line = line.len().max(3) + 1;
+    if before.lines + 2 <= limits.max_lines
+        && shortest_line <= limits.max_line_len
+        && before.bytes + shortest_line + SHORTEST_LINE <= limits.max_reply_len
+    {
+        return None;
+    }
+    first_violation_near_caps(line, before, limits)
+}
+
+/// [`first_violation`] when some cap is close: which one breaks first, and where.
+fn first_violation_near_caps(
     line: &[u8],
     before: Before,
     limits: &Limits,
