@@ -22,6 +22,9 @@ pub const MAX_DOMAIN_LEN: usize = 255;
 pub const MAX_LABEL_LEN: usize = 63;
 
 /// Why a mailbox or HELO name cannot be written into a command.
+///
+/// Each variant names the rule that was broken, so a user can fix the address; offsets are in
+/// bytes from the start of the checked argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
     /// Nothing to write.
@@ -69,20 +72,90 @@ pub enum PathError {
     },
     /// No `@` between local part and domain.
     MissingAt,
-    /// The local part is neither a Dot-string nor a Quoted-string.
-    InvalidLocalPart {
-        /// Offset of the first byte that breaks the grammar.
+    /// Nothing before the `@`.
+    EmptyLocalPart,
+    /// A dot at the start or end of an unquoted local part, or two dots in a row.
+    LocalPartDot {
+        /// Where the dot is.
+        place: DotPlace,
+        /// Offset of the offending dot.
         at: usize,
     },
-    /// The domain is neither a Domain nor an address literal.
-    InvalidDomain {
-        /// Offset of the first byte that breaks the grammar.
+    /// A character an unquoted local part cannot hold (SP, `(`, `<`, `,`, `"` …): only
+    /// `atext` and dots may appear there, anything else needs a quoted local part.
+    UnquotedChar {
+        /// The character.
+        ch: char,
+        /// Its offset.
         at: usize,
     },
+    /// A quoted local part without its closing `"`.
+    UnterminatedQuote,
+    /// A backslash in a quoted local part not followed by a printable ASCII character.
+    InvalidQuotedPair {
+        /// Offset of the backslash.
+        at: usize,
+    },
+    /// Something other than `@` after the closing quote of a quoted local part.
+    TextAfterQuote {
+        /// Offset of the first byte after the quote.
+        at: usize,
+    },
+    /// A second `@` outside quotes.
+    ExtraAt {
+        /// Its offset.
+        at: usize,
+    },
+    /// Nothing after the `@`.
+    EmptyDomain,
+    /// A dot at the start or end of the domain, or two dots in a row: an empty label.
+    DomainDot {
+        /// Where the dot is.
+        place: DotPlace,
+        /// Offset of the offending dot.
+        at: usize,
+    },
+    /// A domain label longer than [`MAX_LABEL_LEN`] octets.
+    LabelTooLong {
+        /// Offset of the label.
+        at: usize,
+        /// Its length in octets.
+        len: usize,
+    },
+    /// A character other than a letter, digit or hyphen in a domain label.
+    LabelChar {
+        /// The character.
+        ch: char,
+        /// Its offset.
+        at: usize,
+    },
+    /// A domain label that starts or ends with a hyphen.
+    LabelHyphen {
+        /// Offset of the hyphen.
+        at: usize,
+    },
+    /// A bracketed domain that is not `[IPv4 address]` or `[IPv6:IPv6 address]`.
+    InvalidAddressLiteral,
+}
+
+/// Where a misplaced dot stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DotPlace {
+    /// First.
+    Leading,
+    /// Last.
+    Trailing,
+    /// Right after another dot.
+    Doubled,
 }
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dot = |place| match place {
+            DotPlace::Leading => "starts with a dot",
+            DotPlace::Trailing => "ends with a dot",
+            DotPlace::Doubled => "has two dots in a row",
+        };
         match *self {
             Self::Empty => f.write_str("is empty"),
             Self::ForbiddenByte { byte, at } => {
@@ -120,13 +193,49 @@ impl fmt::Display for PathError {
                 "has a domain of {len} octets; RFC 5321 allows at most {MAX_DOMAIN_LEN}"
             ),
             Self::MissingAt => f.write_str("has no '@' between local part and domain"),
-            Self::InvalidLocalPart { at } => write!(
+            Self::EmptyLocalPart => f.write_str("has nothing before the '@'"),
+            Self::LocalPartDot { place, at } => write!(
                 f,
-                "has an invalid local part (byte {at} breaks the RFC 5321 grammar)"
+                "has a local part that {} (byte {at}); dots there must stand between other characters unless the local part is quoted",
+                dot(place)
             ),
-            Self::InvalidDomain { at } => write!(
+            Self::UnquotedChar { ch, at } => write!(
                 f,
-                "has an invalid domain (byte {at} breaks the RFC 5321 grammar)"
+                "has {ch:?} at byte {at}, which a local part may hold only inside quotes"
+            ),
+            Self::UnterminatedQuote => {
+                f.write_str("has a quoted local part without its closing '\"'")
+            }
+            Self::InvalidQuotedPair { at } => write!(
+                f,
+                "has a backslash at byte {at} that is not followed by a printable ASCII character"
+            ),
+            Self::TextAfterQuote { at } => write!(
+                f,
+                "has text after the closing quote of its local part (byte {at}); the '@' must follow it"
+            ),
+            Self::ExtraAt { at } => write!(
+                f,
+                "has a second '@' at byte {at}; an '@' in the local part must be quoted"
+            ),
+            Self::EmptyDomain => f.write_str("has nothing after the '@'"),
+            Self::DomainDot { place, at } => {
+                write!(f, "has a domain that {} (byte {at})", dot(place))
+            }
+            Self::LabelTooLong { at, len } => write!(
+                f,
+                "has a domain label of {len} octets at byte {at}; DNS allows at most {MAX_LABEL_LEN}"
+            ),
+            Self::LabelChar { ch, at } => write!(
+                f,
+                "has {ch:?} in its domain at byte {at}; a domain holds only letters, digits, hyphens and dots"
+            ),
+            Self::LabelHyphen { at } => write!(
+                f,
+                "has a domain label that starts or ends with a hyphen (byte {at})"
+            ),
+            Self::InvalidAddressLiteral => f.write_str(
+                "has a bracketed domain that is neither [IPv4 address] nor [IPv6:IPv6 address]",
             ),
         }
     }
@@ -160,19 +269,12 @@ pub fn check_mailbox(mailbox: &[u8], smtputf8: bool) -> Result<(), PathError> {
     if local_end > MAX_LOCAL_PART_LEN {
         return Err(PathError::LocalPartTooLong { len: local_end });
     }
-    match mailbox.get(local_end) {
-        Some(b'@') => {}
-        None => return Err(PathError::MissingAt),
-        Some(_) => return Err(PathError::InvalidLocalPart { at: local_end }),
-    }
     let domain_start = local_end + 1;
     let domain = &mailbox[domain_start..];
     if domain.len() > MAX_DOMAIN_LEN {
         return Err(PathError::DomainTooLong { len: domain.len() });
     }
-    domain_or_literal(domain).map_err(|at| PathError::InvalidDomain {
-        at: domain_start + at,
-    })
+    check_domain_or_literal(domain).map_err(|e| e.shifted(domain_start))
 }
 
 /// Checks the argument of EHLO or HELO: a Domain or an address literal, ASCII only
@@ -182,12 +284,12 @@ pub fn check_helo_name(name: &[u8]) -> Result<(), PathError> {
     if name.len() > MAX_DOMAIN_LEN {
         return Err(PathError::DomainTooLong { len: name.len() });
     }
-    domain_or_literal(name).map_err(|at| PathError::InvalidDomain { at })
+    check_domain_or_literal(name)
 }
 
 /// The rules every byte obeys, whatever its place: no controls, ASCII unless SMTPUTF8, and then
-/// well-formed UTF-8.
-fn check_bytes(bytes: &[u8], smtputf8: bool) -> Result<(), PathError> {
+/// well-formed UTF-8 without Unicode line breaks.
+pub fn check_bytes(bytes: &[u8], smtputf8: bool) -> Result<(), PathError> {
     if bytes.is_empty() {
         return Err(PathError::Empty);
     }
@@ -216,12 +318,44 @@ fn check_bytes(bytes: &[u8], smtputf8: bool) -> Result<(), PathError> {
     Ok(())
 }
 
-/// The length of the local part at the front of `mailbox`: a Quoted-string or a Dot-string.
-fn local_part_len(mailbox: &[u8]) -> Result<usize, PathError> {
-    if mailbox.first() == Some(&b'"') {
-        quoted_string_len(mailbox)
+impl PathError {
+    /// The same error with its offsets moved by `by` bytes, for a part checked on its own.
+    #[must_use]
+    pub const fn shifted(self, by: usize) -> Self {
+        match self {
+            Self::ForbiddenByte { byte, at } => Self::ForbiddenByte { byte, at: at + by },
+            Self::ForbiddenChar { ch, at } => Self::ForbiddenChar { ch, at: at + by },
+            Self::NonAscii { at } => Self::NonAscii { at: at + by },
+            Self::InvalidUtf8 { at } => Self::InvalidUtf8 { at: at + by },
+            Self::LocalPartDot { place, at } => Self::LocalPartDot { place, at: at + by },
+            Self::UnquotedChar { ch, at } => Self::UnquotedChar { ch, at: at + by },
+            Self::InvalidQuotedPair { at } => Self::InvalidQuotedPair { at: at + by },
+            Self::TextAfterQuote { at } => Self::TextAfterQuote { at: at + by },
+            Self::ExtraAt { at } => Self::ExtraAt { at: at + by },
+            Self::DomainDot { place, at } => Self::DomainDot { place, at: at + by },
+            Self::LabelTooLong { at, len } => Self::LabelTooLong { at: at + by, len },
+            Self::LabelChar { ch, at } => Self::LabelChar { ch, at: at + by },
+            Self::LabelHyphen { at } => Self::LabelHyphen { at: at + by },
+            other => other,
+        }
+    }
+}
+
+/// The length of the local part at the front of `mailbox`, which must be followed by `@`.
+///
+/// `mailbox` must have passed [`check_bytes`]: any byte above 127 is then part of well-formed
+/// UTF-8, which RFC 6531 admits in both forms of local part.
+pub fn local_part_len(mailbox: &[u8]) -> Result<usize, PathError> {
+    let len = if mailbox.first() == Some(&b'"') {
+        quoted_string_len(mailbox)?
     } else {
-        dot_string_len(mailbox)
+        dot_string_len(mailbox)?
+    };
+    match mailbox.get(len) {
+        Some(b'@') => Ok(len),
+        None => Err(PathError::MissingAt),
+        // A quoted string ended and something other than '@' follows.
+        Some(_) => Err(PathError::TextAfterQuote { at: len }),
     }
 }
 
@@ -237,27 +371,54 @@ fn quoted_string_len(input: &[u8]) -> Result<usize, PathError> {
             // refused by `check_bytes`).
             b'\\' => match input.get(i + 1) {
                 Some(&next) if (0x20..=0x7e).contains(&next) => i += 2,
-                _ => return Err(PathError::InvalidLocalPart { at: i + 1 }),
+                Some(_) => return Err(PathError::InvalidQuotedPair { at: i }),
+                None => return Err(PathError::UnterminatedQuote),
             },
             // qtextSMTP: every remaining byte is %d32-126 or UTF-8 (already checked).
             _ => i += 1,
         }
     }
-    Err(PathError::InvalidLocalPart { at: input.len() })
+    Err(PathError::UnterminatedQuote)
 }
 
 /// ```text
 /// Dot-string = Atom *("."  Atom)
 /// ```
+///
+/// The length up to the `@` that ends it, or to the end of the input.
 fn dot_string_len(input: &[u8]) -> Result<usize, PathError> {
     let mut atom_len = 0;
     for (i, &b) in input.iter().enumerate() {
         match b {
-            b'.' if atom_len == 0 => return Err(PathError::InvalidLocalPart { at: i }),
+            b'@' if i == 0 => return Err(PathError::EmptyLocalPart),
+            b'@' if atom_len == 0 => {
+                return Err(PathError::LocalPartDot {
+                    place: DotPlace::Trailing,
+                    at: i - 1,
+                });
+            }
+            b'@' => return Ok(i),
+            b'.' if i == 0 => {
+                return Err(PathError::LocalPartDot {
+                    place: DotPlace::Leading,
+                    at: 0,
+                });
+            }
+            b'.' if atom_len == 0 => {
+                return Err(PathError::LocalPartDot {
+                    place: DotPlace::Doubled,
+                    at: i,
+                });
+            }
             b'.' => atom_len = 0,
             b if is_atext(b) => atom_len += 1,
-            _ if atom_len == 0 => return Err(PathError::InvalidLocalPart { at: i }),
-            _ => return Ok(i),
+            // Only ASCII bytes fail `is_atext`.
+            _ => {
+                return Err(PathError::UnquotedChar {
+                    ch: char::from(b),
+                    at: i,
+                });
+            }
         }
     }
     Ok(input.len())
@@ -267,6 +428,22 @@ fn dot_string_len(input: &[u8]) -> Result<usize, PathError> {
 /// well-formedness `check_bytes` has already established.
 fn is_atext(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+/// True if `local` is a Dot-string: one or more atoms of `atext` joined by single dots.
+///
+/// ```
+/// use mxprobe::smtp::path::is_dot_string;
+/// assert!(is_dot_string(b"first.last+tag"));
+/// assert!(!is_dot_string(b"john doe"));
+/// assert!(!is_dot_string(b"a..b"));
+/// ```
+#[must_use]
+pub fn is_dot_string(local: &[u8]) -> bool {
+    !local.is_empty()
+        && local
+            .split(|&b| b == b'.')
+            .all(|atom| !atom.is_empty() && atom.iter().all(|&b| is_atext(b)))
 }
 
 /// ```text
@@ -280,43 +457,128 @@ fn is_atext(b: u8) -> bool {
 /// IPv6-address-literal  = "IPv6:" IPv6-addr
 /// ```
 ///
-/// Returns the offset of the first offending byte on failure (for an address literal, of its
-/// opening bracket). A General-address-literal needs a tag "registered with IANA" and none is,
-/// so only IPv4 and IPv6 literals pass — which also keeps `<`, `>` and other `dcontent` bytes
-/// that a careless server could read as the end of the path out of the command.
-fn domain_or_literal(domain: &[u8]) -> Result<(), usize> {
+/// A General-address-literal needs a tag "registered with IANA" and none is, so only IPv4 and
+/// IPv6 literals pass — which also keeps `<`, `>` and other `dcontent` bytes that a careless
+/// server could read as the end of the path out of the command.
+fn check_domain_or_literal(domain: &[u8]) -> Result<(), PathError> {
     if domain.first() == Some(&b'[') {
         return match domain.strip_prefix(b"[").and_then(|d| d.strip_suffix(b"]")) {
             Some(body) if is_address_literal(body) => Ok(()),
-            _ => Err(0),
+            _ => Err(PathError::InvalidAddressLiteral),
         };
+    }
+    check_domain(domain)
+}
+
+/// ```text
+/// Domain     = sub-domain *("." sub-domain)
+/// sub-domain = Let-dig [Ldh-str]          ; =/ U-label (RFC 6531)
+/// ```
+///
+/// Bytes above 127 are admitted as parts of U-labels; the 63-octet label limit applies to a
+/// label's ASCII form only, since a U-label's A-label (punycode) is shorter than its UTF-8 and
+/// is the address layer's to check after IDNA.
+pub fn check_domain(domain: &[u8]) -> Result<(), PathError> {
+    if domain.is_empty() {
+        return Err(PathError::EmptyDomain);
     }
     let mut start = 0;
     for label in domain.split(|&b| b == b'.') {
-        let bad = |offset: usize| Err(start + offset);
         if label.is_empty() {
-            return bad(0);
+            let place = if start == 0 {
+                DotPlace::Leading
+            } else if start == domain.len() {
+                DotPlace::Trailing
+            } else {
+                DotPlace::Doubled
+            };
+            // The dot that ends the empty label, or for a trailing one the dot before it.
+            let at = if place == DotPlace::Trailing {
+                start - 1
+            } else {
+                start
+            };
+            return Err(PathError::DomainDot { place, at });
         }
-        // The 63-octet limit applies to a label's ASCII form; a U-label's A-label (punycode) is
-        // shorter than its UTF-8, and is the address layer's to check after IDNA.
-        if label.len() > MAX_LABEL_LEN && label.is_ascii() {
-            return bad(MAX_LABEL_LEN);
-        }
-        if let Some(at) = label
+        if let Some(offset) = label
             .iter()
             .position(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || b >= 0x80))
         {
-            return bad(at);
+            let at = start + offset;
+            return Err(match label[offset] {
+                b'@' => PathError::ExtraAt { at },
+                b => PathError::LabelChar {
+                    ch: char::from(b),
+                    at,
+                },
+            });
+        }
+        if label.len() > MAX_LABEL_LEN && label.is_ascii() {
+            return Err(PathError::LabelTooLong {
+                at: start,
+                len: label.len(),
+            });
         }
         if label[0] == b'-' {
-            return bad(0);
+            return Err(PathError::LabelHyphen { at: start });
         }
         if label[label.len() - 1] == b'-' {
-            return bad(label.len() - 1);
+            return Err(PathError::LabelHyphen {
+                at: start + label.len() - 1,
+            });
         }
         start += label.len() + 1;
     }
     Ok(())
+}
+
+/// The IP address an address literal stands for: `body` is what stands between the brackets,
+/// and must satisfy RFC 5321's grammar (see [`check_mailbox`]).
+///
+/// ```
+/// use mxprobe::smtp::path::address_literal_ip;
+/// assert_eq!(address_literal_ip(b"192.0.2.1"), "192.0.2.1".parse().ok());
+/// assert_eq!(address_literal_ip(b"IPv6:2001:db8::1"), "2001:db8::1".parse().ok());
+/// assert_eq!(address_literal_ip(b"2001:db8::1"), None); // the tag is required
+/// ```
+#[must_use]
+pub fn address_literal_ip(body: &[u8]) -> Option<std::net::IpAddr> {
+    if !is_address_literal(body) {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    match text.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            let v6 = &text[5..];
+            // The grammar admits leading zeros in an embedded IPv4 address, which the standard
+            // library's parser refuses: write it back without them first.
+            let parsed = match v6.rsplit_once(':') {
+                Some((head, v4)) if v4.contains('.') => format!(
+                    "{head}:{}",
+                    ipv4_octets(v4.as_bytes())?.map(|o| o.to_string()).join(".")
+                )
+                .parse(),
+                _ => v6.parse(),
+            };
+            parsed.ok().map(std::net::IpAddr::V6)
+        }
+        _ => ipv4_octets(body).map(|octets| std::net::IpAddr::V4(octets.into())),
+    }
+}
+
+/// The four octets of an `IPv4-address-literal`, leading zeros allowed.
+fn ipv4_octets(text: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let snum = parts.next()?;
+        if snum.is_empty() || snum.len() > 3 || !snum.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let value = snum.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(octets)
 }
 
 /// The inside of an address literal: `IPv4-address-literal` or `IPv6-address-literal`.
@@ -333,18 +595,7 @@ fn is_address_literal(body: &[u8]) -> bool {
 /// Snum                 = 1*3DIGIT   ; representing a decimal integer value in the range 0-255
 /// ```
 fn is_ipv4_address(text: &[u8]) -> bool {
-    let mut octets = 0;
-    for snum in text.split(|&b| b == b'.') {
-        if snum.is_empty() || snum.len() > 3 || !snum.iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-        let value = snum.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
-        if value > 255 {
-            return false;
-        }
-        octets += 1;
-    }
-    octets == 4
+    ipv4_octets(text).is_some()
 }
 
 /// ```text
@@ -521,63 +772,102 @@ mod tests {
     #[test]
     fn structure_breakers_outside_quotes_are_refused() {
         for (input, error) in [
-            ("a>b@example.com", PathError::InvalidLocalPart { at: 1 }),
+            (
+                "a>b@example.com",
+                PathError::UnquotedChar { ch: '>', at: 1 },
+            ),
             (
                 "a@example.com> NOTIFY=NEVER",
-                PathError::InvalidDomain { at: 13 },
+                PathError::LabelChar { ch: '>', at: 13 },
             ),
-            ("<a@example.com", PathError::InvalidLocalPart { at: 0 }),
-            ("a b@example.com", PathError::InvalidLocalPart { at: 1 }),
-            ("a@exa mple.com", PathError::InvalidDomain { at: 5 }),
+            ("<a@example.com", PathError::UnquotedChar { ch: '<', at: 0 }),
+            (
+                "a b@example.com",
+                PathError::UnquotedChar { ch: ' ', at: 1 },
+            ),
+            ("a@exa mple.com", PathError::LabelChar { ch: ' ', at: 5 }),
             ("example.com", PathError::MissingAt),
-            ("a@", PathError::InvalidDomain { at: 2 }),
-            ("@example.com", PathError::InvalidLocalPart { at: 0 }),
-            (".a@example.com", PathError::InvalidLocalPart { at: 0 }),
-            ("a.@example.com", PathError::InvalidLocalPart { at: 2 }),
-            ("a..b@example.com", PathError::InvalidLocalPart { at: 2 }),
-            ("a@b@example.com", PathError::InvalidDomain { at: 3 }),
+            ("a@", PathError::EmptyDomain),
+            ("@example.com", PathError::EmptyLocalPart),
             (
-                "\"unterminated@example.com",
-                PathError::InvalidLocalPart { at: 25 },
+                ".a@example.com",
+                PathError::LocalPartDot {
+                    place: DotPlace::Leading,
+                    at: 0,
+                },
             ),
-            ("\"a\"b@example.com", PathError::InvalidLocalPart { at: 3 }),
-            ("a@example..com", PathError::InvalidDomain { at: 10 }),
-            ("a@example.com.", PathError::InvalidDomain { at: 14 }),
-            ("a@-example.com", PathError::InvalidDomain { at: 2 }),
-            ("a@example-.com", PathError::InvalidDomain { at: 9 }),
-            ("a@exam_ple.com", PathError::InvalidDomain { at: 6 }),
-            ("a@[1.2.3.4", PathError::InvalidDomain { at: 2 }),
-            ("a@[]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2[3]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2.3]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2.3.256]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2.3.4.5]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2.3.0004]", PathError::InvalidDomain { at: 2 }),
-            ("a@[1.2.3.99999999]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:::>2]", PathError::InvalidDomain { at: 2 }),
             (
-                "a@[IPv6:1:2:3:4:5:6:7::]",
-                PathError::InvalidDomain { at: 2 },
+                "a.@example.com",
+                PathError::LocalPartDot {
+                    place: DotPlace::Trailing,
+                    at: 1,
+                },
             ),
-            ("a@[IPv6:1:2:3:4:5:6:7]", PathError::InvalidDomain { at: 2 }),
+            (
+                "a..b@example.com",
+                PathError::LocalPartDot {
+                    place: DotPlace::Doubled,
+                    at: 2,
+                },
+            ),
+            ("a@b@example.com", PathError::ExtraAt { at: 3 }),
+            ("\"unterminated@example.com", PathError::UnterminatedQuote),
+            ("\"a\\\"@example.com", PathError::UnterminatedQuote),
+            ("\"a\\ü\"@example.com", PathError::NonAscii { at: 3 }),
+            ("\"a\"b@example.com", PathError::TextAfterQuote { at: 3 }),
+            (
+                "a@example..com",
+                PathError::DomainDot {
+                    place: DotPlace::Doubled,
+                    at: 10,
+                },
+            ),
+            (
+                "a@.example.com",
+                PathError::DomainDot {
+                    place: DotPlace::Leading,
+                    at: 2,
+                },
+            ),
+            (
+                "a@example.com.",
+                PathError::DomainDot {
+                    place: DotPlace::Trailing,
+                    at: 13,
+                },
+            ),
+            ("a@-example.com", PathError::LabelHyphen { at: 2 }),
+            ("a@example-.com", PathError::LabelHyphen { at: 9 }),
+            ("a@exam_ple.com", PathError::LabelChar { ch: '_', at: 6 }),
+            ("a@[1.2.3.4", PathError::InvalidAddressLiteral),
+            ("a@[]", PathError::InvalidAddressLiteral),
+            ("a@[1.2[3]", PathError::InvalidAddressLiteral),
+            ("a@[1.2.3]", PathError::InvalidAddressLiteral),
+            ("a@[1.2.3.256]", PathError::InvalidAddressLiteral),
+            ("a@[1.2.3.4.5]", PathError::InvalidAddressLiteral),
+            ("a@[1.2.3.0004]", PathError::InvalidAddressLiteral),
+            ("a@[1.2.3.99999999]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:::>2]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:1:2:3:4:5:6:7::]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:1:2:3:4:5:6:7]", PathError::InvalidAddressLiteral),
             (
                 "a@[IPv6:1:2:3:4:5:6:7:8:9]",
-                PathError::InvalidDomain { at: 2 },
+                PathError::InvalidAddressLiteral,
             ),
-            ("a@[IPv6:1::2::3]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:12345::1]", PathError::InvalidDomain { at: 2 }),
+            ("a@[IPv6:1::2::3]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:12345::1]", PathError::InvalidAddressLiteral),
             (
                 "a@[IPv6:1:2:3:4:5::1.2.3.4]",
-                PathError::InvalidDomain { at: 2 },
+                PathError::InvalidAddressLiteral,
             ),
-            ("a@[IPv6:::ffff:1.2.3]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:g::1]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:1:::2]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:1.2.3.4]", PathError::InvalidDomain { at: 2 }),
-            ("a@[IPv6:]", PathError::InvalidDomain { at: 2 }),
-            ("a@[x-tag:anything]", PathError::InvalidDomain { at: 2 }),
-            ("a@[::>2]", PathError::InvalidDomain { at: 2 }),
-            ("a@[db###\"#8:1]", PathError::InvalidDomain { at: 2 }),
+            ("a@[IPv6:::ffff:1.2.3]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:g::1]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:1:::2]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:1.2.3.4]", PathError::InvalidAddressLiteral),
+            ("a@[IPv6:]", PathError::InvalidAddressLiteral),
+            ("a@[x-tag:anything]", PathError::InvalidAddressLiteral),
+            ("a@[::>2]", PathError::InvalidAddressLiteral),
+            ("a@[db###\"#8:1]", PathError::InvalidAddressLiteral),
             ("", PathError::Empty),
         ] {
             assert_eq!(
@@ -613,7 +903,7 @@ mod tests {
         let long_label = format!("a@{}.com", "d".repeat(64));
         assert_eq!(
             check_mailbox(long_label.as_bytes(), false),
-            Err(PathError::InvalidDomain { at: 2 + 63 })
+            Err(PathError::LabelTooLong { at: 2, len: 64 })
         );
         assert!(check_helo_name("h".repeat(63).as_bytes()).is_ok());
         let long_helo = vec![b"a.".as_slice(); 128].concat();
@@ -640,7 +930,7 @@ mod tests {
         );
         assert_eq!(
             check_helo_name(b"probe example"),
-            Err(PathError::InvalidDomain { at: 5 })
+            Err(PathError::LabelChar { ch: ' ', at: 5 })
         );
     }
 
