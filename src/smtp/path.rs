@@ -6,7 +6,8 @@
 //! the job of the address layer, which produces mailboxes that pass here.
 //!
 //! Guarantees: a mailbox or HELO name accepted here contains no CR, LF, NUL, other control byte,
-//! or DEL; no SP, `<` or `>` outside a quoted local part; is within the RFC's length limits; and
+//! or DEL, no Unicode line separator and no invisible formatting character; no SP (nor Unicode
+//! whitespace), `<` or `>` outside a quoted local part; is within the RFC's length limits; and
 //! holds bytes above 127 only as well-formed UTF-8, and only when the caller allows SMTPUTF8.
 
 use std::fmt;
@@ -40,6 +41,15 @@ pub enum PathError {
     /// A Unicode control character (C1, such as NEL) or line or paragraph separator, which
     /// some software treats as a line break.
     ForbiddenChar {
+        /// The character.
+        ch: char,
+        /// Its byte offset in the argument.
+        at: usize,
+    },
+    /// An invisible formatting character (a byte-order mark, a zero-width space or joiner, a
+    /// bidirectional override, a soft hyphen): never typed on purpose, a way to make two
+    /// addresses look alike, and a way to make one that is not what it shows.
+    InvisibleChar {
         /// The character.
         ch: char,
         /// Its byte offset in the argument.
@@ -175,6 +185,11 @@ impl fmt::Display for PathError {
                 "contains the character U+{:04X} at byte {at}, which some servers read as a line break",
                 u32::from(ch)
             ),
+            Self::InvisibleChar { ch, at } => write!(
+                f,
+                "contains the invisible character U+{:04X} at byte {at}, usually pasted by accident",
+                u32::from(ch)
+            ),
             Self::NonAscii { at } => write!(
                 f,
                 "contains a non-ASCII byte at {at}, which needs a server that offers SMTPUTF8"
@@ -308,11 +323,14 @@ pub fn check_bytes(bytes: &[u8], smtputf8: bool) -> Result<(), PathError> {
         })?;
         // RFC 6531 admits any UTF-8, but C1 controls (NEL among them) and the Unicode line and
         // paragraph separators are line breaks to some software: refused like CR and LF.
-        if let Some((at, ch)) = text
-            .char_indices()
-            .find(|&(_, ch)| ch.is_control() || matches!(ch, '\u{2028}' | '\u{2029}'))
-        {
-            return Err(PathError::ForbiddenChar { ch, at });
+        // Invisible formatting characters are refused too: no mailbox needs one.
+        for (at, ch) in text.char_indices().filter(|&(_, ch)| !ch.is_ascii()) {
+            if ch.is_control() || matches!(ch, '\u{2028}' | '\u{2029}') {
+                return Err(PathError::ForbiddenChar { ch, at });
+            }
+            if is_invisible(ch) {
+                return Err(PathError::InvisibleChar { ch, at });
+            }
         }
     }
     Ok(())
@@ -325,6 +343,7 @@ impl PathError {
         match self {
             Self::ForbiddenByte { byte, at } => Self::ForbiddenByte { byte, at: at + by },
             Self::ForbiddenChar { ch, at } => Self::ForbiddenChar { ch, at: at + by },
+            Self::InvisibleChar { ch, at } => Self::InvisibleChar { ch, at: at + by },
             Self::NonAscii { at } => Self::NonAscii { at: at + by },
             Self::InvalidUtf8 { at } => Self::InvalidUtf8 { at: at + by },
             Self::LocalPartDot { place, at } => Self::LocalPartDot { place, at: at + by },
@@ -411,23 +430,73 @@ fn dot_string_len(input: &[u8]) -> Result<usize, PathError> {
                 });
             }
             b'.' => atom_len = 0,
-            b if is_atext(b) => atom_len += 1,
-            // Only ASCII bytes fail `is_atext`.
-            _ => {
-                return Err(PathError::UnquotedChar {
-                    ch: char::from(b),
-                    at: i,
-                });
-            }
+            _ => match unquoted_char_at(input, i) {
+                Ok(()) => atom_len += 1,
+                Err(ch) => return Err(PathError::UnquotedChar { ch, at: i }),
+            },
         }
     }
-    Ok(input.len())
+    match input.len() {
+        0 => Err(PathError::EmptyLocalPart),
+        len if atom_len == 0 => Err(PathError::LocalPartDot {
+            place: DotPlace::Trailing,
+            at: len - 1,
+        }),
+        len => Ok(len),
+    }
 }
 
-/// `atext` of RFC 5322 §3.2.3, plus the bytes of UTF-8 sequences (RFC 6531), whose
-/// well-formedness `check_bytes` has already established.
-fn is_atext(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+/// Whether the byte at `i` may stand in an atom: `atext` of RFC 5322 §3.2.3, or part of a
+/// UTF-8 character (RFC 6531 `UTF8-non-ascii`) that is not whitespace. The refused character
+/// otherwise.
+///
+/// Unicode whitespace (U+00A0 NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE, …) delimits words as SP
+/// does, so like SP it needs quotes; an unquoted one is almost always a pasting accident, and
+/// would not survive the trimming of a later parse. `input` must have passed [`check_bytes`].
+fn unquoted_char_at(input: &[u8], i: usize) -> Result<(), char> {
+    let b = input[i];
+    if b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) {
+        return Ok(());
+    }
+    if b < 0x80 {
+        return Err(char::from(b));
+    }
+    // A lead byte starts a character; continuation bytes were judged with it.
+    if b < 0xc0 {
+        return Ok(());
+    }
+    let len = match b {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    };
+    let ch = input
+        .get(i..i + len)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| text.chars().next());
+    match ch {
+        Some(ch) if ch.is_whitespace() => Err(ch),
+        _ => Ok(()),
+    }
+}
+
+/// Characters that render as nothing: format characters (Unicode category Cf) that appear in
+/// pasted text — the byte-order mark, zero-width space, non-joiner and joiner, direction marks,
+/// bidirectional embeddings, overrides and isolates, word joiner and invisible operators, soft
+/// hyphen, Arabic letter mark, Mongolian vowel separator, interlinear annotation controls.
+fn is_invisible(ch: char) -> bool {
+    matches!(
+        ch,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// True if `local` is a Dot-string: one or more atoms of `atext` joined by single dots.
@@ -440,10 +509,7 @@ fn is_atext(b: u8) -> bool {
 /// ```
 #[must_use]
 pub fn is_dot_string(local: &[u8]) -> bool {
-    !local.is_empty()
-        && local
-            .split(|&b| b == b'.')
-            .all(|atom| !atom.is_empty() && atom.iter().all(|&b| is_atext(b)))
+    std::str::from_utf8(local).is_ok() && dot_string_len(local) == Ok(local.len())
 }
 
 /// ```text
@@ -739,6 +805,49 @@ mod tests {
                 mailbox.escape_debug()
             );
         }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_even_quoted() {
+        for (mailbox, ch, at) in [
+            ("\u{feff}a@example.com", '\u{feff}', 0),
+            ("a\u{200b}b@example.com", '\u{200b}', 1),
+            ("\"a\u{200d}\"@example.com", '\u{200d}', 2),
+            ("a@exa\u{202e}mple.com", '\u{202e}', 5),
+            ("a\u{ad}b@example.com", '\u{ad}', 1),
+        ] {
+            assert_eq!(
+                check_mailbox(mailbox.as_bytes(), true),
+                Err(PathError::InvisibleChar { ch, at }),
+                "{}",
+                mailbox.escape_debug()
+            );
+        }
+    }
+
+    #[test]
+    fn unicode_whitespace_needs_quotes_like_sp() {
+        for (mailbox, ch, at) in [
+            ("a\u{a0}b@example.com", '\u{a0}', 1),
+            ("\u{3000}b@example.com", '\u{3000}', 0),
+            ("jos\u{e9}\u{2009}x@example.com", '\u{2009}', 5),
+        ] {
+            assert_eq!(
+                check_mailbox(mailbox.as_bytes(), true),
+                Err(PathError::UnquotedChar { ch, at }),
+                "{}",
+                mailbox.escape_debug()
+            );
+        }
+        assert_eq!(
+            check_mailbox("\"a\u{a0}b\"@example.com".as_bytes(), true),
+            Ok(())
+        );
+        assert!(is_dot_string("jos\u{e9}.\u{7528}\u{6237}".as_bytes()));
+        assert!(!is_dot_string("a\u{a0}b".as_bytes()));
+        assert!(!is_dot_string(b""));
+        assert!(!is_dot_string(b"a."));
+        assert!(!is_dot_string(b"a@b"));
     }
 
     #[test]
