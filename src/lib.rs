@@ -24,7 +24,9 @@
 //! - [`smtp`]: the streaming SMTP reply parser, reply and enhanced codes, EHLO extensions, and
 //!   the command encoder that refuses CR, LF and NUL and has no way to say DATA.
 
+pub mod address;
 pub mod smtp;
+pub mod verdict;
 
 /// The examples of README.md, compiled and run as doc tests so they cannot rot.
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,290 @@
+//! Addresses: from what a user typed to the mailbox that goes into `RCPT TO:<…>`.
+//!
+//! Every probe starts from a string that came from a person, a form or an old CSV file.
+//! [`Address::parse`] turns it into a checked, normalised mailbox, or says precisely which rule
+//! it breaks; a refused address becomes the verdict `undeliverable/invalid_syntax`
+//! ([`InvalidAddress::reason`]) before any socket exists.
+//!
+//! # What parsing does, in order
+//!
+//! 1. **Input forms** (`input.rs`): surrounding whitespace, a `mailto:` prefix and a
+//!    `Name <addr>` wrapper are taken off; the original string is kept for output.
+//! 2. **Grammar** (RFC 5321 §4.1.2, RFC 6531 §3.3, via [`crate::smtp::path`]): a dot-string
+//!    or quoted-string local part, `@`, a domain or address literal. CR, LF, NUL, every other
+//!    control character, Unicode line separators, and `<`, `>`, SP outside quotes are refused
+//!    here, so nothing from an address can inject an SMTP command.
+//! 3. **Local part** (`local.rs`): rewritten with the least quoting RFC 5321 allows (`"john"`
+//!    is `john`); never case-folded, since only the receiving server may interpret it. A
+//!    non-ASCII local part is valid but needs a server that offers SMTPUTF8
+//!    ([`Address::needs_smtputf8`]); the session reports `unknown/smtputf8_unsupported` when it
+//!    meets one that does not.
+//! 4. **Domain** (`domain.rs`): IDNA 2008 / UTS 46 to lower-case A-labels, which DNS uses and
+//!    which every server accepts; then the rules a public mail domain obeys (label and name
+//!    lengths, at least two labels, a top-level label that is not all digits). Address literals
+//!    (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) are parsed and flagged
+//!    ([`Address::address_literal`]): whether to probe them is the caller's choice, and
+//!    mxprobe's default is not to.
+//! 5. **Lengths** of what goes on the wire: local part ≤ 64 octets, path ≤ 254 octets
+//!    (RFC 5321 §4.5.3.1), checked on the normalised form.
+//!
+//! [`Address::flags`] then says whether the address is a role account or at a disposable or free
+//! domain (`flags.rs`, with vendored lists in `lists/`), and [`Address::domain_suggestion`]
+//! offers `gmail.com` for `gmial.com` (`suggest.rs`).
+//!
+//! # Guarantees
+//!
+//! - Parsing never panics, whatever the input.
+//! - [`Address::mailbox`] of a parsed address always encodes as `RCPT TO:<…>` with
+//!   [`crate::smtp::Command`] (with SMTPUTF8 exactly when [`Address::needs_smtputf8`]): parse
+//!   applies the encoder's own check as its last step. A property test and the `address` fuzz
+//!   target hold this true.
+//! - Error offsets count bytes of the mailbox after step 1, not of the raw input.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::smtp::path::{
+    self, MAX_LOCAL_PART_LEN, MAX_MAILBOX_LEN, PathError, check_mailbox, local_part_len,
+};
+use crate::verdict::Reason;
+
+mod domain;
+mod flags;
+mod input;
+mod lists;
+mod local;
+mod suggest;
+
+pub use domain::MAX_DNS_NAME_LEN;
+pub use flags::{DomainKind, Flags, domain_kind, is_role_account};
+pub use suggest::suggest_domain;
+
+/// A checked, normalised mailbox, ready for `RCPT TO:<…>`.
+///
+/// ```
+/// use mxprobe::address::Address;
+///
+/// let address = Address::parse("  Alice <\"Alice\"@Bücher.Example>  ").expect("valid");
+/// assert_eq!(address.mailbox(), "Alice@xn--bcher-kva.example");
+/// assert_eq!(address.local_part(), "Alice"); // case kept, quotes dropped
+/// assert_eq!(address.domain(), "xn--bcher-kva.example");
+/// assert_eq!(address.original(), "  Alice <\"Alice\"@Bücher.Example>  ");
+/// assert!(!address.needs_smtputf8());
+///
+/// let refused = Address::parse("john..doe@example.com").unwrap_err();
+/// assert_eq!(refused.reason().as_str(), "invalid_syntax");
+/// assert_eq!(
+///     refused.to_string(),
+///     "the address has a local part that has two dots in a row (byte 5); \
+///      dots there must stand between other characters unless the local part is quoted"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    /// `local@domain` in wire form.
+    mailbox: Box<str>,
+    /// Offset of the `@` that separates local part and domain in `mailbox`.
+    at: usize,
+    /// The input as given, when it differs from `mailbox`.
+    original: Option<Box<str>>,
+    literal: Option<IpAddr>,
+    smtputf8: bool,
+}
+
+impl Address {
+    /// Parses an address as a user wrote it. See the module documentation for the rules.
+    pub fn parse(raw: &str) -> Result<Self, InvalidAddress> {
+        let bare = input::bare_mailbox(raw)?;
+        path::check_bytes(bare.as_bytes(), true).map_err(InvalidAddress::Grammar)?;
+        let local_len = local_part_len(bare.as_bytes()).map_err(InvalidAddress::Grammar)?;
+        let local = local::minimal_quoting(&bare[..local_len]);
+        if local.len() > MAX_LOCAL_PART_LEN {
+            return Err(InvalidAddress::Grammar(PathError::LocalPartTooLong {
+                len: local.len(),
+            }));
+        }
+        let domain = domain::check(&bare[local_len + 1..], local_len + 1)?;
+        let literal = match domain {
+            domain::CheckedDomain::Literal(ip, _) => Some(ip),
+            domain::CheckedDomain::Name(_) => None,
+        };
+        let wire_domain = domain.wire();
+        let len = local.len() + 1 + wire_domain.len();
+        if len > MAX_MAILBOX_LEN {
+            return Err(InvalidAddress::Grammar(PathError::MailboxTooLong { len }));
+        }
+        let mut mailbox = String::with_capacity(len);
+        mailbox.push_str(&local);
+        mailbox.push('@');
+        mailbox.push_str(wire_domain);
+        let smtputf8 = !local.is_ascii();
+        // The encoder's own check, so that a parsed address can always be written into
+        // `RCPT TO`. It cannot fail after the steps above; if it ever did, the address is
+        // refused, not sent.
+        check_mailbox(mailbox.as_bytes(), smtputf8).map_err(InvalidAddress::Grammar)?;
+        Ok(Self {
+            at: local.len(),
+            original: (raw != mailbox).then(|| raw.into()),
+            mailbox: mailbox.into_boxed_str(),
+            literal,
+            smtputf8,
+        })
+    }
+
+    /// The mailbox as it goes between `<` and `>` in `RCPT TO`: minimal quoting, domain in
+    /// lower-case A-labels or a normalised address literal.
+    #[must_use]
+    pub fn mailbox(&self) -> &str {
+        &self.mailbox
+    }
+
+    /// The local part, with minimal quoting and its case as given.
+    #[must_use]
+    pub fn local_part(&self) -> &str {
+        &self.mailbox[..self.at]
+    }
+
+    /// The domain: lower-case ASCII with A-labels (`xn--bcher-kva.example`), or an address
+    /// literal as written into commands (`[192.0.2.1]`, `[IPv6:2001:db8::1]`).
+    #[must_use]
+    pub fn domain(&self) -> &str {
+        &self.mailbox[self.at + 1..]
+    }
+
+    /// The input this address was parsed from, as given.
+    #[must_use]
+    pub fn original(&self) -> &str {
+        self.original.as_deref().unwrap_or(&self.mailbox)
+    }
+
+    /// The IP address if the domain is an address literal. mxprobe does not probe those unless
+    /// configured to: no MX lookup applies, and servers rarely accept them.
+    #[must_use]
+    pub fn address_literal(&self) -> Option<IpAddr> {
+        self.literal
+    }
+
+    /// True if the local part holds non-ASCII characters: the mailbox may only be sent to a
+    /// server that offered SMTPUTF8, in a transaction opened with `MAIL FROM:<…> SMTPUTF8`.
+    #[must_use]
+    pub fn needs_smtputf8(&self) -> bool {
+        self.smtputf8
+    }
+
+    /// Role account, disposable domain, free provider.
+    #[must_use]
+    pub fn flags(&self) -> Flags {
+        let kind = if self.literal.is_some() {
+            None
+        } else {
+            domain_kind(self.domain())
+        };
+        Flags {
+            role: is_role_account(self.local_part()),
+            disposable: kind == Some(DomainKind::Disposable),
+            free: kind == Some(DomainKind::Free),
+        }
+    }
+
+    /// A popular free provider the domain is probably a misspelling of (`gmial.com` →
+    /// `gmail.com`). Advice only: it never changes a verdict.
+    #[must_use]
+    pub fn domain_suggestion(&self) -> Option<&'static str> {
+        if self.literal.is_some() {
+            return None;
+        }
+        suggest_domain(self.domain())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.mailbox)
+    }
+}
+
+/// Why an address cannot be probed. Every variant is the verdict
+/// `undeliverable/invalid_syntax`; its text is the verdict's human-readable detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidAddress {
+    /// Nothing but whitespace (or an empty `<>` or `mailto:`).
+    Empty,
+    /// A `<` without the `>` that closes it.
+    UnclosedAngle,
+    /// Text after the `>` that closes `Name <addr>`: a comment or a second address.
+    TextAfterAngle,
+    /// A `mailto:` link with a broken `%` escape, or one that decodes to invalid UTF-8.
+    BadPercentEncoding,
+    /// The mailbox grammar or a length limit of RFC 5321 / RFC 6531.
+    Grammar(PathError),
+    /// The domain is not a valid internationalised domain name (IDNA 2008, UTS 46): a
+    /// disallowed character, a bad `xn--` label, a joiner out of place, mixed directions.
+    Idna,
+    /// A label is longer than 63 octets in its A-label (punycode) form.
+    LabelTooLongAfterIdna {
+        /// Its length in octets.
+        len: usize,
+    },
+    /// The domain is longer than DNS allows ([`MAX_DNS_NAME_LEN`] octets) in A-label form.
+    DomainTooLongForDns {
+        /// Its length in octets.
+        len: usize,
+    },
+    /// The domain has one label (`localhost`): no public mail domain does.
+    SingleLabelDomain,
+    /// The top-level label is all digits (`user@1.2.3.4`): an IP address needs brackets.
+    NumericTopLevel,
+}
+
+impl InvalidAddress {
+    /// The verdict reason: always `invalid_syntax`.
+    #[must_use]
+    pub const fn reason(&self) -> Reason {
+        Reason::InvalidSyntax
+    }
+}
+
+impl fmt::Display for InvalidAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the address is empty"),
+            Self::UnclosedAngle => f.write_str("the address has a '<' without a closing '>'"),
+            Self::TextAfterAngle => f.write_str(
+                "text follows the '>' that closes the address; give one address per line, without comments",
+            ),
+            Self::BadPercentEncoding => f.write_str(
+                "the mailto: link has a '%' escape that is not two hex digits or not UTF-8",
+            ),
+            Self::Grammar(error) => write!(f, "the address {error}"),
+            Self::Idna => f.write_str(
+                "the domain is not a valid internationalised domain name (IDNA 2008 / UTS 46)",
+            ),
+            Self::LabelTooLongAfterIdna { len } => write!(
+                f,
+                "a domain label is {len} octets in its ASCII (punycode) form; DNS allows at most 63"
+            ),
+            Self::DomainTooLongForDns { len } => write!(
+                f,
+                "the domain is {len} octets in its ASCII form; DNS allows at most {MAX_DNS_NAME_LEN}"
+            ),
+            Self::SingleLabelDomain => f.write_str(
+                "the domain has a single label; a mail domain on the internet has at least two (example.com)",
+            ),
+            Self::NumericTopLevel => f.write_str(
+                "the domain's last label is all digits; write an IP address in brackets, as [192.0.2.1]",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidAddress {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Grammar(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
