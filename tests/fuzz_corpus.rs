@@ -16,10 +16,11 @@ mod checks;
 /// A target's property check: panics if a guarantee is broken.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 3] = [
+const TARGETS: [(&str, Check); 4] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
+    ("address", checks::address),
 ];
 
 fn files_of(target: &str) -> Vec<PathBuf> {
@@ -77,6 +78,12 @@ fn ehlo_corpus_holds() {
 fn command_corpus_holds() {
     let (name, check) = TARGETS[2];
     assert!(replay(name, check) > 0, "the command seeds are missing");
+}
+
+#[test]
+fn address_corpus_holds() {
+    let (name, check) = TARGETS[3];
+    assert!(replay(name, check) > 0, "the address seeds are missing");
 }
 
 #[test]

@@ -426,3 +426,52 @@ pub fn command(data: &[u8]) {
         assert!(!quoted, "path ends inside quotes");
     }
 }
+
+/// Target `address`: arbitrary text as an address a user typed.
+///
+/// `Address::parse` must not panic. What it accepts must encode into exactly one `RCPT TO`
+/// line with no control byte before the CRLF, with SMTPUTF8 exactly when the mailbox is not
+/// ASCII; its normal form must be a fixed point (parsing the mailbox again gives the same
+/// address); and its parts, flags and suggestion must be consistent.
+pub fn address(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(address) = mxprobe::address::Address::parse(&text) else {
+        return;
+    };
+    let mailbox = address.mailbox();
+    assert_eq!(address.needs_smtputf8(), !mailbox.is_ascii());
+    assert!(
+        address.domain().is_ascii(),
+        "domain {:?} not in A-label form",
+        address.domain()
+    );
+    assert_eq!(
+        mailbox,
+        format!("{}@{}", address.local_part(), address.domain())
+    );
+    assert!(mailbox.len() <= 254 && address.local_part().len() <= 64);
+    let mut line = Vec::new();
+    let rcpt = Command::RcptTo {
+        forward_path: mailbox,
+        smtputf8: address.needs_smtputf8(),
+    };
+    if let Err(error) = rcpt.encode(&mut line) {
+        panic!("accepted {mailbox:?} does not encode: {error}");
+    }
+    let body = line
+        .strip_suffix(b"\r\n")
+        .expect("a command ends with CRLF");
+    assert!(
+        !body.iter().any(|&b| b < 0x20 || b == 0x7f),
+        "control byte in \"{}\"",
+        show(&line)
+    );
+    match mxprobe::address::Address::parse(mailbox) {
+        Ok(again) => {
+            assert_eq!(again.mailbox(), mailbox, "normal form is not a fixed point");
+            assert_eq!(again.address_literal(), address.address_literal());
+        }
+        Err(error) => panic!("normal form {mailbox:?} of {text:?} is refused: {error}"),
+    }
+    let _ = (address.flags(), address.domain_suggestion());
+}
