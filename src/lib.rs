@@ -25,6 +25,7 @@
 //!   the command encoder that refuses CR, LF and NUL and has no way to say DATA.
 
 pub mod address;
+pub mod dns;
 pub mod smtp;
 pub mod verdict;
 
