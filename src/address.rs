@@ -197,6 +197,31 @@ impl Address {
     }
 }
 
+/// Checks and normalises a domain on its own, as `mxprobe mx` takes it: whitespace around it and
+/// one trailing dot (the root, as DNS tools write it) are dropped, then the domain rules of
+/// [`Address::parse`] apply. Returns lower-case ASCII with A-labels.
+///
+/// ```
+/// use mxprobe::address::parse_domain;
+/// assert_eq!(parse_domain(" Bücher.Example. ").as_deref(), Ok("xn--bcher-kva.example"));
+/// assert!(parse_domain("localhost").is_err());
+/// assert!(parse_domain("[192.0.2.1]").is_err());
+/// ```
+pub fn parse_domain(text: &str) -> Result<String, InvalidAddress> {
+    let text = text.trim();
+    let text = text.strip_suffix('.').unwrap_or(text);
+    if text.is_empty() {
+        return Err(InvalidAddress::Grammar(PathError::EmptyDomain));
+    }
+    path::check_bytes(text.as_bytes(), true).map_err(InvalidAddress::Grammar)?;
+    match domain::check(text, 0)? {
+        domain::CheckedDomain::Name(name) => Ok(name),
+        domain::CheckedDomain::Literal(..) => {
+            Err(InvalidAddress::Grammar(PathError::InvalidAddressLiteral))
+        }
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.mailbox)

@@ -26,6 +26,8 @@
 
 pub mod address;
 pub mod dns;
+pub mod driver;
+pub mod sim;
 pub mod smtp;
 pub mod verdict;
 

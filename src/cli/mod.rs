@@ -1,0 +1,77 @@
+//! The command line, thin over the library: each subcommand parses its flags, calls the
+//! library, and formats what comes back. Messages for people go to stderr; results to stdout.
+//!
+//! Exit status: 0 when every input got an answer (a domain that does not exist is an answer),
+//! 1 on a fatal error (the message says what to do), 2 on a usage error (clap's).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the CLI may read the clock; the library's core never does"
+)]
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod mx;
+
+/// Tells whether a mailbox exists without sending mail: DNS MX lookup, then EHLO, MAIL FROM,
+/// RCPT TO and QUIT on the preferred mail server. It never sends DATA.
+///
+/// This build has the `mx` command (how a domain's mail is routed); `verify` and `bench` come
+/// with the probe engine.
+#[derive(Debug, Parser)]
+#[command(name = "mxprobe", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show how each domain's mail is routed: MX hosts by preference with their addresses, or
+    /// why there is none (no such domain, null MX, no MX and no address, DNS failure).
+    Mx(mx::MxArgs),
+}
+
+/// How results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Human,
+    /// One JSON object per line, for scripts.
+    Jsonl,
+}
+
+impl Format {
+    /// The format asked for, or human on a terminal and JSON Lines otherwise.
+    fn resolve(asked: Option<Self>) -> Self {
+        asked.unwrap_or(if std::io::stdout().is_terminal() {
+            Self::Human
+        } else {
+            Self::Jsonl
+        })
+    }
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Mx(args) => mx::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "the CLI reports fatal errors on stderr"
+            )]
+            {
+                eprintln!("mxprobe: {message}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Simulated peers on loopback, for the tests and for `mxprobe bench`: one implementation of
+//! each, used by both.
+//!
+//! - [`dns`]: a DNS responder (UDP and TCP) serving a zone given in code, with per-name
+//!   misbehaviours a real server will not produce (silence, garbage, spoofed IDs, wrong
+//!   questions, forced truncation, errors).
+//!
+//! The simulator runs on threads of its own and may read the clock (it sleeps to model
+//! latency); the sans-IO core never does.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the simulator models servers in real time: it may read the clock"
+)]
+
+pub mod dns;
