@@ -19,6 +19,9 @@
 //!    [`MAX_CHAIN`] links at most; the original question then takes the target's outcome.
 //! 5. **Deadline.** Every lookup has one: the end of its last try's wait, and never later than
 //!    the configured lookup timeout. Reaching it is [`LookupFailure::Timeout`].
+//! 6. **Pacing.** At most [`LookupConfig::max_in_flight`] lookups are on the wire at once; the
+//!    others wait in order, so ten thousand routes at once do not overflow the nameserver's
+//!    socket buffer and lose queries.
 //!
 //! Nothing here does I/O or reads the clock: sockets are asked for with [`Transmit`], and time
 //! arrives as `now`.
@@ -117,7 +120,20 @@ impl fmt::Display for LookupFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Timeout => f.write_str("no answer from the nameservers before the deadline"),
-            Self::ServerError(rcode) => write!(f, "the nameservers answered {rcode}"),
+            Self::ServerError(rcode) => {
+                let name = match rcode {
+                    ResponseCode::FormErr => "FORMERR",
+                    ResponseCode::ServFail => "SERVFAIL",
+                    ResponseCode::NotImp => "NOTIMP",
+                    ResponseCode::Refused => "REFUSED",
+                    _ => "",
+                };
+                if name.is_empty() {
+                    write!(f, "the nameservers answered with rcode {}", u16::from(*rcode))
+                } else {
+                    write!(f, "the nameservers answered {name}")
+                }
+            }
             Self::Unreachable => f.write_str("no nameserver could be reached"),
             Self::AliasChain => f.write_str("a CNAME chain that is too long or loops"),
             Self::InvalidName => f.write_str("the name is not a valid DNS name"),
@@ -172,6 +188,11 @@ pub struct LookupConfig {
     pub lookup_timeout: Duration,
     /// The cache.
     pub cache: CachePolicy,
+    /// Most lookups on the wire at once; the rest wait their turn, in order. Default 256: a
+    /// recursive resolver answers a few hundred outstanding queries per client without
+    /// dropping any (unbound's default is 1,024 per thread in all), and at a millisecond per
+    /// answer that is still 256,000 lookups a second.
+    pub max_in_flight: usize,
 }
 
 impl LookupConfig {
@@ -182,6 +203,7 @@ impl LookupConfig {
             nameservers,
             lookup_timeout: Duration::from_secs(20),
             cache: CachePolicy::default(),
+            max_in_flight: 256,
         }
     }
 }
@@ -213,6 +235,8 @@ enum State {
     },
     /// Waiting for the lookup `target` of the name this one is an alias for.
     Aliased { ttl: u32, target: u64 },
+    /// Waiting for room under [`LookupConfig::max_in_flight`]; nothing sent yet.
+    Queued,
 }
 
 #[derive(Debug)]
@@ -239,6 +263,10 @@ pub(crate) struct Lookups {
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     transmits: VecDeque<Transmit>,
     ready: VecDeque<Ready>,
+    /// Lookups waiting for room on the wire, oldest first.
+    queue: VecDeque<u64>,
+    /// Lookups on the wire (state `Querying`).
+    querying: usize,
     next_key: u64,
     next_socket: u64,
     rotation: usize,
@@ -258,6 +286,8 @@ impl Lookups {
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             ready: VecDeque::new(),
+            queue: VecDeque::new(),
+            querying: 0,
             next_key: 0,
             next_socket: 0,
             rotation: 0,
@@ -275,6 +305,10 @@ impl Lookups {
 
     pub(crate) fn in_flight(&self) -> usize {
         self.active.len()
+    }
+
+    pub(crate) fn on_the_wire(&self) -> usize {
+        self.querying
     }
 
     pub(crate) fn cached(&self) -> usize {
@@ -535,18 +569,12 @@ impl Lookups {
         }
     }
 
-    /// Starts a lookup of `question` and returns its key.
+    /// Starts a lookup of `question` and returns its key: on the wire at once if there is room,
+    /// queued otherwise.
     fn start(&mut self, question: Question, chain: usize, now: Instant) -> u64 {
         let key = self.next_key;
         self.next_key += 1;
         self.stats.lookups += 1;
-        let servers = self.config.nameservers.servers.len().max(1);
-        let first_server = if self.config.nameservers.rotate {
-            self.rotation = (self.rotation + 1) % servers;
-            self.rotation
-        } else {
-            0
-        };
         self.by_question.insert(question.clone(), key);
         self.active.insert(
             key,
@@ -554,20 +582,48 @@ impl Lookups {
                 question,
                 chain,
                 deadline: now + self.config.lookup_timeout,
-                state: State::Querying {
-                    tries: Vec::new(),
-                    sent: 0,
-                    first_server,
-                    next_try_at: now,
-                    edns: true,
-                    last_failure: None,
-                },
+                state: State::Queued,
                 waiters: Vec::new(),
                 aliases: Vec::new(),
             },
         );
-        self.send_try(key, now);
+        self.queue.push_back(key);
+        self.admit(now);
         key
+    }
+
+    /// Puts queued lookups on the wire while there is room. A lookup's deadline runs from
+    /// here: time spent queued is the other lookups' time.
+    fn admit(&mut self, now: Instant) {
+        while self.querying < self.config.max_in_flight.max(1) {
+            let Some(key) = self.queue.pop_front() else {
+                return;
+            };
+            let servers = self.config.nameservers.servers.len().max(1);
+            let first_server = if self.config.nameservers.rotate {
+                self.rotation = (self.rotation + 1) % servers;
+                self.rotation
+            } else {
+                0
+            };
+            let Some(lookup) = self.active.get_mut(&key) else {
+                continue;
+            };
+            if !matches!(lookup.state, State::Queued) {
+                continue;
+            }
+            lookup.deadline = now + self.config.lookup_timeout;
+            lookup.state = State::Querying {
+                tries: Vec::new(),
+                sent: 0,
+                first_server,
+                next_try_at: now,
+                edns: true,
+                last_failure: None,
+            };
+            self.querying += 1;
+            self.send_try(key, now);
+        }
     }
 
     /// Sends the next UDP try, if the budget allows. With the budget spent and nothing in
@@ -732,6 +788,7 @@ impl Lookups {
             },
         );
         if let State::Querying { tries, .. } = old {
+            self.querying -= 1;
             for attempt in tries {
                 self.sockets.remove(&attempt.socket);
                 self.transmits.push_back(Transmit::Close {
@@ -742,6 +799,7 @@ impl Lookups {
         if let Some(target_lookup) = self.active.get_mut(&target_key) {
             target_lookup.aliases.push(key);
         }
+        self.admit(now);
         if let Some(at) = self.active.get(&key).and_then(Lookup::wake_at) {
             self.timers.push(Reverse((at, key)));
         }
@@ -772,6 +830,7 @@ impl Lookups {
             self.by_question.remove(&lookup.question);
         }
         if let State::Querying { tries, .. } = &lookup.state {
+            self.querying -= 1;
             for attempt in tries {
                 self.sockets.remove(&attempt.socket);
                 self.transmits.push_back(Transmit::Close {
@@ -794,6 +853,7 @@ impl Lookups {
             let ttl = ttl.map(|t| t.min(alias_ttl));
             self.complete(alias, Outcome::clone(&outcome), ttl, now);
         }
+        self.admit(now);
     }
 }
 
@@ -803,6 +863,7 @@ impl Lookup {
         match &self.state {
             State::Querying { next_try_at, .. } => Some((*next_try_at).min(self.deadline)),
             State::Aliased { .. } => Some(self.deadline),
+            State::Queued => None,
         }
     }
 }

@@ -219,10 +219,16 @@ impl Resolver {
         self.routes.len()
     }
 
-    /// Record lookups on the wire.
+    /// Record lookups started and not finished, queued ones included.
     #[must_use]
     pub fn lookups_in_flight(&self) -> usize {
         self.lookups.in_flight()
+    }
+
+    /// Record lookups on the wire now (at most `LookupConfig::max_in_flight`).
+    #[must_use]
+    pub fn lookups_on_the_wire(&self) -> usize {
+        self.lookups.on_the_wire()
     }
 
     /// Counters.

@@ -785,6 +785,69 @@ mod transport {
     }
 }
 
+mod pacing {
+    use super::*;
+
+    fn with_cap(cap: usize) -> Harness {
+        let nameservers = NameserverConfig::with_servers(vec![addr(SERVER_1)]);
+        let mut lookups = LookupConfig::new(nameservers);
+        lookups.max_in_flight = cap;
+        Harness::with_config(ResolverConfig::new(lookups), [9; 32])
+    }
+
+    #[test]
+    fn thousands_of_lookups_can_be_in_flight_at_once() {
+        let mut h = with_cap(5_000);
+        let ids: Vec<RouteId> = (0..5_000).map(|i| h.resolve(&format!("d{i}.example"))).collect();
+        let sent = h.take_sent();
+        assert_eq!(sent.len(), 5_000, "all on the wire at once");
+        assert_eq!(h.resolver.lookups_on_the_wire(), 5_000);
+        let sockets: std::collections::HashSet<SocketId> = sent.iter().map(|s| s.socket).collect();
+        assert_eq!(sockets.len(), 5_000, "a socket each");
+        for query in &sent {
+            h.reply(query, |m| {
+                let owner = query.qname();
+                m.add_answer(mx(&owner, 10, "mx.example."));
+                m.add_additional(a("mx.example.", [192, 0, 2, 1]));
+            });
+        }
+        for id in ids {
+            assert!(h.result(id).is_ok());
+        }
+        assert_eq!(h.resolver.lookups_in_flight(), 0);
+    }
+
+    #[test]
+    fn beyond_the_cap_lookups_wait_their_turn() {
+        let mut h = with_cap(3);
+        let ids: Vec<RouteId> = (0..10).map(|i| h.resolve(&format!("d{i}.example"))).collect();
+        let first = h.take_sent();
+        assert_eq!(first.len(), 3);
+        assert_eq!(h.resolver.lookups_in_flight(), 10);
+        // A queued lookup's deadline has not started yet: nothing times out while it waits.
+        h.advance(Duration::from_secs(3));
+        assert!(h.events.is_empty());
+        // Each answer lets the next one out, in order.
+        let mut answered = 0;
+        let mut queue: std::collections::VecDeque<Sent> = first.into();
+        while let Some(query) = queue.pop_front() {
+            h.reply(&query, |m| m.metadata.response_code = ResponseCode::NXDomain);
+            answered += 1;
+            queue.extend(h.take_sent());
+            assert!(h.resolver.lookups_on_the_wire() <= 3);
+        }
+        assert_eq!(answered, 10);
+        let names: Vec<String> = ids
+            .iter()
+            .map(|id| match h.result(*id) {
+                Err(RouteError::DomainNotFound) => "nx".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, vec!["nx"; 10]);
+    }
+}
+
 mod spoofing {
     use super::*;
 

@@ -55,6 +55,9 @@ pub const MAX_CNAME_LINKS: usize = 8;
 /// The EDNS payload size the responder advertises: the DNS Flag Day 2020 value.
 pub const ADVERTISED_EDNS_PAYLOAD: u16 = 1232;
 
+/// The receive buffer the UDP socket asks for, so bursts of queries wait instead of dropping.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
 /// How long a TCP connection may stay open without receiving a byte.
 pub const TCP_IDLE_LIMIT: Duration = Duration::from_secs(30);
 
@@ -604,6 +607,9 @@ fn bind_udp_and_tcp(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     loop {
         attempt += 1;
         let udp = UdpSocket::bind(addr)?;
+        // A burst of queries must queue, not drop: ask for a large receive buffer. The kernel
+        // caps it at net.core.rmem_max, which is fine: this is a wish, not a requirement.
+        let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECEIVE_BUFFER);
         let bound = udp.local_addr()?;
         match TcpListener::bind(bound) {
             Ok(tcp) => return Ok((udp, tcp)),
