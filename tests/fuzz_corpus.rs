@@ -16,11 +16,12 @@ mod checks;
 /// A target's property check: panics if a guarantee is broken.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
     ("address", checks::address),
+    ("dns_response", checks::dns_response),
 ];
 
 fn files_of(target: &str) -> Vec<PathBuf> {
@@ -84,6 +85,15 @@ fn command_corpus_holds() {
 fn address_corpus_holds() {
     let (name, check) = TARGETS[3];
     assert!(replay(name, check) > 0, "the address seeds are missing");
+}
+
+#[test]
+fn dns_response_corpus_holds() {
+    let (name, check) = TARGETS[4];
+    assert!(
+        replay(name, check) > 0,
+        "the dns_response seeds are missing"
+    );
 }
 
 #[test]

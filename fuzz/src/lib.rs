@@ -475,3 +475,119 @@ pub fn address(data: &[u8]) {
     }
     let _ = (address.flags(), address.domain_suggestion());
 }
+
+/// Target `dns_response`: arbitrary bytes as the answers to the resolver's queries.
+///
+/// The resolver routes `example.com`. Every query it sends over UDP is answered with the input,
+/// its first two bytes replaced by the query's ID (otherwise nearly every input would stop at
+/// the ID check and the decoder would go untested); a second copy arrives unpatched. Then a
+/// truncated answer moves one question to TCP, where the input arrives framed, in pieces.
+/// Finally the clock runs to the end.
+///
+/// - nothing panics;
+/// - a route, when there is one, has hosts in preference order, each with an address;
+/// - every route ends by its deadline: nothing waits forever.
+pub fn dns_response(data: &[u8]) {
+    use mxprobe::dns::{
+        LookupConfig, NameserverConfig, Resolver, ResolverConfig, SocketId, Transmit,
+    };
+    use std::time::{Duration, Instant};
+
+    let server: std::net::SocketAddr = "192.0.2.1:53".parse().expect("literal address");
+    let mut config = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![
+        server,
+    ])));
+    config.route_timeout = Duration::from_secs(60);
+    let mut resolver = Resolver::new(config, [42; 32]);
+    // A fixed origin: the fuzz check must not depend on the wall clock.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "an origin for a hand-moved clock"
+    )]
+    let start = Instant::now();
+    let mut now = start;
+    resolver.resolve("example.com", now);
+
+    let mut tcp_tried = false;
+    for _round in 0..8 {
+        let transmits: Vec<Transmit> = std::iter::from_fn(|| resolver.poll_transmit()).collect();
+        if transmits.is_empty() {
+            break;
+        }
+        for transmit in transmits {
+            match transmit {
+                Transmit::Udp {
+                    socket, payload, ..
+                } => {
+                    let mut patched = data.to_vec();
+                    if patched.len() >= 2 {
+                        patched[..2].copy_from_slice(&payload[..2]);
+                    }
+                    resolver.handle_udp(socket, server, &patched, now);
+                    resolver.handle_udp(socket, server, data, now);
+                    if !tcp_tried {
+                        tcp_tried = true;
+                        resolver.handle_udp(socket, server, &truncated_answer(&payload), now);
+                    }
+                }
+                Transmit::Tcp {
+                    socket, payload, ..
+                } => {
+                    let mut patched = data.to_vec();
+                    if patched.len() >= 2 {
+                        patched[..2].copy_from_slice(&payload[2..4]);
+                    }
+                    let len = u16::try_from(patched.len()).unwrap_or(u16::MAX);
+                    let mut framed = len.to_be_bytes().to_vec();
+                    framed.extend_from_slice(&patched);
+                    for piece in framed.chunks(5) {
+                        resolver.handle_tcp(socket, piece, now);
+                    }
+                    resolver.handle_socket_closed(socket, now);
+                }
+                Transmit::Close {
+                    socket: SocketId(_),
+                } => {}
+            }
+        }
+        now += Duration::from_millis(10);
+    }
+    // Let every deadline pass.
+    let end = start + Duration::from_secs(120);
+    while let Some(at) = resolver.poll_timeout() {
+        assert!(at <= end, "a deadline beyond the route timeout");
+        now = now.max(at);
+        resolver.handle_timeout(now);
+        while resolver.poll_transmit().is_some() {}
+    }
+    assert_eq!(
+        resolver.routes_in_flight(),
+        0,
+        "a route outlived every deadline"
+    );
+    let mut events = 0;
+    while let Some(event) = resolver.poll_event() {
+        events += 1;
+        if let Ok(route) = event.result {
+            assert!(!route.hosts.is_empty(), "a route without hosts");
+            assert!(route.hosts.iter().all(|h| !h.addresses.is_empty()));
+            assert!(
+                route
+                    .hosts
+                    .windows(2)
+                    .all(|w| w[0].preference <= w[1].preference)
+            );
+        }
+    }
+    assert_eq!(events, 1, "one route asked, one result");
+}
+
+/// A response to `query` (with its EDNS OPT record, 11 octets, at the end) that says only
+/// "truncated": QR and TC set, no records.
+fn truncated_answer(query: &[u8]) -> Vec<u8> {
+    let mut answer = query[..query.len().saturating_sub(11).max(12)].to_vec();
+    answer[2] |= 0x80 | 0x02;
+    answer[10] = 0;
+    answer[11] = 0;
+    answer
+}
