@@ -42,7 +42,10 @@ fn assert_routed(result: &Result<MailRoute, RouteError>) {
     let route = result.as_ref().expect("a route");
     assert_eq!(route.hosts.len(), 1);
     assert_eq!(route.hosts[0].name, "mx.d.example");
-    assert_eq!(route.hosts[0].addresses, [std::net::IpAddr::from([127, 0, 0, 25])]);
+    assert_eq!(
+        route.hosts[0].addresses,
+        [std::net::IpAddr::from([127, 0, 0, 25])]
+    );
 }
 
 #[test]
@@ -64,7 +67,10 @@ fn forged_answers_never_count_and_the_next_server_answers() {
         let good = responder(None);
         let result = route(&[bad.addr(), good.addr()], "d.example");
         assert_routed(&result);
-        assert!(bad.udp_queries() >= 1, "{how:?}: the first server was asked");
+        assert!(
+            bad.udp_queries() >= 1,
+            "{how:?}: the first server was asked"
+        );
         assert_eq!(good.udp_queries(), 1, "{how:?}: the second server answered");
     }
 }
@@ -169,8 +175,12 @@ fn thousands_of_routes_at_once_cost_one_query_each() {
     let server = DnsResponder::start(zone).expect("start");
     let mut nameservers = NameserverConfig::with_servers(vec![server.addr()]);
     nameservers.timeout = Duration::from_secs(2);
-    let results = resolve_routes(ResolverConfig::new(LookupConfig::new(nameservers)), &domains, 3000)
-        .expect("event loop");
+    let results = resolve_routes(
+        ResolverConfig::new(LookupConfig::new(nameservers)),
+        &domains,
+        3000,
+    )
+    .expect("event loop");
     assert_eq!(results.len(), 3000);
     for result in &results {
         let route = result.result.as_ref().expect("routed");

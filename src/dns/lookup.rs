@@ -129,7 +129,11 @@ impl fmt::Display for LookupFailure {
                     _ => "",
                 };
                 if name.is_empty() {
-                    write!(f, "the nameservers answered with rcode {}", u16::from(*rcode))
+                    write!(
+                        f,
+                        "the nameservers answered with rcode {}",
+                        u16::from(*rcode)
+                    )
                 } else {
                     write!(f, "the nameservers answered {name}")
                 }

@@ -798,7 +798,9 @@ mod pacing {
     #[test]
     fn thousands_of_lookups_can_be_in_flight_at_once() {
         let mut h = with_cap(5_000);
-        let ids: Vec<RouteId> = (0..5_000).map(|i| h.resolve(&format!("d{i}.example"))).collect();
+        let ids: Vec<RouteId> = (0..5_000)
+            .map(|i| h.resolve(&format!("d{i}.example")))
+            .collect();
         let sent = h.take_sent();
         assert_eq!(sent.len(), 5_000, "all on the wire at once");
         assert_eq!(h.resolver.lookups_on_the_wire(), 5_000);
@@ -820,7 +822,9 @@ mod pacing {
     #[test]
     fn beyond_the_cap_lookups_wait_their_turn() {
         let mut h = with_cap(3);
-        let ids: Vec<RouteId> = (0..10).map(|i| h.resolve(&format!("d{i}.example"))).collect();
+        let ids: Vec<RouteId> = (0..10)
+            .map(|i| h.resolve(&format!("d{i}.example")))
+            .collect();
         let first = h.take_sent();
         assert_eq!(first.len(), 3);
         assert_eq!(h.resolver.lookups_in_flight(), 10);
@@ -831,7 +835,9 @@ mod pacing {
         let mut answered = 0;
         let mut queue: std::collections::VecDeque<Sent> = first.into();
         while let Some(query) = queue.pop_front() {
-            h.reply(&query, |m| m.metadata.response_code = ResponseCode::NXDomain);
+            h.reply(&query, |m| {
+                m.metadata.response_code = ResponseCode::NXDomain
+            });
             answered += 1;
             queue.extend(h.take_sent());
             assert!(h.resolver.lookups_on_the_wire() <= 3);
