@@ -270,7 +270,7 @@ fn classify_rcpt(reply: &Reply<'_>) -> Reason {
                 Some((7, _)) => Reason::Greylisted,
                 // 4.2.1: the mailbox is receiving too fast (Gmail); 4.3.x system, 4.4.x
                 // network and routing, 4.5.x protocol: transient faults, not greylisting.
-                Some((2, 1) | (3 | 4 | 5, _)) => Reason::TemporaryFailure,
+                Some((2, 1) | (3..=5, _)) => Reason::TemporaryFailure,
                 _ if matches!(code, 450 | 451) => Reason::Greylisted,
                 _ => Reason::TemporaryFailure,
             }
