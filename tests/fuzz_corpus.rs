@@ -16,12 +16,13 @@ mod checks;
 /// A target's property check: panics if a guarantee is broken.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
     ("address", checks::address),
     ("dns_response", checks::dns_response),
+    ("session", checks::session),
 ];
 
 fn files_of(target: &str) -> Vec<PathBuf> {
@@ -94,6 +95,12 @@ fn dns_response_corpus_holds() {
         replay(name, check) > 0,
         "the dns_response seeds are missing"
     );
+}
+
+#[test]
+fn session_corpus_holds() {
+    let (name, check) = TARGETS[5];
+    assert!(replay(name, check) > 0, "the session seeds are missing");
 }
 
 #[test]

@@ -591,3 +591,141 @@ fn truncated_answer(query: &[u8]) -> Vec<u8> {
     answer[11] = 0;
     answer
 }
+
+/// Canned replies the `session` target can play, so that arbitrary input reaches every stage.
+const CANNED_REPLIES: [&[u8]; 12] = [
+    b"220 mx.example ESMTP\r\n",
+    b"250 ok\r\n",
+    b"250-mx.example\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n",
+    b"550 5.1.1 no such user\r\n",
+    b"452 4.5.3 too many recipients\r\n",
+    b"421 4.3.2 shutting down\r\n",
+    b"221 bye\r\n",
+    b"451 4.7.1 greylisted\r\n",
+    b"502 5.5.2 what\r\n",
+    b"554 5.7.1 blocked\r\n",
+    b"220-multi\r\n220 line\r\n",
+    b"553 5.1.8 Sender address rejected\r\n",
+];
+
+/// Target `session`: a probe session against a server whose behaviour the input scripts.
+///
+/// The first byte picks the configuration (pipelining, transcript, one to four recipients, one
+/// needing SMTPUTF8, one recipient per transaction or many). Then each byte is an instruction:
+/// below 160, feed that many bytes plus one of the input as they come (arbitrary server bytes
+/// in arbitrary chunks); 160 to 219, let that many seconds minus 159 pass; 220 to 231, play a
+/// canned reply; 232 and up, close the connection. Then time runs out.
+///
+/// - nothing panics, and the session ends, by its own deadline at the latest;
+/// - every recipient is settled exactly once, then `Finished` comes, once;
+/// - what it writes is whole command lines with CRLF only at their ends, never DATA or BDAT,
+///   and its output buffer stays small.
+pub fn session(data: &[u8]) {
+    use mxprobe::session::{Recipient, Sender, Session, SessionConfig, SessionEvent};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let Some((&setup, mut script)) = data.split_first() else {
+        return;
+    };
+    let mut config = SessionConfig::new(
+        "probe.example.net",
+        Sender::Mailbox("probe@example.net".into()),
+    );
+    config.pipelining = setup & 1 != 0;
+    config.transcript = setup & 2 != 0;
+    config.max_recipients_per_transaction = if setup & 4 != 0 { 1 } else { 100 };
+    let count = usize::from(setup >> 3 & 3) + 1;
+    let mut recipients: Vec<Recipient> = (0..count)
+        .map(|i| Recipient {
+            mailbox: format!("user{i}@example.com"),
+            smtputf8: false,
+        })
+        .collect();
+    if setup & 0x20 != 0 {
+        recipients[0] = Recipient {
+            mailbox: "josé@example.com".into(),
+            smtputf8: true,
+        };
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "an origin for a hand-moved clock"
+    )]
+    let start = Instant::now();
+    let mut now = start;
+    let session_deadline = start + config.timeouts.session;
+    let mut session = Session::new(Arc::new(config), recipients, now);
+    session.handle_connected(now);
+
+    let mut written = Vec::new();
+    let mut settled = vec![0u32; count];
+    let mut finished = 0;
+    let mut drain = |session: &mut Session, written: &mut Vec<u8>| {
+        let output = session.pending_output();
+        assert!(
+            output.len() < 4096,
+            "output buffer grew to {} bytes",
+            output.len()
+        );
+        written.extend_from_slice(output);
+        let len = output.len();
+        session.consume_output(len);
+        while let Some(event) = session.poll_event() {
+            assert_eq!(finished, 0, "an event after Finished");
+            match event {
+                SessionEvent::Recipient { index, .. } => settled[index] += 1,
+                SessionEvent::Finished(_) => finished += 1,
+            }
+        }
+        if let Some(at) = session.poll_timeout() {
+            assert!(at <= session_deadline, "a wait beyond the session deadline");
+        }
+    };
+    drain(&mut session, &mut written);
+    while let Some((&op, rest)) = script.split_first() {
+        script = rest;
+        match op {
+            0..=159 => {
+                let (chunk, rest) = script.split_at(script.len().min(usize::from(op) + 1));
+                script = rest;
+                session.handle_input(chunk, now);
+            }
+            160..=219 => {
+                now += Duration::from_secs(u64::from(op) - 159);
+                if session.poll_timeout().is_some_and(|at| at <= now) {
+                    session.handle_timeout(now);
+                }
+            }
+            220..=231 => session.handle_input(CANNED_REPLIES[usize::from(op - 220)], now),
+            _ => session.handle_closed(now),
+        }
+        drain(&mut session, &mut written);
+    }
+    while let Some(at) = session.poll_timeout() {
+        now = now.max(at);
+        session.handle_timeout(now);
+        drain(&mut session, &mut written);
+    }
+    assert!(session.is_finished(), "the session outlived every deadline");
+    assert_eq!(finished, 1, "Finished once");
+    assert!(settled.iter().all(|&n| n == 1), "settled {settled:?}");
+    // Whole lines, CRLF only at the end of each, no DATA or BDAT.
+    if !written.is_empty() {
+        assert!(
+            written.ends_with(b"\r\n"),
+            "a partial line: \"{}\"",
+            show(&written)
+        );
+    }
+    for line in written.split(|&b| b == b'\n') {
+        let Some(body) = line.strip_suffix(b"\r") else {
+            assert!(line.is_empty(), "a bare LF in \"{}\"", show(&written));
+            continue;
+        };
+        assert!(!body.contains(&b'\r'), "a bare CR in \"{}\"", show(line));
+        assert!(!body.contains(&0), "a NUL in \"{}\"", show(line));
+        let verb = body.split(|&b| b == b' ').next().unwrap_or_default();
+        assert!(verb != b"DATA" && verb != b"BDAT", "DATA or BDAT written");
+    }
+}

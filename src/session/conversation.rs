@@ -1,0 +1,735 @@
+//! [`Session`]: the state machine of one probe conversation.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::config::{Sender, SessionConfig};
+use super::outcome::{
+    Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait,
+};
+use super::transcript::{Direction, Transcript};
+use crate::smtp::reply::{OwnedReply, ReplyReader};
+use crate::smtp::{Command, Extensions, ReplyClass, ReversePath, parse_ehlo};
+use crate::verdict::{Stage, classify};
+
+/// One address to ask about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The mailbox in wire form, as `Address::mailbox` gives it.
+    pub mailbox: String,
+    /// True if the mailbox needs SMTPUTF8 (`Address::needs_smtputf8`).
+    pub smtputf8: bool,
+}
+
+/// What a session reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// Recipient `index` (its position in the list the session was made with) is settled.
+    Recipient {
+        /// Which recipient.
+        index: usize,
+        /// What became of it.
+        outcome: RecipientOutcome,
+    },
+    /// The session is over: every recipient has had its event, and the connection should be
+    /// closed once [`Session::pending_output`] is written (or at once if it cannot be).
+    Finished(SessionSummary),
+}
+
+/// What a reply we wait for answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    Greeting,
+    Ehlo,
+    Helo,
+    MailFrom,
+    Rcpt(usize),
+    Rset,
+    Quit,
+}
+
+impl Awaiting {
+    fn stage(self) -> Stage {
+        match self {
+            Self::Greeting => Stage::Greeting,
+            Self::Ehlo | Self::Helo => Stage::Hello,
+            Self::MailFrom | Self::Rset | Self::Quit => Stage::MailFrom,
+            Self::Rcpt(_) => Stage::RcptTo,
+        }
+    }
+
+    fn wait(self) -> Wait {
+        match self {
+            Self::Rset => Wait::Rset,
+            other => Wait::Reply(other.stage()),
+        }
+    }
+}
+
+/// Where the conversation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Talking,
+    /// QUIT sent; waiting (bounded) for 221.
+    Quitting,
+    Done,
+}
+
+/// One probe conversation on one connection, sans-IO.
+///
+/// # Calling contract
+///
+/// Inputs, each with the current time (`now` never goes backwards):
+/// [`handle_connected`](Self::handle_connected) once the TCP connection is up,
+/// [`handle_input`](Self::handle_input) with every byte read,
+/// [`handle_closed`](Self::handle_closed) when the peer closed or the socket failed (before or
+/// after connecting), [`handle_timeout`](Self::handle_timeout) when
+/// [`poll_timeout`](Self::poll_timeout)'s instant has come.
+///
+/// After every input: write [`pending_output`](Self::pending_output) and report what was
+/// written with [`consume_output`](Self::consume_output); drain
+/// [`poll_event`](Self::poll_event) until `None`; sleep until
+/// [`poll_timeout`](Self::poll_timeout). When [`is_finished`](Self::is_finished), write what
+/// output is left if the socket takes it and close the connection.
+///
+/// # Guarantees
+///
+/// - Every recipient gets exactly one [`SessionEvent::Recipient`], then comes one
+///   [`SessionEvent::Finished`].
+/// - It never sends DATA or BDAT: [`Command`] cannot say them.
+/// - Every wait has a deadline (per reply, and one for the session), and memory is bounded:
+///   replies by [`crate::smtp::Limits`], output by the commands of one transaction.
+/// - It never speaks before the greeting is complete, and a server that speaks out of turn
+///   is a protocol error.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<SessionConfig>,
+    recipients: Vec<Recipient>,
+    settled: Vec<bool>,
+    /// Recipients not yet sent, in order.
+    queue: VecDeque<usize>,
+    /// In lock-step: the current transaction's recipients not yet sent.
+    batch: VecDeque<usize>,
+    /// Recipients asked in the current transaction.
+    in_transaction: usize,
+    /// Replies expected, in order, the first with its deadline.
+    awaiting: VecDeque<Awaiting>,
+    reply_deadline: Option<Instant>,
+    connect_deadline: Instant,
+    session_deadline: Instant,
+    phase: Phase,
+    /// A 452 or a failed MAIL FROM: ask no more, quit when the replies in flight are in.
+    stop_asking: bool,
+    reader: ReplyReader,
+    out: Vec<u8>,
+    out_start: usize,
+    events: VecDeque<SessionEvent>,
+    extensions: Option<Extensions>,
+    greeting: Option<OwnedReply>,
+    quit_acknowledged: bool,
+    failure: Option<Failure>,
+    transactions: usize,
+    pipelined: bool,
+    started: Instant,
+    transcript: Option<Transcript>,
+}
+
+impl Session {
+    /// A session that will ask about `recipients`, from the moment the connect call is made.
+    #[must_use]
+    pub fn new(config: Arc<SessionConfig>, recipients: Vec<Recipient>, now: Instant) -> Self {
+        let count = recipients.len();
+        let timeouts = config.timeouts;
+        let transcript = config.transcript.then(Transcript::default);
+        let reader = ReplyReader::new(config.reply_limits);
+        Self {
+            config,
+            recipients,
+            settled: vec![false; count],
+            queue: (0..count).collect(),
+            batch: VecDeque::new(),
+            in_transaction: 0,
+            awaiting: VecDeque::new(),
+            reply_deadline: None,
+            connect_deadline: now + timeouts.connect,
+            session_deadline: now + timeouts.session,
+            phase: Phase::Connecting,
+            stop_asking: false,
+            reader,
+            out: Vec::new(),
+            out_start: 0,
+            events: VecDeque::new(),
+            extensions: None,
+            greeting: None,
+            quit_acknowledged: false,
+            failure: None,
+            transactions: 0,
+            pipelined: false,
+            started: now,
+            transcript,
+        }
+    }
+
+    /// The TCP connection is up: wait for the greeting.
+    pub fn handle_connected(&mut self, now: Instant) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        self.phase = Phase::Talking;
+        self.expect(Awaiting::Greeting, now);
+    }
+
+    /// Bytes arrived from the server.
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) {
+        if !matches!(self.phase, Phase::Talking | Phase::Quitting) {
+            return;
+        }
+        self.reader.push(bytes);
+        loop {
+            if self.phase == Phase::Done {
+                return;
+            }
+            let reply = match self.reader.next_reply() {
+                Ok(Some(reply)) => reply.into_owned(),
+                Ok(None) => return,
+                Err(error) => {
+                    self.violation(ProtocolViolation::Malformed(error), now);
+                    return;
+                }
+            };
+            if let Some(transcript) = &mut self.transcript {
+                transcript.push(
+                    now - self.started,
+                    Direction::Received,
+                    reply.as_reply().wire(),
+                );
+            }
+            let Some(front) = self.awaiting.pop_front() else {
+                self.violation(ProtocolViolation::Unsolicited, now);
+                return;
+            };
+            // Bytes already here when the last expected reply is read were sent before the
+            // server could have seen our next command: it talks out of turn.
+            let out_of_turn = self.awaiting.is_empty() && self.reader.buffered() > 0;
+            self.reply_deadline = None;
+            self.on_reply(front, reply, now);
+            if out_of_turn && self.phase != Phase::Done {
+                self.violation(ProtocolViolation::Unsolicited, now);
+                return;
+            }
+            if let Some(&next) = self.awaiting.front() {
+                self.reply_deadline = Some(now + self.timeout_of(next));
+            }
+        }
+    }
+
+    /// The peer closed the connection, or the socket failed (before or after connecting).
+    pub fn handle_closed(&mut self, now: Instant) {
+        let _ = now;
+        match self.phase {
+            Phase::Done => {}
+            Phase::Connecting => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectFailed)),
+            Phase::Quitting => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost)),
+            Phase::Talking => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost)),
+        }
+    }
+
+    /// A deadline has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        if now >= self.session_deadline {
+            self.failure = Some(Failure::Timeout(Wait::Session));
+            self.finish(RecipientOutcome::Failed(Failure::Timeout(Wait::Session)));
+            return;
+        }
+        if self.phase == Phase::Connecting {
+            if now >= self.connect_deadline {
+                self.failure = Some(Failure::Timeout(Wait::Connect));
+                self.finish(RecipientOutcome::HandedBack(HandBack::ConnectFailed));
+            }
+            return;
+        }
+        let Some(deadline) = self.reply_deadline else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let Some(&front) = self.awaiting.front() else {
+            return;
+        };
+        if front == Awaiting::Quit {
+            self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
+            return;
+        }
+        // The server stopped answering: whoever is still waiting gets a timeout. QUIT goes out,
+        // but there is no point waiting for its answer behind the ones that never came.
+        let failure = Failure::Timeout(front.wait());
+        self.failure = Some(failure.clone());
+        self.write(&Command::Quit, now);
+        self.finish(RecipientOutcome::Failed(failure));
+    }
+
+    /// The bytes to write to the server, oldest first.
+    #[must_use]
+    pub fn pending_output(&self) -> &[u8] {
+        &self.out[self.out_start..]
+    }
+
+    /// `n` bytes of [`pending_output`](Self::pending_output) were written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_start = (self.out_start + n).min(self.out.len());
+        if self.out_start == self.out.len() {
+            self.out.clear();
+            self.out_start = 0;
+        }
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next; `None` once finished.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let wait = match self.phase {
+            Phase::Done => return None,
+            Phase::Connecting => Some(self.connect_deadline),
+            Phase::Talking | Phase::Quitting => self.reply_deadline,
+        };
+        Some(wait.map_or(self.session_deadline, |w| w.min(self.session_deadline)))
+    }
+
+    /// True once the session is over: close the connection.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// True while bytes from the server are wanted.
+    #[must_use]
+    pub fn wants_read(&self) -> bool {
+        matches!(self.phase, Phase::Talking | Phase::Quitting)
+    }
+
+    /// The conversation so far, if the configuration asked for one.
+    #[must_use]
+    pub fn transcript(&self) -> Option<&Transcript> {
+        self.transcript.as_ref()
+    }
+
+    /// The recipients this session was made with.
+    #[must_use]
+    pub fn recipients(&self) -> &[Recipient] {
+        &self.recipients
+    }
+
+    fn timeout_of(&self, awaiting: Awaiting) -> std::time::Duration {
+        let t = &self.config.timeouts;
+        match awaiting {
+            Awaiting::Greeting => t.greeting,
+            Awaiting::Ehlo | Awaiting::Helo => t.hello,
+            Awaiting::MailFrom => t.mail_from,
+            Awaiting::Rcpt(_) => t.rcpt_to,
+            Awaiting::Rset => t.rset,
+            Awaiting::Quit => t.quit,
+        }
+    }
+
+    /// Waits for a reply to a command just written (or for the greeting).
+    fn expect(&mut self, awaiting: Awaiting, now: Instant) {
+        if self.awaiting.is_empty() {
+            self.reply_deadline = Some(now + self.timeout_of(awaiting));
+        }
+        self.awaiting.push_back(awaiting);
+    }
+
+    /// Appends a command to the output. The commands a session writes always encode: the EHLO
+    /// name and the sender are checked when the session starts its first transaction, and a
+    /// recipient that does not encode is settled before it is written.
+    fn write(&mut self, command: &Command<'_>, now: Instant) -> bool {
+        let start = self.out.len();
+        if command.encode(&mut self.out).is_err() {
+            return false;
+        }
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(now - self.started, Direction::Sent, &self.out[start..]);
+        }
+        true
+    }
+
+    fn on_reply(&mut self, awaiting: Awaiting, reply: OwnedReply, now: Instant) {
+        let code = reply.as_reply().code().get();
+        let class = reply.as_reply().class();
+        match awaiting {
+            Awaiting::Greeting => {
+                self.greeting = Some(reply.clone());
+                match (code, class) {
+                    (220, _) => self.hello(Awaiting::Ehlo, now),
+                    (421, _) => {
+                        self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable))
+                    }
+                    (_, ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate) => {
+                        self.violation(
+                            ProtocolViolation::UnexpectedCode {
+                                stage: Stage::Greeting,
+                                code,
+                            },
+                            now,
+                        );
+                    }
+                    _ => self.refused_all(Stage::Greeting, &reply, now),
+                }
+            }
+            Awaiting::Ehlo | Awaiting::Helo => match (code, class) {
+                (250, _) => {
+                    self.extensions = Some(if awaiting == Awaiting::Ehlo {
+                        parse_ehlo(&reply.as_reply())
+                            .map_or_else(|_| Extensions::default(), |e| e.extensions)
+                    } else {
+                        Extensions::default()
+                    });
+                    self.after_hello(now);
+                }
+                // RFC 5321 §4.1.4: a server that does not know EHLO answers 500 or 502; try
+                // HELO, which every server knows.
+                (500 | 502, _) if awaiting == Awaiting::Ehlo => self.hello(Awaiting::Helo, now),
+                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                (_, ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate) => {
+                    self.violation(
+                        ProtocolViolation::UnexpectedCode {
+                            stage: Stage::Hello,
+                            code,
+                        },
+                        now,
+                    );
+                }
+                _ => self.refused_all(Stage::Hello, &reply, now),
+            },
+            Awaiting::MailFrom => match (code, class) {
+                (_, ReplyClass::PositiveCompletion) => self.send_next_rcpt(now),
+                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                (_, ReplyClass::PositiveIntermediate) => self.violation(
+                    ProtocolViolation::UnexpectedCode {
+                        stage: Stage::MailFrom,
+                        code,
+                    },
+                    now,
+                ),
+                // The sender was refused: every recipient gets that answer, and RCPT replies
+                // still in flight (503 "need MAIL") are read and ignored.
+                _ => self.refused_all(Stage::MailFrom, &reply, now),
+            },
+            Awaiting::Rcpt(index) => {
+                if self.settled[index] {
+                    // Settled by an earlier reply (a refused MAIL FROM); this one is its echo.
+                } else if code == 421 {
+                    self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
+                    return;
+                } else if is_too_many_recipients(&reply) {
+                    self.settle(
+                        index,
+                        RecipientOutcome::HandedBack(HandBack::TooManyRecipients),
+                    );
+                    self.hand_back_unasked(HandBack::TooManyRecipients);
+                    self.stop_asking = true;
+                } else {
+                    let reason = classify(Stage::RcptTo, &reply.as_reply());
+                    self.settle(
+                        index,
+                        RecipientOutcome::Replied {
+                            stage: Stage::RcptTo,
+                            reply,
+                            reason,
+                        },
+                    );
+                }
+                self.after_rcpt_reply(now);
+            }
+            Awaiting::Rset => match (code, class) {
+                (_, ReplyClass::PositiveCompletion) => self.start_transaction(now),
+                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                _ => {
+                    self.hand_back_unasked(HandBack::ResetRefused);
+                    self.quit(now);
+                }
+            },
+            Awaiting::Quit => {
+                self.quit_acknowledged = true;
+                self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
+            }
+        }
+    }
+
+    /// Says EHLO or HELO. A name that cannot be written settles everyone: nothing can be
+    /// asked without a greeting of our own.
+    fn hello(&mut self, which: Awaiting, now: Instant) {
+        let config = Arc::clone(&self.config);
+        let command = if which == Awaiting::Ehlo {
+            Command::Ehlo(&config.helo_name)
+        } else {
+            Command::Helo(&config.helo_name)
+        };
+        match command.encode(&mut Vec::new()) {
+            Ok(()) => {
+                self.write(&command, now);
+                self.expect(which, now);
+            }
+            Err(error) => {
+                self.write(&Command::Quit, now);
+                self.finish(RecipientOutcome::Unencodable(error));
+            }
+        }
+    }
+
+    /// EHLO or HELO done: settle what cannot be asked here, then start asking.
+    fn after_hello(&mut self, now: Instant) {
+        let smtputf8 = self.extensions.as_ref().is_some_and(Extensions::smtputf8);
+        if !smtputf8 {
+            let unsupported: Vec<usize> = self
+                .queue
+                .iter()
+                .copied()
+                .filter(|&i| self.recipients[i].smtputf8)
+                .collect();
+            for index in unsupported {
+                self.settle(index, RecipientOutcome::Smtputf8Unsupported);
+            }
+            self.queue.retain(|&i| !self.recipients[i].smtputf8);
+        }
+        self.pipelined =
+            self.config.pipelining && self.extensions.as_ref().is_some_and(Extensions::pipelining);
+        self.start_transaction(now);
+    }
+
+    /// MAIL FROM for the next transaction, with all its RCPTs if pipelining.
+    fn start_transaction(&mut self, now: Instant) {
+        if self.queue.is_empty() || self.stop_asking {
+            self.quit(now);
+            return;
+        }
+        let cap = self.config.max_recipients_per_transaction.max(1);
+        let mut batch: VecDeque<usize> = VecDeque::new();
+        while batch.len() < cap {
+            let Some(index) = self.queue.pop_front() else {
+                break;
+            };
+            batch.push_back(index);
+        }
+        let smtputf8 = batch.iter().any(|&i| self.recipients[i].smtputf8);
+        let config = Arc::clone(&self.config);
+        let reverse_path = match &config.sender {
+            Sender::Null => ReversePath::Null,
+            Sender::Mailbox(mailbox) => ReversePath::Mailbox(mailbox),
+        };
+        let mail = Command::MailFrom {
+            reverse_path,
+            smtputf8,
+        };
+        if let Err(error) = mail.encode(&mut Vec::new()) {
+            // The configured sender cannot be written: nothing can be asked.
+            for index in batch
+                .into_iter()
+                .chain(self.queue.drain(..))
+                .collect::<Vec<_>>()
+            {
+                self.settle(index, RecipientOutcome::Unencodable(error));
+            }
+            self.quit(now);
+            return;
+        }
+        self.write(&mail, now);
+        self.expect(Awaiting::MailFrom, now);
+        self.transactions += 1;
+        self.in_transaction = 0;
+        self.batch = batch;
+        if self.pipelined {
+            // RFC 2920 §3.1: MAIL FROM and RCPT TO may go in one group; every reply is then
+            // read in order.
+            while !self.batch.is_empty() {
+                self.write_next_rcpt(now);
+            }
+        }
+    }
+
+    /// Lock-step: after MAIL FROM or an RCPT reply, the next RCPT of the transaction.
+    fn send_next_rcpt(&mut self, now: Instant) {
+        if self.pipelined {
+            return;
+        }
+        if self.stop_asking {
+            self.batch.clear();
+        }
+        if self.batch.is_empty() {
+            self.end_transaction(now);
+            return;
+        }
+        self.write_next_rcpt(now);
+        if self.awaiting.is_empty() {
+            // Every recipient left in the batch was unencodable.
+            self.end_transaction(now);
+        }
+    }
+
+    /// Writes RCPT TO for the next recipient of the batch that encodes; settles those that
+    /// do not.
+    fn write_next_rcpt(&mut self, now: Instant) {
+        while let Some(index) = self.batch.pop_front() {
+            let recipient = &self.recipients[index];
+            let command = Command::RcptTo {
+                forward_path: &recipient.mailbox,
+                smtputf8: recipient.smtputf8,
+            };
+            let mut probe = Vec::new();
+            if let Err(error) = command.encode(&mut probe) {
+                self.settle(index, RecipientOutcome::Unencodable(error));
+                continue;
+            }
+            let mailbox = recipient.mailbox.clone();
+            let smtputf8 = recipient.smtputf8;
+            self.write(
+                &Command::RcptTo {
+                    forward_path: &mailbox,
+                    smtputf8,
+                },
+                now,
+            );
+            self.in_transaction += 1;
+            self.expect(Awaiting::Rcpt(index), now);
+            return;
+        }
+    }
+
+    fn after_rcpt_reply(&mut self, now: Instant) {
+        if self.phase != Phase::Talking {
+            return;
+        }
+        if self.pipelined {
+            if self.awaiting.is_empty() {
+                self.end_transaction(now);
+            }
+        } else {
+            self.send_next_rcpt(now);
+        }
+    }
+
+    /// The transaction's replies are all in: RSET and go on, or QUIT.
+    fn end_transaction(&mut self, now: Instant) {
+        if self.queue.is_empty() || self.stop_asking {
+            self.quit(now);
+            return;
+        }
+        self.write(&Command::Rset, now);
+        self.expect(Awaiting::Rset, now);
+    }
+
+    /// A reply before any RCPT refused the whole session: every unsettled recipient gets it.
+    fn refused_all(&mut self, stage: Stage, reply: &OwnedReply, now: Instant) {
+        let reason = classify(stage, &reply.as_reply());
+        for index in 0..self.recipients.len() {
+            if !self.settled[index] {
+                self.settle(
+                    index,
+                    RecipientOutcome::Replied {
+                        stage,
+                        reply: reply.clone(),
+                        reason,
+                    },
+                );
+            }
+        }
+        self.queue.clear();
+        self.batch.clear();
+        self.stop_asking = true;
+        self.quit(now);
+    }
+
+    /// Hands back every recipient not asked yet, and those whose RCPT is in flight.
+    fn hand_back_unasked(&mut self, why: HandBack) {
+        let unasked: Vec<usize> = self
+            .queue
+            .drain(..)
+            .chain(self.batch.drain(..))
+            .chain(self.awaiting.iter().filter_map(|a| match a {
+                Awaiting::Rcpt(i) => Some(*i),
+                _ => None,
+            }))
+            .collect();
+        for index in unasked {
+            if !self.settled[index] {
+                self.settle(index, RecipientOutcome::HandedBack(why));
+            }
+        }
+    }
+
+    /// Says QUIT and waits (bounded) for the 221.
+    fn quit(&mut self, now: Instant) {
+        if self.phase != Phase::Talking {
+            return;
+        }
+        self.write(&Command::Quit, now);
+        self.expect(Awaiting::Quit, now);
+        self.phase = Phase::Quitting;
+    }
+
+    /// The server broke the protocol: the framing is lost, so nothing more is read. QUIT
+    /// goes out as a courtesy and the session ends at once.
+    fn violation(&mut self, violation: ProtocolViolation, now: Instant) {
+        let failure = Failure::Protocol(violation);
+        self.failure = Some(failure.clone());
+        if self.phase == Phase::Talking {
+            self.write(&Command::Quit, now);
+        }
+        self.finish(RecipientOutcome::Failed(failure));
+    }
+
+    fn settle(&mut self, index: usize, outcome: RecipientOutcome) {
+        if self.settled[index] {
+            return;
+        }
+        self.settled[index] = true;
+        self.events
+            .push_back(SessionEvent::Recipient { index, outcome });
+    }
+
+    /// Ends the session: every recipient not settled yet gets `rest`, then `Finished`.
+    fn finish(&mut self, rest: RecipientOutcome) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        for index in 0..self.recipients.len() {
+            if !self.settled[index] {
+                self.settle(index, rest.clone());
+            }
+        }
+        self.phase = Phase::Done;
+        self.awaiting.clear();
+        self.reply_deadline = None;
+        self.events
+            .push_back(SessionEvent::Finished(SessionSummary {
+                greeting: self.greeting.take(),
+                extensions: self.extensions.take(),
+                quit_acknowledged: self.quit_acknowledged,
+                failure: self.failure.take(),
+                transactions: self.transactions,
+            }));
+    }
+}
+
+/// 452 (RFC 5321 §4.5.3.1.10: "too many recipients") unless its enhanced code says it is about
+/// storage, or any reply with the enhanced code x.5.3.
+fn is_too_many_recipients(reply: &OwnedReply) -> bool {
+    let reply = reply.as_reply();
+    let enhanced = reply.enhanced().map(|e| (e.subject(), e.detail()));
+    match enhanced {
+        Some((5, 3)) => true,
+        Some((2, 2) | (3, _)) => false,
+        _ => reply.code().get() == 452,
+    }
+}

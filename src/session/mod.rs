@@ -1,0 +1,59 @@
+//! One probe conversation on one connection, as a sans-IO state machine.
+//!
+//! ```text
+//!   connect ─► 220 greeting ─► EHLO (HELO if 500/502) ─► MAIL FROM ─► RCPT TO × n ─► QUIT
+//!                                                          ▲              │
+//!                                                          └──── RSET ◄───┘ (more than one transaction)
+//! ```
+//!
+//! [`Session`] takes "connected", the bytes the server sends, "closed" and the time, and gives
+//! back the bytes to write, its next deadline and [`SessionEvent`]s: one per recipient, then one
+//! when the conversation is over. It never owns a socket or reads the clock, and it cannot send
+//! DATA or BDAT: the command type it writes with has no such variant.
+//!
+//! - `config.rs`: the EHLO name, the sender, the timeouts and why they are what they are.
+//! - `conversation.rs`: the state machine.
+//! - `outcome.rs`: what becomes of each recipient: a reply that decided (classified by
+//!   [`crate::verdict::classify`]), "SMTPUTF8 unsupported", handed back to the engine
+//!   (connection failed or lost, 421, too many recipients), or a failure (timeout, protocol
+//!   error).
+//! - `transcript.rs`: the conversation both ways with timestamps, when asked for.
+//!
+//! # What the session does with what the server says
+//!
+//! - **Greeting**: waits for the whole of it (a multi-line `220-` banner included) and says
+//!   nothing before — Postfix's postscreen drops clients that talk first. 220 goes on; 421
+//!   hands the recipients back (try the next MX); any other code settles them all and QUITs.
+//! - **EHLO**, then **HELO** if EHLO is answered 500 or 502 (RFC 5321 §4.1.4).
+//! - **SMTPUTF8**: a recipient that needs it, at a server that does not offer it, is settled
+//!   as `smtputf8_unsupported` and never sent.
+//! - **MAIL FROM** with `SMTPUTF8` when a recipient in the transaction needs it. Refused: every
+//!   recipient gets that reply (`sender_rejected` or `blocked`, never a verdict on them).
+//! - **RCPT TO**, each with its own outcome. With **PIPELINING** (RFC 2920), and only then,
+//!   MAIL FROM and the transaction's RCPTs go out in one write and the replies are matched in
+//!   order; otherwise lock-step. More recipients than a transaction may hold: RSET, and
+//!   another transaction. **452** or **x.5.3** ("too many recipients"): the rest are handed
+//!   back for another session.
+//! - **QUIT** always, and a bounded wait for the 221.
+//! - Every reply has a deadline of its own, counted from the previous reply when pipelined, and
+//!   the session one for everything: a silent server, one that drips a byte a second, or one
+//!   that sends an endless multi-line reply ends in bounded time and memory.
+//! - A server that breaks the protocol (a malformed reply, a reply nobody asked for, a code
+//!   that makes no sense where it came) ends the session: `protocol_error`.
+
+mod config;
+mod conversation;
+mod outcome;
+mod transcript;
+
+pub use config::{Sender, SessionConfig, Timeouts};
+pub use conversation::{Recipient, Session, SessionEvent};
+pub use outcome::{Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait};
+pub use transcript::{Direction, Entry, Transcript};
+
+#[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test needs an origin for its hand-moved clock"
+)]
+mod tests;
