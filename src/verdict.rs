@@ -266,6 +266,12 @@ fn classify_rcpt(reply: &Reply<'_>) -> Reason {
             if text.mentions_greylisting() {
                 return Reason::Greylisted;
             }
+            // A policy refusal that happens to be temporary (Postfix's "454 4.7.1 Relay
+            // access denied", "450 4.7.1 Client host rejected"): asking again in a few minutes
+            // will not change it.
+            if text.is_policy() {
+                return Reason::Blocked;
+            }
             match subject_detail {
                 Some((7, _)) => Reason::Greylisted,
                 // 4.2.1: the mailbox is receiving too fast (Gmail); 4.3.x system, 4.4.x
@@ -643,7 +649,12 @@ mod tests {
         (
             Stage::RcptTo,
             b"450 4.7.1 Client host rejected: cannot find your reverse hostname\r\n",
-            Reason::Greylisted,
+            Reason::Blocked,
+        ),
+        (
+            Stage::RcptTo,
+            b"454 4.7.1 <x@elsewhere.test>: Relay access denied\r\n",
+            Reason::Blocked,
         ),
         // The sender, refused at RCPT.
         (
