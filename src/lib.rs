@@ -27,6 +27,7 @@
 pub mod address;
 pub mod dns;
 pub mod driver;
+pub mod engine;
 pub mod session;
 pub mod sim;
 pub mod smtp;

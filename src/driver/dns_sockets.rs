@@ -24,6 +24,49 @@ use slab::Slab;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::dns::{Resolver, SocketId, Transmit};
+use crate::engine::Scheduler;
+
+/// Whatever holds the DNS client: the resolver alone, or the engine's scheduler around it.
+pub trait DnsClient {
+    /// The next socket operation.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// A datagram arrived.
+    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant);
+    /// Stream bytes arrived.
+    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant);
+    /// The socket failed or closed.
+    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant);
+}
+
+impl DnsClient for Resolver {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Resolver::poll_transmit(self)
+    }
+    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant) {
+        Resolver::handle_udp(self, socket, from, bytes, now);
+    }
+    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant) {
+        Resolver::handle_tcp(self, socket, bytes, now);
+    }
+    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant) {
+        Resolver::handle_socket_closed(self, socket, now);
+    }
+}
+
+impl DnsClient for Scheduler {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.poll_dns_transmit()
+    }
+    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant) {
+        Scheduler::handle_udp(self, socket, from, bytes, now);
+    }
+    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant) {
+        Scheduler::handle_tcp(self, socket, bytes, now);
+    }
+    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant) {
+        self.handle_dns_closed(socket, now);
+    }
+}
 
 /// Largest datagram or read: a DNS message over TCP is at most 65,535 octets, and the resolver
 /// advertises 1,232 for UDP.
@@ -115,7 +158,7 @@ impl DnsSockets {
     }
 
     /// Carries out every transmit the resolver has, and feeds back failures to open or send.
-    pub fn flush(&mut self, registry: &Registry, resolver: &mut Resolver, now: Instant) {
+    pub fn flush(&mut self, registry: &Registry, resolver: &mut impl DnsClient, now: Instant) {
         while let Some(transmit) = resolver.poll_transmit() {
             let failed = match transmit {
                 Transmit::Udp {
@@ -152,7 +195,7 @@ impl DnsSockets {
         &mut self,
         registry: &Registry,
         token: Token,
-        resolver: &mut Resolver,
+        resolver: &mut impl DnsClient,
         now: Instant,
     ) {
         let Some(key) = token.0.checked_sub(self.first_token) else {
@@ -304,7 +347,7 @@ fn drain_udp(
     unsent: &mut Option<Vec<u8>>,
     buffer: &mut [u8],
     id: SocketId,
-    resolver: &mut Resolver,
+    resolver: &mut impl DnsClient,
     now: Instant,
 ) -> io::Result<Writing> {
     if let Some(payload) = unsent {
@@ -336,7 +379,7 @@ fn drive_tcp(
     written: &mut usize,
     buffer: &mut [u8],
     id: SocketId,
-    resolver: &mut Resolver,
+    resolver: &mut impl DnsClient,
     now: Instant,
 ) -> io::Result<Writing> {
     if !*connected {

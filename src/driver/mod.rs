@@ -2,6 +2,9 @@
 //! state machines.
 //!
 //! - `dns_sockets.rs`: the DNS client's UDP and TCP sockets ([`DnsSockets`]).
+//! - `smtp_sockets.rs`: the engine's SMTP connections ([`SmtpSockets`]).
+//! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through an
+//!   [`EngineHandle`], verdicts on a channel.
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
 //!
@@ -16,10 +19,14 @@
 )]
 
 mod dns_sockets;
+mod engine;
 mod routes;
+mod smtp_sockets;
 
-pub use dns_sockets::DnsSockets;
+pub use dns_sockets::{DnsClient, DnsSockets};
+pub use engine::{Engine, EngineHandle, EngineReport, EngineStopped};
 pub use routes::{RouteResolution, resolve_routes};
+pub use smtp_sockets::SmtpSockets;
 
 /// File descriptors kept free for everything that is not a probe socket: stdio, the epoll
 /// instance, output and input files, the simulator's sockets in benchmarks.

@@ -4,6 +4,9 @@
 //! - [`dns`]: a DNS responder (UDP and TCP) serving a zone given in code, with per-name
 //!   misbehaviours a real server will not produce (silence, garbage, spoofed IDs, wrong
 //!   questions, forced truncation, errors).
+//! - [`smtp`]: a farm of SMTP servers on loopback, one scripted personality per address
+//!   (mailboxes, catch-all, greylisting, refusals, latency) and the failures a prober must
+//!   survive (silence, garbage, hang-ups, dripped and tarpitted replies); it counts DATA.
 //!
 //! The simulator runs on threads of its own and may read the clock (it sleeps to model
 //! latency); the sans-IO core never does.
@@ -14,3 +17,4 @@
 )]
 
 pub mod dns;
+pub mod smtp;

@@ -1,0 +1,287 @@
+//! [`Engine`]: the scheduler on its own thread and `mio` loop, fed through a handle from any
+//! thread, with verdicts coming back on a channel.
+//!
+//! ```no_run
+//! use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
+//! use mxprobe::driver::Engine;
+//! use mxprobe::engine::EngineConfig;
+//! use mxprobe::session::{Sender, SessionConfig};
+//!
+//! let dns = NameserverConfig::with_servers(vec!["127.0.0.1:5353".parse().unwrap()]);
+//! let session = SessionConfig::new("probe.example.net", Sender::Mailbox("probe@example.net".into()));
+//! let engine = Engine::start(EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(dns))))?;
+//! let handle = engine.handle();
+//! handle.submit("alice@example.com", 1).unwrap();
+//! handle.finish();
+//! for result in engine.results() {
+//!     println!("{} {} {}", result.address, result.verdict, result.reason);
+//! }
+//! let report = engine.join()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # The loop
+//!
+//! One thread, one `mio::Poll`: a [`mio::Waker`] (token 0) for the handle, the DNS client's
+//! sockets and the SMTP connections each under their own range of tokens. Every turn: take
+//! submissions while the scheduler has room (a bounded channel makes a fast producer wait:
+//! ten million input lines never sit in memory at once), carry out what the scheduler asks
+//! for, hand out verdicts, then sleep in `poll` until an event, a wakeup or the scheduler's
+//! next deadline. An idle engine sleeps without a timeout and uses no CPU.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token, Waker};
+
+use super::{DnsSockets, SmtpSockets};
+use crate::engine::{EngineConfig, EngineStats, Scheduler, VerifyResult};
+
+const WAKER: Token = Token(0);
+const DNS_TOKENS: usize = 1;
+const SMTP_TOKENS: usize = 1 << 30;
+
+/// How long in-flight sessions may run after a stop before they are abandoned.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Sockets the DNS client may hold at once, for the file-descriptor budget.
+const DNS_SOCKETS: u64 = 512;
+
+enum Message {
+    Submit(String, u64),
+    Finish,
+    Stop,
+}
+
+/// Submits addresses to a running [`Engine`] from any thread.
+#[derive(Debug, Clone)]
+pub struct EngineHandle {
+    sender: SyncSender<Message>,
+    waker: Arc<Waker>,
+}
+
+/// The engine has stopped and takes no more addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStopped;
+
+impl std::fmt::Display for EngineStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the engine has stopped")
+    }
+}
+
+impl std::error::Error for EngineStopped {}
+
+impl EngineHandle {
+    /// Submits an address as a user wrote it; `tag` comes back in its result. Waits while
+    /// the engine's input queue is full.
+    pub fn submit(&self, address: impl Into<String>, tag: u64) -> Result<(), EngineStopped> {
+        self.sender
+            .send(Message::Submit(address.into(), tag))
+            .map_err(|_| EngineStopped)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// No more addresses: the engine ends once every submitted one has its verdict.
+    pub fn finish(&self) {
+        let _ = self.sender.send(Message::Finish);
+        self.wake();
+    }
+
+    /// Stop soon: addresses not yet being probed are dropped without a verdict (a rerun asks
+    /// them), sessions in flight get a few seconds to finish, then the engine ends.
+    pub fn stop(&self) {
+        let _ = self.sender.send(Message::Stop);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // A failed wake means the loop is gone; submit already reports that.
+        let _ = self.waker.wake();
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineReport {
+    /// The scheduler's counters.
+    pub stats: EngineStats,
+    /// The DNS client's counters.
+    pub resolver: crate::dns::ResolverStats,
+    /// Addresses dropped without a verdict by a stop.
+    pub abandoned: usize,
+    /// From start to end.
+    pub elapsed: Duration,
+    /// The concurrency the run used (lower than asked if the file limit did not allow it).
+    pub concurrency: usize,
+}
+
+/// A running engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    handle: EngineHandle,
+    results: Receiver<VerifyResult>,
+    thread: JoinHandle<io::Result<EngineReport>>,
+    notices: Vec<String>,
+}
+
+impl Engine {
+    /// Starts the engine on a thread of its own. Raises the open-file limit toward what the
+    /// concurrency needs; if the system does not allow that much, runs at a lower concurrency
+    /// and says so in [`notices`](Self::notices) rather than failing halfway with `EMFILE`.
+    pub fn start(mut config: EngineConfig) -> io::Result<Self> {
+        let mut notices = Vec::new();
+        let wanted = config.concurrency as u64 + DNS_SOCKETS + super::RESERVED_FDS;
+        let limit = super::raise_open_files_limit(wanted)?;
+        if limit < wanted {
+            let fits = limit
+                .saturating_sub(DNS_SOCKETS + super::RESERVED_FDS)
+                .max(1);
+            notices.push(format!(
+                "the open-file limit is {limit}, too low for {} sessions at once; running {fits} \
+                 (raise it with `ulimit -n {wanted}`)",
+                config.concurrency
+            ));
+            config.concurrency = usize::try_from(fits).unwrap_or(1);
+        }
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let capacity = (config.concurrency * config.rcpts_per_session).clamp(1024, 65_536);
+        let (sender, inbox) = mpsc::sync_channel(capacity);
+        let (outbox, results) = mpsc::channel();
+        let seed = super::os_seed()?;
+        let thread = std::thread::Builder::new()
+            .name("mxprobe-engine".into())
+            .spawn(move || run(poll, config, seed, &inbox, &outbox))?;
+        Ok(Self {
+            handle: EngineHandle { sender, waker },
+            results,
+            thread,
+            notices,
+        })
+    }
+
+    /// A handle to submit addresses with; clone it for other threads.
+    #[must_use]
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// The verdicts, as they complete. The iterator ends when the engine does.
+    #[must_use]
+    pub fn results(&self) -> &Receiver<VerifyResult> {
+        &self.results
+    }
+
+    /// Things the caller should tell the user (a lowered concurrency).
+    #[must_use]
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// Waits for the engine to end (after [`EngineHandle::finish`] or
+    /// [`EngineHandle::stop`]) and returns what it did.
+    pub fn join(self) -> io::Result<EngineReport> {
+        drop(self.handle);
+        drop(self.results);
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("the engine thread panicked"))?
+    }
+}
+
+/// The engine thread: the loop described in the module documentation.
+fn run(
+    mut poll: Poll,
+    config: EngineConfig,
+    seed: [u8; 32],
+    inbox: &Receiver<Message>,
+    outbox: &mpsc::Sender<VerifyResult>,
+) -> io::Result<EngineReport> {
+    let started = Instant::now();
+    let concurrency = config.concurrency;
+    let max_pending = (config.concurrency * config.rcpts_per_session * 4).max(4096);
+    let mut scheduler = Scheduler::new(config, seed);
+    let mut dns = DnsSockets::new(DNS_TOKENS);
+    let mut smtp = SmtpSockets::new(SMTP_TOKENS);
+    let mut events = Events::with_capacity(4096);
+    let mut input_open = true;
+    let mut stop_deadline: Option<Instant> = None;
+    let mut abandoned = 0;
+    loop {
+        let now = Instant::now();
+        // Take submissions while there is room; a full scheduler leaves them in the bounded
+        // channel, and the producer waits.
+        while input_open && stop_deadline.is_none() && scheduler.pending() < max_pending {
+            match inbox.try_recv() {
+                Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
+                Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
+                Ok(Message::Stop) => {
+                    input_open = false;
+                    abandoned += scheduler.abandon_queued(now);
+                    stop_deadline = Some(now + STOP_GRACE);
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if stop_deadline.is_none() && !input_open {
+            // A Stop may still come after Finish.
+            if let Ok(Message::Stop) = inbox.try_recv() {
+                abandoned += scheduler.abandon_queued(now);
+                stop_deadline = Some(now + STOP_GRACE);
+            }
+        }
+        smtp.flush(poll.registry(), &mut scheduler, now);
+        dns.flush(poll.registry(), &mut scheduler, now);
+        while let Some(result) = scheduler.poll_result() {
+            // A dropped receiver only means nobody listens any more; keep the run honest.
+            let _ = outbox.send(result);
+        }
+        let done = !input_open && scheduler.is_idle();
+        let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
+        if done || grace_over {
+            break;
+        }
+        let mut timeout = scheduler
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(now));
+        if let Some(deadline) = stop_deadline {
+            let left = deadline.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        let now = Instant::now();
+        for event in &events {
+            let token = event.token();
+            if token == WAKER {
+                continue;
+            }
+            if smtp.owns(token) {
+                smtp.ready(poll.registry(), token, &mut scheduler, now);
+            } else if dns.owns(token) {
+                dns.ready(poll.registry(), token, &mut scheduler, now);
+            }
+        }
+        if scheduler.poll_timeout().is_some_and(|at| at <= now) {
+            scheduler.handle_timeout(now);
+        }
+    }
+    // Whatever is still open is closed when the sockets drop.
+    drop(smtp);
+    drop(dns);
+    Ok(EngineReport {
+        stats: scheduler.stats(),
+        resolver: scheduler.resolver_stats(),
+        abandoned: abandoned + scheduler.pending(),
+        elapsed: started.elapsed(),
+        concurrency,
+    })
+}

@@ -1,0 +1,27 @@
+//! The engine's decisions, sans-IO: addresses in, one verdict per address out.
+//!
+//! ```text
+//! submit ─► Address::parse ─► domain queue ─► Resolver (one MX lookup per domain)
+//!                                 │
+//!                                 ▼
+//!            batch of up to 8 addresses (+ one catch-all control) ─► Session on the first
+//!            MX that is not failing, within the caps ─► outcomes ─► retry / fail over /
+//!            hold for the catch-all answer / verdict
+//! ```
+//!
+//! - `config.rs`: the knobs, with the reasoning behind each default.
+//! - `scheduler.rs`: [`Scheduler`], the state machine: per-domain queues, batching,
+//!   politeness (global, per-MX-address and per-domain-rate caps; domains take turns), MX
+//!   failover in preference order, greylisting retries with backoff, the catch-all control.
+//! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
+//!
+//! The driver (`crate::driver::Engine`) runs a scheduler on a `mio` loop; tests drive one by
+//! hand.
+
+mod config;
+mod result;
+mod scheduler;
+
+pub use config::EngineConfig;
+pub use result::VerifyResult;
+pub use scheduler::{ConnId, ConnIo, EngineStats, Scheduler};

@@ -1,0 +1,1253 @@
+//! [`Scheduler`]: addresses in, verdicts out, every decision in between — sans-IO.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::config::EngineConfig;
+use super::result::{VerifyResult, final_reason};
+use crate::address::{Address, is_role_account};
+use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
+use crate::session::{
+    Failure, HandBack, Recipient, RecipientOutcome, Session, SessionConfig, SessionEvent, Wait,
+};
+use crate::smtp::reply::OwnedReply;
+use crate::verdict::{Reason, Stage};
+
+/// Names one SMTP connection the scheduler asked the driver for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// What the scheduler asks of the driver for SMTP connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnIo {
+    /// Open a TCP connection to `to` (from `from`, if given); report it with
+    /// [`Scheduler::handle_connected`], or its failure with [`Scheduler::handle_closed`] (or
+    /// [`Scheduler::handle_no_resources`] when the system is out of sockets).
+    Connect {
+        /// The connection's name from now on.
+        conn: ConnId,
+        /// The mail server.
+        to: SocketAddr,
+        /// The source address to bind, if configured.
+        from: Option<IpAddr>,
+    },
+    /// The session is over: write `last_words` if the socket takes them now (the QUIT), then
+    /// close the connection. No more input is wanted from it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Output the session left unwritten.
+        last_words: Vec<u8>,
+    },
+}
+
+/// Counters of what the engine did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Addresses submitted.
+    pub submitted: u64,
+    /// Verdicts handed out.
+    pub finished: u64,
+    /// SMTP sessions started.
+    pub sessions: u64,
+    /// RCPT commands the sessions carried (catch-all controls included).
+    pub rcpts: u64,
+    /// Addresses asked again after a 4xx.
+    pub retries: u64,
+    /// Addresses moved to the next MX after a connection failure.
+    pub failovers: u64,
+    /// Catch-all control probes sent.
+    pub controls: u64,
+    /// Connections refused for lack of resources (EMFILE and kin), retried later.
+    pub resource_backoffs: u64,
+}
+
+type JobId = u64;
+type DomainId = usize;
+
+/// One submitted address, until its verdict.
+#[derive(Debug)]
+struct Job {
+    tag: u64,
+    input: String,
+    address: Address,
+    domain: DomainId,
+    submitted: Instant,
+    attempts: u32,
+    retries: u32,
+    failovers: u32,
+    handed_back: u32,
+    /// The last 4xx reply, kept for the verdict if the retries run out.
+    last_temporary: Option<Decided>,
+    transcript: Option<String>,
+}
+
+/// A reply that decided, with the host that gave it.
+#[derive(Debug, Clone)]
+struct Decided {
+    reason: Reason,
+    reply: Option<OwnedReply>,
+    mx: Option<String>,
+    ip: Option<IpAddr>,
+    detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CatchAll {
+    Untested,
+    Testing,
+    Known(bool),
+    Inconclusive,
+}
+
+#[derive(Debug)]
+enum RouteState {
+    Resolving,
+    Ready,
+    Failed(RouteError),
+}
+
+/// One address of one MX host, in failover order.
+#[derive(Debug)]
+struct Target {
+    host: String,
+    ip: IpAddr,
+    cooldown_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Domain {
+    name: String,
+    route: RouteState,
+    targets: Vec<Target>,
+    queue: VecDeque<JobId>,
+    catch_all: CatchAll,
+    control_attempts: u32,
+    /// Accepted addresses waiting for the catch-all answer.
+    held: Vec<(JobId, Decided)>,
+    source: Option<IpAddr>,
+    next_connect_at: Option<Instant>,
+    wake_at: Option<Instant>,
+    in_ready: bool,
+    /// Most addresses per session here: lowered when the server says "too many recipients".
+    batch_limit: usize,
+    disposable: bool,
+}
+
+/// Who a session's recipient is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Job(JobId),
+    Control,
+}
+
+#[derive(Debug)]
+struct Conn {
+    session: Session,
+    domain: DomainId,
+    members: Vec<Member>,
+    target: usize,
+    timer_at: Option<Instant>,
+    answered: usize,
+    /// With transcripts on, outcomes wait for the end of the session, so that each verdict
+    /// carries the whole conversation, QUIT included.
+    deferred: Vec<(usize, RecipientOutcome)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Session(u64),
+    Domain(DomainId),
+    Retry(JobId, u32),
+    Backoff,
+}
+
+/// How long a server that refused a connection, or closed it, is left alone.
+const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
+/// How long new connections wait after the system ran out of sockets.
+const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
+/// Hand-backs for "too many recipients" before an address is given up on.
+const MAX_HAND_BACKS: u32 = 4;
+/// Length of the random local part of the catch-all control.
+const CONTROL_LOCAL_LEN: usize = 20;
+
+/// The engine's brain: per-domain queues, routing, batching, politeness, catch-all, retries,
+/// failover. Sans-IO, like the session and the resolver it drives.
+///
+/// # Calling contract
+///
+/// Inputs, each with the current time (`now` never goes backwards): [`submit`](Self::submit);
+/// for SMTP connections [`handle_connected`](Self::handle_connected),
+/// [`handle_input`](Self::handle_input), [`handle_closed`](Self::handle_closed),
+/// [`handle_no_resources`](Self::handle_no_resources); for DNS sockets
+/// [`handle_udp`](Self::handle_udp), [`handle_tcp`](Self::handle_tcp),
+/// [`handle_dns_closed`](Self::handle_dns_closed); [`handle_timeout`](Self::handle_timeout).
+///
+/// After every input drain the outputs: [`poll_conn_io`](Self::poll_conn_io),
+/// [`poll_dns_transmit`](Self::poll_dns_transmit), the bytes of every connection with
+/// [`output`](Self::output) / [`consume_output`](Self::consume_output),
+/// [`poll_result`](Self::poll_result); then sleep until [`poll_timeout`](Self::poll_timeout).
+///
+/// # Guarantees
+///
+/// - Every submitted address gets exactly one [`VerifyResult`].
+/// - One MX lookup per domain, however many addresses; addresses of one domain share sessions.
+/// - At most `concurrency` sessions at once, at most `per_mx` per MX address, at most
+///   `domain_rate` new connections a second per domain; domains take turns.
+/// - A lower-preference MX is used only when the ones before it failed, never for load
+///   (backup MXes often accept every address, which would turn unknowns into false passes).
+#[derive(Debug)]
+pub struct Scheduler {
+    config: EngineConfig,
+    session_config: Arc<SessionConfig>,
+    resolver: Resolver,
+    rng: StdRng,
+    jobs: HashMap<JobId, Job>,
+    next_job: JobId,
+    domains: Vec<Domain>,
+    by_name: HashMap<String, DomainId>,
+    routing: HashMap<RouteId, DomainId>,
+    conns: HashMap<u64, Conn>,
+    ready: VecDeque<DomainId>,
+    per_ip: HashMap<IpAddr, usize>,
+    ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    io: VecDeque<ConnIo>,
+    results: VecDeque<VerifyResult>,
+    next_conn: u64,
+    source_rotation: usize,
+    backoff_until: Option<Instant>,
+    /// After [`Scheduler::abandon_queued`]: no new session starts.
+    stopping: bool,
+    stats: EngineStats,
+}
+
+impl Scheduler {
+    /// A scheduler with nothing to do yet. `seed` feeds the CSPRNG behind DNS query IDs, MX
+    /// shuffles and catch-all local parts.
+    #[must_use]
+    pub fn new(config: EngineConfig, seed: [u8; 32]) -> Self {
+        let mut dns_seed = seed;
+        dns_seed[0] ^= 0x5a;
+        let resolver = Resolver::new(config.resolver.clone(), dns_seed);
+        let session_config = Arc::new(config.session.clone());
+        Self {
+            config,
+            session_config,
+            resolver,
+            rng: StdRng::from_seed(seed),
+            jobs: HashMap::new(),
+            next_job: 0,
+            domains: Vec::new(),
+            by_name: HashMap::new(),
+            routing: HashMap::new(),
+            conns: HashMap::new(),
+            ready: VecDeque::new(),
+            per_ip: HashMap::new(),
+            ip_waiters: HashMap::new(),
+            timers: BinaryHeap::new(),
+            io: VecDeque::new(),
+            results: VecDeque::new(),
+            next_conn: 0,
+            source_rotation: 0,
+            backoff_until: None,
+            stopping: false,
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Takes an address as a user wrote it; `tag` comes back in its result.
+    pub fn submit(&mut self, raw: &str, tag: u64, now: Instant) {
+        self.stats.submitted += 1;
+        let address = match Address::parse(raw) {
+            Ok(address) => address,
+            Err(invalid) => {
+                self.emit(VerifyResult {
+                    tag,
+                    address: raw.to_owned(),
+                    mailbox: None,
+                    domain: None,
+                    verdict: invalid.reason().verdict(),
+                    reason: invalid.reason(),
+                    detail: Some(invalid.to_string()),
+                    mx: None,
+                    ip: None,
+                    smtp: None,
+                    catch_all: None,
+                    flags: crate::address::Flags::default(),
+                    suggestion: None,
+                    attempts: 0,
+                    elapsed: Duration::ZERO,
+                    transcript: None,
+                });
+                return;
+            }
+        };
+        if address.address_literal().is_some() && !self.config.allow_address_literals {
+            let flags = address.flags();
+            self.emit(VerifyResult {
+                tag,
+                address: raw.to_owned(),
+                mailbox: Some(address.mailbox().to_owned()),
+                domain: Some(address.domain().to_owned()),
+                verdict: Reason::InvalidSyntax.verdict(),
+                reason: Reason::InvalidSyntax,
+                detail: Some(
+                    "address literals are not probed unless allowed (--allow-literals)".into(),
+                ),
+                mx: None,
+                ip: None,
+                smtp: None,
+                catch_all: None,
+                flags,
+                suggestion: None,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+                transcript: None,
+            });
+            return;
+        }
+        let domain = self.domain_for(&address, now);
+        let job = self.next_job;
+        self.next_job += 1;
+        self.jobs.insert(
+            job,
+            Job {
+                tag,
+                input: raw.to_owned(),
+                address,
+                domain,
+                submitted: now,
+                attempts: 0,
+                retries: 0,
+                failovers: 0,
+                handed_back: 0,
+                last_temporary: None,
+                transcript: None,
+            },
+        );
+        match &self.domains[domain].route {
+            RouteState::Failed(error) => {
+                let error = *error;
+                self.finish_job(
+                    job,
+                    Decided {
+                        reason: error.reason(),
+                        reply: None,
+                        mx: None,
+                        ip: None,
+                        detail: Some(error.to_string()),
+                    },
+                    now,
+                );
+            }
+            RouteState::Resolving => self.domains[domain].queue.push_back(job),
+            RouteState::Ready => {
+                self.domains[domain].queue.push_back(job);
+                self.mark_ready(domain);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The connection `conn` is up.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.conns.get_mut(&conn.0) {
+            c.session.handle_connected(now);
+        }
+        self.after_session(conn.0, now);
+        self.pump(now);
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        if let Some(c) = self.conns.get_mut(&conn.0) {
+            c.session.handle_input(bytes, now);
+        }
+        self.after_session(conn.0, now);
+        self.pump(now);
+    }
+
+    /// `conn` failed to connect, was closed by the peer, or broke.
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        if let Some(c) = self.conns.get_mut(&conn.0) {
+            c.session.handle_closed(now);
+        }
+        self.after_session(conn.0, now);
+        self.pump(now);
+    }
+
+    /// The driver could not open `conn` for lack of resources (EMFILE, ENFILE, ENOBUFS): its
+    /// addresses go back to their queue, nothing counts as a failure, and new connections
+    /// wait a moment.
+    pub fn handle_no_resources(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.remove(&conn.0) else {
+            return;
+        };
+        self.stats.resource_backoffs += 1;
+        self.release_capacity(&c);
+        let domain = c.domain;
+        for member in c.members.iter().rev() {
+            match member {
+                Member::Job(job) => self.domains[domain].queue.push_front(*job),
+                Member::Control => self.domains[domain].catch_all = CatchAll::Untested,
+            }
+        }
+        let until = now + RESOURCE_BACKOFF;
+        self.backoff_until = Some(until);
+        self.timers.push(Reverse((until, Timer::Backoff)));
+        self.mark_ready(domain);
+        self.pump(now);
+    }
+
+    /// A datagram for the DNS client.
+    pub fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.resolver.handle_udp(socket, from, bytes, now);
+        self.pump(now);
+    }
+
+    /// Stream bytes for the DNS client.
+    pub fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant) {
+        self.resolver.handle_tcp(socket, bytes, now);
+        self.pump(now);
+    }
+
+    /// A DNS socket failed or closed.
+    pub fn handle_dns_closed(&mut self, socket: SocketId, now: Instant) {
+        self.resolver.handle_socket_closed(socket, now);
+        self.pump(now);
+    }
+
+    /// Time has come for something.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.resolver.handle_timeout(now);
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Session(conn) => {
+                    let due = self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| c.timer_at == Some(at));
+                    if due {
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.timer_at = None;
+                            c.session.handle_timeout(now);
+                        }
+                        self.after_session(conn, now);
+                    }
+                }
+                Timer::Domain(domain) => {
+                    if self.domains[domain].wake_at == Some(at) {
+                        self.domains[domain].wake_at = None;
+                        self.mark_ready(domain);
+                    }
+                }
+                Timer::Retry(job, retries) => {
+                    if let Some(j) = self.jobs.get(&job)
+                        && j.retries == retries
+                    {
+                        let domain = j.domain;
+                        self.domains[domain].queue.push_back(job);
+                        self.mark_ready(domain);
+                    }
+                }
+                Timer::Backoff => {
+                    if self.backoff_until.is_some_and(|until| until <= now) {
+                        self.backoff_until = None;
+                    }
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The next connection to open or close.
+    #[must_use]
+    pub fn poll_conn_io(&mut self) -> Option<ConnIo> {
+        self.io.pop_front()
+    }
+
+    /// The next DNS socket operation.
+    #[must_use]
+    pub fn poll_dns_transmit(&mut self) -> Option<DnsTransmit> {
+        self.resolver.poll_transmit()
+    }
+
+    /// The bytes waiting to be written on `conn`.
+    #[must_use]
+    pub fn output(&self, conn: ConnId) -> &[u8] {
+        self.conns
+            .get(&conn.0)
+            .map_or(&[][..], |c| c.session.pending_output())
+    }
+
+    /// `n` bytes of [`output`](Self::output) were written.
+    pub fn consume_output(&mut self, conn: ConnId, n: usize) {
+        if let Some(c) = self.conns.get_mut(&conn.0) {
+            c.session.consume_output(n);
+        }
+    }
+
+    /// The next verdict.
+    #[must_use]
+    pub fn poll_result(&mut self) -> Option<VerifyResult> {
+        self.results.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            let live = match timer {
+                Timer::Session(conn) => self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.timer_at == Some(at)),
+                Timer::Domain(domain) => self.domains[domain].wake_at == Some(at),
+                Timer::Retry(job, retries) => {
+                    self.jobs.get(&job).is_some_and(|j| j.retries == retries)
+                }
+                Timer::Backoff => self.backoff_until == Some(at),
+            };
+            if live {
+                break;
+            }
+            self.timers.pop();
+        }
+        let own = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (own, self.resolver.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Addresses submitted and not finished.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// True while the session on `conn` is running.
+    #[must_use]
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn.0)
+    }
+
+    /// Drops every address that is neither in a session nor answered, without a verdict, and
+    /// returns how many: for a stop on request (Ctrl-C), where what was not asked is asked on
+    /// the next run. Answered addresses waiting for a catch-all control that is not in flight
+    /// get their verdict now, with `catch_all` unknown.
+    pub fn abandon_queued(&mut self, now: Instant) -> usize {
+        let mut keep = std::collections::HashSet::new();
+        for conn in self.conns.values() {
+            for member in &conn.members {
+                if let Member::Job(job) = member {
+                    keep.insert(*job);
+                }
+            }
+        }
+        for domain in &self.domains {
+            keep.extend(domain.held.iter().map(|(job, _)| *job));
+        }
+        self.stopping = true;
+        let before = self.jobs.len();
+        self.jobs.retain(|job, _| keep.contains(job));
+        let abandoned = before - self.jobs.len();
+        self.ready.clear();
+        let mut release = Vec::new();
+        for domain in &mut self.domains {
+            domain.queue.clear();
+            domain.in_ready = false;
+            if domain.catch_all != CatchAll::Testing {
+                domain.catch_all = CatchAll::Inconclusive;
+                release.append(&mut domain.held);
+            }
+        }
+        for (job, decided) in release {
+            self.finish_job(job, decided, now);
+        }
+        abandoned
+    }
+
+    /// SMTP sessions in flight.
+    #[must_use]
+    pub fn sessions_in_flight(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// True when nothing is pending: no address, no session, nothing to hand out.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.jobs.is_empty() && self.conns.is_empty() && self.results.is_empty()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The DNS client's counters.
+    #[must_use]
+    pub fn resolver_stats(&self) -> crate::dns::ResolverStats {
+        self.resolver.stats()
+    }
+
+    fn domain_for(&mut self, address: &Address, now: Instant) -> DomainId {
+        let name = address.domain();
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        let id = self.domains.len();
+        let source = if self.config.source_ips.is_empty() {
+            None
+        } else {
+            let ip = self.config.source_ips[self.source_rotation % self.config.source_ips.len()];
+            self.source_rotation += 1;
+            Some(ip)
+        };
+        let mut domain = Domain {
+            name: name.to_owned(),
+            route: RouteState::Resolving,
+            targets: Vec::new(),
+            queue: VecDeque::new(),
+            catch_all: CatchAll::Untested,
+            control_attempts: 0,
+            held: Vec::new(),
+            source,
+            next_connect_at: None,
+            wake_at: None,
+            in_ready: false,
+            batch_limit: self.config.rcpts_per_session.max(1),
+            disposable: address.flags().disposable,
+        };
+        if let Some(ip) = address.address_literal() {
+            domain.route = RouteState::Ready;
+            domain.targets.push(Target {
+                host: name.to_owned(),
+                ip,
+                cooldown_until: None,
+            });
+        }
+        self.domains.push(domain);
+        self.by_name.insert(name.to_owned(), id);
+        if address.address_literal().is_none() {
+            let route = self.resolver.resolve(name, now);
+            self.routing.insert(route, id);
+        }
+        id
+    }
+
+    /// Hands finished routes to their domains, then starts what can start.
+    fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.resolver.poll_event() {
+            if let Some(domain) = self.routing.remove(&event.id) {
+                self.on_route(domain, event.result, now);
+            }
+        }
+        self.schedule(now);
+    }
+
+    fn on_route(&mut self, domain: DomainId, result: Result<MailRoute, RouteError>, now: Instant) {
+        match result {
+            Ok(route) => {
+                let d = &mut self.domains[domain];
+                d.targets = route
+                    .hosts
+                    .iter()
+                    .flat_map(|host| {
+                        host.addresses.iter().map(|ip| Target {
+                            host: host.name.clone(),
+                            ip: *ip,
+                            cooldown_until: None,
+                        })
+                    })
+                    .collect();
+                d.route = RouteState::Ready;
+                self.mark_ready(domain);
+            }
+            Err(error) => {
+                self.domains[domain].route = RouteState::Failed(error);
+                let jobs: Vec<JobId> = self.domains[domain].queue.drain(..).collect();
+                for job in jobs {
+                    self.finish_job(
+                        job,
+                        Decided {
+                            reason: error.reason(),
+                            reply: None,
+                            mx: None,
+                            ip: None,
+                            detail: Some(error.to_string()),
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, domain: DomainId) {
+        let d = &mut self.domains[domain];
+        if !d.in_ready {
+            d.in_ready = true;
+            self.ready.push_back(domain);
+        }
+    }
+
+    /// Starts sessions while there is room, one per domain per turn.
+    fn schedule(&mut self, now: Instant) {
+        if self.stopping || self.backoff_until.is_some_and(|until| until > now) {
+            return;
+        }
+        // Rounds over the ready domains, one session each per round, until the room is used
+        // up or a whole round starts nothing.
+        loop {
+            let round = self.ready.len();
+            let mut started = 0;
+            for _ in 0..round {
+                if self.conns.len() >= self.config.concurrency.max(1) {
+                    return;
+                }
+                let Some(domain) = self.ready.pop_front() else {
+                    break;
+                };
+                self.domains[domain].in_ready = false;
+                if self.try_start(domain, now) {
+                    started += 1;
+                    if self.has_work(domain) {
+                        self.mark_ready(domain);
+                    }
+                }
+            }
+            if started == 0 {
+                return;
+            }
+        }
+    }
+
+    fn has_work(&self, domain: DomainId) -> bool {
+        let d = &self.domains[domain];
+        !d.queue.is_empty() || (d.catch_all == CatchAll::Untested && !d.held.is_empty())
+    }
+
+    /// Starts one session for `domain` if politeness allows; otherwise arranges to be woken.
+    fn try_start(&mut self, domain: DomainId, now: Instant) -> bool {
+        if !self.has_work(domain) || !matches!(self.domains[domain].route, RouteState::Ready) {
+            return false;
+        }
+        if let Some(at) = self.domains[domain].next_connect_at
+            && at > now
+        {
+            self.wake_domain(domain, at);
+            return false;
+        }
+        // The first target not cooling down; a lower-preference MX only after the ones before.
+        let d = &self.domains[domain];
+        let Some(target) = d
+            .targets
+            .iter()
+            .position(|t| t.cooldown_until.is_none_or(|until| until <= now))
+        else {
+            if let Some(soonest) = d.targets.iter().filter_map(|t| t.cooldown_until).min() {
+                self.wake_domain(domain, soonest);
+            }
+            return false;
+        };
+        let ip = d.targets[target].ip;
+        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.per_mx.max(1) {
+            self.ip_waiters.entry(ip).or_default().push(domain);
+            return false;
+        }
+
+        let limit = self.domains[domain].batch_limit;
+        let mut members: Vec<Member> = Vec::new();
+        while members.len() < limit {
+            let Some(job) = self.domains[domain].queue.pop_front() else {
+                break;
+            };
+            if self.jobs.contains_key(&job) {
+                members.push(Member::Job(job));
+            }
+        }
+        let d = &mut self.domains[domain];
+        if self.config.catch_all && d.catch_all == CatchAll::Untested {
+            members.push(Member::Control);
+            d.catch_all = CatchAll::Testing;
+            self.stats.controls += 1;
+        }
+        if members.is_empty() {
+            return false;
+        }
+        let recipients: Vec<Recipient> = members
+            .iter()
+            .map(|member| match member {
+                Member::Job(job) => Recipient {
+                    mailbox: self.jobs[job].address.mailbox().to_owned(),
+                    smtputf8: self.jobs[job].address.needs_smtputf8(),
+                },
+                Member::Control => Recipient {
+                    mailbox: format!(
+                        "{}@{}",
+                        control_local_part(&mut self.rng),
+                        self.domains[domain].name
+                    ),
+                    smtputf8: false,
+                },
+            })
+            .collect();
+        for member in &members {
+            if let Member::Job(job) = member
+                && let Some(j) = self.jobs.get_mut(job)
+            {
+                j.attempts += 1;
+            }
+        }
+        self.stats.sessions += 1;
+        self.stats.rcpts += recipients.len() as u64;
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let session = Session::new(Arc::clone(&self.session_config), recipients, now);
+        *self.per_ip.entry(ip).or_insert(0) += 1;
+        let d = &mut self.domains[domain];
+        if let Some(rate) = self.config.domain_rate.filter(|r| *r > 0.0) {
+            d.next_connect_at = Some(now + Duration::from_secs_f64(1.0 / rate));
+        }
+        let from = d.source;
+        self.conns.insert(
+            conn,
+            Conn {
+                session,
+                domain,
+                members,
+                target,
+                timer_at: None,
+                answered: 0,
+                deferred: Vec::new(),
+            },
+        );
+        self.io.push_back(ConnIo::Connect {
+            conn: ConnId(conn),
+            to: SocketAddr::new(ip, self.config.smtp_port),
+            from,
+        });
+        self.arm_session_timer(conn);
+        true
+    }
+
+    fn wake_domain(&mut self, domain: DomainId, at: Instant) {
+        let d = &mut self.domains[domain];
+        if d.wake_at.is_none_or(|w| at < w) {
+            d.wake_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Domain(domain))));
+        }
+    }
+
+    fn arm_session_timer(&mut self, conn: u64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let at = c.session.poll_timeout();
+        if at != c.timer_at {
+            c.timer_at = at;
+            if let Some(at) = at {
+                self.timers.push(Reverse((at, Timer::Session(conn))));
+            }
+        }
+    }
+
+    /// Collects what a session settled; ends it when it is over.
+    fn after_session(&mut self, conn: u64, now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let mut settled = Vec::new();
+        let mut finished = false;
+        while let Some(event) = c.session.poll_event() {
+            match event {
+                SessionEvent::Recipient { index, outcome } => settled.push((index, outcome)),
+                SessionEvent::Finished(_) => finished = true,
+            }
+        }
+        if self.session_config.transcript {
+            c.deferred.append(&mut settled);
+            if !finished {
+                self.arm_session_timer(conn);
+                return;
+            }
+            settled = std::mem::take(&mut c.deferred);
+        }
+        let domain = c.domain;
+        let target = c.target;
+        let transcript = if finished {
+            c.session.transcript().map(ToString::to_string)
+        } else {
+            None
+        };
+        c.answered += settled
+            .iter()
+            .filter(|(_, o)| matches!(o, RecipientOutcome::Replied { .. }))
+            .count();
+        let answered = c.answered;
+        let members: Vec<(usize, Member)> = settled
+            .iter()
+            .map(|(index, _)| (*index, c.members[*index]))
+            .collect();
+        if let Some(transcript) = &transcript {
+            for member in &c.members {
+                if let Member::Job(job) = member
+                    && let Some(j) = self.jobs.get_mut(job)
+                {
+                    j.transcript
+                        .get_or_insert_with(String::new)
+                        .push_str(transcript);
+                }
+            }
+        }
+        for ((_, outcome), (_, member)) in settled.into_iter().zip(members) {
+            self.on_outcome(domain, target, member, outcome, answered, now);
+        }
+        if finished {
+            if let Some(c) = self.conns.remove(&conn) {
+                let last_words = c.session.pending_output().to_vec();
+                self.release_capacity(&c);
+                self.io.push_back(ConnIo::Close {
+                    conn: ConnId(conn),
+                    last_words,
+                });
+            }
+            if self.has_work(domain) {
+                self.mark_ready(domain);
+            }
+        } else {
+            self.arm_session_timer(conn);
+        }
+    }
+
+    /// A session ended or never started: its MX address has room again.
+    fn release_capacity(&mut self, c: &Conn) {
+        let ip = self.domains[c.domain].targets.get(c.target).map(|t| t.ip);
+        if let Some(ip) = ip {
+            if let Some(count) = self.per_ip.get_mut(&ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+            if let Some(waiters) = self.ip_waiters.remove(&ip) {
+                for domain in waiters {
+                    self.mark_ready(domain);
+                }
+            }
+        }
+    }
+
+    fn on_outcome(
+        &mut self,
+        domain: DomainId,
+        target: usize,
+        member: Member,
+        outcome: RecipientOutcome,
+        answered: usize,
+        now: Instant,
+    ) {
+        let (mx, ip) = self.domains[domain]
+            .targets
+            .get(target)
+            .map_or((None, None), |t| (Some(t.host.clone()), Some(t.ip)));
+        let Member::Job(job) = member else {
+            self.on_control(domain, &outcome, now);
+            return;
+        };
+        if !self.jobs.contains_key(&job) {
+            return;
+        }
+        match outcome {
+            RecipientOutcome::Replied {
+                stage,
+                reply,
+                reason,
+            } => {
+                let decided = Decided {
+                    reason,
+                    reply: Some(reply),
+                    mx,
+                    ip,
+                    detail: (stage != Stage::RcptTo)
+                        .then(|| format!("the server answered at {}", stage.as_str())),
+                };
+                if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
+                    && self.jobs[&job].retries < self.config.retries
+                {
+                    let Some(j) = self.jobs.get_mut(&job) else {
+                        return;
+                    };
+                    j.last_temporary = Some(decided);
+                    let delay = self
+                        .config
+                        .retry_delay
+                        .saturating_mul(2u32.saturating_pow(j.retries));
+                    j.retries += 1;
+                    self.stats.retries += 1;
+                    let retries = j.retries;
+                    self.timers
+                        .push(Reverse((now + delay, Timer::Retry(job, retries))));
+                } else if reason == Reason::Accepted
+                    && self.config.catch_all
+                    && matches!(
+                        self.domains[domain].catch_all,
+                        CatchAll::Untested | CatchAll::Testing
+                    )
+                {
+                    self.domains[domain].held.push((job, decided));
+                    if self.domains[domain].catch_all == CatchAll::Untested {
+                        self.mark_ready(domain);
+                    }
+                } else {
+                    self.finish_job(job, decided, now);
+                }
+            }
+            RecipientOutcome::Smtputf8Unsupported => self.finish_job(
+                job,
+                Decided {
+                    reason: Reason::Smtputf8Unsupported,
+                    reply: None,
+                    mx,
+                    ip,
+                    detail: Some(
+                        "the address needs SMTPUTF8 and the server does not offer it".into(),
+                    ),
+                },
+                now,
+            ),
+            RecipientOutcome::HandedBack(
+                why @ (HandBack::ConnectFailed
+                | HandBack::ServiceUnavailable
+                | HandBack::ConnectionLost),
+            ) => {
+                self.fail_over(domain, target, job, why, mx, ip, now);
+            }
+            RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
+                self.fail_over(domain, target, job, HandBack::ConnectFailed, mx, ip, now);
+            }
+            RecipientOutcome::HandedBack(
+                why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
+            ) => {
+                // The server takes fewer recipients per session than we sent: send fewer.
+                let d = &mut self.domains[domain];
+                d.batch_limit = d.batch_limit.min(answered.max(1));
+                let Some(j) = self.jobs.get_mut(&job) else {
+                    return;
+                };
+                j.handed_back += 1;
+                if j.handed_back >= MAX_HAND_BACKS {
+                    self.finish_job(
+                        job,
+                        Decided {
+                            reason: Reason::TemporaryFailure,
+                            reply: None,
+                            mx,
+                            ip,
+                            detail: Some(why.to_string()),
+                        },
+                        now,
+                    );
+                } else {
+                    self.domains[domain].queue.push_front(job);
+                }
+            }
+            RecipientOutcome::Failed(failure) => {
+                let reason = match failure {
+                    Failure::Timeout(_) => Reason::Timeout,
+                    Failure::Protocol(_) => Reason::ProtocolError,
+                };
+                self.finish_job(
+                    job,
+                    Decided {
+                        reason,
+                        reply: None,
+                        mx,
+                        ip,
+                        detail: Some(failure.to_string()),
+                    },
+                    now,
+                );
+            }
+            RecipientOutcome::Unencodable(error) => self.finish_job(
+                job,
+                Decided {
+                    reason: Reason::InvalidSyntax,
+                    reply: None,
+                    mx: None,
+                    ip: None,
+                    detail: Some(error.to_string()),
+                },
+                now,
+            ),
+        }
+    }
+
+    /// The MX at `target` failed this job: cool it down and try the next, or give up.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the facts of one failover, passed as they are"
+    )]
+    fn fail_over(
+        &mut self,
+        domain: DomainId,
+        target: usize,
+        job: JobId,
+        why: HandBack,
+        mx: Option<String>,
+        ip: Option<IpAddr>,
+        now: Instant,
+    ) {
+        if let Some(t) = self.domains[domain].targets.get_mut(target) {
+            t.cooldown_until = Some(now + TARGET_COOLDOWN);
+        }
+        let targets = self.domains[domain].targets.len() as u32;
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        j.failovers += 1;
+        self.stats.failovers += 1;
+        if j.failovers >= targets {
+            let reason = if why == HandBack::ServiceUnavailable {
+                Reason::TemporaryFailure
+            } else {
+                Reason::ConnectionFailed
+            };
+            self.finish_job(
+                job,
+                Decided {
+                    reason,
+                    reply: None,
+                    mx,
+                    ip,
+                    detail: Some(format!("every mail server failed; the last: {why}")),
+                },
+                now,
+            );
+        } else {
+            self.domains[domain].queue.push_front(job);
+            self.mark_ready(domain);
+        }
+    }
+
+    /// The catch-all control's answer, and the addresses that waited for it.
+    fn on_control(&mut self, domain: DomainId, outcome: &RecipientOutcome, now: Instant) {
+        let d = &mut self.domains[domain];
+        d.catch_all = match outcome {
+            RecipientOutcome::Replied {
+                stage: Stage::RcptTo,
+                reason: Reason::Accepted,
+                ..
+            } => CatchAll::Known(true),
+            RecipientOutcome::Replied {
+                stage: Stage::RcptTo,
+                reason: Reason::MailboxNotFound | Reason::MailboxDisabled,
+                ..
+            } => CatchAll::Known(false),
+            RecipientOutcome::Replied {
+                stage: Stage::RcptTo,
+                reason: Reason::Greylisted | Reason::TemporaryFailure,
+                ..
+            } => {
+                d.control_attempts += 1;
+                if d.control_attempts > self.config.retries {
+                    CatchAll::Inconclusive
+                } else {
+                    CatchAll::Untested
+                }
+            }
+            // Not asked: ask again in the next session (unless stopping).
+            RecipientOutcome::HandedBack(_) if !self.stopping => CatchAll::Untested,
+            _ => CatchAll::Inconclusive,
+        };
+        if self.stopping && d.catch_all == CatchAll::Untested {
+            d.catch_all = CatchAll::Inconclusive;
+        }
+        match d.catch_all {
+            CatchAll::Known(_) | CatchAll::Inconclusive => {
+                let held: Vec<(JobId, Decided)> = d.held.drain(..).collect();
+                for (job, decided) in held {
+                    self.finish_job(job, decided, now);
+                }
+            }
+            CatchAll::Untested => {
+                if !d.held.is_empty() || !d.queue.is_empty() {
+                    self.mark_ready(domain);
+                }
+            }
+            CatchAll::Testing => {}
+        }
+    }
+
+    /// The verdict for `job`: the rules that combine facts, then out.
+    fn finish_job(&mut self, job: JobId, decided: Decided, now: Instant) {
+        let Some(j) = self.jobs.remove(&job) else {
+            return;
+        };
+        let domain = &self.domains[j.domain];
+        // A retried address that never got past 4xx keeps its last 4xx reply.
+        let decided = match (&decided.reason, j.last_temporary) {
+            (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => last,
+            _ => decided,
+        };
+        let catch_all = match domain.catch_all {
+            CatchAll::Known(known) => Some(known),
+            _ => None,
+        };
+        let reason = final_reason(decided.reason, catch_all, domain.disposable);
+        let flags = j.address.flags();
+        let suggestion = j.address.domain_suggestion();
+        self.emit(VerifyResult {
+            tag: j.tag,
+            address: j.input,
+            mailbox: Some(j.address.mailbox().to_owned()),
+            domain: Some(j.address.domain().to_owned()),
+            verdict: reason.verdict(),
+            reason,
+            detail: decided.detail,
+            mx: decided.mx,
+            ip: decided.ip,
+            smtp: decided.reply,
+            catch_all,
+            flags,
+            suggestion,
+            attempts: j.attempts,
+            elapsed: now.saturating_duration_since(j.submitted),
+            transcript: j.transcript,
+        });
+    }
+
+    fn emit(&mut self, result: VerifyResult) {
+        self.stats.finished += 1;
+        self.results.push_back(result);
+    }
+}
+
+/// A local part no one has: 20 random lower-case letters and digits, starting with a letter,
+/// never a role name.
+fn control_local_part(rng: &mut StdRng) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    loop {
+        let mut local = String::with_capacity(CONTROL_LOCAL_LEN);
+        local.push(char::from(ALPHABET[rng.random_range(0..26)]));
+        for _ in 1..CONTROL_LOCAL_LEN {
+            local.push(char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]));
+        }
+        if !is_role_account(&local) {
+            return local;
+        }
+    }
+}

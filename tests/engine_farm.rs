@@ -1,0 +1,523 @@
+//! The whole engine — scheduler, sessions, DNS client, event loop, real sockets — against the
+//! simulated MX farm (`sim::smtp`) and DNS responder (`sim::dns`) on loopback, one domain per
+//! scenario, every verdict checked.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run real servers and read real time"
+)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::time::Duration;
+
+use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
+use mxprobe::driver::Engine;
+use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::sim::dns::{DnsResponder, Zone};
+use mxprobe::sim::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
+use mxprobe::verdict::{Reason, Verdict};
+
+/// A port free on every one of `ips` a moment ago, so one farm can listen on all of them.
+fn common_port(ips: &[Ipv4Addr]) -> u16 {
+    'search: loop {
+        let probe = TcpListener::bind((ips[0], 0)).expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        for ip in ips {
+            if TcpListener::bind((*ip, port)).is_err() {
+                continue 'search;
+            }
+        }
+        return port;
+    }
+}
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
+}
+
+struct World {
+    _dns: DnsResponder,
+    farm: SmtpFarm,
+    config: EngineConfig,
+}
+
+/// The farm: one MX per scenario, each on its own loopback address.
+fn world() -> World {
+    let mut personalities: Vec<(Ipv4Addr, Personality)> = vec![
+        (
+            ip(21),
+            Personality::new("mx.plain.test").mailboxes(["alice@plain.test", "Bob@plain.test"]),
+        ),
+        (ip(22), Personality::new("mx.catchall.test").catch_all()),
+        (
+            ip(23),
+            Personality::new("mx.grey.test")
+                .mailbox("alice@grey.test")
+                .greylist(Duration::from_millis(300)),
+        ),
+        (
+            ip(24),
+            Personality::new("mx.stubborn.test")
+                .mailbox("alice@stubborn.test")
+                .greylist(Duration::from_secs(3600)),
+        ),
+        (
+            ip(25),
+            Personality::new("mx.blocked.test").greeting(Greeting::Refuse),
+        ),
+        (
+            ip(27),
+            Personality::new("mx2.failover.test").mailbox("alice@failover.test"),
+        ),
+        (
+            ip(28),
+            Personality::new("mx.limited.test")
+                .mailboxes((0..6).map(|i| format!("u{i}@limited.test")))
+                .max_rcpt_per_session(2),
+        ),
+        (
+            ip(29),
+            Personality::new("mx.silent.test").behaviour(Behaviour::Silent),
+        ),
+        (
+            ip(30),
+            Personality::new("mx.garbage.test").behaviour(Behaviour::Garbage),
+        ),
+        (
+            ip(31),
+            Personality::new("mx.picky.test")
+                .mailbox("alice@picky.test")
+                .reject_sender(),
+        ),
+        (
+            ip(32),
+            Personality::new("mx.busy.test").greeting(Greeting::Unavailable),
+        ),
+        (
+            ip(33),
+            Personality::new("mx.ascii.test")
+                .mailbox("jose@ascii.test")
+                .without_smtputf8(),
+        ),
+        (ip(34), Personality::new("mx.mailinator.com").catch_all()),
+        (
+            ip(35),
+            Personality::new("mx.lockstep.test")
+                .mailbox("alice@lockstep.test")
+                .without_pipelining(),
+        ),
+    ];
+    let mut ips: Vec<Ipv4Addr> = personalities.iter().map(|(ip, _)| *ip).collect();
+    ips.push(ip(26)); // failover's dead first MX: nothing listens there
+    let port = common_port(&ips);
+    let listeners = personalities
+        .drain(..)
+        .map(|(ip, p)| (SocketAddr::from((ip, port)), p))
+        .collect();
+    let farm = SmtpFarm::start_with(
+        listeners,
+        FarmOptions {
+            threads: 2,
+            ..FarmOptions::default()
+        },
+    )
+    .expect("start farm");
+
+    let mut zone = Zone::new();
+    for (domain, last) in [
+        ("plain.test", 21),
+        ("catchall.test", 22),
+        ("grey.test", 23),
+        ("stubborn.test", 24),
+        ("blocked.test", 25),
+        ("limited.test", 28),
+        ("silent.test", 29),
+        ("garbage.test", 30),
+        ("picky.test", 31),
+        ("busy.test", 32),
+        ("ascii.test", 33),
+        ("mailinator.com", 34),
+        ("lockstep.test", 35),
+    ] {
+        let mx = format!("mx.{domain}");
+        zone.mx(domain, 10, &mx).a(&mx, ip(last));
+    }
+    zone.mx("failover.test", 10, "mx1.failover.test")
+        .a("mx1.failover.test", ip(26))
+        .mx("failover.test", 20, "mx2.failover.test")
+        .a("mx2.failover.test", ip(27));
+    zone.null_mx("nullmx.test");
+    zone.mx("nomail.test", 10, "ghost.nomail.test")
+        .exists("ghost.nomail.test");
+    let dns = DnsResponder::start(zone).expect("start DNS");
+
+    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
+    nameservers.timeout = Duration::from_millis(500);
+    let resolver = ResolverConfig::new(LookupConfig::new(nameservers));
+    let mut session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
+    session.timeouts = Timeouts::all(Duration::from_millis(700));
+    session.transcript = true;
+    let mut config = EngineConfig::new(session, resolver);
+    config.smtp_port = port;
+    config.retry_delay = Duration::from_millis(400);
+    config.retries = 2;
+    config.domain_rate = None;
+    World {
+        _dns: dns,
+        farm,
+        config,
+    }
+}
+
+/// Verifies `addresses` and returns the results by address.
+fn verify(config: EngineConfig, addresses: &[&str]) -> HashMap<String, VerifyResult> {
+    let engine = Engine::start(config).expect("start engine");
+    let handle = engine.handle();
+    for (tag, address) in addresses.iter().enumerate() {
+        handle.submit(*address, tag as u64).expect("submit");
+    }
+    handle.finish();
+    let mut results = HashMap::new();
+    for result in engine.results() {
+        assert_eq!(addresses[result.tag as usize], result.address);
+        let previous = results.insert(result.address.clone(), result);
+        assert!(previous.is_none(), "an address answered twice");
+    }
+    engine.join().expect("engine ran");
+    assert_eq!(results.len(), addresses.len(), "every address answered");
+    results
+}
+
+fn check(results: &HashMap<String, VerifyResult>, address: &str, verdict: Verdict, reason: Reason) {
+    let result = &results[address];
+    assert_eq!(
+        (result.verdict, result.reason),
+        (verdict, reason),
+        "{address}: {result:#?}"
+    );
+}
+
+#[test]
+fn every_scenario_gets_its_verdict() {
+    let world = world();
+    let limited: Vec<String> = (0..6).map(|i| format!("u{i}@limited.test")).collect();
+    let mut addresses = vec![
+        "alice@plain.test",
+        "BOB@plain.test",
+        "nobody@plain.test",
+        "anyone@catchall.test",
+        "alice@grey.test",
+        "alice@stubborn.test",
+        "alice@blocked.test",
+        "alice@failover.test",
+        "alice@silent.test",
+        "alice@garbage.test",
+        "alice@picky.test",
+        "alice@busy.test",
+        "josé@ascii.test",
+        "jose@ascii.test",
+        "whoever@mailinator.com",
+        "alice@lockstep.test",
+        "alice@nullmx.test",
+        "alice@nxdomain.test",
+        "alice@nomail.test",
+        "not an address",
+        "user@[127.0.0.1]",
+    ];
+    addresses.extend(limited.iter().map(String::as_str));
+    let results = verify(world.config.clone(), &addresses);
+
+    check(
+        &results,
+        "alice@plain.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    check(
+        &results,
+        "BOB@plain.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    check(
+        &results,
+        "nobody@plain.test",
+        Verdict::Undeliverable,
+        Reason::MailboxNotFound,
+    );
+    let alice = &results["alice@plain.test"];
+    assert_eq!(alice.catch_all, Some(false));
+    assert_eq!(alice.mx.as_deref(), Some("mx.plain.test"));
+    assert_eq!(alice.ip, Some(IpAddr::V4(ip(21))));
+    assert_eq!(
+        alice.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(250)
+    );
+    assert!(
+        alice
+            .transcript
+            .as_deref()
+            .is_some_and(|t| t.contains("RCPT TO:<alice@plain.test>")),
+        "{:?}",
+        alice.transcript
+    );
+
+    check(
+        &results,
+        "anyone@catchall.test",
+        Verdict::Risky,
+        Reason::AcceptAll,
+    );
+    assert_eq!(results["anyone@catchall.test"].catch_all, Some(true));
+
+    // Greylisted for 300 ms, retried after 400 ms: accepted on the retry.
+    check(
+        &results,
+        "alice@grey.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    assert!(results["alice@grey.test"].attempts >= 2);
+    // Greylisted for an hour: the retries run out.
+    check(
+        &results,
+        "alice@stubborn.test",
+        Verdict::Unknown,
+        Reason::Greylisted,
+    );
+    assert_eq!(results["alice@stubborn.test"].attempts, 3);
+
+    check(
+        &results,
+        "alice@blocked.test",
+        Verdict::Unknown,
+        Reason::Blocked,
+    );
+    // The first MX refuses connections; the second answers.
+    check(
+        &results,
+        "alice@failover.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    assert_eq!(
+        results["alice@failover.test"].mx.as_deref(),
+        Some("mx2.failover.test")
+    );
+
+    check(
+        &results,
+        "alice@silent.test",
+        Verdict::Unknown,
+        Reason::ConnectionFailed,
+    );
+    check(
+        &results,
+        "alice@garbage.test",
+        Verdict::Unknown,
+        Reason::ProtocolError,
+    );
+    check(
+        &results,
+        "alice@picky.test",
+        Verdict::Unknown,
+        Reason::SenderRejected,
+    );
+    check(
+        &results,
+        "alice@busy.test",
+        Verdict::Unknown,
+        Reason::TemporaryFailure,
+    );
+    check(
+        &results,
+        "josé@ascii.test",
+        Verdict::Unknown,
+        Reason::Smtputf8Unsupported,
+    );
+    check(
+        &results,
+        "jose@ascii.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    check(
+        &results,
+        "whoever@mailinator.com",
+        Verdict::Risky,
+        Reason::Disposable,
+    );
+    assert!(results["whoever@mailinator.com"].flags.disposable);
+    check(
+        &results,
+        "alice@lockstep.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    check(
+        &results,
+        "alice@nullmx.test",
+        Verdict::Undeliverable,
+        Reason::NullMx,
+    );
+    check(
+        &results,
+        "alice@nxdomain.test",
+        Verdict::Undeliverable,
+        Reason::DomainNotFound,
+    );
+    check(
+        &results,
+        "alice@nomail.test",
+        Verdict::Undeliverable,
+        Reason::NoMailServer,
+    );
+    check(
+        &results,
+        "not an address",
+        Verdict::Undeliverable,
+        Reason::InvalidSyntax,
+    );
+    check(
+        &results,
+        "user@[127.0.0.1]",
+        Verdict::Undeliverable,
+        Reason::InvalidSyntax,
+    );
+    // Two RCPTs per session at most: six addresses still all get their answer.
+    for address in &limited {
+        check(&results, address, Verdict::Deliverable, Reason::Accepted);
+    }
+
+    assert_eq!(
+        world.farm.stats().data_commands,
+        0,
+        "DATA must never be sent"
+    );
+}
+
+#[test]
+fn a_thousand_addresses_at_one_domain_share_sessions_and_one_lookup() {
+    let world = world();
+    let addresses: Vec<String> = (0..1000u32)
+        .map(|i| {
+            if i.is_multiple_of(2) {
+                "alice@plain.test".to_owned()
+            } else {
+                format!("user{i}@plain.test")
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let engine = Engine::start(world.config.clone()).expect("start");
+    let handle = engine.handle();
+    for (tag, address) in refs.iter().enumerate() {
+        handle.submit(*address, tag as u64).expect("submit");
+    }
+    handle.finish();
+    let mut answered = vec![false; refs.len()];
+    for result in engine.results() {
+        let tag = result.tag as usize;
+        assert!(!answered[tag], "answered twice");
+        answered[tag] = true;
+        let expected = if tag.is_multiple_of(2) {
+            Reason::Accepted
+        } else {
+            Reason::MailboxNotFound
+        };
+        assert_eq!(result.reason, expected, "{}", result.address);
+    }
+    let report = engine.join().expect("ran");
+    assert!(answered.iter().all(|a| *a));
+    // 1,000 addresses, 8 per session: about 125 sessions, not 1,000 connections.
+    assert!(
+        report.stats.sessions <= 130,
+        "{} sessions",
+        report.stats.sessions
+    );
+    assert_eq!(
+        report.resolver.lookups.lookups, 1,
+        "one MX lookup; the address is glue"
+    );
+    assert_eq!(
+        report.stats.controls, 1,
+        "one catch-all control for the domain"
+    );
+    assert_eq!(world.farm.stats().data_commands, 0);
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[test]
+fn five_thousand_sessions_at_once() {
+    let _ = mxprobe::driver::raise_open_files_limit(16_384);
+    // 5,000 domains with one address each, on one MX that answers after 300 ms, so that the
+    // sessions overlap.
+    let port = common_port(&[ip(40)]);
+    let mut personality = Personality::new("mx.many.test").catch_all();
+    personality.latency = Duration::from_millis(300);
+    let farm = SmtpFarm::start_with(
+        vec![(SocketAddr::from((ip(40), port)), personality)],
+        FarmOptions {
+            threads: 1,
+            ..FarmOptions::default()
+        },
+    )
+    .expect("farm");
+    let mut zone = Zone::new();
+    let addresses: Vec<String> = (0..5000).map(|i| format!("user@d{i}.many.test")).collect();
+    for i in 0..5000 {
+        zone.mx(&format!("d{i}.many.test"), 10, "mx.many.test");
+    }
+    zone.a("mx.many.test", ip(40));
+    let dns = DnsResponder::start(zone).expect("dns");
+    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
+    nameservers.timeout = Duration::from_secs(2);
+    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.smtp_port = port;
+    config.concurrency = 5000;
+    config.per_mx = 5000;
+    config.domain_rate = None;
+    config.catch_all = false;
+
+    let before = open_fds();
+    let engine = Engine::start(config).expect("start");
+    assert!(engine.notices().is_empty(), "{:?}", engine.notices());
+    let handle = engine.handle();
+    for (tag, address) in addresses.iter().enumerate() {
+        handle.submit(address.as_str(), tag as u64).expect("submit");
+    }
+    handle.finish();
+    let mut answered = vec![false; addresses.len()];
+    let mut peak = 0;
+    for result in engine.results() {
+        assert!(!answered[result.tag as usize], "answered twice");
+        answered[result.tag as usize] = true;
+        assert_eq!(result.reason, Reason::Accepted, "{result:#?}");
+        peak = peak.max(farm.stats().open_connections);
+    }
+    let report = engine.join().expect("ran");
+    assert!(answered.iter().all(|a| *a), "every address answered");
+    assert_eq!(report.stats.sessions, 5000);
+    assert!(
+        peak >= 1000,
+        "sessions overlapped: peak {peak} open at once"
+    );
+    assert_eq!(farm.stats().data_commands, 0);
+    drop(farm);
+    drop(dns);
+    std::thread::sleep(Duration::from_millis(100));
+    let after = open_fds();
+    assert!(
+        after <= before + 2,
+        "file descriptors leaked: {before} before, {after} after"
+    );
+}
