@@ -15,6 +15,8 @@
 )]
 
 mod nsd;
+mod postfix;
+mod support;
 
 /// Where a server program lives, if it is installed.
 fn find_program(name: &str) -> Option<std::path::PathBuf> {

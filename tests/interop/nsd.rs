@@ -3,13 +3,14 @@
 //! TCP, IPv6 exchanges, and `mxprobe mx` on top.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::time::Duration;
 
 use mxprobe::dns::{LookupConfig, MailRoute, NameserverConfig, ResolverConfig, RouteError};
 use mxprobe::driver::resolve_routes;
+
+use crate::support::Nsd;
 
 /// The test zone. `multi` has three preferences; `equal` three hosts at one; `nullmx` a null
 /// MX; `nomx` no MX but addresses (implicit MX); `ghost` an MX whose exchange has no address;
@@ -56,114 +57,6 @@ fn zone() -> String {
     zone
 }
 
-/// NSD running on a free loopback port, stopped on drop.
-struct Nsd {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Nsd {
-    fn start(program: &Path) -> Self {
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let dir = TempDir::new("nsd");
-            let port = free_port();
-            let path = dir.path();
-            std::fs::write(path.join("interop.test.zone"), zone()).expect("write zone");
-            let config = format!(
-                "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  \
-                 chroot: \"\"\n  zonesdir: \"{dir}\"\n  pidfile: \"{dir}/nsd.pid\"\n  \
-                 database: \"\"\n  xfrdfile: \"{dir}/xfrd.state\"\n  zonelistfile: \"{dir}/zone.list\"\n  \
-                 logfile: \"{dir}/nsd.log\"\n  server-count: 1\n  verbosity: 1\n  do-ip6: no\n\
-                 remote-control:\n  control-enable: no\n\
-                 zone:\n  name: \"interop.test.\"\n  zonefile: \"interop.test.zone\"\n",
-                dir = path.display()
-            );
-            std::fs::write(path.join("nsd.conf"), config).expect("write config");
-            let mut child = Command::new(program)
-                .arg("-d")
-                .arg("-c")
-                .arg(path.join("nsd.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start nsd");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            if wait_until_serving(addr, &mut child) {
-                return Self {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last_error = std::fs::read_to_string(path.join("nsd.log")).unwrap_or_default();
-        }
-        panic!("nsd did not start; its log:\n{last_error}");
-    }
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Waits (at most 10 s) until the server accepts TCP connections, or the process exits.
-fn wait_until_serving(addr: SocketAddr, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path =
-            std::env::temp_dir().join(format!("mxprobe-{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(server: SocketAddr) -> ResolverConfig {
     let mut nameservers = NameserverConfig::with_servers(vec![server]);
     nameservers.timeout = Duration::from_secs(2);
@@ -184,7 +77,7 @@ fn routing_against_nsd() {
     let Some(program) = crate::require_program("nsd", "nsd") else {
         return;
     };
-    let nsd = Nsd::start(&program);
+    let nsd = Nsd::start(&program, "interop.test.", &zone());
     let server = nsd.addr;
 
     // Several preferences: lowest first, each host with its addresses (IPv4 before IPv6).
@@ -294,7 +187,7 @@ fn mx_command_against_nsd() {
     let Some(program) = crate::require_program("nsd", "nsd") else {
         return;
     };
-    let nsd = Nsd::start(&program);
+    let nsd = Nsd::start(&program, "interop.test.", &zone());
     let output = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
         .args(["mx", "--format", "jsonl", "--dns-server"])
         .arg(nsd.addr.to_string())

@@ -1,0 +1,315 @@
+//! The whole engine against a real Postfix: NSD serves the test zone, Postfix runs from a
+//! private configuration on 127.0.0.77:25 with virtual mailboxes (unknown users rejected at
+//! RCPT), a catch-all domain and a domain whose first MX is dead. The verdicts must be right,
+//! and Postfix's own log must show that no DATA or BDAT ever came.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
+use mxprobe::driver::Engine;
+use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::session::{Sender, SessionConfig};
+use mxprobe::verdict::{Reason, Verdict};
+
+use crate::support::{Nsd, TempDir};
+
+/// The loopback address Postfix listens on, and one where nothing listens (a dead MX).
+const POSTFIX_IP: &str = "127.0.0.77";
+const DEAD_IP: &str = "127.0.0.78";
+
+fn zone() -> String {
+    format!(
+        "$ORIGIN interop.test.\n\
+         $TTL 300\n\
+         @ IN SOA ns.interop.test. hostmaster.interop.test. 1 3600 600 86400 60\n\
+         @ IN NS ns\n\
+         ns IN A 127.0.0.53\n\
+         mx IN A {POSTFIX_IP}\n\
+         dead IN A {DEAD_IP}\n\
+         mail IN MX 10 mx\n\
+         catchall IN MX 10 mx\n\
+         failover IN MX 10 dead\n\
+         failover IN MX 20 mx\n"
+    )
+}
+
+/// Postfix from a private configuration directory, stopped on drop.
+struct Postfix {
+    dir: TempDir,
+}
+
+impl Postfix {
+    fn start(postfix: &Path) -> Self {
+        let dir = TempDir::new("postfix");
+        let root = dir.path();
+        for sub in ["etc", "spool", "data", "mail"] {
+            std::fs::create_dir_all(root.join(sub)).expect("create directory");
+        }
+        let etc = root.join("etc");
+        std::fs::write(etc.join("main.cf"), main_cf(root)).expect("main.cf");
+        std::fs::write(etc.join("master.cf"), MASTER_CF.replace("{ip}", POSTFIX_IP))
+            .expect("master.cf");
+        std::fs::write(
+            etc.join("vmailbox"),
+            "alice@mail.interop.test alice/\nbob@mail.interop.test bob/\n\
+             alice@failover.interop.test alice-failover/\n",
+        )
+        .expect("vmailbox");
+        std::fs::write(
+            etc.join("valias"),
+            "@catchall.interop.test alice@mail.interop.test\n",
+        )
+        .expect("valias");
+        // Postfix's master runs as root and its daemons as `postfix`: the data directory must
+        // be theirs, the mail directory the virtual delivery user's.
+        run_ok(
+            Command::new("chown")
+                .arg("postfix:postfix")
+                .arg(root.join("data")),
+        );
+        run_ok(
+            Command::new("chown")
+                .arg("65534:65534")
+                .arg(root.join("mail")),
+        );
+        run_ok(Command::new(postfix).arg("-c").arg(&etc).arg("start"));
+        let addr = format!("{POSTFIX_IP}:25").parse().expect("address");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Postfix did not start; its log:\n{}",
+                std::fs::read_to_string(root.join("maillog")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.config_dir())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn run_ok(command: &mut Command) {
+    let output = command.output().expect("run command");
+    assert!(output.status.success(), "{command:?} failed: {output:?}");
+}
+
+fn main_cf(root: &Path) -> String {
+    let root = root.display();
+    format!(
+        "compatibility_level = 3.6\n\
+         queue_directory = {root}/spool\n\
+         data_directory = {root}/data\n\
+         mail_owner = postfix\n\
+         setgid_group = postdrop\n\
+         myhostname = mx.interop.test\n\
+         mydomain = interop.test\n\
+         mydestination =\n\
+         # master.cf names the one address to listen on; Postfix's own check of\n\
+         # inet_interfaces only knows interface addresses, and 127.0.0.77 is not one.\n\
+         inet_interfaces = loopback-only\n\
+         inet_protocols = ipv4\n\
+         # mxprobe must look like a stranger, not a trusted local client.\n\
+         mynetworks = 192.0.2.0/24\n\
+         virtual_mailbox_domains = mail.interop.test, failover.interop.test\n\
+         virtual_mailbox_maps = texthash:{root}/etc/vmailbox\n\
+         virtual_mailbox_base = {root}/mail\n\
+         virtual_uid_maps = static:65534\n\
+         virtual_gid_maps = static:65534\n\
+         virtual_alias_domains = catchall.interop.test\n\
+         virtual_alias_maps = texthash:{root}/etc/valias\n\
+         # Test settings: no flow-control delay, no reverse lookups of the client.\n\
+         in_flow_delay = 0\n\
+         smtpd_peername_lookup = no\n\
+         smtpd_banner = $myhostname ESMTP Postfix (mxprobe interop)\n\
+         maillog_file = {root}/maillog\n\
+         maillog_file_prefixes = {root}\n\
+         alias_maps =\n\
+         alias_database =\n\
+         biff = no\n"
+    )
+}
+
+/// Every service chrooted off (the private queue directory has no chroot environment).
+const MASTER_CF: &str = "\
+{ip}:smtp inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+";
+
+fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
+    let engine = Engine::start(config).expect("start engine");
+    let handle = engine.handle();
+    for (tag, address) in addresses.iter().enumerate() {
+        handle.submit(*address, tag as u64).expect("submit");
+    }
+    handle.finish();
+    let mut results: Vec<VerifyResult> = engine.results().iter().collect();
+    engine.join().expect("engine ran");
+    results.sort_by_key(|r| r.tag);
+    results
+}
+
+#[test]
+fn verdicts_against_postfix() {
+    let Some(nsd_program) = crate::require_program("nsd", "nsd") else {
+        return;
+    };
+    let Some(postfix_program) = crate::require_program("postfix", "postfix") else {
+        return;
+    };
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"))
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Postfix interop test needs root (Postfix's master does); CI runs as root"
+        );
+        eprintln!("SKIPPED: the Postfix interop test needs root");
+        return;
+    }
+    let nsd = Nsd::start(&nsd_program, "interop.test.", &zone());
+    let postfix = Postfix::start(&postfix_program);
+
+    let mut nameservers = NameserverConfig::with_servers(vec![nsd.addr]);
+    nameservers.timeout = Duration::from_secs(2);
+    let session = SessionConfig::new(
+        "probe.interop.test",
+        Sender::Mailbox("probe@interop.test".into()),
+    );
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.domain_rate = None;
+
+    let addresses = [
+        "alice@mail.interop.test",
+        "Bob@mail.interop.test",
+        "nobody@mail.interop.test",
+        "josé@mail.interop.test",
+        "whoever@catchall.interop.test",
+        "alice@failover.interop.test",
+        "alice@gone.interop.test",
+    ];
+    let results = verify(config, &addresses);
+    let summary: Vec<(&str, Verdict, Reason)> = results
+        .iter()
+        .map(|r| (r.address.as_str(), r.verdict, r.reason))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "alice@mail.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+            (
+                "Bob@mail.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+            (
+                "nobody@mail.interop.test",
+                Verdict::Undeliverable,
+                Reason::MailboxNotFound
+            ),
+            (
+                "josé@mail.interop.test",
+                Verdict::Undeliverable,
+                Reason::MailboxNotFound
+            ),
+            (
+                "whoever@catchall.interop.test",
+                Verdict::Risky,
+                Reason::AcceptAll
+            ),
+            (
+                "alice@failover.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+            (
+                "alice@gone.interop.test",
+                Verdict::Undeliverable,
+                Reason::DomainNotFound
+            ),
+        ],
+        "{results:#?}\nPostfix log:\n{}",
+        postfix.log()
+    );
+    let nobody = &results[2];
+    assert_eq!(
+        nobody.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(550)
+    );
+    assert_eq!(nobody.mx.as_deref(), Some("mx.interop.test"));
+    assert_eq!(results[0].catch_all, Some(false));
+    assert_eq!(
+        results[5].mx.as_deref(),
+        Some("mx.interop.test"),
+        "failed over from the dead MX"
+    );
+
+    // Postfix logs one line per session with a count per command: no data=, no bdat=.
+    std::thread::sleep(Duration::from_millis(300));
+    let log = postfix.log();
+    // (`commands=0/0` is the test's own check that Postfix was listening.)
+    let sessions: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("postfix/smtpd") && line.contains(" disconnect from "))
+        .filter(|line| !line.ends_with("commands=0/0"))
+        .collect();
+    assert!(!sessions.is_empty(), "no session in Postfix's log:\n{log}");
+    for line in &sessions {
+        assert!(
+            !line.contains(" data=") && !line.contains(" bdat="),
+            "DATA was sent: {line}"
+        );
+        assert!(
+            line.contains(" quit=1"),
+            "a session ended without QUIT: {line}"
+        );
+    }
+    assert!(
+        !log.contains("postfix/cleanup"),
+        "a message entered Postfix's queue:\n{log}"
+    );
+}
