@@ -25,3 +25,10 @@ mod scheduler;
 pub use config::EngineConfig;
 pub use result::VerifyResult;
 pub use scheduler::{ConnId, ConnIo, EngineStats, Scheduler};
+
+#[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test needs an origin for its hand-moved clock"
+)]
+mod tests;

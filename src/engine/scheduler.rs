@@ -166,6 +166,9 @@ enum Timer {
     Domain(DomainId),
     Retry(JobId, u32),
     Backoff,
+    /// Start sessions for what was submitted: once per burst of submissions, so that the
+    /// addresses of one domain submitted together share sessions.
+    Schedule,
 }
 
 /// How long a server that refused a connection, or closed it, is left alone.
@@ -225,6 +228,8 @@ pub struct Scheduler {
     backoff_until: Option<Instant>,
     /// After [`Scheduler::abandon_queued`]: no new session starts.
     stopping: bool,
+    /// When the pass that starts sessions for new submissions is due.
+    schedule_at: Option<Instant>,
     stats: EngineStats,
 }
 
@@ -258,11 +263,15 @@ impl Scheduler {
             source_rotation: 0,
             backoff_until: None,
             stopping: false,
+            schedule_at: None,
             stats: EngineStats::default(),
         }
     }
 
-    /// Takes an address as a user wrote it; `tag` comes back in its result.
+    /// Takes an address as a user wrote it; `tag` comes back in its result. Its domain's MX
+    /// lookup starts at once; sessions start at the next [`handle_timeout`](Self::handle_timeout)
+    /// (due at once: see [`poll_timeout`](Self::poll_timeout)), so that a burst of submissions
+    /// is batched by domain.
     pub fn submit(&mut self, raw: &str, tag: u64, now: Instant) {
         self.stats.submitted += 1;
         let address = match Address::parse(raw) {
@@ -353,7 +362,12 @@ impl Scheduler {
                 self.mark_ready(domain);
             }
         }
-        self.pump(now);
+        // Sessions start at the next timeout, not now: the rest of a burst of submissions
+        // joins the queue first, and addresses of one domain share sessions.
+        if self.schedule_at.is_none() {
+            self.schedule_at = Some(now);
+            self.timers.push(Reverse((now, Timer::Schedule)));
+        }
     }
 
     /// The connection `conn` is up.
@@ -466,6 +480,7 @@ impl Scheduler {
                         self.backoff_until = None;
                     }
                 }
+                Timer::Schedule => self.schedule_at = None,
             }
         }
         self.pump(now);
@@ -518,6 +533,7 @@ impl Scheduler {
                     self.jobs.get(&job).is_some_and(|j| j.retries == retries)
                 }
                 Timer::Backoff => self.backoff_until == Some(at),
+                Timer::Schedule => self.schedule_at == Some(at),
             };
             if live {
                 break;

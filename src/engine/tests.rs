@@ -1,0 +1,510 @@
+//! The scheduler driven by hand: DNS answered from a table, SMTP servers played by closures,
+//! the clock moved by hand. For what the end-to-end tests cannot pin down: exact retry times,
+//! caps, turns, back-offs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, MX};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use super::*;
+use crate::dns::{LookupConfig, NameserverConfig, ResolverConfig, Transmit};
+use crate::session::{Sender, SessionConfig};
+use crate::verdict::Reason;
+
+/// A fake SMTP server: the reply to each command line.
+type Server = Box<dyn FnMut(&str) -> String>;
+
+struct Harness {
+    scheduler: Scheduler,
+    now: Instant,
+    /// Domain → its MX hosts: (preference, address).
+    zone: HashMap<String, Vec<(u16, Ipv4Addr)>>,
+    /// Connections asked for and not yet played, in order.
+    connects: Vec<(ConnId, SocketAddr, Instant)>,
+    /// Every connection ever asked for.
+    history: Vec<(ConnId, SocketAddr, Instant)>,
+    results: Vec<VerifyResult>,
+    /// DNS queries not answered yet: answered by `settle`, as a real server answers after
+    /// the burst of submissions that caused them.
+    queries: Vec<(crate::dns::SocketId, SocketAddr, Vec<u8>)>,
+}
+
+fn config() -> EngineConfig {
+    let nameservers = NameserverConfig::with_servers(vec!["192.0.2.53:53".parse().expect("addr")]);
+    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.domain_rate = None;
+    config
+}
+
+impl Harness {
+    fn new(config: EngineConfig) -> Self {
+        Self {
+            scheduler: Scheduler::new(config, [5; 32]),
+            now: Instant::now(),
+            zone: HashMap::new(),
+            connects: Vec::new(),
+            history: Vec::new(),
+            results: Vec::new(),
+            queries: Vec::new(),
+        }
+    }
+
+    fn mx(&mut self, domain: &str, preference: u16, ip: [u8; 4]) -> &mut Self {
+        self.zone
+            .entry(domain.to_owned())
+            .or_default()
+            .push((preference, Ipv4Addr::from(ip)));
+        self
+    }
+
+    /// Submits an address; sessions start with [`Self::settle`].
+    fn submit(&mut self, address: &str) {
+        let tag = self.scheduler.stats().submitted;
+        self.scheduler.submit(address, tag, self.now);
+        self.drain();
+    }
+
+    /// Answers the DNS queries asked so far and lets the timers due now fire: sessions for
+    /// what was submitted start.
+    fn settle(&mut self) {
+        while !self.queries.is_empty() {
+            for (socket, server, payload) in std::mem::take(&mut self.queries) {
+                let answer = self.answer(&payload);
+                self.scheduler.handle_udp(socket, server, &answer, self.now);
+                self.drain();
+            }
+        }
+        self.advance(Duration::ZERO);
+    }
+
+    /// Answers DNS, records connections and results, until nothing moves.
+    fn drain(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(transmit) = self.scheduler.poll_dns_transmit() {
+                if let Transmit::Udp {
+                    socket,
+                    server,
+                    payload,
+                } = transmit
+                {
+                    self.queries.push((socket, server, payload));
+                }
+            }
+            while let Some(io) = self.scheduler.poll_conn_io() {
+                if let ConnIo::Connect { conn, to, .. } = io {
+                    self.connects.push((conn, to, self.now));
+                    self.history.push((conn, to, self.now));
+                }
+                moved = true;
+            }
+            while let Some(result) = self.scheduler.poll_result() {
+                self.results.push(result);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// MX records with glue for the zone's domains; NXDOMAIN otherwise.
+    fn answer(&self, query: &[u8]) -> Vec<u8> {
+        let query = Message::from_vec(query).expect("valid query");
+        let question = query.queries[0].clone();
+        let mut answer = Message::response(query.metadata.id, OpCode::Query);
+        answer.add_query(question.clone());
+        let name = question.name.to_ascii();
+        let domain = name.trim_end_matches('.');
+        match self.zone.get(domain) {
+            Some(hosts) if question.query_type == RecordType::MX => {
+                for (i, (preference, ip)) in hosts.iter().enumerate() {
+                    let exchange = Name::from_ascii(format!("mx{i}.{domain}.")).expect("name");
+                    answer.add_answer(Record::from_rdata(
+                        question.name.clone(),
+                        300,
+                        RData::MX(MX::new(*preference, exchange.clone())),
+                    ));
+                    answer.add_additional(Record::from_rdata(exchange, 300, RData::A(A(*ip))));
+                }
+            }
+            _ => answer.metadata.response_code = ResponseCode::NXDomain,
+        }
+        answer.to_vec().expect("encodes")
+    }
+
+    /// Plays the oldest pending connection against `server` to its end.
+    fn play(&mut self, mut server: Server) -> (ConnId, Vec<String>) {
+        let (conn, _, _) = self.connects.remove(0);
+        let mut heard = Vec::new();
+        self.scheduler.handle_connected(conn, self.now);
+        self.scheduler
+            .handle_input(conn, b"220 mx.test ESMTP\r\n", self.now);
+        let mut guard = 0;
+        while self.scheduler.has_conn(conn) {
+            guard += 1;
+            assert!(guard < 100, "the conversation does not end");
+            let output = String::from_utf8(self.scheduler.output(conn).to_vec()).expect("UTF-8");
+            self.scheduler.consume_output(conn, output.len());
+            let mut replies = String::new();
+            for line in output.lines() {
+                heard.push(line.to_owned());
+                replies.push_str(&server(line));
+            }
+            if replies.is_empty() {
+                break;
+            }
+            self.scheduler
+                .handle_input(conn, replies.as_bytes(), self.now);
+        }
+        self.drain();
+        (conn, heard)
+    }
+
+    fn advance(&mut self, by: Duration) {
+        let until = self.now + by;
+        while let Some(at) = self.scheduler.poll_timeout() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.scheduler.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = until;
+    }
+
+    fn result(&self, address: &str) -> &VerifyResult {
+        self.results
+            .iter()
+            .find(|r| r.address == address)
+            .unwrap_or_else(|| panic!("no result for {address}: {:#?}", self.results))
+    }
+}
+
+/// A server that knows `mailboxes` and answers everything else as Postfix would.
+fn postfix(mailboxes: &'static [&'static str]) -> Server {
+    Box::new(move |line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            "250-mx.test\r\n250 PIPELINING\r\n".into()
+        } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+            "250 2.1.0 Ok\r\n".into()
+        } else if let Some(rest) = upper.strip_prefix("RCPT TO:<") {
+            let mailbox = rest.trim_end_matches('>').to_ascii_lowercase();
+            if mailboxes.contains(&mailbox.as_str()) {
+                "250 2.1.5 Ok\r\n".into()
+            } else {
+                "550 5.1.1 User unknown\r\n".into()
+            }
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            "502 5.5.2 Error\r\n".into()
+        }
+    })
+}
+
+#[test]
+fn one_lookup_one_session_and_the_control_last() {
+    let mut h = Harness::new(config());
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    for local in ["a", "b", "c"] {
+        h.submit(&format!("{local}@one.test"));
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 1, "one session for three addresses");
+    assert_eq!(
+        h.connects[0].1,
+        "127.0.0.9:25".parse::<SocketAddr>().expect("addr")
+    );
+    let (_, heard) = h.play(postfix(&["a@one.test", "c@one.test"]));
+    let rcpts: Vec<&String> = heard.iter().filter(|l| l.starts_with("RCPT")).collect();
+    assert_eq!(rcpts.len(), 4);
+    assert!(
+        rcpts[3].len() > "RCPT TO:<@one.test>".len() + 15,
+        "the control comes last: {rcpts:?}"
+    );
+    assert_eq!(h.result("a@one.test").reason, Reason::Accepted);
+    assert_eq!(h.result("a@one.test").catch_all, Some(false));
+    assert_eq!(h.result("b@one.test").reason, Reason::MailboxNotFound);
+    // A later address at the same domain: no lookup, no second control.
+    h.submit("d@one.test");
+    h.settle();
+    let (_, heard) = h.play(postfix(&[]));
+    assert_eq!(heard.iter().filter(|l| l.starts_with("RCPT")).count(), 1);
+    assert_eq!(h.scheduler.resolver_stats().lookups.lookups, 1);
+    assert_eq!(h.scheduler.stats().controls, 1);
+}
+
+#[test]
+fn greylisting_is_retried_after_the_configured_delays() {
+    let mut config = config();
+    config.catch_all = false;
+    config.retry_delay = Duration::from_secs(120);
+    config.retries = 2;
+    let mut h = Harness::new(config);
+    h.mx("grey.test", 10, [127, 0, 0, 9]);
+    h.submit("a@grey.test");
+    h.settle();
+    let start = h.now;
+    let grey: fn() -> Server = || {
+        Box::new(|line: &str| {
+            if line.starts_with("RCPT") {
+                "451 4.7.1 Greylisted, try again later\r\n".into()
+            } else {
+                postfix(&[])(line)
+            }
+        })
+    };
+    h.play(grey());
+    assert!(h.results.is_empty());
+    h.advance(Duration::from_secs(119));
+    assert!(h.connects.is_empty(), "not before 120 s");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.connects.len(), 1, "the first retry at 120 s");
+    h.play(grey());
+    h.advance(Duration::from_secs(239));
+    assert!(
+        h.connects.is_empty(),
+        "the second retry waits twice as long"
+    );
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.connects.len(), 1);
+    assert_eq!(h.connects[0].2 - start, Duration::from_secs(360));
+    h.play(postfix(&["a@grey.test"]));
+    let result = h.result("a@grey.test");
+    assert_eq!(result.reason, Reason::Accepted);
+    assert_eq!(result.attempts, 3);
+    assert_eq!(h.scheduler.stats().retries, 2);
+}
+
+#[test]
+fn retries_run_out_as_greylisted_with_the_last_reply() {
+    let mut config = config();
+    config.catch_all = false;
+    config.retries = 1;
+    config.retry_delay = Duration::from_secs(10);
+    let mut h = Harness::new(config);
+    h.mx("grey.test", 10, [127, 0, 0, 9]);
+    h.submit("a@grey.test");
+    h.settle();
+    for _ in 0..2 {
+        h.play(Box::new(|line: &str| {
+            if line.starts_with("RCPT") {
+                "450 4.2.0 Greylisted\r\n".into()
+            } else {
+                postfix(&[])(line)
+            }
+        }));
+        h.advance(Duration::from_secs(10));
+    }
+    let result = h.result("a@grey.test");
+    assert_eq!(result.reason, Reason::Greylisted);
+    assert_eq!(
+        result.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(450)
+    );
+}
+
+#[test]
+fn out_of_sockets_means_back_off_and_try_again_not_a_verdict() {
+    let mut h = Harness::new(config());
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    h.submit("a@one.test");
+    h.settle();
+    let (conn, _, _) = h.connects.remove(0);
+    h.scheduler.handle_no_resources(conn, h.now);
+    h.drain();
+    assert!(h.results.is_empty(), "no verdict from our own shortage");
+    assert!(h.connects.is_empty(), "no new connection at once");
+    h.advance(Duration::from_millis(100));
+    assert_eq!(h.connects.len(), 1, "tried again after the back-off");
+    h.play(postfix(&["a@one.test"]));
+    assert_eq!(h.result("a@one.test").reason, Reason::Accepted);
+    assert_eq!(h.scheduler.stats().resource_backoffs, 1);
+}
+
+#[test]
+fn the_per_mx_cap_holds_across_domains() {
+    let mut config = config();
+    config.per_mx = 3;
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    for i in 0..10 {
+        let domain = format!("d{i}.test");
+        h.mx(&domain, 10, [127, 0, 0, 9]);
+        h.submit(&format!("a@{domain}"));
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 3, "three sessions at the shared MX");
+    h.play(postfix(&[]));
+    assert_eq!(h.connects.len(), 3, "one ended, one started");
+    while !h.connects.is_empty() {
+        h.play(postfix(&[]));
+        assert!(h.connects.len() <= 3);
+    }
+    assert_eq!(h.results.len(), 10);
+}
+
+#[test]
+fn a_backup_mx_is_used_only_when_the_first_fails() {
+    let mut config = config();
+    config.per_mx = 1;
+    config.catch_all = false;
+    config.rcpts_per_session = 1;
+    let mut h = Harness::new(config);
+    h.mx("two.test", 10, [127, 0, 0, 1])
+        .mx("two.test", 20, [127, 0, 0, 2]);
+    h.submit("a@two.test");
+    h.submit("b@two.test");
+    h.settle();
+    // One session at the primary; the second address waits for it, not for the backup.
+    assert_eq!(h.connects.len(), 1);
+    assert_eq!(h.connects[0].1.ip(), IpAddr::from([127, 0, 0, 1]));
+    // The primary refuses the connection: both go to the backup.
+    let (conn, _, _) = h.connects.remove(0);
+    h.scheduler.handle_closed(conn, h.now);
+    h.drain();
+    assert_eq!(h.connects.len(), 1);
+    assert_eq!(h.connects[0].1.ip(), IpAddr::from([127, 0, 0, 2]));
+    h.play(postfix(&["a@two.test", "b@two.test"]));
+    h.play(postfix(&["a@two.test", "b@two.test"]));
+    assert_eq!(h.result("a@two.test").mx.as_deref(), Some("mx1.two.test"));
+    assert_eq!(h.result("b@two.test").reason, Reason::Accepted);
+}
+
+#[test]
+fn every_mx_failing_is_connection_failed() {
+    let mut h = Harness::new(config());
+    h.mx("dead.test", 10, [127, 0, 0, 1])
+        .mx("dead.test", 20, [127, 0, 0, 2]);
+    h.submit("a@dead.test");
+    h.settle();
+    for _ in 0..2 {
+        let (conn, _, _) = h.connects.remove(0);
+        h.scheduler.handle_closed(conn, h.now);
+        h.drain();
+    }
+    assert_eq!(h.result("a@dead.test").reason, Reason::ConnectionFailed);
+    assert_eq!(h.scheduler.stats().failovers, 2);
+}
+
+#[test]
+fn domains_take_turns() {
+    let mut config = config();
+    config.concurrency = 2;
+    config.catch_all = false;
+    config.rcpts_per_session = 1;
+    let mut h = Harness::new(config);
+    h.mx("big.test", 10, [127, 0, 0, 1]);
+    for i in 0..50 {
+        h.submit(&format!("u{i}@big.test"));
+    }
+    for small in ["s1", "s2", "s3", "s4"] {
+        let domain = format!("{small}.test");
+        h.mx(&domain, 10, [127, 0, 0, 2]);
+        h.submit(&format!("a@{domain}"));
+    }
+    h.settle();
+    // Play sessions in order; the small domains must not wait for the big one's 50.
+    for _ in 0..12 {
+        if h.connects.is_empty() {
+            break;
+        }
+        h.play(postfix(&[]));
+    }
+    for small in ["s1", "s2", "s3", "s4"] {
+        let address = format!("a@{small}.test");
+        assert!(
+            h.results.iter().any(|r| r.address == address),
+            "{address} waited behind the big domain"
+        );
+    }
+}
+
+#[test]
+fn the_domain_rate_spaces_new_connections() {
+    let mut config = config();
+    config.domain_rate = Some(2.0);
+    config.catch_all = false;
+    config.rcpts_per_session = 1;
+    config.per_mx = 10;
+    let mut h = Harness::new(config);
+    h.mx("slow.test", 10, [127, 0, 0, 1]);
+    for i in 0..4 {
+        h.submit(&format!("u{i}@slow.test"));
+    }
+    h.settle();
+    h.advance(Duration::from_secs(2));
+    let times: Vec<Duration> = h
+        .history
+        .iter()
+        .map(|(_, _, at)| *at - h.history[0].2)
+        .collect();
+    assert_eq!(
+        times,
+        [0, 500, 1000, 1500].map(Duration::from_millis),
+        "two new connections a second"
+    );
+}
+
+#[test]
+fn an_accepted_address_waits_for_the_catch_all_answer() {
+    let mut h = Harness::new(config());
+    h.mx("all.test", 10, [127, 0, 0, 9]);
+    h.submit("a@all.test");
+    h.settle();
+    // The server accepts everything, the control included.
+    h.play(Box::new(|line: &str| {
+        if line.starts_with("RCPT") {
+            "250 2.1.5 Ok\r\n".into()
+        } else {
+            postfix(&[])(line)
+        }
+    }));
+    let result = h.result("a@all.test");
+    assert_eq!(result.reason, Reason::AcceptAll);
+    assert_eq!(result.catch_all, Some(true));
+}
+
+#[test]
+fn a_stop_drops_what_was_not_asked_and_keeps_what_is_in_flight() {
+    let mut config = config();
+    config.catch_all = false;
+    config.rcpts_per_session = 1;
+    config.per_mx = 1;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    h.submit("a@one.test");
+    h.submit("b@one.test");
+    h.settle();
+    assert_eq!(h.connects.len(), 1);
+    assert_eq!(h.scheduler.abandon_queued(h.now), 1);
+    h.play(postfix(&["a@one.test"]));
+    assert_eq!(h.results.len(), 1);
+    assert_eq!(h.result("a@one.test").reason, Reason::Accepted);
+    assert!(h.connects.is_empty(), "nothing new starts after a stop");
+    assert!(h.scheduler.is_idle());
+}
+
+#[test]
+fn invalid_and_literal_addresses_need_no_network() {
+    let mut h = Harness::new(config());
+    h.submit("not an address");
+    h.submit("a@[127.0.0.1]");
+    assert!(h.connects.is_empty());
+    assert_eq!(h.result("not an address").reason, Reason::InvalidSyntax);
+    assert!(
+        h.result("a@[127.0.0.1]")
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("literal"))
+    );
+}
