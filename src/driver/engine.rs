@@ -1,22 +1,41 @@
 //! [`Engine`]: the scheduler on its own thread and `mio` loop, fed through a handle from any
 //! thread, with verdicts coming back on a channel.
 //!
-//! ```no_run
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 //! use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 //! use mxprobe::driver::Engine;
 //! use mxprobe::engine::EngineConfig;
 //! use mxprobe::session::{Sender, SessionConfig};
+//! use mxprobe::sim::{dns::{DnsResponder, Zone}, smtp::{Personality, SmtpFarm}};
+//! use mxprobe::verdict::Reason;
 //!
-//! let dns = NameserverConfig::with_servers(vec!["127.0.0.1:5353".parse().unwrap()]);
-//! let session = SessionConfig::new("probe.example.net", Sender::Mailbox("probe@example.net".into()));
-//! let engine = Engine::start(EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(dns))))?;
+//! // A simulated MX for example.test on loopback, and DNS that points at it.
+//! let mx = Ipv4Addr::new(127, 0, 0, 26);
+//! let port = TcpListener::bind((mx, 0))?.local_addr()?.port();
+//! let _farm = SmtpFarm::start(
+//!     vec![(SocketAddr::from((mx, port)), Personality::new("mx.example.test").mailbox("alice@example.test"))],
+//!     1,
+//! )?;
+//! let mut zone = Zone::new();
+//! zone.mx("example.test", 10, "mx.example.test").a("mx.example.test", mx);
+//! let dns = DnsResponder::start(zone)?;
+//!
+//! let session = SessionConfig::new("probe.example.test", Sender::Mailbox("probe@example.test".into()));
+//! let resolver = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![dns.addr()])));
+//! let mut config = EngineConfig::new(session, resolver);
+//! config.smtp_port = port;
+//!
+//! let engine = Engine::start(config)?;
 //! let handle = engine.handle();
-//! handle.submit("alice@example.com", 1).unwrap();
+//! handle.submit("alice@example.test", 1).unwrap();
+//! handle.submit("nobody@example.test", 2).unwrap();
 //! handle.finish();
-//! for result in engine.results() {
-//!     println!("{} {} {}", result.address, result.verdict, result.reason);
-//! }
+//! let mut reasons: Vec<(u64, Reason)> = engine.results().iter().map(|r| (r.tag, r.reason)).collect();
+//! reasons.sort();
+//! assert_eq!(reasons, [(1, Reason::Accepted), (2, Reason::MailboxNotFound)]);
 //! let report = engine.join()?;
+//! assert_eq!(report.stats.sessions, 1);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
