@@ -521,3 +521,70 @@ fn five_thousand_sessions_at_once() {
         "file descriptors leaked: {before} before, {after} after"
     );
 }
+
+/// Forty domains of four kinds, ten addresses each, half of them real: every verdict checked.
+#[test]
+fn hundreds_of_addresses_across_dozens_of_domains() {
+    let ips: Vec<Ipv4Addr> = (0..40).map(|i| ip(100 + i)).collect();
+    let port = common_port(&ips);
+    let mut listeners = Vec::new();
+    let mut zone = Zone::new();
+    let mut expected: Vec<(String, Reason)> = Vec::new();
+    for (i, mx_ip) in ips.iter().enumerate() {
+        let domain = format!("d{i}.dozens.test");
+        let mx = format!("mx.{domain}");
+        zone.mx(&domain, 10, &mx).a(&mx, *mx_ip);
+        let real: Vec<String> = (0..5).map(|k| format!("real{k}@{domain}")).collect();
+        let mut personality = Personality::new(&mx).mailboxes(real.clone());
+        let kind = i % 4;
+        match kind {
+            0 => {}
+            1 => personality = personality.catch_all(),
+            2 => personality = personality.greylist(Duration::from_millis(200)),
+            _ => personality = personality.max_rcpt_per_session(3).without_pipelining(),
+        }
+        listeners.push((SocketAddr::from((*mx_ip, port)), personality));
+        for k in 0..5 {
+            let accepted = if kind == 1 {
+                Reason::AcceptAll
+            } else {
+                Reason::Accepted
+            };
+            expected.push((real[k].clone(), accepted));
+            let missing = if kind == 1 {
+                Reason::AcceptAll
+            } else {
+                Reason::MailboxNotFound
+            };
+            expected.push((format!("missing{k}@{domain}"), missing));
+        }
+    }
+    let farm = SmtpFarm::start_with(
+        listeners,
+        FarmOptions {
+            threads: 2,
+            ..FarmOptions::default()
+        },
+    )
+    .expect("farm");
+    let dns = DnsResponder::start(zone).expect("dns");
+    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
+    nameservers.timeout = Duration::from_millis(500);
+    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.smtp_port = port;
+    config.domain_rate = None;
+    config.retry_delay = Duration::from_millis(300);
+    let addresses: Vec<&str> = expected.iter().map(|(a, _)| a.as_str()).collect();
+    let results = verify(config, &addresses);
+    for (address, reason) in &expected {
+        assert_eq!(
+            results[address].reason, *reason,
+            "{address}: {:#?}",
+            results[address]
+        );
+    }
+    assert_eq!(results.len(), 400);
+    assert_eq!(farm.stats().data_commands, 0);
+}
