@@ -45,12 +45,14 @@
 //! sockets and the SMTP connections each under their own range of tokens. Every turn: take
 //! submissions while the scheduler has room (a bounded channel makes a fast producer wait:
 //! ten million input lines never sit in memory at once), carry out what the scheduler asks
-//! for, hand out verdicts, then sleep in `poll` until an event, a wakeup or the scheduler's
+//! for, hand out verdicts (on a bounded channel as well: a slow consumer slows the intake, it
+//! does not grow memory), then sleep in `poll` until an event, a wakeup or the scheduler's
 //! next deadline. An idle engine sleeps without a timeout and uses no CPU.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,6 +67,9 @@ const SMTP_TOKENS: usize = 1 << 30;
 
 /// How long in-flight sessions may run after a stop before they are abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How often the loop looks whether a slow consumer has made room for more verdicts.
+const CONSUMER_POLL: Duration = Duration::from_millis(10);
 
 /// Sockets the DNS client may hold at once, for the file-descriptor budget.
 const DNS_SOCKETS: u64 = 512;
@@ -171,7 +176,7 @@ impl Engine {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let capacity = (config.concurrency * config.rcpts_per_session).clamp(1024, 65_536);
         let (sender, inbox) = mpsc::sync_channel(capacity);
-        let (outbox, results) = mpsc::channel();
+        let (outbox, results) = mpsc::sync_channel(capacity);
         let seed = super::os_seed()?;
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
@@ -219,7 +224,7 @@ fn run(
     config: EngineConfig,
     seed: [u8; 32],
     inbox: &Receiver<Message>,
-    outbox: &mpsc::Sender<VerifyResult>,
+    outbox: &SyncSender<VerifyResult>,
 ) -> io::Result<EngineReport> {
     let started = Instant::now();
     let concurrency = config.concurrency;
@@ -231,11 +236,18 @@ fn run(
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
     let mut abandoned = 0;
+    // Verdicts the consumer has not taken yet (its channel is bounded too): they count against
+    // the room for new submissions, so a slow consumer slows the producer, not memory.
+    let mut undelivered: VecDeque<VerifyResult> = VecDeque::new();
+    let mut listening = true;
     loop {
         let now = Instant::now();
         // Take submissions while there is room; a full scheduler leaves them in the bounded
         // channel, and the producer waits.
-        while input_open && stop_deadline.is_none() && scheduler.pending() < max_pending {
+        while input_open
+            && stop_deadline.is_none()
+            && scheduler.pending() + undelivered.len() < max_pending
+        {
             match inbox.try_recv() {
                 Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
@@ -256,11 +268,22 @@ fn run(
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
         dns.flush(poll.registry(), &mut scheduler, now);
-        while let Some(result) = scheduler.poll_result() {
-            // A dropped receiver only means nobody listens any more; keep the run honest.
-            let _ = outbox.send(result);
+        undelivered.extend(std::iter::from_fn(|| scheduler.poll_result()));
+        while listening && let Some(result) = undelivered.pop_front() {
+            match outbox.try_send(result) {
+                Ok(()) => {}
+                Err(TrySendError::Full(result)) => {
+                    undelivered.push_front(result);
+                    break;
+                }
+                // Nobody listens any more; the run still finishes honestly.
+                Err(TrySendError::Disconnected(_)) => listening = false,
+            }
         }
-        let done = !input_open && scheduler.is_idle();
+        if !listening {
+            undelivered.clear();
+        }
+        let done = !input_open && scheduler.is_idle() && undelivered.is_empty();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
         if done || grace_over {
             break;
@@ -271,6 +294,10 @@ fn run(
         if let Some(deadline) = stop_deadline {
             let left = deadline.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
+        // The consumer cannot wake us when it makes room: look again soon.
+        if !undelivered.is_empty() {
+            timeout = Some(timeout.map_or(CONSUMER_POLL, |t| t.min(CONSUMER_POLL)));
         }
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}

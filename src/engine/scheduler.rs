@@ -455,7 +455,13 @@ impl Scheduler {
                     if due {
                         if let Some(c) = self.conns.get_mut(&conn) {
                             c.timer_at = None;
-                            c.session.handle_timeout(now);
+                            // The deadline may have moved later since this entry was armed.
+                            if c.session
+                                .poll_timeout()
+                                .is_some_and(|deadline| deadline <= now)
+                            {
+                                c.session.handle_timeout(now);
+                            }
                         }
                         self.after_session(conn, now);
                     }
@@ -868,16 +874,20 @@ impl Scheduler {
         }
     }
 
+    /// Makes sure the heap holds an entry no later than the session's deadline. Deadlines
+    /// mostly move later (each reply starts the next wait), so the entry already there is
+    /// kept and re-armed when it fires: the heap holds about one entry per session, not one
+    /// per reply.
     fn arm_session_timer(&mut self, conn: u64) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let at = c.session.poll_timeout();
-        if at != c.timer_at {
-            c.timer_at = at;
-            if let Some(at) = at {
-                self.timers.push(Reverse((at, Timer::Session(conn))));
-            }
+        let Some(at) = c.session.poll_timeout() else {
+            return;
+        };
+        if c.timer_at.is_none_or(|armed| at < armed) {
+            c.timer_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Session(conn))));
         }
     }
 
