@@ -14,13 +14,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod input;
 mod mx;
+mod output;
+mod progress;
+mod resume;
+mod verify;
 
 /// Tells whether a mailbox exists without sending mail: DNS MX lookup, then EHLO, MAIL FROM,
 /// RCPT TO and QUIT on the preferred mail server. It never sends DATA.
 ///
-/// This build has the `mx` command (how a domain's mail is routed); `verify` and `bench` come
-/// with the probe engine.
+/// `verify` checks addresses; `mx` shows how a domain's mail is routed.
 #[derive(Debug, Parser)]
 #[command(name = "mxprobe", version, about, long_about)]
 struct Cli {
@@ -30,6 +34,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Verify addresses: syntax, DNS, then EHLO / MAIL FROM / RCPT TO / QUIT at the
+    /// preferred MX (never DATA). One verdict per input line: deliverable, undeliverable,
+    /// risky or unknown, with the reason and the reply that decided.
+    Verify(Box<verify::VerifyArgs>),
     /// Show how each domain's mail is routed: MX hosts by preference with their addresses, or
     /// why there is none (no such domain, null MX, no MX and no address, DNS failure).
     Mx(mx::MxArgs),
@@ -42,6 +50,8 @@ pub enum Format {
     Human,
     /// One JSON object per line, for scripts.
     Jsonl,
+    /// Comma-separated values with a header row, for spreadsheets.
+    Csv,
 }
 
 impl Format {
@@ -59,10 +69,11 @@ impl Format {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Mx(args) => mx::run(args),
+        Command::Verify(args) => verify::run(*args),
+        Command::Mx(args) => mx::run(args).map(|()| 0),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(message) => {
             #[allow(
                 clippy::print_stderr,

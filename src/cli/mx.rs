@@ -56,6 +56,9 @@ pub fn run(args: MxArgs) -> Result<(), String> {
     }
     let config = ResolverConfig::new(LookupConfig::new(nameservers));
     let format = Format::resolve(args.format);
+    if format == Format::Csv {
+        return Err("mx writes --format human or jsonl".into());
+    }
 
     // Domains that are not domains get their answer without a lookup.
     let checked: Vec<Result<String, String>> = args
@@ -77,7 +80,7 @@ pub fn run(args: MxArgs) -> Result<(), String> {
         let line = match check {
             Err(invalid) => match format {
                 Format::Human => format!("{given}: not a valid domain: {invalid}\n"),
-                Format::Jsonl => format!(
+                Format::Jsonl | Format::Csv => format!(
                     "{}\n",
                     json!({"domain": given, "status": "invalid_domain", "error": invalid})
                 ),
@@ -88,7 +91,7 @@ pub fn run(args: MxArgs) -> Result<(), String> {
                 };
                 match format {
                     Format::Human => human(&resolution),
-                    Format::Jsonl => format!("{}\n", jsonl(&resolution)),
+                    Format::Jsonl | Format::Csv => format!("{}\n", jsonl(&resolution)),
                 }
             }
         };

@@ -1,0 +1,501 @@
+//! `mxprobe verify`: addresses in (arguments, a file, standard input, CSV), one verdict per
+//! input line out, as each completes.
+//!
+//! Three threads: a reader that turns input lines into submissions (skipping lines an earlier
+//! run finished, and folding duplicates into the first occurrence), the engine, and this one,
+//! which writes verdicts as they come — for every occurrence of a duplicated address. A fourth
+//! waits for Ctrl-C: once stops taking work and lets the probes in flight finish; twice exits
+//! at once, after the line being written.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::Format;
+use super::input::{Column, Input, Item, count_lines};
+use super::output::{Record, Tally, Writer};
+use super::progress::{Progress, summary};
+use super::resume::{DoneLines, read_done};
+use mxprobe::address::Address;
+use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig, parse_server};
+use mxprobe::driver::{Engine, EngineHandle};
+use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::verdict::Reason;
+
+/// Where resolv.conf is read from when no `--dns-server` is given.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Verdicts remembered for later duplicates. A repeat further back than this is verified
+/// again: right, only not deduplicated, and memory stays bounded whatever the input's size.
+const RECENT_VERDICTS: usize = 100_000;
+
+/// The exit status after Ctrl-C, as shells expect (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Addresses to verify. Use --input for a file or standard input.
+    #[arg(
+        value_name = "ADDRESS",
+        conflicts_with = "input",
+        required_unless_present = "input"
+    )]
+    addresses: Vec<String>,
+
+    /// Read addresses from FILE (`-` for standard input): one per line (blank lines and `#`
+    /// comments skipped), or CSV with --column.
+    #[arg(long, short = 'i', value_name = "FILE|-")]
+    input: Option<PathBuf>,
+
+    /// Read the input as CSV and take addresses from this column, by header name or by number
+    /// from 1 (a first row whose column holds no '@' is taken for a header).
+    #[arg(long, value_name = "NAME|N", requires = "input")]
+    column: Option<Column>,
+
+    /// Write verdicts to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Output format [default: human on a terminal, jsonl otherwise].
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+
+    /// Append to --output and skip the input lines it already has verdicts for: rerun the
+    /// same command after a crash, kill or Ctrl-C and nothing is lost or done twice.
+    #[arg(long, requires = "output")]
+    resume: bool,
+
+    /// The sender in MAIL FROM (`<>` for the null sender). Use a real mailbox on a domain you
+    /// control, with SPF and a reverse DNS that matches --helo: servers check senders, and
+    /// greylisters key on them.
+    #[arg(long, value_name = "ADDRESS")]
+    from: String,
+
+    /// The name in EHLO: the DNS name of the machine mxprobe runs on, whose A record and
+    /// reverse DNS match its address [default: the domain of --from].
+    #[arg(long, value_name = "NAME")]
+    helo: Option<String>,
+
+    /// A nameserver to ask instead of those in /etc/resolv.conf, as IP or IP:PORT (repeatable).
+    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
+    dns_servers: Vec<SocketAddr>,
+
+    /// Seconds to wait for one DNS answer before asking the next server [default:
+    /// resolv.conf's timeout, or 5].
+    #[arg(long = "dns-timeout", value_name = "SECS")]
+    dns_timeout: Option<u64>,
+
+    /// The port mail servers listen on. Change it only to point mxprobe at test servers.
+    #[arg(long = "smtp-port", value_name = "PORT", default_value_t = 25)]
+    smtp_port: u16,
+
+    /// A source address to connect from (repeatable: used round-robin per domain, so retries
+    /// keep the address greylisters key on).
+    #[arg(long = "source-ip", value_name = "IP")]
+    source_ips: Vec<IpAddr>,
+
+    /// SMTP sessions at once (lowered, with a notice, if the open-file limit does not allow).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    concurrency: usize,
+
+    /// Sessions at once per MX address: many domains share one server, and politeness is
+    /// owed to the server.
+    #[arg(long = "per-mx", value_name = "N", default_value_t = 4)]
+    per_mx: usize,
+
+    /// New connections per second per domain (0: no limit).
+    #[arg(long = "domain-rate", value_name = "PER_SEC", default_value_t = 10.0)]
+    domain_rate: f64,
+
+    /// Seconds to wait for each reply (and the connection); a session may take six times
+    /// that in all. Slower servers get unknown/timeout, never a verdict.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+
+    /// How often an address answered 4xx (greylisting) is asked again.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    retries: u32,
+
+    /// Seconds before the first retry; each later one waits twice as long. Greylisters
+    /// usually want 1 to 5 minutes.
+    #[arg(long = "retry-delay", value_name = "SECS", default_value_t = 120)]
+    retry_delay: u64,
+
+    /// Do not ask a random address at each domain to detect catch-all domains.
+    #[arg(long = "no-catch-all")]
+    no_catch_all: bool,
+
+    /// Probe address literals (user@[192.0.2.1]); by default they are refused.
+    #[arg(long = "allow-literals")]
+    allow_literals: bool,
+
+    /// Add the SMTP conversation to each verdict.
+    #[arg(long)]
+    transcript: bool,
+
+    /// No progress line and no summary on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    parse_server(text).map_err(|e| e.to_string())
+}
+
+/// What the reader and the writer share: the output, and where duplicates stand.
+struct Shared {
+    writer: Writer,
+    /// Occurrences waiting for the verdict of their first occurrence, by its tag (its line).
+    waiting: HashMap<u64, Vec<(u64, String)>>,
+    /// The tag submitted for each mailbox in flight.
+    in_flight: HashMap<String, u64>,
+    /// Recent verdicts, for later duplicates.
+    recent: HashMap<String, VerifyResult>,
+    recent_order: VecDeque<String>,
+    tally: Tally,
+    progress: Progress,
+    transcript: bool,
+    failed: Option<String>,
+}
+
+impl Shared {
+    fn write(&mut self, result: &VerifyResult, address: &str, line: u64) {
+        if self.failed.is_some() {
+            return;
+        }
+        let record = Record::new(result, address, line, self.transcript);
+        // On a shared terminal, the progress line makes way for the record, then returns.
+        self.progress.clear();
+        if let Err(e) = self.writer.write(&record) {
+            self.failed = Some(format!("cannot write the verdicts: {e}"));
+            return;
+        }
+        self.tally.add(result.verdict);
+        self.progress.update(&self.tally);
+    }
+
+    fn remember(&mut self, mailbox: String, result: VerifyResult) {
+        if self.recent.len() >= RECENT_VERDICTS
+            && let Some(oldest) = self.recent_order.pop_front()
+        {
+            self.recent.remove(&oldest);
+        }
+        self.recent_order.push_back(mailbox.clone());
+        self.recent.insert(mailbox, result);
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    // A panic elsewhere must not stop the verdicts already made from being written.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `verify`; returns the exit status.
+pub fn run(args: VerifyArgs) -> Result<u8, String> {
+    let started = Instant::now();
+    let config = engine_config(&args)?;
+    let format = args.format.unwrap_or(match &args.output {
+        None if std::io::stdout().is_terminal() => Format::Human,
+        _ => Format::Jsonl,
+    });
+    if args.resume && format == Format::Human {
+        return Err("--resume reads the output back: use --format jsonl or csv".into());
+    }
+
+    // Output, and what an earlier run already did.
+    let (done, has_content) = match (&args.output, args.resume) {
+        (Some(path), true) => read_done(path, format).map_err(|e| e.to_string())?,
+        _ => (DoneLines::default(), false),
+    };
+    let (out, color): (Box<dyn Write + Send>, bool) = match &args.output {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            (Box::new(file), false)
+        }
+        None => {
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            (Box::new(std::io::stdout()), color)
+        }
+    };
+    let mut writer = Writer::new(out, format, color);
+    if !has_content {
+        writer
+            .header()
+            .map_err(|e| format!("cannot write the verdicts: {e}"))?;
+    }
+
+    let input = match &args.input {
+        Some(path) => Input::open(path, args.column.clone()).map_err(|e| e.to_string())?,
+        None => Input::arguments(args.addresses.clone()),
+    };
+    let total = match &args.input {
+        Some(path) => count_lines(path),
+        None => Some(args.addresses.len() as u64),
+    };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let resumed = done.len();
+
+    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    for notice in engine.notices() {
+        say(&format!("mxprobe: {notice}"));
+    }
+    let shared = Arc::new(Mutex::new(Shared {
+        writer,
+        waiting: HashMap::new(),
+        in_flight: HashMap::new(),
+        recent: HashMap::new(),
+        recent_order: VecDeque::new(),
+        tally: Tally::default(),
+        progress: Progress::new(show_progress, total, resumed),
+        transcript: args.transcript,
+        failed: None,
+    }));
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    watch_signals(
+        engine.handle(),
+        Arc::clone(&shared),
+        Arc::clone(&interrupted),
+    )?;
+    let reader = {
+        let handle = engine.handle();
+        let shared = Arc::clone(&shared);
+        let interrupted = Arc::clone(&interrupted);
+        std::thread::Builder::new()
+            .name("mxprobe-input".into())
+            .spawn(move || read_input(input, &done, &handle, &shared, &interrupted))
+            .map_err(|e| format!("cannot start the input thread: {e}"))?
+    };
+
+    for result in engine.results() {
+        let mut guard = lock(&shared);
+        let occurrences = guard.waiting.remove(&result.tag).unwrap_or_default();
+        if let Some(mailbox) = &result.mailbox
+            && guard.in_flight.get(mailbox) == Some(&result.tag)
+        {
+            guard.in_flight.remove(mailbox);
+        }
+        for (line, text) in &occurrences {
+            guard.write(&result, text, *line);
+        }
+        if let Some(mailbox) = result.mailbox.clone() {
+            guard.remember(mailbox, result);
+        }
+    }
+    let report = engine
+        .join()
+        .map_err(|e| format!("the engine failed: {e}"))?;
+    let interrupted = interrupted.load(Ordering::SeqCst);
+    let input_error = if interrupted {
+        // The reader may be blocked on standard input; it ends with the process.
+        None
+    } else {
+        reader
+            .join()
+            .map_err(|_| "the input thread panicked".to_owned())?
+    };
+    let mut guard = lock(&shared);
+    guard.progress.clear();
+    if let Some(failure) = guard.failed.take() {
+        return Err(failure);
+    }
+    if let Some(error) = input_error {
+        return Err(error);
+    }
+    // An interrupted run says so even with --quiet: the user must know to resume.
+    if !args.quiet || interrupted {
+        say(&summary(
+            &guard.tally,
+            started.elapsed(),
+            interrupted,
+            resumed,
+        ));
+    }
+    let _ = report;
+    Ok(if interrupted { INTERRUPTED } else { 0 })
+}
+
+/// The reader thread: input lines to submissions. Returns a fatal input error, if any.
+fn read_input(
+    mut input: Input,
+    done: &DoneLines,
+    handle: &EngineHandle,
+    shared: &Mutex<Shared>,
+    interrupted: &AtomicBool,
+) -> Option<String> {
+    let outcome = loop {
+        if interrupted.load(Ordering::SeqCst) {
+            break None;
+        }
+        let item = match input.next_item() {
+            Ok(Some(item)) => item,
+            Ok(None) => break None,
+            Err(error) => break Some(format!("cannot read the input: {error}")),
+        };
+        let (line, text) = match item {
+            Item::Address { line, .. } | Item::Unreadable { line, .. } if done.contains(line) => {
+                continue;
+            }
+            Item::Unreadable { line, text, detail } => {
+                lock(shared).write(&unreadable(&text, detail), &text, line);
+                continue;
+            }
+            Item::Address { line, text } => (line, text),
+        };
+        let mailbox = Address::parse(&text).ok().map(|a| a.mailbox().to_owned());
+        {
+            let mut guard = lock(shared);
+            if let Some(mailbox) = &mailbox {
+                if let Some(&tag) = guard.in_flight.get(mailbox) {
+                    guard.waiting.entry(tag).or_default().push((line, text));
+                    continue;
+                }
+                if let Some(result) = guard.recent.get(mailbox).cloned() {
+                    guard.write(&result, &text, line);
+                    continue;
+                }
+                guard.in_flight.insert(mailbox.clone(), line);
+            }
+            guard
+                .waiting
+                .entry(line)
+                .or_default()
+                .push((line, text.clone()));
+        }
+        if handle.submit(text, line).is_err() {
+            break None;
+        }
+    };
+    handle.finish();
+    outcome
+}
+
+/// The verdict of a line that cannot be read.
+fn unreadable(text: &str, detail: String) -> VerifyResult {
+    VerifyResult {
+        tag: 0,
+        address: text.to_owned(),
+        mailbox: None,
+        domain: None,
+        verdict: Reason::InvalidSyntax.verdict(),
+        reason: Reason::InvalidSyntax,
+        detail: Some(detail),
+        mx: None,
+        ip: None,
+        smtp: None,
+        catch_all: None,
+        flags: mxprobe::address::Flags::default(),
+        suggestion: None,
+        attempts: 0,
+        elapsed: Duration::ZERO,
+        transcript: None,
+    }
+}
+
+/// Ctrl-C (or SIGTERM) once: stop taking work, let the probes in flight finish. Twice: exit
+/// now, after the line being written (the output stays whole lines).
+fn watch_signals(
+    handle: EngineHandle,
+    shared: Arc<Mutex<Shared>>,
+    interrupted: Arc<AtomicBool>,
+) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    std::thread::Builder::new()
+        .name("mxprobe-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                if interrupted.swap(true, Ordering::SeqCst) {
+                    let mut guard = lock(&shared);
+                    guard.progress.clear();
+                    say("mxprobe: stopped; rerun the same command with --resume to finish");
+                    std::process::exit(i32::from(INTERRUPTED));
+                }
+                lock(&shared).progress.clear();
+                say("mxprobe: stopping: finishing the probes in flight (Ctrl-C again to quit at once)");
+                handle.stop();
+            }
+        })
+        .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    Ok(())
+}
+
+/// The engine's configuration from the flags.
+fn engine_config(args: &VerifyArgs) -> Result<EngineConfig, String> {
+    let mut nameservers = if args.dns_servers.is_empty() {
+        let text = std::fs::read_to_string(RESOLV_CONF)
+            .map_err(|e| format!("cannot read {RESOLV_CONF} ({e}); pass --dns-server IP[:PORT]"))?;
+        NameserverConfig::parse_resolv_conf(&text).map_err(|e| e.to_string())?
+    } else {
+        NameserverConfig::with_servers(args.dns_servers.clone())
+    };
+    if let Some(secs) = args.dns_timeout {
+        nameservers.timeout = Duration::from_secs(secs.max(1));
+    }
+    let (sender, sender_domain) = if args.from.trim() == "<>" {
+        (Sender::Null, None)
+    } else {
+        let address = Address::parse(&args.from).map_err(|e| format!("--from: {e}"))?;
+        if address.needs_smtputf8() {
+            return Err(
+                "--from must be an ASCII address: not every server accepts UTF-8 senders".into(),
+            );
+        }
+        let domain = address.domain().to_owned();
+        (Sender::Mailbox(address.mailbox().to_owned()), Some(domain))
+    };
+    let helo = match (&args.helo, sender_domain) {
+        (Some(helo), _) => helo.trim().to_owned(),
+        (None, Some(domain)) => domain,
+        (None, None) => {
+            return Err(
+                "with --from '<>' there is no domain to say in EHLO; pass --helo NAME".into(),
+            );
+        }
+    };
+    let mut session = SessionConfig::new(helo, sender);
+    let each = Duration::from_secs(args.timeout.max(1));
+    session.timeouts = Timeouts {
+        quit: each.min(Duration::from_secs(5)),
+        ..Timeouts::all(each)
+    };
+    session.transcript = args.transcript;
+    session
+        .validate()
+        .map_err(|e| format!("--helo or --from cannot be used: {e}"))?;
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.smtp_port = args.smtp_port;
+    config.concurrency = args.concurrency.max(1);
+    config.per_mx = args.per_mx.max(1);
+    config.domain_rate = (args.domain_rate > 0.0).then_some(args.domain_rate);
+    config.retries = args.retries;
+    config.retry_delay = Duration::from_secs(args.retry_delay);
+    config.catch_all = !args.no_catch_all;
+    config.allow_address_literals = args.allow_literals;
+    config.source_ips = args.source_ips.clone();
+    Ok(config)
+}
+
+/// A message for people, on stderr.
+fn say(message: &str) {
+    #[allow(clippy::print_stderr, reason = "the CLI talks to people on stderr")]
+    {
+        eprintln!("{message}");
+    }
+}

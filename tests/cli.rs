@@ -1,0 +1,464 @@
+//! `mxprobe verify` as users run it: the built binary against the in-repo MX farm and DNS
+//! responder on loopback. Formats, stdin, CSV, bad lines, duplicates, exit codes, `--resume`
+//! after a real `kill -9`, and Ctrl-C.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run the binary and servers in real time"
+)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mxprobe::sim::dns::{DnsResponder, Zone};
+use mxprobe::sim::smtp::{Personality, SmtpFarm};
+use serde_json::Value;
+
+struct World {
+    dns: DnsResponder,
+    _farm: SmtpFarm,
+    port: u16,
+}
+
+/// `shop.test` with two mailboxes, `slow.test` answering every reply after 250 ms, both on
+/// loopback addresses of their own.
+fn world() -> World {
+    let (fast, slow) = (Ipv4Addr::new(127, 0, 0, 61), Ipv4Addr::new(127, 0, 0, 62));
+    let port = loop {
+        let port = TcpListener::bind((fast, 0))
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        if TcpListener::bind((slow, port)).is_ok() {
+            break port;
+        }
+    };
+    let mut slow_mx = Personality::new("mx.slow.test").catch_all();
+    slow_mx.latency = Duration::from_millis(250);
+    let farm = SmtpFarm::start(
+        vec![
+            (
+                SocketAddr::from((fast, port)),
+                Personality::new("mx.shop.test").mailboxes(["alice@shop.test", "bob@shop.test"]),
+            ),
+            (SocketAddr::from((slow, port)), slow_mx),
+        ],
+        1,
+    )
+    .expect("farm");
+    let mut zone = Zone::new();
+    zone.mx("shop.test", 10, "mx.shop.test")
+        .a("mx.shop.test", fast);
+    for i in 0..40 {
+        let domain = format!("d{i}.slow.test");
+        zone.mx(&domain, 10, "mx.slow.test");
+    }
+    zone.a("mx.slow.test", slow);
+    let dns = DnsResponder::start(zone).expect("dns");
+    World {
+        dns,
+        _farm: farm,
+        port,
+    }
+}
+
+impl World {
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+        command
+            .arg("verify")
+            .args(["--from", "probe@probe.test", "--quiet"])
+            .args(["--dns-server", &self.dns.addr().to_string()])
+            .args(["--smtp-port", &self.port.to_string()])
+            .args(["--domain-rate", "0", "--retries", "0"]);
+        command
+    }
+}
+
+fn run(mut command: Command, stdin: Option<&[u8]>) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run mxprobe");
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(bytes)
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait")
+}
+
+fn jsonl(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+fn by_line(records: &[Value]) -> HashMap<u64, &Value> {
+    records
+        .iter()
+        .map(|r| (r["line"].as_u64().expect("line"), r))
+        .collect()
+}
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("mxprobe-cli-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn jsonl_from_arguments_follows_the_schema() {
+    let world = world();
+    let mut command = world.command();
+    command.args([
+        "--format",
+        "jsonl",
+        "alice@shop.test",
+        "nobody@shop.test",
+        "not an address",
+    ]);
+    let output = run(command, None);
+    assert!(output.status.success(), "{output:?}");
+    let records = jsonl(&output);
+    assert_eq!(records.len(), 3);
+    let lines = by_line(&records);
+    let alice = lines[&1];
+    // The field names and their order are the output contract (DESIGN.md §3).
+    let keys: Vec<&str> = alice
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "address",
+            "verdict",
+            "reason",
+            "domain",
+            "mx",
+            "ip",
+            "smtp",
+            "catch_all",
+            "flags",
+            "attempts",
+            "elapsed_ms",
+            "line",
+            "detail",
+            "suggestion"
+        ]
+    );
+    assert_eq!(alice["verdict"], "deliverable");
+    assert_eq!(alice["reason"], "accepted");
+    assert_eq!(alice["mx"], "mx.shop.test");
+    assert_eq!(alice["ip"], "127.0.0.61");
+    assert_eq!(alice["smtp"]["code"], 250);
+    assert_eq!(alice["smtp"]["enhanced"], "2.1.5");
+    assert_eq!(alice["catch_all"], false);
+    assert_eq!(lines[&2]["reason"], "mailbox_not_found");
+    assert_eq!(lines[&3]["reason"], "invalid_syntax");
+    assert!(
+        lines[&3]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("only inside quotes")),
+        "{}",
+        lines[&3]
+    );
+}
+
+#[test]
+fn stdin_with_comments_bad_lines_and_duplicates() {
+    let world = world();
+    let mut command = world.command();
+    command.args(["--input", "-", "--format", "jsonl"]);
+    let input = b"# a list\nalice@shop.test\n\nALICE@shop.test\nbad\xffline@shop.test\nalice@shop.test\nnobody@shop.test\n";
+    let output = run(command, Some(input));
+    assert!(output.status.success(), "{output:?}");
+    let records = jsonl(&output);
+    let lines = by_line(&records);
+    assert_eq!(
+        lines.len(),
+        5,
+        "every address line, each once: {records:#?}"
+    );
+    for line in [2, 6] {
+        assert_eq!(lines[&line]["reason"], "accepted");
+        assert_eq!(lines[&line]["address"], "alice@shop.test");
+    }
+    // Case-insensitive domain, case kept in the local part: a different mailbox.
+    assert_eq!(lines[&4]["address"], "ALICE@shop.test");
+    assert_eq!(lines[&5]["reason"], "invalid_syntax");
+    assert!(
+        lines[&5]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("line 5 is not valid UTF-8"))
+    );
+    assert_eq!(lines[&7]["reason"], "mailbox_not_found");
+    // The duplicate was verified once: one session, one RCPT for it.
+    let attempts: u64 = [2, 6]
+        .iter()
+        .map(|l| lines[l]["attempts"].as_u64().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    assert_eq!(attempts, 1);
+}
+
+#[test]
+fn csv_in_and_out() {
+    let world = world();
+    let input = temp("in.csv");
+    std::fs::write(
+        &input,
+        "name,email\nAlice,alice@shop.test\n\"Doe, John\",john@shop.test\n",
+    )
+    .expect("write");
+    let mut command = world.command();
+    command
+        .arg("--input")
+        .arg(&input)
+        .args(["--column", "email", "--format", "csv"]);
+    let output = run(command, None);
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    let mut rows = text.lines();
+    assert_eq!(
+        rows.next(),
+        Some(
+            "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms"
+        )
+    );
+    let mut rows: Vec<&str> = rows.collect();
+    rows.sort();
+    assert!(
+        rows[0].starts_with("2,alice@shop.test,deliverable,accepted,"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("3,john@shop.test,undeliverable,mailbox_not_found,"),
+        "{rows:?}"
+    );
+    std::fs::remove_file(input).ok();
+}
+
+#[test]
+fn human_output_is_aligned_and_uncolored_off_a_terminal() {
+    let world = world();
+    let mut command = world.command();
+    command.args(["--format", "human", "alice@shop.test"]);
+    let output = run(command, None);
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(text.starts_with("alice@shop.test "), "{text}");
+    assert!(text.contains("deliverable   accepted"), "{text}");
+    assert!(!text.contains('\x1b'), "no color off a terminal");
+}
+
+#[test]
+fn exit_codes_and_messages_say_what_to_do() {
+    let world = world();
+    // Usage errors are clap's: 2.
+    let output = run(world.command(), None);
+    assert_eq!(output.status.code(), Some(2), "no address and no --input");
+    let mut command = world.command();
+    command.args(["--resume", "a@shop.test"]);
+    assert_eq!(
+        run(command, None).status.code(),
+        Some(2),
+        "--resume needs --output"
+    );
+    // Fatal errors: 1, with a message that names the fix.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+    command.args(["verify", "--from", "bad sender", "a@shop.test"]);
+    let output = run(command, None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--from"),
+        "{output:?}"
+    );
+    let mut command = world.command();
+    command.args(["--input", "/nonexistent/list.txt"]);
+    let output = run(command, None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open /nonexistent/list.txt"));
+}
+
+/// 40 addresses at a server that answers each reply after 250 ms, one session at a time.
+fn slow_list(name: &str) -> (PathBuf, Vec<String>) {
+    let addresses: Vec<String> = (0..40).map(|i| format!("user{i}@d{i}.slow.test")).collect();
+    let input = temp(&format!("slow-{name}.txt"));
+    std::fs::write(&input, addresses.join("\n") + "\n").expect("write");
+    (input, addresses)
+}
+
+fn wait_for_lines(path: &PathBuf, at_least: usize, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if lines >= at_least {
+            return;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished too early"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn check_complete(output: &PathBuf, addresses: &[String]) {
+    let text = std::fs::read_to_string(output).expect("read output");
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        *seen
+            .entry(record["line"].as_u64().expect("line"))
+            .or_default() += 1;
+        assert_eq!(record["reason"], "accepted");
+    }
+    for line in 1..=addresses.len() as u64 {
+        assert_eq!(
+            seen.get(&line),
+            Some(&1),
+            "line {line} must appear exactly once: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn resume_after_kill_9_loses_nothing_and_repeats_nothing() {
+    let world = world();
+    let (input, addresses) = slow_list("kill");
+    let output = temp("killed.jsonl");
+    std::fs::remove_file(&output).ok();
+    let mut command = world.command();
+    command
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--resume", "--concurrency", "2", "--no-catch-all"]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for_lines(&output, 5, &mut child);
+    // kill -9, for real.
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    let partial = std::fs::read_to_string(&output)
+        .expect("read")
+        .lines()
+        .count();
+    assert!(partial < addresses.len(), "killed before the end");
+    let status = run(command, None).status;
+    assert!(status.success());
+    check_complete(&output, &addresses);
+    std::fs::remove_file(output).ok();
+    std::fs::remove_file(input).ok();
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_finishes() {
+    let world = world();
+    let (input, addresses) = slow_list("sigint");
+    let output = temp("interrupted.jsonl");
+    std::fs::remove_file(&output).ok();
+    let mut command = world.command();
+    command
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--resume", "--concurrency", "2", "--no-catch-all"]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for_lines(&output, 3, &mut child);
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SIGINT, as Ctrl-C sends.
+    assert_eq!(unsafe_free_kill(pid), 0);
+    let started = Instant::now();
+    let status = child.wait().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "stopped within the grace period"
+    );
+    assert_eq!(status.code(), Some(130));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    // Whatever was written is whole, valid JSON Lines.
+    for line in std::fs::read_to_string(&output).expect("read").lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    assert!(run(command, None).status.success());
+    check_complete(&output, &addresses);
+    std::fs::remove_file(output).ok();
+    std::fs::remove_file(input).ok();
+}
+
+/// `kill -INT pid` through the `kill` command: no unsafe code in the tests.
+fn unsafe_free_kill(pid: i32) -> i32 {
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_with_whole_lines() {
+    let world = world();
+    let (input, _) = slow_list("twice");
+    let output = temp("twice.jsonl");
+    std::fs::remove_file(&output).ok();
+    let mut command = world.command();
+    command
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--concurrency", "2", "--no-catch-all"]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for_lines(&output, 2, &mut child);
+    let pid = i32::try_from(child.id()).expect("pid");
+    assert_eq!(unsafe_free_kill(pid), 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(unsafe_free_kill(pid), 0);
+    let started = Instant::now();
+    let status = child.wait().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a second Ctrl-C exits at once"
+    );
+    assert_eq!(status.code(), Some(130));
+    let text = std::fs::read_to_string(&output).expect("read");
+    assert!(text.is_empty() || text.ends_with('\n'), "whole lines only");
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    std::fs::remove_file(output).ok();
+    std::fs::remove_file(input).ok();
+}
