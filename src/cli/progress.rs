@@ -97,13 +97,14 @@ fn format_duration(duration: Duration) -> String {
 /// The one-line summary: how many, how long, how they came out.
 pub fn summary(tally: &Tally, elapsed: Duration, interrupted: bool, resumed: u64) -> String {
     let mut line = format!(
-        "{} {} addresses in {:.1} s: {} deliverable, {} undeliverable, {} risky, {} unknown",
+        "{} {} address{} in {:.1} s: {} deliverable, {} undeliverable, {} risky, {} unknown",
         if interrupted {
             "interrupted after"
         } else {
             "verified"
         },
         tally.total(),
+        if tally.total() == 1 { "" } else { "es" },
         elapsed.as_secs_f64(),
         tally.deliverable,
         tally.undeliverable,
