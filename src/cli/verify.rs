@@ -32,9 +32,10 @@ use mxprobe::verdict::Reason;
 /// Where resolv.conf is read from when no `--dns-server` is given.
 const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-/// Verdicts remembered for later duplicates. A repeat further back than this is verified
-/// again: right, only not deduplicated, and memory stays bounded whatever the input's size.
-const RECENT_VERDICTS: usize = 100_000;
+/// Verdicts remembered for later duplicates (about a kilobyte each). A repeat further back than
+/// this is verified again: right, only not deduplicated, and memory stays bounded whatever the
+/// input's size.
+const RECENT_VERDICTS: usize = 50_000;
 
 /// The exit status after Ctrl-C, as shells expect (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;

@@ -553,10 +553,11 @@ impl Scheduler {
         }
     }
 
-    /// Addresses submitted and not finished.
+    /// Addresses submitted and not finished, plus verdicts not yet taken with
+    /// [`poll_result`](Self::poll_result): what a caller must count to keep memory bounded.
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.jobs.len()
+        self.jobs.len() + self.results.len()
     }
 
     /// True while the session on `conn` is running.
