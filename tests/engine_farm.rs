@@ -312,7 +312,7 @@ fn every_scenario_gets_its_verdict() {
         &results,
         "alice@silent.test",
         Verdict::Unknown,
-        Reason::ConnectionFailed,
+        Reason::Timeout,
     );
     check(
         &results,

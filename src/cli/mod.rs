@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
 mod input;
 mod mx;
 mod output;
@@ -24,7 +25,8 @@ mod verify;
 /// Tells whether a mailbox exists without sending mail: DNS MX lookup, then EHLO, MAIL FROM,
 /// RCPT TO and QUIT on the preferred mail server. It never sends DATA.
 ///
-/// `verify` checks addresses; `mx` shows how a domain's mail is routed.
+/// `verify` checks addresses; `mx` shows how a domain's mail is routed; `bench` runs the
+/// engine against a simulated world on loopback and measures it.
 #[derive(Debug, Parser)]
 #[command(name = "mxprobe", version, about, long_about)]
 struct Cli {
@@ -41,6 +43,10 @@ enum Command {
     /// Show how each domain's mail is routed: MX hosts by preference with their addresses, or
     /// why there is none (no such domain, null MX, no MX and no address, DNS failure).
     Mx(mx::MxArgs),
+    /// Run the real engine against a simulated world on loopback (an SMTP farm and a DNS
+    /// responder on threads of this process): a verdict table, then throughput, time per
+    /// address, CPU and memory, and what the bottleneck was. Needs no network.
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// How results are written.
@@ -71,6 +77,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Verify(args) => verify::run(*args),
         Command::Mx(args) => mx::run(args).map(|()| 0),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

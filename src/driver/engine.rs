@@ -142,6 +142,8 @@ pub struct EngineReport {
     pub elapsed: Duration,
     /// The concurrency the run used (lower than asked if the file limit did not allow it).
     pub concurrency: usize,
+    /// CPU time the engine thread used, where the system reports it (Linux).
+    pub cpu: Option<super::cpu::CpuTime>,
 }
 
 /// A running engine. See the module documentation.
@@ -329,5 +331,6 @@ fn run(
         abandoned: abandoned + scheduler.pending(),
         elapsed: started.elapsed(),
         concurrency,
+        cpu: super::cpu::this_thread(),
     })
 }

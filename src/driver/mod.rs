@@ -5,6 +5,7 @@
 //! - `smtp_sockets.rs`: the engine's SMTP connections ([`SmtpSockets`]).
 //! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through an
 //!   [`EngineHandle`], verdicts on a channel.
+//! - `cpu.rs`: CPU time of the process and its threads, from `/proc` ([`cpu`]).
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
 //!
@@ -18,6 +19,7 @@
     reason = "the driver is the one place that reads the clock"
 )]
 
+pub mod cpu;
 mod dns_sockets;
 mod engine;
 mod routes;
@@ -32,12 +34,22 @@ pub use smtp_sockets::SmtpSockets;
 /// instance, output and input files, the simulator's sockets in benchmarks.
 pub const RESERVED_FDS: u64 = 64;
 
-/// Raises the soft limit on open files (`RLIMIT_NOFILE`) toward `wanted`, never above the hard
-/// limit, and returns the soft limit now in force. A loop with thousands of sockets in flight
-/// needs more than the common default of 1,024; one that cannot have them must know before it
-/// opens them, and run fewer at once, rather than fail with `EMFILE` halfway.
+/// Raises the soft limit on open files (`RLIMIT_NOFILE`) toward `wanted` and returns the soft
+/// limit now in force. Above the hard limit only a privileged process (root, or
+/// `CAP_SYS_RESOURCE`) may go, up to the kernel's `fs.nr_open`; this tries, and otherwise stops
+/// at the hard limit. A loop with thousands of sockets in flight needs more than the common
+/// default of 1,024; one that cannot have them must know before it opens them, and run fewer
+/// at once, rather than fail with `EMFILE` halfway.
 pub fn raise_open_files_limit(wanted: u64) -> std::io::Result<u64> {
-    rlimit::increase_nofile_limit(wanted)
+    let soft = rlimit::increase_nofile_limit(wanted)?;
+    if soft >= wanted {
+        return Ok(soft);
+    }
+    // Refused without the privilege; the soft limit raised above stays.
+    match rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted) {
+        Ok(()) => Ok(wanted),
+        Err(_) => Ok(soft),
+    }
 }
 
 /// 32 bytes from the operating system's CSPRNG, to seed the sans-IO core's random numbers

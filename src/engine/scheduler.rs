@@ -66,6 +66,8 @@ pub struct EngineStats {
     pub controls: u64,
     /// Connections refused for lack of resources (EMFILE and kin), retried later.
     pub resource_backoffs: u64,
+    /// The most SMTP sessions that were in flight at once.
+    pub peak_sessions: u64,
 }
 
 type JobId = u64;
@@ -863,6 +865,7 @@ impl Scheduler {
             to: SocketAddr::new(ip, self.config.smtp_port),
             from,
         });
+        self.stats.peak_sessions = self.stats.peak_sessions.max(self.conns.len() as u64);
         self.arm_session_timer(conn);
         true
     }
@@ -1061,10 +1064,18 @@ impl Scheduler {
                 | HandBack::ServiceUnavailable
                 | HandBack::ConnectionLost),
             ) => {
-                self.fail_over(domain, target, job, why, mx, ip, now);
+                let reason = if why == HandBack::ServiceUnavailable {
+                    Reason::TemporaryFailure
+                } else {
+                    Reason::ConnectionFailed
+                };
+                self.fail_over(domain, target, job, reason, why.to_string(), mx, ip, now);
             }
-            RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                self.fail_over(domain, target, job, HandBack::ConnectFailed, mx, ip, now);
+            RecipientOutcome::Failed(failure @ Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
+                // Postfix too treats a silent server like one that cannot be reached, and
+                // tries the next MX; if it was the last, the timeout is the precise reason.
+                let why = failure.to_string();
+                self.fail_over(domain, target, job, Reason::Timeout, why, mx, ip, now);
             }
             RecipientOutcome::HandedBack(
                 why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
@@ -1123,7 +1134,8 @@ impl Scheduler {
         }
     }
 
-    /// The MX at `target` failed this job: cool it down and try the next, or give up.
+    /// The MX at `target` failed this job: cool it down and try the next, or give up with
+    /// `reason` (the last server's failure decides it) and `why` in the detail.
     #[allow(
         clippy::too_many_arguments,
         reason = "the facts of one failover, passed as they are"
@@ -1133,7 +1145,8 @@ impl Scheduler {
         domain: DomainId,
         target: usize,
         job: JobId,
-        why: HandBack,
+        reason: Reason,
+        why: String,
         mx: Option<String>,
         ip: Option<IpAddr>,
         now: Instant,
@@ -1148,11 +1161,6 @@ impl Scheduler {
         j.failovers += 1;
         self.stats.failovers += 1;
         if j.failovers >= targets {
-            let reason = if why == HandBack::ServiceUnavailable {
-                Reason::TemporaryFailure
-            } else {
-                Reason::ConnectionFailed
-            };
             self.finish_job(
                 job,
                 Decided {

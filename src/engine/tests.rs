@@ -351,6 +351,7 @@ fn the_per_mx_cap_holds_across_domains() {
         assert!(h.connects.len() <= 3);
     }
     assert_eq!(h.results.len(), 10);
+    assert_eq!(h.scheduler.stats().peak_sessions, 3);
 }
 
 #[test]

@@ -7,6 +7,8 @@
 //! - [`smtp`]: a farm of SMTP servers on loopback, one scripted personality per address
 //!   (mailboxes, catch-all, greylisting, refusals, latency) and the failures a prober must
 //!   survive (silence, garbage, hang-ups, dripped and tarpitted replies); it counts DATA.
+//! - [`world`]: both of them built into a generated world of thousands of domains, with
+//!   addresses whose right verdicts are known, for `mxprobe bench`.
 //!
 //! The simulator runs on threads of its own and may read the clock (it sleeps to model
 //! latency); the sans-IO core never does.
@@ -18,3 +20,4 @@
 
 pub mod dns;
 pub mod smtp;
+pub mod world;

@@ -124,6 +124,10 @@ pub struct Personality {
     pub hostname: String,
     /// Full addresses that exist; RCPT compares them case-insensitively.
     pub mailboxes: HashSet<String>,
+    /// Local-part prefixes: at every domain this server receives for, a local part that
+    /// starts with one of them exists (case-insensitively). Generated worlds of millions of
+    /// mailboxes use this instead of listing them.
+    pub mailbox_prefixes: Vec<String>,
     /// Every RCPT is accepted, whether the mailbox exists or not.
     pub catch_all: bool,
     /// Greylisting: a RCPT for a (client IP, sender, recipient) triplet first seen less than
@@ -192,6 +196,7 @@ impl Personality {
         Self {
             hostname: hostname.to_owned(),
             mailboxes: HashSet::new(),
+            mailbox_prefixes: Vec::new(),
             catch_all: false,
             greylist: None,
             greeting: Greeting::Normal,
@@ -220,6 +225,14 @@ impl Personality {
         S: Into<String>,
     {
         self.mailboxes.extend(addresses.into_iter().map(Into::into));
+        self
+    }
+
+    /// Every local part that starts with `prefix` exists, at any domain: `user` makes
+    /// `user1@a.test` and `User42@b.test` exist, not `nobody@a.test`.
+    #[must_use]
+    pub fn mailbox_prefix(mut self, prefix: &str) -> Self {
+        self.mailbox_prefixes.push(prefix.to_owned());
         self
     }
 
@@ -330,6 +343,11 @@ pub struct FarmStats {
     pub mail_commands: u64,
     /// DATA and BDAT commands received (all refused). mxprobe must keep this at 0.
     pub data_commands: u64,
+    /// Waits the farm imposed: the greeting, and every reply not queued behind an earlier
+    /// one still held back by latency or queued at the same instant (a pipelined batch's
+    /// replies are one wait, lock-step commands one each). With latency `L`, clients spent about `reply_rounds × L` waiting in
+    /// all, which a benchmark divides by its concurrency for the ideal wall time.
+    pub reply_rounds: u64,
     /// Connections accepted and not yet closed.
     pub open_connections: u64,
 }
@@ -476,6 +494,7 @@ impl SmtpFarm {
             total.rcpt_commands += counters.rcpt_commands.load(Ordering::Relaxed);
             total.mail_commands += counters.mail_commands.load(Ordering::Relaxed);
             total.data_commands += counters.data_commands.load(Ordering::Relaxed);
+            total.reply_rounds += counters.reply_rounds.load(Ordering::Relaxed);
             total.open_connections += counters.open_connections.load(Ordering::Relaxed);
         }
         total
@@ -537,6 +556,7 @@ struct Counters {
     mail_commands: AtomicU64,
     data_commands: AtomicU64,
     open_connections: AtomicU64,
+    reply_rounds: AtomicU64,
 }
 
 fn count(counter: &AtomicU64) {
@@ -549,6 +569,7 @@ fn count(counter: &AtomicU64) {
 struct ServerScript {
     personality: Personality,
     mailboxes: HashSet<String>,
+    mailbox_prefixes: Vec<String>,
     greeting: Vec<u8>,
     ehlo: Vec<u8>,
     helo: Vec<u8>,
@@ -582,6 +603,14 @@ impl ServerScript {
                 address.clone()
             })
             .collect();
+        let mailbox_prefixes = personality
+            .mailbox_prefixes
+            .iter()
+            .map(|prefix| {
+                lowercase_into(prefix.as_bytes(), &mut address);
+                address.clone()
+            })
+            .collect();
         let mut ehlo = format!("250-{hostname}\r\n");
         if personality.pipelining {
             ehlo.push_str("250-PIPELINING\r\n");
@@ -597,9 +626,22 @@ impl ServerScript {
             helo: format!("250 {hostname}\r\n").into_bytes(),
             timeout: format!("421 4.4.2 {hostname} Error: timeout exceeded\r\n").into_bytes(),
             mailboxes,
+            mailbox_prefixes,
             greylist_first_seen: HashMap::new(),
             personality,
         })
+    }
+
+    /// Whether `address` (lowercased) is a mailbox: listed, or its local part starts with one
+    /// of the prefixes.
+    fn has_mailbox(&self, address: &str) -> bool {
+        if self.mailboxes.contains(address) {
+            return true;
+        }
+        let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+        self.mailbox_prefixes
+            .iter()
+            .any(|prefix| local.starts_with(prefix.as_str()))
     }
 
     /// How long the next reply waits: latency, tarpit and a fresh draw of jitter.
@@ -904,7 +946,7 @@ impl Dialogue {
                 return;
             }
         }
-        if catch_all || script.mailboxes.contains(context.address.as_str()) {
+        if catch_all || script.has_mailbox(context.address) {
             reply.extend_from_slice(b"250 2.1.5 Ok\r\n");
         } else {
             address_reply(
@@ -1000,7 +1042,10 @@ impl Outbox {
     }
 
     /// Queues `reply` to be sent at `due`, or after the previous reply if that is later.
-    fn push(&mut self, reply: &[u8], due: Instant, now: Instant) {
+    /// Returns whether the client starts a new wait for it: no earlier reply was still held,
+    /// nor queued at this same instant.
+    fn push(&mut self, reply: &[u8], due: Instant, now: Instant) -> bool {
+        let new_wait = self.last_due < now;
         let due = due.max(self.last_due);
         self.last_due = due;
         if due <= now && self.schedule.is_empty() {
@@ -1012,6 +1057,7 @@ impl Outbox {
             self.scheduled.extend(reply);
             self.schedule.push_back((due, reply.len()));
         }
+        new_wait
     }
 
     /// Moves every reply due by `now` towards the socket, and one dripped byte if one may go.
@@ -1148,6 +1194,7 @@ impl Connection {
         let greeting_due = now + context.script.reply_delay(context.rng);
         if !reply.is_empty() {
             outbox.push(reply, greeting_due, now);
+            count(&context.counters.reply_rounds);
         }
         Self {
             stream,
@@ -1253,7 +1300,9 @@ impl Connection {
             }
             if !reply.is_empty() {
                 let due = context.now + context.script.reply_delay(context.rng);
-                self.outbox.push(reply, due, context.now);
+                if self.outbox.push(reply, due, context.now) {
+                    count(&context.counters.reply_rounds);
+                }
             }
         }
         if !self.dialogue.listens() {
@@ -1744,6 +1793,7 @@ mod tests {
                 mail_commands: 1,
                 data_commands: 0,
                 open_connections: 0,
+                reply_rounds: 7,
             }
         );
     }
@@ -1894,6 +1944,29 @@ mod tests {
     }
 
     #[test]
+    fn a_mailbox_prefix_makes_local_parts_exist_at_any_domain() {
+        let farm = farm_of(
+            Personality::new(MX)
+                .mailbox_prefix("User")
+                .mailbox("x@one.test"),
+        );
+        let mut client = greeted(&farm);
+        client.command("MAIL FROM:<probe@probe.test>");
+        for (recipient, code) in [
+            ("user1@one.test", "250"),
+            ("USER42@two.test", "250"),
+            ("x@one.test", "250"),
+            ("x@two.test", "550"),
+            ("nobody@one.test", "550"),
+            ("auser@one.test", "550"),
+            ("one.test@user", "550"),
+        ] {
+            let reply = client.command(&format!("RCPT TO:<{recipient}>"));
+            assert!(reply.starts_with(code), "{recipient}: {reply:?}");
+        }
+    }
+
+    #[test]
     fn data_and_bdat_are_counted() {
         let farm = farm_of(Personality::new(MX).catch_all());
         let mut client = greeted(&farm);
@@ -1949,6 +2022,11 @@ mod tests {
         let codes: Vec<&str> = replies.iter().map(|reply| &reply[..3]).collect();
         assert_eq!(codes, ["250", "250", "550", "250", "221"], "{replies:?}");
         client.expect_close();
+        let stats = settled_stats(&farm, |stats| stats.open_connections == 0);
+        assert_eq!(
+            stats.reply_rounds, 2,
+            "the greeting, then one wait for the batch"
+        );
     }
 
     #[test]

@@ -1,0 +1,447 @@
+//! `mxprobe bench`: the real engine against a simulated world in the same process, and what
+//! it cost.
+//!
+//! The world ([`mxprobe::sim::world`]) is an SMTP farm and a DNS responder on loopback, on
+//! threads of their own. Against it run two phases of the real engine — its DNS client, its
+//! sockets, its parser, its scheduler and verdicts, nothing stubbed:
+//!
+//! 1. the showcase: one address per behaviour worth seeing, with the verdict mxprobe gave and
+//!    the one it should have;
+//! 2. the load: `--addresses` generated addresses at `--concurrency`, timed. Every verdict is
+//!    checked against the world's answer key, per-address times go into a histogram, and the
+//!    engine thread's CPU time, the farm threads' CPU time and the process's resident memory
+//!    are read around the phase, to say how fast, at what cost, and what held it back.
+//!
+//! `--serve` starts the world alone and prints where it is and its addresses, for measuring
+//! another verifier on the same farm.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
+use mxprobe::driver::cpu::{self, CpuTime};
+use mxprobe::driver::{Engine, raise_open_files_limit};
+use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::sim::world::{SHOWCASE, World, WorldSpec};
+use mxprobe::verdict::Reason;
+
+mod histogram;
+mod memory;
+mod report;
+
+use histogram::Histogram;
+use report::{
+    Bottleneck, CpuFigures, LoadReport, MemoryFigures, Report, ShowcaseRow, ThreadFigures,
+    WorldFigures, Wrong,
+};
+
+/// The farm's threads, by the names `sim::smtp` gives them.
+const FARM_THREADS: &str = "sim-smtp-";
+
+/// Busy at least this share of the wall time counts as saturated.
+const SATURATED: f64 = 0.9;
+
+/// File descriptors the world and the process need besides the two ends of every session.
+const WORLD_FDS: u64 = 1024;
+
+/// Wrong verdicts kept as examples for the report.
+const WRONG_EXAMPLES: usize = 5;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Generated addresses verified in the timed phase.
+    #[arg(long, default_value_t = 200_000, value_name = "N")]
+    addresses: u64,
+
+    /// Generated domains; addresses are spread evenly over them.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    domains: usize,
+
+    /// SMTP sessions in flight at once.
+    #[arg(long, short = 'c', default_value_t = 1000, value_name = "N")]
+    concurrency: usize,
+
+    /// Milliseconds every simulated server waits before each reply, the greeting included:
+    /// the network round trip it models.
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    latency: f64,
+
+    /// A uniform random extra of up to this many milliseconds on each reply.
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    jitter: f64,
+
+    /// Addresses of one domain asked in one session (one RCPT each).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    rcpts_per_session: usize,
+
+    /// Servers do not advertise PIPELINING: every command waits for the previous reply.
+    #[arg(long)]
+    no_pipelining: bool,
+
+    /// The share of generated addresses whose mailbox exists.
+    #[arg(long, default_value_t = 0.7, value_name = "0..1")]
+    existing_share: f64,
+
+    /// The share of domains whose server accepts every recipient.
+    #[arg(long, default_value_t = 0.1, value_name = "0..1")]
+    catch_all_share: f64,
+
+    /// The share of domains whose server greylists (the run then waits out the greylisting
+    /// period, as a real one would).
+    #[arg(long, default_value_t = 0.0, value_name = "0..1")]
+    greylist_share: f64,
+
+    /// The share of domains whose server refuses the prober at greeting (554 5.7.1).
+    #[arg(long, default_value_t = 0.05, value_name = "0..1")]
+    reject_share: f64,
+
+    /// How long greylisting servers refuse a new recipient, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    greylist_period: u64,
+
+    /// Event-loop threads of the simulated farm.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    farm_threads: usize,
+
+    /// The farm's port on each of its loopback addresses (127.10.x.y); 0 finds a free one. 25
+    /// needs root.
+    #[arg(long, default_value_t = 0, value_name = "PORT")]
+    smtp_port: u16,
+
+    /// Where the DNS responder listens, UDP and TCP; 127.0.0.1:53 (as root) lets the
+    /// system's resolver or another verifier use it.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "IP:PORT")]
+    dns_listen: SocketAddr,
+
+    /// Skip the showcase; run the timed phase only.
+    #[arg(long)]
+    no_showcase: bool,
+
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    json: bool,
+
+    /// Start the world only: print where its DNS and SMTP listen to stderr and its showcase
+    /// and --addresses generated addresses to stdout, one per line, then serve until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+
+    /// With --serve, print `address,verdict,reason` lines: the answer key.
+    #[arg(long, requires = "serve")]
+    expected: bool,
+
+    /// Seeds which domains are which kind, which mailboxes exist and the farm's jitter.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl BenchArgs {
+    fn spec(&self) -> Result<WorldSpec, String> {
+        let millis = |name: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(Duration::from_secs_f64(value / 1000.0))
+            } else {
+                Err(format!(
+                    "--{name} must be a number of milliseconds >= 0, not {value}"
+                ))
+            }
+        };
+        let defaults = WorldSpec::default();
+        let spec = WorldSpec {
+            domains: self.domains,
+            existing_share: self.existing_share,
+            catch_all_share: self.catch_all_share,
+            greylist_share: self.greylist_share,
+            reject_share: self.reject_share,
+            greylist_period: Duration::from_millis(self.greylist_period),
+            latency: millis("latency", self.latency)?,
+            jitter: millis("jitter", self.jitter)?,
+            pipelining: !self.no_pipelining,
+            farm_threads: self.farm_threads,
+            smtp_port: self.smtp_port,
+            dns_addr: self.dns_listen,
+            seed: self.seed.unwrap_or(defaults.seed),
+        };
+        spec.validate()?;
+        if self.concurrency == 0 || self.rcpts_per_session == 0 {
+            return Err("--concurrency and --rcpts-per-session must be at least 1".into());
+        }
+        Ok(spec)
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<u8, String> {
+    let spec = args.spec()?;
+    let mut notices = Vec::new();
+    let concurrency = fit_concurrency(args.concurrency, &mut notices)?;
+    let world = World::start(spec).map_err(|e| format!("cannot start the simulated world: {e}"))?;
+    if args.serve {
+        return serve(&world, &args);
+    }
+    let showcase = if args.no_showcase {
+        Vec::new()
+    } else {
+        run_showcase(&world, &args)?
+    };
+    let load = run_load(&world, &args, concurrency, &mut notices)?;
+    let report = Report {
+        world: WorldFigures::of(&world),
+        showcase,
+        load,
+        notices,
+    };
+    report.print(args.json)?;
+    Ok(0)
+}
+
+/// Both ends of every session live in this process: the concurrency must fit the open-file
+/// limit twice over. Lowers it, with a notice, when the limit cannot be raised that far.
+fn fit_concurrency(asked: usize, notices: &mut Vec<String>) -> Result<usize, String> {
+    let wanted = 2 * asked as u64 + WORLD_FDS;
+    let limit = raise_open_files_limit(wanted)
+        .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
+    if limit >= wanted {
+        return Ok(asked);
+    }
+    let fits = (limit.saturating_sub(WORLD_FDS) / 2).max(1);
+    notices.push(format!(
+        "the open-file limit is {limit}: {asked} sessions need {wanted} descriptors with the \
+         farm's end of each in this process too; running {fits} at once (raise the limit with \
+         `ulimit -n {wanted}`, as root if it is above the hard limit)"
+    ));
+    Ok(usize::try_from(fits).unwrap_or(1))
+}
+
+/// The engine configuration both phases start from: the world's DNS and port, and the
+/// politeness limits lifted (the farm is ours and welcomes the load; `verify` keeps them).
+fn engine_config(world: &World, args: &BenchArgs, concurrency: usize) -> EngineConfig {
+    let session = SessionConfig::new(
+        "probe.bench.test",
+        Sender::Mailbox("probe@probe.bench.test".into()),
+    );
+    let nameservers = NameserverConfig::with_servers(vec![world.dns_addr()]);
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.smtp_port = world.smtp_port();
+    config.concurrency = concurrency;
+    config.per_mx = concurrency;
+    config.domain_rate = None;
+    config.rcpts_per_session = args.rcpts_per_session;
+    // Retry greylisted addresses once the period is surely over.
+    let period = world.spec().greylist_period;
+    config.retry_delay = period + period / 10 + Duration::from_millis(50);
+    config
+}
+
+/// Phase 1: every showcase address, with short timeouts so the silent server costs seconds.
+fn run_showcase(world: &World, args: &BenchArgs) -> Result<Vec<ShowcaseRow>, String> {
+    let mut config = engine_config(world, args, SHOWCASE.len());
+    let spec = world.spec();
+    let slowest_reply = spec.latency + spec.jitter;
+    config.session.timeouts = Timeouts::all(Duration::from_secs(2) + slowest_reply * 4);
+    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    let handle = engine.handle();
+    for (tag, case) in SHOWCASE.iter().enumerate() {
+        handle
+            .submit(case.address, tag as u64)
+            .map_err(|e| e.to_string())?;
+    }
+    handle.finish();
+    let mut results: Vec<Option<VerifyResult>> = vec![None; SHOWCASE.len()];
+    for result in engine.results() {
+        let tag = result.tag as usize;
+        results[tag] = Some(result);
+    }
+    engine
+        .join()
+        .map_err(|e| format!("the engine failed: {e}"))?;
+    SHOWCASE
+        .iter()
+        .zip(results)
+        .map(|(case, result)| {
+            let result = result
+                .ok_or_else(|| format!("the engine returned no verdict for {}", case.address))?;
+            Ok(ShowcaseRow::new(case, &result))
+        })
+        .collect()
+}
+
+/// Phase 2: the timed run over generated addresses.
+fn run_load(
+    world: &World,
+    args: &BenchArgs,
+    concurrency: usize,
+    notices: &mut Vec<String>,
+) -> Result<LoadReport, String> {
+    let spec = world.spec().clone();
+    let config = engine_config(world, args, concurrency);
+    let count = args.addresses;
+
+    let farm_before = world.farm().stats();
+    let farm_cpu_before = cpu::threads_named(FARM_THREADS);
+    let process_cpu_before = cpu::this_process();
+    let peak_reset = memory::reset_peak();
+    let memory_before = memory::resident();
+    let started = Instant::now();
+
+    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    notices.extend(engine.notices().iter().cloned());
+    let handle = engine.handle();
+    let producer_spec = spec.clone();
+    let producer = std::thread::Builder::new()
+        .name("bench-producer".into())
+        .spawn(move || {
+            for index in 0..count {
+                if handle
+                    .submit(producer_spec.address(index).address, index)
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            handle.finish();
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+
+    let mut times = Histogram::default();
+    let mut verdicts = [0u64; Reason::ALL.len()];
+    let mut wrong = Wrong::default();
+    for result in engine.results() {
+        times.record(result.elapsed);
+        verdicts[reason_index(result.reason)] += 1;
+        let expected = spec.expected(result.tag);
+        if result.reason != expected {
+            wrong.count += 1;
+            if wrong.examples.len() < WRONG_EXAMPLES {
+                wrong
+                    .examples
+                    .push(report::WrongExample::new(&result, expected));
+            }
+        }
+    }
+    let engine_report = engine
+        .join()
+        .map_err(|e| format!("the engine failed: {e}"))?;
+    let wall = started.elapsed();
+    producer
+        .join()
+        .map_err(|_| "the address producer panicked".to_owned())?;
+
+    let memory_after = memory::resident();
+    let farm_after = world.farm().stats();
+    let farm_cpu_after = cpu::threads_named(FARM_THREADS);
+    let process_cpu = cpu::this_process()
+        .zip(process_cpu_before)
+        .map(|(after, before)| after - before);
+
+    let farm_threads: Vec<ThreadFigures> = farm_cpu_after
+        .iter()
+        .map(|(name, after)| {
+            let before = farm_cpu_before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(CpuTime::default(), |(_, t)| *t);
+            ThreadFigures::new(name, *after - before, wall)
+        })
+        .collect();
+    let cpu = CpuFigures::new(
+        engine_report.cpu,
+        farm_threads,
+        process_cpu,
+        wall,
+        count,
+        engine_report.stats.rcpts,
+    );
+    let memory = MemoryFigures::new(
+        memory_before,
+        memory_after,
+        peak_reset,
+        engine_report.stats.peak_sessions,
+    );
+    let rounds = farm_after.reply_rounds - farm_before.reply_rounds;
+    let mean_delay = spec.latency + spec.jitter / 2;
+    let ideal = (!mean_delay.is_zero())
+        .then(|| mean_delay.mul_f64(rounds as f64 / engine_report.concurrency.max(1) as f64));
+    let bottleneck = Bottleneck::judge(&cpu, SATURATED);
+    Ok(LoadReport {
+        addresses: count,
+        concurrency: engine_report.concurrency,
+        rcpts_per_session_asked: args.rcpts_per_session,
+        wall,
+        times,
+        verdicts: Reason::ALL
+            .iter()
+            .zip(verdicts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(reason, n)| (*reason, n))
+            .collect(),
+        wrong,
+        stats: engine_report.stats,
+        dns_queries: engine_report.resolver.lookups.udp_queries
+            + engine_report.resolver.lookups.tcp_queries,
+        data_commands: farm_after.data_commands - farm_before.data_commands,
+        reply_rounds: rounds,
+        ideal,
+        cpu,
+        memory,
+        bottleneck,
+    })
+}
+
+fn reason_index(reason: Reason) -> usize {
+    Reason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .expect("Reason::ALL lists every reason")
+}
+
+/// `--serve`: the world alone, until Ctrl-C or SIGTERM.
+fn serve(world: &World, args: &BenchArgs) -> Result<u8, String> {
+    use std::io::Write;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
+    }
+    let figures = WorldFigures::of(world);
+    report::say(&figures.serving_text());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut line = |address: &str, expected: Reason| {
+        if args.expected {
+            writeln!(out, "{address},{},{expected}", expected.verdict())
+        } else {
+            writeln!(out, "{address}")
+        }
+    };
+    let written: std::io::Result<()> = (|| {
+        for case in &SHOWCASE {
+            line(case.address, case.expected)?;
+        }
+        for index in 0..args.addresses {
+            let generated = world.spec().address(index);
+            line(&generated.address, generated.expected)?;
+        }
+        Ok(())
+    })();
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write the addresses: {e}"))?;
+    drop(out);
+    report::say("serving; Ctrl-C stops");
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = world.farm().stats();
+    report::say(&format!(
+        "served {} connections, {} RCPT, {} DATA",
+        stats.connections, stats.rcpt_commands, stats.data_commands
+    ));
+    Ok(0)
+}
