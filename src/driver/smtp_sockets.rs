@@ -9,8 +9,15 @@
 //! - **Out of resources** (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL` when the
 //!   ephemeral ports run out): the scheduler is told so, requeues the addresses and backs
 //!   off; nothing is lost and nothing counts as the server's failure.
-//! - **Reads** drain until `WouldBlock` (mio is edge-triggered); `Ok(0)` is the peer's close.
-//!   **Writes** take what the socket accepts; writability is asked for only while output waits.
+//! - **Readiness**: a socket is registered once, for reading and writing, and never
+//!   re-registered: mio is edge-triggered, so a writable edge comes only when the socket was
+//!   full and has room again, and costs nothing otherwise (tokio registers its sockets the same
+//!   way). A socket costs one `epoll_ctl` in its life; closing it takes it out of the set.
+//! - **Reads** drain the socket: until `WouldBlock`, or until a read returns less than it
+//!   asked for, which on a stream socket means the receive queue was emptied (whatever arrives
+//!   later raises a new edge), saving the `read` that would only say `WouldBlock`. `Ok(0)` is
+//!   the peer's close. **Writes** take what the socket accepts; the rest waits for the next
+//!   writable edge.
 //! - **Close**: the session's last words (its QUIT) are written if the socket takes them at
 //!   once, then the socket is closed without lingering.
 
@@ -34,7 +41,6 @@ struct SmtpSocket {
     conn: ConnId,
     stream: TcpStream,
     connected: bool,
-    writing: bool,
 }
 
 /// The engine's SMTP sockets, registered with one `mio::Poll` under tokens from `first_token`
@@ -89,19 +95,13 @@ impl SmtpSockets {
                     Err(e) if is_out_of_resources(&e) => scheduler.handle_no_resources(conn, now),
                     Err(_) => scheduler.handle_closed(conn, now),
                 },
-                ConnIo::Close { conn, last_words } => self.close(registry, conn, &last_words),
+                ConnIo::Close { conn, last_words } => self.close(conn, &last_words),
             }
         }
     }
 
     /// Handles readiness of one of these sockets.
-    pub fn ready(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        scheduler: &mut Scheduler,
-        now: Instant,
-    ) {
+    pub fn ready(&mut self, token: Token, scheduler: &mut Scheduler, now: Instant) {
         let Some(key) = token.0.checked_sub(self.first_token) else {
             return;
         };
@@ -118,26 +118,20 @@ impl SmtpSockets {
                 // Not yet: a spurious wakeup.
                 Ok(false) => return,
                 Err(_) => {
-                    self.close(registry, conn, &[]);
+                    self.close(conn, &[]);
                     scheduler.handle_closed(conn, now);
                     return;
                 }
             }
         }
-        if self.read(registry, key, scheduler, now).is_err() {
+        if self.read(key, scheduler, now).is_err() {
             return;
         }
-        self.write(registry, conn, scheduler, now);
+        self.write(conn, scheduler, now);
     }
 
     /// Writes what the scheduler has for `conn`, as far as the socket takes it.
-    pub fn write(
-        &mut self,
-        registry: &Registry,
-        conn: ConnId,
-        scheduler: &mut Scheduler,
-        now: Instant,
-    ) {
+    pub fn write(&mut self, conn: ConnId, scheduler: &mut Scheduler, now: Instant) {
         let Some(&key) = self.by_conn.get(&conn) else {
             return;
         };
@@ -147,6 +141,8 @@ impl SmtpSockets {
         if !socket.connected {
             return;
         }
+        // Until the output is written or the socket is full; a full socket raises a writable
+        // edge when it has room again.
         loop {
             let output = scheduler.output(conn);
             if output.is_empty() {
@@ -154,47 +150,23 @@ impl SmtpSockets {
             }
             match socket.stream.write(output) {
                 Ok(0) => {
-                    self.fail(registry, conn, scheduler, now);
+                    self.fail(conn, scheduler, now);
                     return;
                 }
                 Ok(n) => scheduler.consume_output(conn, n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.fail(registry, conn, scheduler, now);
+                    self.fail(conn, scheduler, now);
                     return;
                 }
             }
         }
-        let Some(socket) = self.sockets.get_mut(key) else {
-            return;
-        };
-        let writing = !scheduler.output(conn).is_empty();
-        if writing != socket.writing {
-            socket.writing = writing;
-            let interest = if writing {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            let token = Token(self.first_token + key);
-            if registry
-                .reregister(&mut socket.stream, token, interest)
-                .is_err()
-            {
-                self.fail(registry, conn, scheduler, now);
-            }
-        }
     }
 
-    /// Reads until `WouldBlock`, feeding the scheduler. `Err` if the connection ended.
-    fn read(
-        &mut self,
-        registry: &Registry,
-        key: usize,
-        scheduler: &mut Scheduler,
-        now: Instant,
-    ) -> Result<(), ()> {
+    /// Drains the socket (see the module documentation), feeding the scheduler. `Err` if the
+    /// connection ended.
+    fn read(&mut self, key: usize, scheduler: &mut Scheduler, now: Instant) -> Result<(), ()> {
         loop {
             let Some(socket) = self.sockets.get_mut(key) else {
                 return Err(());
@@ -202,7 +174,7 @@ impl SmtpSockets {
             let conn = socket.conn;
             match socket.stream.read(&mut self.buffer) {
                 Ok(0) => {
-                    self.fail(registry, conn, scheduler, now);
+                    self.fail(conn, scheduler, now);
                     return Err(());
                 }
                 Ok(n) => {
@@ -211,11 +183,14 @@ impl SmtpSockets {
                     if !scheduler.has_conn(conn) {
                         return Err(());
                     }
+                    if n < self.buffer.len() {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.fail(registry, conn, scheduler, now);
+                    self.fail(conn, scheduler, now);
                     return Err(());
                 }
             }
@@ -223,8 +198,8 @@ impl SmtpSockets {
     }
 
     /// The connection broke: close it and tell the scheduler.
-    fn fail(&mut self, registry: &Registry, conn: ConnId, scheduler: &mut Scheduler, now: Instant) {
-        self.close(registry, conn, &[]);
+    fn fail(&mut self, conn: ConnId, scheduler: &mut Scheduler, now: Instant) {
+        self.close(conn, &[]);
         scheduler.handle_closed(conn, now);
     }
 
@@ -235,8 +210,7 @@ impl SmtpSockets {
         to: SocketAddr,
         from: Option<IpAddr>,
     ) -> io::Result<()> {
-        let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
+        let socket = new_nonblocking_socket(to)?;
         socket.set_tcp_nodelay(true)?;
         if let Some(ip) = from {
             socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
@@ -256,12 +230,13 @@ impl SmtpSockets {
             conn,
             stream,
             connected: false,
-            writing: true,
         });
         Ok(())
     }
 
-    fn close(&mut self, registry: &Registry, conn: ConnId, last_words: &[u8]) {
+    /// Closes the connection; dropping the stream closes the descriptor, which takes it out of
+    /// the poll set.
+    fn close(&mut self, conn: ConnId, last_words: &[u8]) {
         let Some(key) = self.by_conn.remove(&conn) else {
             return;
         };
@@ -271,7 +246,37 @@ impl SmtpSockets {
             // either way.
             let _ = socket.stream.write(last_words);
         }
-        let _ = registry.deregister(&mut socket.stream);
+    }
+}
+
+/// A TCP socket for `to`'s family, nonblocking from birth where the system allows
+/// (`SOCK_NONBLOCK`: one system call instead of three).
+fn new_nonblocking_socket(to: SocketAddr) -> io::Result<Socket> {
+    #[cfg(any(
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    {
+        Socket::new(
+            Domain::for_address(to),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )
+    }
+    #[cfg(not(any(
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "linux",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
+    {
+        let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
     }
 }
 

@@ -11,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
-use crate::address::{Address, is_role_account};
+use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
     Failure, HandBack, Recipient, RecipientOutcome, Session, SessionConfig, SessionEvent, Wait,
@@ -139,7 +139,10 @@ struct Domain {
     in_ready: bool,
     /// Most addresses per session here: lowered when the server says "too many recipients".
     batch_limit: usize,
+    /// Facts of the domain name, worked out once for all its addresses.
     disposable: bool,
+    free: bool,
+    suggestion: Option<&'static str>,
 }
 
 /// Who a session's recipient is.
@@ -641,6 +644,7 @@ impl Scheduler {
             self.source_rotation += 1;
             Some(ip)
         };
+        let flags = address.flags();
         let mut domain = Domain {
             name: name.to_owned(),
             route: RouteState::Resolving,
@@ -654,7 +658,9 @@ impl Scheduler {
             wake_at: None,
             in_ready: false,
             batch_limit: self.config.rcpts_per_session.max(1),
-            disposable: address.flags().disposable,
+            disposable: flags.disposable,
+            free: flags.free,
+            suggestion: address.domain_suggestion(),
         };
         if let Some(ip) = address.address_literal() {
             domain.route = RouteState::Ready;
@@ -1243,8 +1249,12 @@ impl Scheduler {
             _ => None,
         };
         let reason = final_reason(decided.reason, catch_all, domain.disposable);
-        let flags = j.address.flags();
-        let suggestion = j.address.domain_suggestion();
+        let flags = Flags {
+            role: is_role_account(j.address.local_part()),
+            disposable: domain.disposable,
+            free: domain.free,
+        };
+        let suggestion = domain.suggestion;
         self.emit(VerifyResult {
             tag: j.tag,
             address: j.input,
