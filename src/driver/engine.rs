@@ -71,6 +71,17 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often the loop looks whether a slow consumer has made room for more verdicts.
 const CONSUMER_POLL: Duration = Duration::from_millis(10);
 
+/// Places in each of the two channels (submissions in, verdicts out). The loop drains both
+/// every turn, so a few thousand keep it busy; more would only be memory (a channel allocates
+/// and touches all its places up front).
+const CHANNEL_CAPACITY: usize = 4096;
+
+/// Addresses the scheduler holds beyond what the sessions in flight carry: enough that a session
+/// ending finds the next batch of its domain waiting (fewer, and sessions leave half empty),
+/// no more (each held address costs a few hundred bytes). What it must cover is the turnover
+/// between two intakes, so it does not grow with the concurrency.
+const LOOKAHEAD: usize = 16_384;
+
 /// Sockets the DNS client may hold at once, for the file-descriptor budget.
 const DNS_SOCKETS: u64 = 512;
 
@@ -176,9 +187,8 @@ impl Engine {
         }
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let capacity = (config.concurrency * config.rcpts_per_session).clamp(1024, 65_536);
-        let (sender, inbox) = mpsc::sync_channel(capacity);
-        let (outbox, results) = mpsc::sync_channel(capacity);
+        let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let (outbox, results) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let seed = super::os_seed()?;
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
@@ -230,7 +240,7 @@ fn run(
 ) -> io::Result<EngineReport> {
     let started = Instant::now();
     let concurrency = config.concurrency;
-    let max_pending = (config.concurrency * config.rcpts_per_session * 4).max(4096);
+    let max_pending = config.concurrency * config.rcpts_per_session + LOOKAHEAD;
     let mut scheduler = Scheduler::new(config, seed);
     let mut dns = DnsSockets::new(DNS_TOKENS);
     let mut smtp = SmtpSockets::new(SMTP_TOKENS);

@@ -24,7 +24,7 @@ mod scheduler;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;
-pub use scheduler::{ConnId, ConnIo, EngineStats, Scheduler};
+pub use scheduler::{BATCH_HOLD, ConnId, ConnIo, EngineStats, Scheduler};
 
 #[cfg(test)]
 #[allow(

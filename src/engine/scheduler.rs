@@ -73,11 +73,11 @@ pub struct EngineStats {
 type JobId = u64;
 type DomainId = usize;
 
-/// One submitted address, until its verdict.
+/// One submitted address, until its verdict. Kept small: a busy engine holds hundreds of
+/// thousands (the input as given lives in `address`, rare facts behind a box).
 #[derive(Debug)]
 struct Job {
     tag: u64,
-    input: String,
     address: Address,
     domain: DomainId,
     submitted: Instant,
@@ -86,7 +86,7 @@ struct Job {
     failovers: u32,
     handed_back: u32,
     /// The last 4xx reply, kept for the verdict if the retries run out.
-    last_temporary: Option<Decided>,
+    last_temporary: Option<Box<Decided>>,
     transcript: Option<String>,
 }
 
@@ -139,6 +139,8 @@ struct Domain {
     in_ready: bool,
     /// Most addresses per session here: lowered when the server says "too many recipients".
     batch_limit: usize,
+    /// Sessions in flight here.
+    sessions: usize,
     /// Facts of the domain name, worked out once for all its addresses.
     disposable: bool,
     free: bool,
@@ -180,6 +182,10 @@ enum Timer {
 const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
 const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a domain's first queued address may wait for others to fill its session: input
+/// arriving address by address, across many domains, would otherwise start a session per
+/// address whenever a slot is free. Short against any server's reply time.
+pub const BATCH_HOLD: Duration = Duration::from_millis(20);
 /// Hand-backs for "too many recipients" before an address is given up on.
 const MAX_HAND_BACKS: u32 = 4;
 /// Length of the random local part of the catch-all control.
@@ -221,7 +227,8 @@ pub struct Scheduler {
     domains: Vec<Domain>,
     by_name: HashMap<String, DomainId>,
     routing: HashMap<RouteId, DomainId>,
-    conns: HashMap<u64, Conn>,
+    /// Sessions in flight, boxed: the table's empty slots then cost a pointer, not a session.
+    conns: HashMap<u64, Box<Conn>>,
     ready: VecDeque<DomainId>,
     per_ip: HashMap<IpAddr, usize>,
     ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
@@ -334,7 +341,6 @@ impl Scheduler {
             job,
             Job {
                 tag,
-                input: raw.to_owned(),
                 address,
                 domain,
                 submitted: now,
@@ -658,6 +664,7 @@ impl Scheduler {
             wake_at: None,
             in_ready: false,
             batch_limit: self.config.rcpts_per_session.max(1),
+            sessions: 0,
             disposable: flags.disposable,
             free: flags.free,
             suggestion: address.domain_suggestion(),
@@ -776,6 +783,24 @@ impl Scheduler {
         if !self.has_work(domain) || !matches!(self.domains[domain].route, RouteState::Ready) {
             return false;
         }
+        // A session that would leave room: with one in flight here already, wait for it to
+        // end (it brings the domain back, and the queue will have grown) rather than spend a
+        // connection on a few addresses; with none, give a fresh address a moment for company.
+        let d = &self.domains[domain];
+        if d.queue.len() < d.batch_limit {
+            if d.sessions > 0 {
+                return false;
+            }
+            if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(job))
+                && first.attempts == 0
+            {
+                let full_or_not = first.submitted + BATCH_HOLD;
+                if full_or_not > now {
+                    self.wake_domain(domain, full_or_not);
+                    return false;
+                }
+            }
+        }
         if let Some(at) = self.domains[domain].next_connect_at
             && at > now
         {
@@ -850,13 +875,14 @@ impl Scheduler {
         let session = Session::new(Arc::clone(&self.session_config), recipients, now);
         *self.per_ip.entry(ip).or_insert(0) += 1;
         let d = &mut self.domains[domain];
+        d.sessions += 1;
         if let Some(rate) = self.config.domain_rate.filter(|r| *r > 0.0) {
             d.next_connect_at = Some(now + Duration::from_secs_f64(1.0 / rate));
         }
         let from = d.source;
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 session,
                 domain,
                 members,
@@ -864,7 +890,7 @@ impl Scheduler {
                 timer_at: None,
                 answered: 0,
                 deferred: Vec::new(),
-            },
+            }),
         );
         self.io.push_back(ConnIo::Connect {
             conn: ConnId(conn),
@@ -971,7 +997,9 @@ impl Scheduler {
 
     /// A session ended or never started: its MX address has room again.
     fn release_capacity(&mut self, c: &Conn) {
-        let ip = self.domains[c.domain].targets.get(c.target).map(|t| t.ip);
+        let d = &mut self.domains[c.domain];
+        d.sessions = d.sessions.saturating_sub(1);
+        let ip = d.targets.get(c.target).map(|t| t.ip);
         if let Some(ip) = ip {
             if let Some(count) = self.per_ip.get_mut(&ip) {
                 *count = count.saturating_sub(1);
@@ -1027,7 +1055,7 @@ impl Scheduler {
                     let Some(j) = self.jobs.get_mut(&job) else {
                         return;
                     };
-                    j.last_temporary = Some(decided);
+                    j.last_temporary = Some(Box::new(decided));
                     let delay = self
                         .config
                         .retry_delay
@@ -1241,7 +1269,7 @@ impl Scheduler {
         let domain = &self.domains[j.domain];
         // A retried address that never got past 4xx keeps its last 4xx reply.
         let decided = match (&decided.reason, j.last_temporary) {
-            (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => last,
+            (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => *last,
             _ => decided,
         };
         let catch_all = match domain.catch_all {
@@ -1257,7 +1285,7 @@ impl Scheduler {
         let suggestion = domain.suggestion;
         self.emit(VerifyResult {
             tag: j.tag,
-            address: j.input,
+            address: j.address.original().to_owned(),
             mailbox: Some(j.address.mailbox().to_owned()),
             domain: Some(j.address.domain().to_owned()),
             verdict: reason.verdict(),

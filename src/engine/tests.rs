@@ -70,9 +70,15 @@ impl Harness {
         self.drain();
     }
 
-    /// Answers the DNS queries asked so far and lets the timers due now fire: sessions for
-    /// what was submitted start.
+    /// Answers the DNS queries asked so far and lets the batch hold pass: sessions for what
+    /// was submitted start.
     fn settle(&mut self) {
+        self.settle_dns();
+        self.advance(BATCH_HOLD);
+    }
+
+    /// Answers the DNS queries asked so far, and no more.
+    fn settle_dns(&mut self) {
         while !self.queries.is_empty() {
             for (socket, server, payload) in std::mem::take(&mut self.queries) {
                 let answer = self.answer(&payload);
@@ -80,7 +86,6 @@ impl Harness {
                 self.drain();
             }
         }
-        self.advance(Duration::ZERO);
     }
 
     /// Answers DNS, records connections and results, until nothing moves.
@@ -241,6 +246,65 @@ fn one_lookup_one_session_and_the_control_last() {
     assert_eq!(heard.iter().filter(|l| l.starts_with("RCPT")).count(), 1);
     assert_eq!(h.scheduler.resolver_stats().lookups.lookups, 1);
     assert_eq!(h.scheduler.stats().controls, 1);
+}
+
+#[test]
+fn a_partial_batch_waits_briefly_for_company_and_a_full_one_does_not() {
+    let mut config = config();
+    config.catch_all = false;
+    config.rcpts_per_session = 3;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    h.mx("two.test", 10, [127, 0, 0, 8]);
+    h.submit("a@one.test");
+    h.submit("a@two.test");
+    h.submit("b@two.test");
+    h.submit("c@two.test");
+    h.settle_dns();
+    h.advance(Duration::ZERO);
+    assert_eq!(h.connects.len(), 1, "the full batch goes at once");
+    assert_eq!(h.connects[0].1.ip(), IpAddr::from([127, 0, 0, 8]));
+    h.advance(BATCH_HOLD / 2);
+    h.submit("b@one.test");
+    h.advance(BATCH_HOLD / 2);
+    assert_eq!(
+        h.connects.len(),
+        2,
+        "the partial batch goes once its first has waited"
+    );
+    let (_, heard) = h.play(postfix(&[]));
+    let (_, heard) = if heard.iter().any(|l| l.contains("two.test")) {
+        h.play(postfix(&[]))
+    } else {
+        (ConnId(0), heard)
+    };
+    let rcpts = heard.iter().filter(|l| l.starts_with("RCPT")).count();
+    assert_eq!(
+        rcpts, 2,
+        "the one that came during the hold joined: {heard:?}"
+    );
+}
+
+#[test]
+fn a_partial_session_waits_for_the_one_in_flight_at_its_domain() {
+    let mut config = config();
+    config.catch_all = false;
+    config.rcpts_per_session = 3;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    for local in ["a", "b", "c", "d"] {
+        h.submit(&format!("{local}@one.test"));
+    }
+    h.settle();
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.connects.len(), 1, "three go, the fourth waits for them");
+    let (_, heard) = h.play(postfix(&[]));
+    assert_eq!(heard.iter().filter(|l| l.starts_with("RCPT")).count(), 3);
+    h.advance(Duration::ZERO);
+    assert_eq!(h.connects.len(), 1, "then the fourth goes");
+    let (_, heard) = h.play(postfix(&[]));
+    assert_eq!(heard.iter().filter(|l| l.starts_with("RCPT")).count(), 1);
+    assert_eq!(h.results.len(), 4);
 }
 
 #[test]

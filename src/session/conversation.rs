@@ -33,8 +33,9 @@ pub enum SessionEvent {
         outcome: RecipientOutcome,
     },
     /// The session is over: every recipient has had its event, and the connection should be
-    /// closed once [`Session::pending_output`] is written (or at once if it cannot be).
-    Finished(SessionSummary),
+    /// closed once [`Session::pending_output`] is written (or at once if it cannot be). Boxed:
+    /// it comes once per session, and keeps every other event small.
+    Finished(Box<SessionSummary>),
 }
 
 /// What a reply we wait for answers.
@@ -712,13 +713,13 @@ impl Session {
         self.awaiting.clear();
         self.reply_deadline = None;
         self.events
-            .push_back(SessionEvent::Finished(SessionSummary {
+            .push_back(SessionEvent::Finished(Box::new(SessionSummary {
                 greeting: self.greeting.take(),
                 extensions: self.extensions.take(),
                 quit_acknowledged: self.quit_acknowledged,
                 failure: self.failure.take(),
                 transactions: self.transactions,
-            }));
+            })));
     }
 }
 

@@ -107,7 +107,7 @@ fn play(
             }
             SessionEvent::Finished(s) => {
                 assert!(summary.is_none(), "Finished twice");
-                summary = Some(s);
+                summary = Some(*s);
             }
         }
     }

@@ -13,7 +13,9 @@
 //!    are read around the phase, to say how fast, at what cost, and what held it back.
 //!
 //! `--serve` starts the world alone and prints where it is and its addresses, for measuring
-//! another verifier on the same farm.
+//! another verifier on the same farm — or mxprobe itself in a process of its own:
+//! `--remote-dns` runs the two phases against a world another `mxprobe bench --serve` started
+//! with the same world flags, so that memory and CPU figures are the engine's alone.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use mxprobe::driver::cpu::{self, CpuTime};
 use mxprobe::driver::{Engine, raise_open_files_limit};
 use mxprobe::engine::{EngineConfig, VerifyResult};
 use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::sim::smtp::SmtpFarm;
 use mxprobe::sim::world::{SHOWCASE, World, WorldSpec};
 use mxprobe::verdict::Reason;
 
@@ -135,6 +138,17 @@ pub struct BenchArgs {
     #[arg(long, requires = "serve")]
     expected: bool,
 
+    /// Start no world: verify against the one `mxprobe bench --serve` started, whose DNS
+    /// listens here, with --smtp-port its farm's port. Give both the same world flags
+    /// (--domains, the shares, --seed) so the answer key matches.
+    #[arg(
+        long,
+        value_name = "IP:PORT",
+        conflicts_with = "serve",
+        requires = "smtp_port"
+    )]
+    remote_dns: Option<SocketAddr>,
+
     /// Seeds which domains are which kind, which mailboxes exist and the farm's jitter.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -175,22 +189,67 @@ impl BenchArgs {
     }
 }
 
+/// The world the engine runs against: the one this process started, or a remote one.
+struct Target<'w> {
+    spec: WorldSpec,
+    dns: SocketAddr,
+    smtp_port: u16,
+    /// The farm, when it runs in this process.
+    farm: Option<&'w SmtpFarm>,
+}
+
+impl<'w> Target<'w> {
+    fn local(world: &'w World) -> Self {
+        Self {
+            spec: world.spec().clone(),
+            dns: world.dns_addr(),
+            smtp_port: world.smtp_port(),
+            farm: Some(world.farm()),
+        }
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<u8, String> {
     let spec = args.spec()?;
     let mut notices = Vec::new();
-    let concurrency = fit_concurrency(args.concurrency, &mut notices)?;
+    if let Some(dns) = args.remote_dns {
+        let concurrency = fit_concurrency(args.concurrency, 1, &mut notices)?;
+        let target = Target {
+            spec,
+            dns,
+            smtp_port: args.smtp_port,
+            farm: None,
+        };
+        return measure(&target, &args, concurrency, notices);
+    }
+    let concurrency = fit_concurrency(args.concurrency, 2, &mut notices)?;
     let world = World::start(spec).map_err(|e| format!("cannot start the simulated world: {e}"))?;
     if args.serve {
         return serve(&world, &args);
     }
+    measure(&Target::local(&world), &args, concurrency, notices)
+}
+
+/// Both phases and the report.
+fn measure(
+    target: &Target<'_>,
+    args: &BenchArgs,
+    concurrency: usize,
+    mut notices: Vec<String>,
+) -> Result<u8, String> {
     let showcase = if args.no_showcase {
         Vec::new()
     } else {
-        run_showcase(&world, &args)?
+        run_showcase(target, args)?
     };
-    let load = run_load(&world, &args, concurrency, &mut notices)?;
+    let load = run_load(target, args, concurrency, &mut notices)?;
     let report = Report {
-        world: WorldFigures::of(&world),
+        world: WorldFigures::new(
+            &target.spec,
+            target.dns,
+            target.smtp_port,
+            target.farm.map(|farm| farm.addrs().len()),
+        ),
         showcase,
         load,
         notices,
@@ -199,49 +258,50 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
     Ok(0)
 }
 
-/// Both ends of every session live in this process: the concurrency must fit the open-file
-/// limit twice over. Lowers it, with a notice, when the limit cannot be raised that far.
-fn fit_concurrency(asked: usize, notices: &mut Vec<String>) -> Result<usize, String> {
-    let wanted = 2 * asked as u64 + WORLD_FDS;
+/// Each session holds a descriptor at each end it has in this process (`ends`: 2 when the
+/// farm runs here too): the concurrency must fit the open-file limit. Lowers it, with a
+/// notice, when the limit cannot be raised that far.
+fn fit_concurrency(asked: usize, ends: u64, notices: &mut Vec<String>) -> Result<usize, String> {
+    let wanted = ends * asked as u64 + WORLD_FDS;
     let limit = raise_open_files_limit(wanted)
         .map_err(|e| format!("cannot read the open-file limit: {e}"))?;
     if limit >= wanted {
         return Ok(asked);
     }
-    let fits = (limit.saturating_sub(WORLD_FDS) / 2).max(1);
+    let fits = (limit.saturating_sub(WORLD_FDS) / ends).max(1);
     notices.push(format!(
-        "the open-file limit is {limit}: {asked} sessions need {wanted} descriptors with the \
-         farm's end of each in this process too; running {fits} at once (raise the limit with \
-         `ulimit -n {wanted}`, as root if it is above the hard limit)"
+        "the open-file limit is {limit}: {asked} sessions need {wanted} descriptors here; \
+         running {fits} at once (raise the limit with `ulimit -n {wanted}`, as root if it is \
+         above the hard limit)"
     ));
     Ok(usize::try_from(fits).unwrap_or(1))
 }
 
 /// The engine configuration both phases start from: the world's DNS and port, and the
 /// politeness limits lifted (the farm is ours and welcomes the load; `verify` keeps them).
-fn engine_config(world: &World, args: &BenchArgs, concurrency: usize) -> EngineConfig {
+fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> EngineConfig {
     let session = SessionConfig::new(
         "probe.bench.test",
         Sender::Mailbox("probe@probe.bench.test".into()),
     );
-    let nameservers = NameserverConfig::with_servers(vec![world.dns_addr()]);
+    let nameservers = NameserverConfig::with_servers(vec![target.dns]);
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.smtp_port = world.smtp_port();
+    config.smtp_port = target.smtp_port;
     config.concurrency = concurrency;
     config.per_mx = concurrency;
     config.domain_rate = None;
     config.rcpts_per_session = args.rcpts_per_session;
     // Retry greylisted addresses once the period is surely over.
-    let period = world.spec().greylist_period;
+    let period = target.spec.greylist_period;
     config.retry_delay = period + period / 10 + Duration::from_millis(50);
     config
 }
 
 /// Phase 1: every showcase address, with short timeouts so the silent server costs seconds.
-fn run_showcase(world: &World, args: &BenchArgs) -> Result<Vec<ShowcaseRow>, String> {
-    let mut config = engine_config(world, args, SHOWCASE.len());
-    let spec = world.spec();
+fn run_showcase(target: &Target<'_>, args: &BenchArgs) -> Result<Vec<ShowcaseRow>, String> {
+    let mut config = engine_config(target, args, SHOWCASE.len());
+    let spec = &target.spec;
     let slowest_reply = spec.latency + spec.jitter;
     config.session.timeouts = Timeouts::all(Duration::from_secs(2) + slowest_reply * 4);
     let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
@@ -273,16 +333,16 @@ fn run_showcase(world: &World, args: &BenchArgs) -> Result<Vec<ShowcaseRow>, Str
 
 /// Phase 2: the timed run over generated addresses.
 fn run_load(
-    world: &World,
+    target: &Target<'_>,
     args: &BenchArgs,
     concurrency: usize,
     notices: &mut Vec<String>,
 ) -> Result<LoadReport, String> {
-    let spec = world.spec().clone();
-    let config = engine_config(world, args, concurrency);
+    let spec = target.spec.clone();
+    let config = engine_config(target, args, concurrency);
     let count = args.addresses;
 
-    let farm_before = world.farm().stats();
+    let farm_before = target.farm.map(SmtpFarm::stats);
     let farm_cpu_before = cpu::threads_named(FARM_THREADS);
     let process_cpu_before = cpu::this_process();
     let peak_reset = memory::reset_peak();
@@ -333,7 +393,7 @@ fn run_load(
         .map_err(|_| "the address producer panicked".to_owned())?;
 
     let memory_after = memory::resident();
-    let farm_after = world.farm().stats();
+    let farm_after = target.farm.map(SmtpFarm::stats);
     let farm_cpu_after = cpu::threads_named(FARM_THREADS);
     let process_cpu = cpu::this_process()
         .zip(process_cpu_before)
@@ -363,10 +423,17 @@ fn run_load(
         peak_reset,
         engine_report.stats.peak_sessions,
     );
-    let rounds = farm_after.reply_rounds - farm_before.reply_rounds;
+    let farm_delta = farm_after.zip(farm_before).map(|(after, before)| {
+        (
+            after.reply_rounds - before.reply_rounds,
+            after.data_commands - before.data_commands,
+        )
+    });
+    let rounds = farm_delta.map(|(rounds, _)| rounds);
     let mean_delay = spec.latency + spec.jitter / 2;
-    let ideal = (!mean_delay.is_zero())
-        .then(|| mean_delay.mul_f64(rounds as f64 / engine_report.concurrency.max(1) as f64));
+    let ideal = rounds
+        .filter(|_| !mean_delay.is_zero())
+        .map(|rounds| mean_delay.mul_f64(rounds as f64 / engine_report.concurrency.max(1) as f64));
     let bottleneck = Bottleneck::judge(&cpu, SATURATED);
     Ok(LoadReport {
         addresses: count,
@@ -384,7 +451,7 @@ fn run_load(
         stats: engine_report.stats,
         dns_queries: engine_report.resolver.lookups.udp_queries
             + engine_report.resolver.lookups.tcp_queries,
-        data_commands: farm_after.data_commands - farm_before.data_commands,
+        data_commands: farm_delta.map(|(_, data)| data),
         reply_rounds: rounds,
         ideal,
         cpu,
@@ -409,7 +476,12 @@ fn serve(world: &World, args: &BenchArgs) -> Result<u8, String> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
     }
-    let figures = WorldFigures::of(world);
+    let figures = WorldFigures::new(
+        world.spec(),
+        world.dns_addr(),
+        world.smtp_port(),
+        Some(world.farm().addrs().len()),
+    );
     report::say(&figures.serving_text());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use super::histogram::Histogram;
 use super::memory::Resident;
 use mxprobe::driver::cpu::CpuTime;
 use mxprobe::engine::{EngineStats, VerifyResult};
-use mxprobe::sim::world::{ShowcaseCase, World};
+use mxprobe::sim::world::{ShowcaseCase, WorldSpec};
 use mxprobe::verdict::Reason;
 
 /// Everything one run measured.
@@ -27,7 +28,8 @@ pub struct Report {
 #[derive(Debug)]
 pub struct WorldFigures {
     pub domains: usize,
-    pub mx_hosts: usize,
+    /// `None` when the world runs in another process.
+    pub mx_hosts: Option<usize>,
     pub smtp_port: u16,
     pub dns: String,
     pub latency: Duration,
@@ -38,13 +40,12 @@ pub struct WorldFigures {
 }
 
 impl WorldFigures {
-    pub fn of(world: &World) -> Self {
-        let spec = world.spec();
+    pub fn new(spec: &WorldSpec, dns: SocketAddr, smtp_port: u16, mx_hosts: Option<usize>) -> Self {
         Self {
             domains: spec.domains,
-            mx_hosts: world.farm().addrs().len(),
-            smtp_port: world.smtp_port(),
-            dns: world.dns_addr().to_string(),
+            mx_hosts,
+            smtp_port,
+            dns: dns.to_string(),
             latency: spec.latency,
             jitter: spec.jitter,
             pipelining: spec.pipelining,
@@ -62,18 +63,15 @@ impl WorldFigures {
     pub fn serving_text(&self) -> String {
         format!(
             "mxprobe bench --serve: {} domains under bench.test (and the showcase's) on {} \
-             simulated MX hosts at 127.10.x.y port {}; DNS (UDP and TCP) at {}.\n\
-             mxprobe:    mxprobe verify --dns-server {} --smtp-port {} --per-mx 1000 \
-             --domain-rate 0 --input ADDRESSES\n\
-             another verifier: point its resolver at {} (or serve DNS on 127.0.0.1:53 with \
+             simulated MX hosts at 127.10.x.y port {port}; DNS (UDP and TCP) at {dns}.\n\
+             mxprobe in its own process: mxprobe bench --remote-dns {dns} --smtp-port {port} \
+             (with the same world flags)\n\
+             another verifier: point its resolver at {dns} (or serve DNS on 127.0.0.1:53 with \
              --dns-listen) and run the farm on port 25 (--smtp-port 25, as root).",
             thousands(self.domains as u64),
-            self.mx_hosts,
-            self.smtp_port,
-            self.dns,
-            self.dns,
-            self.smtp_port,
-            self.dns,
+            self.mx_hosts.map_or("?".into(), |n| n.to_string()),
+            port = self.smtp_port,
+            dns = self.dns,
         )
     }
 }
@@ -334,8 +332,11 @@ pub struct LoadReport {
     pub wrong: Wrong,
     pub stats: EngineStats,
     pub dns_queries: u64,
-    pub data_commands: u64,
-    pub reply_rounds: u64,
+    /// DATA commands the farm saw, when it runs in this process (mxprobe must send none).
+    pub data_commands: Option<u64>,
+    /// The farm's [`reply_rounds`](mxprobe::sim::smtp::FarmStats::reply_rounds), when it runs
+    /// in this process.
+    pub reply_rounds: Option<u64>,
     /// The wall time if every slot waited on latency all the time and did nothing else.
     pub ideal: Option<Duration>,
     pub cpu: CpuFigures,
@@ -378,12 +379,15 @@ impl Report {
 
     fn write_text(&self, out: &mut String) -> std::fmt::Result {
         let world = &self.world;
+        let hosts = match world.mx_hosts {
+            Some(hosts) => format!("on {hosts} MX hosts in this process"),
+            None => "in another process (--remote-dns)".to_owned(),
+        };
         writeln!(
             out,
-            "mxprobe bench: a simulated world on loopback: {} domains on {} MX hosts \
-             (port {}), DNS at {}",
+            "mxprobe bench: a simulated world on loopback: {} domains {hosts} (port {}), DNS at \
+             {}",
             thousands(world.domains as u64),
-            world.mx_hosts,
             world.smtp_port,
             world.dns
         )?;
@@ -510,20 +514,21 @@ impl Report {
         writeln!(
             out,
             "  sessions        {} ({:.1} RCPTs each), {} at most at once; {} retries, {} DNS \
-             queries, {} DATA",
+             queries{}",
             thousands(load.stats.sessions),
             load.rcpts_per_session(),
             thousands(load.stats.peak_sessions),
             thousands(load.stats.retries),
             thousands(load.dns_queries),
             load.data_commands
+                .map_or(String::new(), |data| format!(", {data} DATA"))
         )?;
-        if let Some(ideal) = load.ideal {
+        if let (Some(ideal), Some(rounds)) = (load.ideal, load.reply_rounds) {
             writeln!(
                 out,
                 "  vs ideal        {:.3} s = {} waits x latency / concurrency: {:.2}x",
                 ideal.as_secs_f64(),
-                thousands(load.reply_rounds),
+                thousands(rounds),
                 load.wall.as_secs_f64() / ideal.as_secs_f64().max(1e-9)
             )?;
         }
