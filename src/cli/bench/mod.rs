@@ -422,6 +422,7 @@ fn run_load(
         memory_after,
         peak_reset,
         engine_report.stats.peak_sessions,
+        target.farm.is_some(),
     );
     let farm_delta = farm_after.zip(farm_before).map(|(after, before)| {
         (

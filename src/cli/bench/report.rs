@@ -211,6 +211,8 @@ pub struct MemoryFigures {
     /// Whether the peak was reset at the start of the phase (else it is the process's).
     pub peak_is_the_phases: bool,
     pub peak_sessions: u64,
+    /// Whether the farm's end of each session is in this process, and so in the figures.
+    pub farm_in_process: bool,
 }
 
 impl MemoryFigures {
@@ -219,12 +221,14 @@ impl MemoryFigures {
         after: Option<Resident>,
         peak_is_the_phases: bool,
         peak_sessions: u64,
+        farm_in_process: bool,
     ) -> Self {
         Self {
             before,
             after,
             peak_is_the_phases,
             peak_sessions,
+            farm_in_process,
         }
     }
 
@@ -233,8 +237,9 @@ impl MemoryFigures {
     }
 
     /// The peak's growth over the resident size before the phase, per session at the most in
-    /// flight: both ends of a session (the engine's and the farm's) and the verdicts in
-    /// transit, an upper bound on what a session costs the engine.
+    /// flight: the session, its addresses and those queued behind it, the verdicts in transit —
+    /// and the farm's end of it when the farm runs in this process (then an upper bound on
+    /// what a session costs the engine).
     pub fn per_session(&self) -> Option<u64> {
         let (before, after) = (self.before?, self.after?);
         if !self.peak_is_the_phases || self.peak_sessions == 0 {
@@ -291,6 +296,24 @@ impl Bottleneck {
     fn explain(self, cpu: &CpuFigures) -> String {
         let engine = cpu.engine.as_ref().map_or(0.0, |t| t.busy);
         let farm = cpu.busiest_farm_thread().map_or(0.0, |t| t.busy);
+        if cpu.farm.is_empty() {
+            return match self {
+                Self::Engine => format!("the engine: its thread was busy {}", percent(engine)),
+                Self::Cores => format!(
+                    "this process's cores: all {} busy ({} engine)",
+                    cpu.cores,
+                    percent(engine)
+                ),
+                Self::Waiting | Self::Farm => format!(
+                    "not the engine (busy {}); the farm runs in another process, so look at its \
+                     CPU there",
+                    percent(engine)
+                ),
+                Self::Unmeasured => {
+                    "not measured: this system does not report thread CPU times".into()
+                }
+            };
+        }
         match self {
             Self::Farm => format!(
                 "the farm: a farm thread was busy {}; mxprobe could go faster than this \
@@ -570,9 +593,14 @@ impl Report {
         if let Some(peak) = memory.peak() {
             let per_session = memory.per_session().map_or(String::new(), |bytes| {
                 format!(
-                    "; {} per session in flight ({} at most, both ends counted)",
+                    "; {} per session in flight ({} at most{})",
                     bytes_text(bytes),
-                    thousands(memory.peak_sessions)
+                    thousands(memory.peak_sessions),
+                    if memory.farm_in_process {
+                        ", the farm's end counted too"
+                    } else {
+                        ""
+                    }
                 )
             });
             writeln!(
@@ -679,6 +707,7 @@ impl Report {
                     "rss_before_bytes": load.memory.before.map(|r| r.now),
                     "peak_rss_bytes": load.memory.peak(),
                     "peak_is_the_phases": load.memory.peak_is_the_phases,
+                    "farm_in_process": load.memory.farm_in_process,
                     "per_session_bytes": load.memory.per_session(),
                 },
                 "bottleneck": load.bottleneck.as_str(),
