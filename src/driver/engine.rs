@@ -323,7 +323,7 @@ fn run(
                 continue;
             }
             if smtp.owns(token) {
-                smtp.ready(token, &mut scheduler, now);
+                smtp.ready(event, &mut scheduler, now);
             } else if dns.owns(token) {
                 dns.ready(poll.registry(), token, &mut scheduler, now);
             }

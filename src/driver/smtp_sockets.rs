@@ -4,8 +4,10 @@
 //! - **Connect**: a nonblocking socket (IPv4 or IPv6 as the target is), `TCP_NODELAY` (a probe
 //!   writes small commands and waits for each answer: Nagle's algorithm would only add delay),
 //!   bound to the configured source address if there is one, then `connect`, which answers
-//!   `EINPROGRESS`. Completion shows as writability and is confirmed with `take_error` and
-//!   `peer_addr`: writable alone can also mean "failed".
+//!   `EINPROGRESS`. The first event after it says the attempt is over (epoll reports a
+//!   connecting socket only when the handshake completes or fails); `take_error` tells which,
+//!   since writable alone can also mean "failed". The socket is read only when the event says
+//!   it is readable.
 //! - **Out of resources** (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL` when the
 //!   ephemeral ports run out): the scheduler is told so, requeues the addresses and backs
 //!   off; nothing is lost and nothing counts as the server's failure.
@@ -26,6 +28,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -100,8 +103,10 @@ impl SmtpSockets {
         }
     }
 
-    /// Handles readiness of one of these sockets.
-    pub fn ready(&mut self, token: Token, scheduler: &mut Scheduler, now: Instant) {
+    /// Handles a readiness event of one of these sockets.
+    pub fn ready(&mut self, event: &Event, scheduler: &mut Scheduler, now: Instant) {
+        let token = event.token();
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let Some(key) = token.0.checked_sub(self.first_token) else {
             return;
         };
@@ -110,21 +115,18 @@ impl SmtpSockets {
         };
         let conn = socket.conn;
         if !socket.connected {
-            match connect_result(&socket.stream) {
-                Ok(true) => {
-                    socket.connected = true;
-                    scheduler.handle_connected(conn, now);
-                }
-                // Not yet: a spurious wakeup.
-                Ok(false) => return,
-                Err(_) => {
-                    self.close(conn, &[]);
-                    scheduler.handle_closed(conn, now);
-                    return;
-                }
+            if !readable && !event.is_writable() {
+                return;
             }
+            if let Ok(Some(_)) | Err(_) = socket.stream.take_error() {
+                self.close(conn, &[]);
+                scheduler.handle_closed(conn, now);
+                return;
+            }
+            socket.connected = true;
+            scheduler.handle_connected(conn, now);
         }
-        if self.read(key, scheduler, now).is_err() {
+        if readable && self.read(key, scheduler, now).is_err() {
             return;
         }
         self.write(conn, scheduler, now);
@@ -277,19 +279,6 @@ fn new_nonblocking_socket(to: SocketAddr) -> io::Result<Socket> {
         let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         Ok(socket)
-    }
-}
-
-/// Whether a nonblocking connect has completed: `Ok(true)` connected, `Ok(false)` still in
-/// progress, `Err` failed.
-fn connect_result(stream: &TcpStream) -> io::Result<bool> {
-    if let Some(error) = stream.take_error()? {
-        return Err(error);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
