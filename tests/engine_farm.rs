@@ -588,3 +588,27 @@ fn hundreds_of_addresses_across_dozens_of_domains() {
     assert_eq!(results.len(), 400);
     assert_eq!(farm.stats().data_commands, 0);
 }
+
+/// An engine that has gone idle is woken by the next submission, however long after it comes:
+/// the waker is rung only when the loop sleeps, and must be rung then.
+#[test]
+fn an_idle_engine_wakes_for_each_late_submission() {
+    let world = world();
+    let engine = Engine::start(world.config.clone()).expect("start");
+    let handle = engine.handle();
+    for (tag, pause) in [0u64, 5, 50, 200].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(pause));
+        handle
+            .submit(format!("user{tag}@plain.test"), tag as u64)
+            .expect("submit");
+        let result = engine
+            .results()
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a verdict for a late submission");
+        assert_eq!(result.tag, tag as u64);
+        assert_eq!(result.reason, Reason::MailboxNotFound);
+    }
+    handle.finish();
+    assert!(engine.results().iter().next().is_none());
+    engine.join().expect("engine ran");
+}
