@@ -441,6 +441,7 @@ impl Report {
         let width = |f: fn(&ShowcaseRow) -> usize| self.showcase.iter().map(f).max().unwrap_or(0);
         let label_width = width(|r| r.label.len());
         let address_width = width(|r| r.address.len());
+        let verdict_width = width(|r| r.verdict.len() + 1 + r.reason.as_str().len());
         for row in &self.showcase {
             let verdict = format!("{}/{}", row.verdict, row.reason);
             let evidence = match (&row.reply, &row.detail) {
@@ -460,7 +461,7 @@ impl Report {
             };
             writeln!(
                 out,
-                "  {:<label_width$}  {:<address_width$}  {:<30} {}{}{}",
+                "  {:<label_width$}  {:<address_width$}  {:<verdict_width$}  {}{}{}",
                 row.label,
                 row.address,
                 verdict,
