@@ -15,7 +15,7 @@ use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 use mxprobe::driver::Engine;
 use mxprobe::engine::{EngineConfig, VerifyResult};
 use mxprobe::session::{Sender, SessionConfig, Timeouts};
-use mxprobe::sim::dns::{DnsResponder, Zone};
+use mxprobe::sim::dns::{DnsResponder, Misbehaviour, Zone};
 use mxprobe::sim::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
 use mxprobe::verdict::{Reason, Verdict};
 
@@ -150,6 +150,11 @@ fn world() -> World {
         .mx("failover.test", 20, "mx2.failover.test")
         .a("mx2.failover.test", ip(27));
     zone.null_mx("nullmx.test");
+    // Does not exist, and takes a while to say so: addresses pile up behind its lookup.
+    zone.misbehave(
+        "slowgone.test",
+        Misbehaviour::Delay(Duration::from_millis(200)),
+    );
     zone.mx("nomail.test", 10, "ghost.nomail.test")
         .exists("ghost.nomail.test");
     let dns = DnsResponder::start(zone).expect("start DNS");
@@ -611,4 +616,87 @@ fn an_idle_engine_wakes_for_each_late_submission() {
     handle.finish();
     assert!(engine.results().iter().next().is_none());
     engine.join().expect("engine ran");
+}
+
+/// With no room to spare (one session, one recipient, no lookahead), every turn of the loop
+/// fills the scheduler and hands out the verdict that empties it. The intake must notice the
+/// room that made and go on: the producer rang the waker long before, and will not again.
+#[test]
+fn a_full_intake_goes_on_when_verdicts_make_room() {
+    let world = world();
+    let mut config = world.config.clone();
+    config.concurrency = 1;
+    config.rcpts_per_session = 1;
+    config.lookahead = 0;
+    let engine = Engine::start(config).expect("start");
+    let handle = engine.handle();
+    let total = 2_000u64;
+    let producer = std::thread::spawn(move || {
+        for tag in 0..total {
+            handle
+                .submit(format!("user{tag}@slowgone.test"), tag)
+                .expect("submit");
+        }
+        handle.finish();
+    });
+    let mut answered = 0u64;
+    while answered < total {
+        let result = engine
+            .results()
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("stalled after {answered} verdicts of {total}"));
+        assert_eq!(result.reason, Reason::DomainNotFound, "{result:#?}");
+        answered += 1;
+    }
+    producer.join().expect("producer");
+    assert!(engine.results().iter().next().is_none());
+    engine.join().expect("engine ran");
+}
+
+/// A stop is heard at once, even while the submission channel is full and the engine has no
+/// room to take from it: it does not queue behind the submissions.
+#[test]
+fn a_stop_is_heard_while_submissions_wait() {
+    let world = world();
+    let mut config = world.config.clone();
+    config.concurrency = 1;
+    config.rcpts_per_session = 1;
+    config.lookahead = 0;
+    let engine = Engine::start(config).expect("start");
+    let handle = engine.handle();
+    let producer = {
+        let handle = handle.clone();
+        std::thread::spawn(move || {
+            // The server never answers: the one session holds the only place for 700 ms,
+            // and the channel behind it fills up.
+            let mut submitted = 0u64;
+            while handle
+                .submit(format!("user{submitted}@silent.test"), submitted)
+                .is_ok()
+            {
+                submitted += 1;
+            }
+            submitted
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        handle.stop();
+        let verdicts = engine.results().iter().count();
+        engine.join().expect("engine ran");
+        let _ = done.send(verdicts);
+    });
+    let verdicts = finished
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the engine ends within its stop grace");
+    let submitted = producer.join().expect("producer");
+    assert!(
+        submitted > 4_096,
+        "the channel filled up: {submitted} submitted"
+    );
+    assert!(
+        verdicts <= 1,
+        "only the address in flight is answered: {verdicts}"
+    );
 }

@@ -52,6 +52,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -76,25 +77,21 @@ const CONSUMER_POLL: Duration = Duration::from_millis(10);
 /// and touches all its places up front).
 const CHANNEL_CAPACITY: usize = 4096;
 
-/// Addresses the scheduler holds beyond what the sessions in flight carry: enough that a session
-/// ending finds the next batch of its domain waiting (fewer, and sessions leave half empty),
-/// no more (each held address costs a few hundred bytes). What it must cover is the turnover
-/// between two intakes, so it does not grow with the concurrency.
-const LOOKAHEAD: usize = 16_384;
-
 /// Sockets the DNS client may hold at once, for the file-descriptor budget.
 const DNS_SOCKETS: u64 = 512;
 
 enum Message {
     Submit(String, u64),
     Finish,
-    Stop,
 }
 
 /// Submits addresses to a running [`Engine`] from any thread.
 #[derive(Debug, Clone)]
 pub struct EngineHandle {
     sender: SyncSender<Message>,
+    /// Set by [`stop`](EngineHandle::stop). A flag, not a message: a stop must not queue behind
+    /// thousands of submissions the engine has no room for.
+    stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
 }
 
@@ -130,7 +127,7 @@ impl EngineHandle {
     /// Stop soon: addresses not yet being probed are dropped without a verdict (a rerun asks
     /// them), sessions in flight get a few seconds to finish, then the engine ends.
     pub fn stop(&self) {
-        let _ = self.sender.send(Message::Stop);
+        self.stop.store(true, Ordering::SeqCst);
         self.wake();
     }
 
@@ -190,11 +187,17 @@ impl Engine {
         let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let (outbox, results) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let seed = super::os_seed()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
-            .spawn(move || run(poll, config, seed, &inbox, &outbox))?;
+            .spawn(move || run(poll, config, seed, &inbox, &stopped, &outbox))?;
         Ok(Self {
-            handle: EngineHandle { sender, waker },
+            handle: EngineHandle {
+                sender,
+                stop,
+                waker,
+            },
             results,
             thread,
             notices,
@@ -236,11 +239,13 @@ fn run(
     config: EngineConfig,
     seed: [u8; 32],
     inbox: &Receiver<Message>,
+    stop: &AtomicBool,
     outbox: &SyncSender<VerifyResult>,
 ) -> io::Result<EngineReport> {
     let started = Instant::now();
     let concurrency = config.concurrency;
-    let max_pending = config.concurrency * config.rcpts_per_session + LOOKAHEAD;
+    let max_pending = (config.concurrency.max(1) * config.rcpts_per_session.max(1))
+        .saturating_add(config.lookahead);
     let mut scheduler = Scheduler::new(config, seed);
     let mut dns = DnsSockets::new(DNS_TOKENS);
     let mut smtp = SmtpSockets::new(SMTP_TOKENS);
@@ -254,28 +259,23 @@ fn run(
     let mut listening = true;
     loop {
         let now = Instant::now();
+        if stop_deadline.is_none() && stop.load(Ordering::SeqCst) {
+            input_open = false;
+            abandoned += scheduler.abandon_queued(now);
+            stop_deadline = Some(now + STOP_GRACE);
+        }
         // Take submissions while there is room; a full scheduler leaves them in the bounded
         // channel, and the producer waits.
-        while input_open
-            && stop_deadline.is_none()
-            && scheduler.pending() + undelivered.len() < max_pending
-        {
+        let mut intake_full = false;
+        while input_open && stop_deadline.is_none() {
+            if scheduler.pending() + undelivered.len() >= max_pending {
+                intake_full = true;
+                break;
+            }
             match inbox.try_recv() {
                 Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
-                Ok(Message::Stop) => {
-                    input_open = false;
-                    abandoned += scheduler.abandon_queued(now);
-                    stop_deadline = Some(now + STOP_GRACE);
-                }
                 Err(TryRecvError::Empty) => break,
-            }
-        }
-        if stop_deadline.is_none() && !input_open {
-            // A Stop may still come after Finish.
-            if let Ok(Message::Stop) = inbox.try_recv() {
-                abandoned += scheduler.abandon_queued(now);
-                stop_deadline = Some(now + STOP_GRACE);
             }
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
@@ -310,6 +310,11 @@ fn run(
         // The consumer cannot wake us when it makes room: look again soon.
         if !undelivered.is_empty() {
             timeout = Some(timeout.map_or(CONSUMER_POLL, |t| t.min(CONSUMER_POLL)));
+        }
+        // Submissions left waiting for room that this turn has made (verdicts handed out): the
+        // producer rang the waker long ago, so take them now rather than sleep.
+        if intake_full && scheduler.pending() + undelivered.len() < max_pending {
+            timeout = Some(Duration::ZERO);
         }
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}

@@ -48,6 +48,12 @@ pub struct EngineConfig {
     /// Probe address literals (`user@[192.0.2.1]`). Default off: they bypass DNS, and public
     /// servers rarely accept them.
     pub allow_address_literals: bool,
+    /// Addresses the engine takes in beyond what its sessions in flight carry
+    /// (`concurrency` × `rcpts_per_session`). Default 16,384: enough that a session ending
+    /// finds the next batch of its domain waiting (fewer, and sessions leave half empty), no
+    /// more (each held address costs a few hundred bytes). What it must cover is the turnover
+    /// between two intakes, so it does not grow with the concurrency.
+    pub lookahead: usize,
 }
 
 impl EngineConfig {
@@ -67,6 +73,7 @@ impl EngineConfig {
             retry_delay: Duration::from_secs(120),
             source_ips: Vec::new(),
             allow_address_literals: false,
+            lookahead: 16_384,
         }
     }
 }
