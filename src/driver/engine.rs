@@ -49,7 +49,6 @@
 //! does not grow memory), then sleep in `poll` until an event, a wakeup or the scheduler's
 //! next deadline. An idle engine sleeps without a timeout and uses no CPU.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -253,9 +252,6 @@ fn run(
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
     let mut abandoned = 0;
-    // Verdicts the consumer has not taken yet (its channel is bounded too): they count against
-    // the room for new submissions, so a slow consumer slows the producer, not memory.
-    let mut undelivered: VecDeque<VerifyResult> = VecDeque::new();
     let mut listening = true;
     loop {
         let now = Instant::now();
@@ -268,7 +264,7 @@ fn run(
         // channel, and the producer waits.
         let mut intake_full = false;
         while input_open && stop_deadline.is_none() {
-            if scheduler.pending() + undelivered.len() >= max_pending {
+            if scheduler.pending() >= max_pending {
                 intake_full = true;
                 break;
             }
@@ -280,12 +276,13 @@ fn run(
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
         dns.flush(poll.registry(), &mut scheduler, now);
-        undelivered.extend(std::iter::from_fn(|| scheduler.poll_result()));
-        while listening && let Some(result) = undelivered.pop_front() {
+        // Verdicts the consumer has not taken yet (its channel is bounded too) stay in the
+        // scheduler and count in its pending: a slow consumer slows the producer, not memory.
+        while listening && let Some(result) = scheduler.poll_result() {
             match outbox.try_send(result) {
                 Ok(()) => {}
                 Err(TrySendError::Full(result)) => {
-                    undelivered.push_front(result);
+                    scheduler.unpoll_result(result);
                     break;
                 }
                 // Nobody listens any more; the run still finishes honestly.
@@ -293,9 +290,9 @@ fn run(
             }
         }
         if !listening {
-            undelivered.clear();
+            while scheduler.poll_result().is_some() {}
         }
-        let done = !input_open && scheduler.is_idle() && undelivered.is_empty();
+        let done = !input_open && scheduler.is_idle();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
         if done || grace_over {
             break;
@@ -308,12 +305,12 @@ fn run(
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         // The consumer cannot wake us when it makes room: look again soon.
-        if !undelivered.is_empty() {
+        if scheduler.has_results() {
             timeout = Some(timeout.map_or(CONSUMER_POLL, |t| t.min(CONSUMER_POLL)));
         }
         // Submissions left waiting for room that this turn has made (verdicts handed out): the
         // producer rang the waker long ago, so take them now rather than sleep.
-        if intake_full && scheduler.pending() + undelivered.len() < max_pending {
+        if intake_full && scheduler.pending() < max_pending {
             timeout = Some(Duration::ZERO);
         }
         match poll.poll(&mut events, timeout) {

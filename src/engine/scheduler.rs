@@ -536,6 +536,19 @@ impl Scheduler {
         self.results.pop_front()
     }
 
+    /// Gives back a verdict taken with [`poll_result`](Self::poll_result) that could not be
+    /// handed on (the consumer is behind): it is the next one again, and still counts in
+    /// [`pending`](Self::pending). The verdicts waiting for a slow consumer stay in one queue.
+    pub fn unpoll_result(&mut self, result: VerifyResult) {
+        self.results.push_front(result);
+    }
+
+    /// True while verdicts wait to be taken with [`poll_result`](Self::poll_result).
+    #[must_use]
+    pub fn has_results(&self) -> bool {
+        !self.results.is_empty()
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
