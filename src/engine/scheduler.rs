@@ -178,6 +178,9 @@ enum Timer {
     Schedule,
 }
 
+/// The timer heap is never compacted below this length: small heaps are cheap to keep.
+const MIN_TIMERS_COMPACT: usize = 1024;
+
 /// How long a server that refused a connection, or closed it, is left alone.
 const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
@@ -232,7 +235,14 @@ pub struct Scheduler {
     ready: VecDeque<DomainId>,
     per_ip: HashMap<IpAddr, usize>,
     ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
+    /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
+    /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// The heap is compacted when it reaches this length: twice its live length after the
+    /// last compaction (a session's entry outlives it by up to a reply timeout, so at
+    /// thousands of sessions a second the dead would otherwise outnumber the live a
+    /// hundredfold).
+    timers_compact_at: usize,
     io: VecDeque<ConnIo>,
     results: VecDeque<VerifyResult>,
     next_conn: u64,
@@ -269,6 +279,7 @@ impl Scheduler {
             per_ip: HashMap::new(),
             ip_waiters: HashMap::new(),
             timers: BinaryHeap::new(),
+            timers_compact_at: MIN_TIMERS_COMPACT,
             io: VecDeque::new(),
             results: VecDeque::new(),
             next_conn: 0,
@@ -377,7 +388,7 @@ impl Scheduler {
         // joins the queue first, and addresses of one domain share sessions.
         if self.schedule_at.is_none() {
             self.schedule_at = Some(now);
-            self.timers.push(Reverse((now, Timer::Schedule)));
+            self.push_timer(now, Timer::Schedule);
         }
     }
 
@@ -426,7 +437,7 @@ impl Scheduler {
         }
         let until = now + RESOURCE_BACKOFF;
         self.backoff_until = Some(until);
-        self.timers.push(Reverse((until, Timer::Backoff)));
+        self.push_timer(until, Timer::Backoff);
         self.mark_ready(domain);
         self.pump(now);
     }
@@ -553,19 +564,7 @@ impl Scheduler {
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((at, timer))) = self.timers.peek() {
-            let live = match timer {
-                Timer::Session(conn) => self
-                    .conns
-                    .get(&conn)
-                    .is_some_and(|c| c.timer_at == Some(at)),
-                Timer::Domain(domain) => self.domains[domain].wake_at == Some(at),
-                Timer::Retry(job, retries) => {
-                    self.jobs.get(&job).is_some_and(|j| j.retries == retries)
-                }
-                Timer::Backoff => self.backoff_until == Some(at),
-                Timer::Schedule => self.schedule_at == Some(at),
-            };
-            if live {
+            if self.timer_is_live(at, timer) {
                 break;
             }
             self.timers.pop();
@@ -915,11 +914,44 @@ impl Scheduler {
         true
     }
 
+    /// Entries in the timer heap, live and dead: for tests of its compaction.
+    #[cfg(test)]
+    pub(crate) fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// True if the heap entry (`at`, `timer`) is still wanted: its owner exists and still
+    /// waits for exactly that moment.
+    fn timer_is_live(&self, at: Instant, timer: Timer) -> bool {
+        match timer {
+            Timer::Session(conn) => self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.timer_at == Some(at)),
+            Timer::Domain(domain) => self.domains[domain].wake_at == Some(at),
+            Timer::Retry(job, retries) => self.jobs.get(&job).is_some_and(|j| j.retries == retries),
+            Timer::Backoff => self.backoff_until == Some(at),
+            Timer::Schedule => self.schedule_at == Some(at),
+        }
+    }
+
+    /// Adds a deadline, first dropping the dead entries if they have come to fill half the
+    /// heap: memory stays proportional to what is live, at amortised constant cost per entry.
+    fn push_timer(&mut self, at: Instant, timer: Timer) {
+        if self.timers.len() >= self.timers_compact_at {
+            let mut timers = std::mem::take(&mut self.timers);
+            timers.retain(|&Reverse((at, timer))| self.timer_is_live(at, timer));
+            self.timers = timers;
+            self.timers_compact_at = (self.timers.len() * 2).max(MIN_TIMERS_COMPACT);
+        }
+        self.timers.push(Reverse((at, timer)));
+    }
+
     fn wake_domain(&mut self, domain: DomainId, at: Instant) {
         let d = &mut self.domains[domain];
         if d.wake_at.is_none_or(|w| at < w) {
             d.wake_at = Some(at);
-            self.timers.push(Reverse((at, Timer::Domain(domain))));
+            self.push_timer(at, Timer::Domain(domain));
         }
     }
 
@@ -936,7 +968,7 @@ impl Scheduler {
         };
         if c.timer_at.is_none_or(|armed| at < armed) {
             c.timer_at = Some(at);
-            self.timers.push(Reverse((at, Timer::Session(conn))));
+            self.push_timer(at, Timer::Session(conn));
         }
     }
 
@@ -1076,8 +1108,7 @@ impl Scheduler {
                     j.retries += 1;
                     self.stats.retries += 1;
                     let retries = j.retries;
-                    self.timers
-                        .push(Reverse((now + delay, Timer::Retry(job, retries))));
+                    self.push_timer(now + delay, Timer::Retry(job, retries));
                 } else if reason == Reason::Accepted
                     && self.config.catch_all
                     && matches!(

@@ -573,3 +573,33 @@ fn invalid_and_literal_addresses_need_no_network() {
             .is_some_and(|d| d.contains("literal"))
     );
 }
+
+/// A session's deadline entry outlives the session (by up to a reply timeout: 30 s by
+/// default); at thousands of sessions a second the dead entries would outnumber the live ones
+/// a hundredfold. The heap is compacted instead: it stays within twice what is live.
+#[test]
+fn the_timer_heap_does_not_keep_the_deadlines_of_ended_sessions() {
+    let mut config = config();
+    config.catch_all = false;
+    config.rcpts_per_session = 1;
+    config.concurrency = 1;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    let sessions = 5_000;
+    for i in 0..sessions {
+        h.submit(&format!("user{i}@one.test"));
+    }
+    h.settle();
+    let start = h.now;
+    let mut most = 0;
+    for _ in 0..sessions {
+        h.play(postfix(&[]));
+        most = most.max(h.scheduler.timer_entries());
+    }
+    assert_eq!(h.now, start, "no deadline passed: every dead entry is still in the heap's way");
+    assert_eq!(h.results.len(), sessions);
+    assert!(
+        most <= 2 * 1024,
+        "{most} timer entries for one session at a time"
+    );
+}
