@@ -21,6 +21,7 @@
 mod config;
 mod result;
 mod scheduler;
+mod slab;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;

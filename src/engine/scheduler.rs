@@ -11,6 +11,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
+use super::slab::Slab;
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
@@ -70,7 +71,7 @@ pub struct EngineStats {
     pub peak_sessions: u64,
 }
 
-type JobId = u64;
+type JobId = super::slab::Key;
 type DomainId = usize;
 
 /// One submitted address, until its verdict. Kept small: a busy engine holds hundreds of
@@ -225,8 +226,7 @@ pub struct Scheduler {
     session_config: Arc<SessionConfig>,
     resolver: Resolver,
     rng: StdRng,
-    jobs: HashMap<JobId, Job>,
-    next_job: JobId,
+    jobs: Slab<Job>,
     domains: Vec<Domain>,
     by_name: HashMap<String, DomainId>,
     routing: HashMap<RouteId, DomainId>,
@@ -269,8 +269,7 @@ impl Scheduler {
             session_config,
             resolver,
             rng: StdRng::from_seed(seed),
-            jobs: HashMap::new(),
-            next_job: 0,
+            jobs: Slab::default(),
             domains: Vec::new(),
             by_name: HashMap::new(),
             routing: HashMap::new(),
@@ -346,23 +345,18 @@ impl Scheduler {
             return;
         }
         let domain = self.domain_for(&address, now);
-        let job = self.next_job;
-        self.next_job += 1;
-        self.jobs.insert(
-            job,
-            Job {
-                tag,
-                address,
-                domain,
-                submitted: now,
-                attempts: 0,
-                retries: 0,
-                failovers: 0,
-                handed_back: 0,
-                last_temporary: None,
-                transcript: None,
-            },
-        );
+        let job = self.jobs.insert(Job {
+            tag,
+            address,
+            domain,
+            submitted: now,
+            attempts: 0,
+            retries: 0,
+            failovers: 0,
+            handed_back: 0,
+            last_temporary: None,
+            transcript: None,
+        });
         match &self.domains[domain].route {
             RouteState::Failed(error) => {
                 let error = *error;
@@ -495,7 +489,7 @@ impl Scheduler {
                     }
                 }
                 Timer::Retry(job, retries) => {
-                    if let Some(j) = self.jobs.get(&job)
+                    if let Some(j) = self.jobs.get(job)
                         && j.retries == retries
                     {
                         let domain = j.domain;
@@ -607,7 +601,7 @@ impl Scheduler {
         }
         self.stopping = true;
         let before = self.jobs.len();
-        self.jobs.retain(|job, _| keep.contains(job));
+        self.jobs.retain(|job, _| keep.contains(&job));
         let abandoned = before - self.jobs.len();
         self.ready.clear();
         let mut release = Vec::new();
@@ -803,7 +797,7 @@ impl Scheduler {
             if d.sessions > 0 {
                 return false;
             }
-            if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(job))
+            if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(*job))
                 && first.attempts == 0
             {
                 let full_or_not = first.submitted + BATCH_HOLD;
@@ -843,7 +837,7 @@ impl Scheduler {
             let Some(job) = self.domains[domain].queue.pop_front() else {
                 break;
             };
-            if self.jobs.contains_key(&job) {
+            if self.jobs.contains(job) {
                 members.push(Member::Job(job));
             }
         }
@@ -860,8 +854,8 @@ impl Scheduler {
             .iter()
             .map(|member| match member {
                 Member::Job(job) => Recipient {
-                    mailbox: self.jobs[job].address.mailbox().to_owned(),
-                    smtputf8: self.jobs[job].address.needs_smtputf8(),
+                    mailbox: self.jobs[*job].address.mailbox().to_owned(),
+                    smtputf8: self.jobs[*job].address.needs_smtputf8(),
                 },
                 Member::Control => Recipient {
                     mailbox: format!(
@@ -875,7 +869,7 @@ impl Scheduler {
             .collect();
         for member in &members {
             if let Member::Job(job) = member
-                && let Some(j) = self.jobs.get_mut(job)
+                && let Some(j) = self.jobs.get_mut(*job)
             {
                 j.attempts += 1;
             }
@@ -929,7 +923,7 @@ impl Scheduler {
                 .get(&conn)
                 .is_some_and(|c| c.timer_at == Some(at)),
             Timer::Domain(domain) => self.domains[domain].wake_at == Some(at),
-            Timer::Retry(job, retries) => self.jobs.get(&job).is_some_and(|j| j.retries == retries),
+            Timer::Retry(job, retries) => self.jobs.get(job).is_some_and(|j| j.retries == retries),
             Timer::Backoff => self.backoff_until == Some(at),
             Timer::Schedule => self.schedule_at == Some(at),
         }
@@ -1012,7 +1006,7 @@ impl Scheduler {
         if let Some(transcript) = &transcript {
             for member in &c.members {
                 if let Member::Job(job) = member
-                    && let Some(j) = self.jobs.get_mut(job)
+                    && let Some(j) = self.jobs.get_mut(*job)
                 {
                     j.transcript
                         .get_or_insert_with(String::new)
@@ -1077,7 +1071,7 @@ impl Scheduler {
             self.on_control(domain, &outcome, now);
             return;
         };
-        if !self.jobs.contains_key(&job) {
+        if !self.jobs.contains(job) {
             return;
         }
         match outcome {
@@ -1095,9 +1089,9 @@ impl Scheduler {
                         .then(|| format!("the server answered at {}", stage.as_str())),
                 };
                 if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
-                    && self.jobs[&job].retries < self.config.retries
+                    && self.jobs[job].retries < self.config.retries
                 {
-                    let Some(j) = self.jobs.get_mut(&job) else {
+                    let Some(j) = self.jobs.get_mut(job) else {
                         return;
                     };
                     j.last_temporary = Some(Box::new(decided));
@@ -1161,7 +1155,7 @@ impl Scheduler {
                 // The server takes fewer recipients per session than we sent: send fewer.
                 let d = &mut self.domains[domain];
                 d.batch_limit = d.batch_limit.min(answered.max(1));
-                let Some(j) = self.jobs.get_mut(&job) else {
+                let Some(j) = self.jobs.get_mut(job) else {
                     return;
                 };
                 j.handed_back += 1;
@@ -1233,7 +1227,7 @@ impl Scheduler {
             t.cooldown_until = Some(now + TARGET_COOLDOWN);
         }
         let targets = self.domains[domain].targets.len() as u32;
-        let Some(j) = self.jobs.get_mut(&job) else {
+        let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
         j.failovers += 1;
@@ -1307,7 +1301,7 @@ impl Scheduler {
 
     /// The verdict for `job`: the rules that combine facts, then out.
     fn finish_job(&mut self, job: JobId, decided: Decided, now: Instant) {
-        let Some(j) = self.jobs.remove(&job) else {
+        let Some(j) = self.jobs.remove(job) else {
             return;
         };
         let domain = &self.domains[j.domain];

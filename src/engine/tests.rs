@@ -596,7 +596,10 @@ fn the_timer_heap_does_not_keep_the_deadlines_of_ended_sessions() {
         h.play(postfix(&[]));
         most = most.max(h.scheduler.timer_entries());
     }
-    assert_eq!(h.now, start, "no deadline passed: every dead entry is still in the heap's way");
+    assert_eq!(
+        h.now, start,
+        "no deadline passed: every dead entry is still in the heap's way"
+    );
     assert_eq!(h.results.len(), sessions);
     assert!(
         most <= 2 * 1024,
