@@ -83,8 +83,9 @@ pub use suggest::suggest_domain;
 pub struct Address {
     /// `local@domain` in wire form.
     mailbox: Box<str>,
-    /// Offset of the `@` that separates local part and domain in `mailbox`.
-    at: usize,
+    /// Offset of the `@` that separates local part and domain in `mailbox` (at most 64: a
+    /// small integer keeps the engine's table of held addresses small).
+    at: u16,
     /// The input as given, when it differs from `mailbox`.
     original: Option<Box<str>>,
     literal: Option<IpAddr>,
@@ -123,7 +124,8 @@ impl Address {
         // refused, not sent.
         check_mailbox(mailbox.as_bytes(), smtputf8).map_err(InvalidAddress::Grammar)?;
         Ok(Self {
-            at: local.len(),
+            at: u16::try_from(local.len())
+                .expect("a local part of at most 64 octets, checked above"),
             original: (raw != mailbox).then(|| raw.into()),
             mailbox: mailbox.into_boxed_str(),
             literal,
@@ -141,14 +143,14 @@ impl Address {
     /// The local part, with minimal quoting and its case as given.
     #[must_use]
     pub fn local_part(&self) -> &str {
-        &self.mailbox[..self.at]
+        &self.mailbox[..usize::from(self.at)]
     }
 
     /// The domain: lower-case ASCII with A-labels (`xn--bcher-kva.example`), or an address
     /// literal as written into commands (`[192.0.2.1]`, `[IPv6:2001:db8::1]`).
     #[must_use]
     pub fn domain(&self) -> &str {
-        &self.mailbox[self.at + 1..]
+        &self.mailbox[usize::from(self.at) + 1..]
     }
 
     /// The input this address was parsed from, as given.

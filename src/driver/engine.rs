@@ -76,6 +76,9 @@ const CONSUMER_POLL: Duration = Duration::from_millis(10);
 /// and touches all its places up front).
 const CHANNEL_CAPACITY: usize = 4096;
 
+/// Events handled between two hand-outs of verdicts within a turn.
+const HAND_OUT_EVERY: usize = 256;
+
 /// Sockets the DNS client may hold at once, for the file-descriptor budget.
 const DNS_SOCKETS: u64 = 512;
 
@@ -232,6 +235,35 @@ impl Engine {
     }
 }
 
+/// The verdicts' way out: the consumer's bounded channel.
+struct Outbox<'a> {
+    sender: &'a SyncSender<VerifyResult>,
+    /// False once the consumer has gone: verdicts are then dropped, and the run still
+    /// finishes honestly.
+    listening: bool,
+}
+
+impl Outbox<'_> {
+    /// Hands the scheduler's verdicts to the consumer while its channel has room. Those it
+    /// has no room for stay in the scheduler and count in its pending: a slow consumer slows
+    /// the producer, not memory.
+    fn hand_out(&mut self, scheduler: &mut Scheduler) {
+        while let Some(result) = scheduler.poll_result() {
+            if !self.listening {
+                continue;
+            }
+            match self.sender.try_send(result) {
+                Ok(()) => {}
+                Err(TrySendError::Full(result)) => {
+                    scheduler.unpoll_result(result);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => self.listening = false,
+            }
+        }
+    }
+}
+
 /// The engine thread: the loop described in the module documentation.
 fn run(
     mut poll: Poll,
@@ -241,6 +273,10 @@ fn run(
     stop: &AtomicBool,
     outbox: &SyncSender<VerifyResult>,
 ) -> io::Result<EngineReport> {
+    let mut outbox = Outbox {
+        sender: outbox,
+        listening: true,
+    };
     let started = Instant::now();
     let concurrency = config.concurrency;
     let max_pending = (config.concurrency.max(1) * config.rcpts_per_session.max(1))
@@ -252,7 +288,6 @@ fn run(
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
     let mut abandoned = 0;
-    let mut listening = true;
     loop {
         let now = Instant::now();
         if stop_deadline.is_none() && stop.load(Ordering::SeqCst) {
@@ -276,22 +311,7 @@ fn run(
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
         dns.flush(poll.registry(), &mut scheduler, now);
-        // Verdicts the consumer has not taken yet (its channel is bounded too) stay in the
-        // scheduler and count in its pending: a slow consumer slows the producer, not memory.
-        while listening && let Some(result) = scheduler.poll_result() {
-            match outbox.try_send(result) {
-                Ok(()) => {}
-                Err(TrySendError::Full(result)) => {
-                    scheduler.unpoll_result(result);
-                    break;
-                }
-                // Nobody listens any more; the run still finishes honestly.
-                Err(TrySendError::Disconnected(_)) => listening = false,
-            }
-        }
-        if !listening {
-            while scheduler.poll_result().is_some() {}
-        }
+        outbox.hand_out(&mut scheduler);
         let done = !input_open && scheduler.is_idle();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
         if done || grace_over {
@@ -319,7 +339,13 @@ fn run(
             Err(e) => return Err(e),
         }
         let now = Instant::now();
-        for event in &events {
+        for (n, event) in events.iter().enumerate() {
+            // Thousands of sessions ending in one turn make tens of thousands of verdicts: hand
+            // them out as they come, while the consumer runs on another core, rather than
+            // queue them all until the turn ends.
+            if n % HAND_OUT_EVERY == HAND_OUT_EVERY - 1 {
+                outbox.hand_out(&mut scheduler);
+            }
             let token = event.token();
             if token == WAKER {
                 continue;

@@ -82,13 +82,14 @@ struct Job {
     address: Address,
     domain: DomainId,
     submitted: Instant,
-    attempts: u32,
-    retries: u32,
-    failovers: u32,
-    handed_back: u32,
+    // Small counters and a boxed transcript: the engine holds up to a hundred thousand of these.
+    attempts: u16,
+    retries: u16,
+    failovers: u16,
+    handed_back: u16,
     /// The last 4xx reply, kept for the verdict if the retries run out.
     last_temporary: Option<Box<Decided>>,
-    transcript: Option<String>,
+    transcript: Option<Box<str>>,
 }
 
 /// A reply that decided, with the host that gave it.
@@ -172,7 +173,7 @@ struct Conn {
 enum Timer {
     Session(u64),
     Domain(DomainId),
-    Retry(JobId, u32),
+    Retry(JobId, u16),
     Backoff,
     /// Start sessions for what was submitted: once per burst of submissions, so that the
     /// addresses of one domain submitted together share sessions.
@@ -191,7 +192,7 @@ const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// address whenever a slot is free. Short against any server's reply time.
 pub const BATCH_HOLD: Duration = Duration::from_millis(20);
 /// Hand-backs for "too many recipients" before an address is given up on.
-const MAX_HAND_BACKS: u32 = 4;
+const MAX_HAND_BACKS: u16 = 4;
 /// Length of the random local part of the catch-all control.
 const CONTROL_LOCAL_LEN: usize = 20;
 
@@ -871,7 +872,7 @@ impl Scheduler {
             if let Member::Job(job) = member
                 && let Some(j) = self.jobs.get_mut(*job)
             {
-                j.attempts += 1;
+                j.attempts = j.attempts.saturating_add(1);
             }
         }
         self.stats.sessions += 1;
@@ -1008,9 +1009,9 @@ impl Scheduler {
                 if let Member::Job(job) = member
                     && let Some(j) = self.jobs.get_mut(*job)
                 {
-                    j.transcript
-                        .get_or_insert_with(String::new)
-                        .push_str(transcript);
+                    let mut whole = j.transcript.take().map(String::from).unwrap_or_default();
+                    whole.push_str(transcript);
+                    j.transcript = Some(whole.into_boxed_str());
                 }
             }
         }
@@ -1089,7 +1090,7 @@ impl Scheduler {
                         .then(|| format!("the server answered at {}", stage.as_str())),
                 };
                 if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
-                    && self.jobs[job].retries < self.config.retries
+                    && u32::from(self.jobs[job].retries) < self.config.retries.min(u16::MAX.into())
                 {
                     let Some(j) = self.jobs.get_mut(job) else {
                         return;
@@ -1098,7 +1099,7 @@ impl Scheduler {
                     let delay = self
                         .config
                         .retry_delay
-                        .saturating_mul(2u32.saturating_pow(j.retries));
+                        .saturating_mul(2u32.saturating_pow(u32::from(j.retries)));
                     j.retries += 1;
                     self.stats.retries += 1;
                     let retries = j.retries;
@@ -1158,7 +1159,7 @@ impl Scheduler {
                 let Some(j) = self.jobs.get_mut(job) else {
                     return;
                 };
-                j.handed_back += 1;
+                j.handed_back = j.handed_back.saturating_add(1);
                 if j.handed_back >= MAX_HAND_BACKS {
                     self.finish_job(
                         job,
@@ -1226,13 +1227,13 @@ impl Scheduler {
         if let Some(t) = self.domains[domain].targets.get_mut(target) {
             t.cooldown_until = Some(now + TARGET_COOLDOWN);
         }
-        let targets = self.domains[domain].targets.len() as u32;
+        let targets = self.domains[domain].targets.len();
         let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
-        j.failovers += 1;
+        j.failovers = j.failovers.saturating_add(1);
         self.stats.failovers += 1;
-        if j.failovers >= targets {
+        if usize::from(j.failovers) >= targets {
             self.finish_job(
                 job,
                 Decided {
@@ -1335,9 +1336,9 @@ impl Scheduler {
             catch_all,
             flags,
             suggestion,
-            attempts: j.attempts,
+            attempts: u32::from(j.attempts),
             elapsed: now.saturating_duration_since(j.submitted),
-            transcript: j.transcript,
+            transcript: j.transcript.map(String::from),
         });
     }
 
@@ -1360,5 +1361,22 @@ fn control_local_part(rng: &mut StdRng) -> String {
         if !is_role_account(&local) {
             return local;
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The engine holds up to `concurrency × rcpts_per_session + lookahead` of these (about
+    /// 100,000 at 10,000 sessions): their size is most of its memory per session.
+    #[test]
+    fn a_held_address_stays_small() {
+        assert!(
+            std::mem::size_of::<Job>() <= 112,
+            "{}",
+            std::mem::size_of::<Job>()
+        );
+        assert!(std::mem::size_of::<Address>() <= 56);
     }
 }
