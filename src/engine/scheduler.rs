@@ -89,7 +89,11 @@ struct Job {
     handed_back: u16,
     /// The last 4xx reply, kept for the verdict if the retries run out.
     last_temporary: Option<Box<Decided>>,
-    transcript: Option<Box<str>>,
+    #[expect(
+        clippy::box_collection,
+        reason = "a thin pointer: a transcript is rare (--transcript), the job table is not"
+    )]
+    transcript: Option<Box<String>>,
 }
 
 /// A reply that decided, with the host that gave it.
@@ -1009,9 +1013,9 @@ impl Scheduler {
                 if let Member::Job(job) = member
                     && let Some(j) = self.jobs.get_mut(*job)
                 {
-                    let mut whole = j.transcript.take().map(String::from).unwrap_or_default();
-                    whole.push_str(transcript);
-                    j.transcript = Some(whole.into_boxed_str());
+                    j.transcript
+                        .get_or_insert_with(Box::default)
+                        .push_str(transcript);
                 }
             }
         }
@@ -1338,7 +1342,7 @@ impl Scheduler {
             suggestion,
             attempts: u32::from(j.attempts),
             elapsed: now.saturating_duration_since(j.submitted),
-            transcript: j.transcript.map(String::from),
+            transcript: j.transcript.map(|t| *t),
         });
     }
 
