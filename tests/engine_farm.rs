@@ -618,17 +618,22 @@ fn an_idle_engine_wakes_for_each_late_submission() {
     engine.join().expect("engine ran");
 }
 
+/// The world's engine with no room to spare: one session, one recipient, no look-ahead.
+fn without_room(world: &World) -> EngineConfig {
+    let mut config = world.config.clone();
+    config.concurrency = 1;
+    config.rcpts_per_session = 1;
+    config.lookahead = 0;
+    config
+}
+
 /// With no room to spare (one session, one recipient, no lookahead), every turn of the loop
 /// fills the scheduler and hands out the verdict that empties it. The intake must notice the
 /// room that made and go on: the producer rang the waker long before, and will not again.
 #[test]
 fn a_full_intake_goes_on_when_verdicts_make_room() {
     let world = world();
-    let mut config = world.config.clone();
-    config.concurrency = 1;
-    config.rcpts_per_session = 1;
-    config.lookahead = 0;
-    let engine = Engine::start(config).expect("start");
+    let engine = Engine::start(without_room(&world)).expect("start");
     let handle = engine.handle();
     let total = 2_000u64;
     let producer = std::thread::spawn(move || {
@@ -658,11 +663,7 @@ fn a_full_intake_goes_on_when_verdicts_make_room() {
 #[test]
 fn a_stop_is_heard_while_submissions_wait() {
     let world = world();
-    let mut config = world.config.clone();
-    config.concurrency = 1;
-    config.rcpts_per_session = 1;
-    config.lookahead = 0;
-    let engine = Engine::start(config).expect("start");
+    let engine = Engine::start(without_room(&world)).expect("start");
     let handle = engine.handle();
     let producer = {
         let handle = handle.clone();
