@@ -106,6 +106,19 @@ struct Decided {
     detail: Option<String>,
 }
 
+impl Decided {
+    /// The verdict of every address at a domain whose mail route could not be found.
+    fn route_failed(error: RouteError) -> Self {
+        Self {
+            reason: error.reason(),
+            reply: None,
+            mx: None,
+            ip: None,
+            detail: Some(error.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CatchAll {
     Untested,
@@ -365,17 +378,7 @@ impl Scheduler {
         match &self.domains[domain].route {
             RouteState::Failed(error) => {
                 let error = *error;
-                self.finish_job(
-                    job,
-                    Decided {
-                        reason: error.reason(),
-                        reply: None,
-                        mx: None,
-                        ip: None,
-                        detail: Some(error.to_string()),
-                    },
-                    now,
-                );
+                self.finish_job(job, Decided::route_failed(error), now);
             }
             RouteState::Resolving => self.domains[domain].queue.push_back(job),
             RouteState::Ready => {
@@ -729,17 +732,7 @@ impl Scheduler {
                 self.domains[domain].route = RouteState::Failed(error);
                 let jobs: Vec<JobId> = self.domains[domain].queue.drain(..).collect();
                 for job in jobs {
-                    self.finish_job(
-                        job,
-                        Decided {
-                            reason: error.reason(),
-                            reply: None,
-                            mx: None,
-                            ip: None,
-                            detail: Some(error.to_string()),
-                        },
-                        now,
-                    );
+                    self.finish_job(job, Decided::route_failed(error), now);
                 }
             }
         }

@@ -1,7 +1,7 @@
-//! [`Slab`]: the scheduler's table of addresses in flight, a vector of slots reused through a
-//! free list, each slot with a generation so that a stale key (a retry timer for an address
-//! long finished) does not find the address that took its place (the slot would have to be
-//! reused 2³² times while the stale key waits).
+//! [`Slab`]: the scheduler's table of addresses in flight — the `slab` crate (the driver's
+//! socket tables use it too) with a stamp on every entry, so that a stale key (a retry timer
+//! for an address long finished) does not find the address that took its slot (the stamps of
+//! one slot would have to come round 2³² inserts later while the stale key waits).
 //!
 //! Why not a hash map: the table holds up to `concurrency × rcpts_per_session + lookahead`
 //! addresses (about 100,000 at 10,000 sessions), and a hash map spreads them over a table
@@ -13,31 +13,22 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     index: u32,
-    generation: u32,
+    stamp: u32,
 }
 
-#[derive(Debug)]
-struct Slot<T> {
-    /// Counts the occupants the slot has had; a key names one of them.
-    generation: u32,
-    value: Option<T>,
-}
-
-/// Values under generational keys. See the module documentation.
+/// Values under stamped keys. See the module documentation.
 #[derive(Debug)]
 pub struct Slab<T> {
-    slots: Vec<Slot<T>>,
-    /// Indices of empty slots, the most recently freed last.
-    free: Vec<u32>,
-    len: usize,
+    entries: slab::Slab<(u32, T)>,
+    /// The stamp of the next insert.
+    next_stamp: u32,
 }
 
 impl<T> Default for Slab<T> {
     fn default() -> Self {
         Self {
-            slots: Vec::new(),
-            free: Vec::new(),
-            len: 0,
+            entries: slab::Slab::new(),
+            next_stamp: 0,
         }
     }
 }
@@ -49,41 +40,30 @@ impl<T> Slab<T> {
     ///
     /// If more than 2³² values are live at once.
     pub fn insert(&mut self, value: T) -> Key {
-        self.len += 1;
-        if let Some(index) = self.free.pop() {
-            let slot = &mut self.slots[index as usize];
-            slot.value = Some(value);
-            return Key {
-                index,
-                generation: slot.generation,
-            };
-        }
-        let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 addresses held");
-        self.slots.push(Slot {
-            generation: 0,
-            value: Some(value),
-        });
+        let stamp = self.next_stamp;
+        self.next_stamp = self.next_stamp.wrapping_add(1);
+        let index = self.entries.insert((stamp, value));
         Key {
-            index,
-            generation: 0,
+            index: u32::try_from(index).expect("fewer than 2^32 addresses held"),
+            stamp,
         }
     }
 
     /// The value under `key`, if it is still there.
     #[must_use]
     pub fn get(&self, key: Key) -> Option<&T> {
-        self.slots
+        self.entries
             .get(key.index as usize)
-            .filter(|slot| slot.generation == key.generation)
-            .and_then(|slot| slot.value.as_ref())
+            .filter(|(stamp, _)| *stamp == key.stamp)
+            .map(|(_, value)| value)
     }
 
     /// The value under `key`, if it is still there.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        self.slots
+        self.entries
             .get_mut(key.index as usize)
-            .filter(|slot| slot.generation == key.generation)
-            .and_then(|slot| slot.value.as_mut())
+            .filter(|(stamp, _)| *stamp == key.stamp)
+            .map(|(_, value)| value)
     }
 
     /// True if `key` still names a value.
@@ -94,54 +74,31 @@ impl<T> Slab<T> {
 
     /// Takes the value under `key` out; its key, and every copy of it, then name nothing.
     pub fn remove(&mut self, key: Key) -> Option<T> {
-        let slot = self
-            .slots
-            .get_mut(key.index as usize)
-            .filter(|slot| slot.generation == key.generation)?;
-        let value = slot.value.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(key.index);
-        self.len -= 1;
-        Some(value)
+        self.contains(key)
+            .then(|| self.entries.remove(key.index as usize).1)
     }
 
     /// Keeps the values for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(Key, &T) -> bool) {
-        let doomed: Vec<Key> = self
-            .iter()
-            .filter(|(key, value)| !keep(*key, value))
-            .map(|(key, _)| key)
-            .collect();
-        for key in doomed {
-            self.remove(key);
-        }
-    }
-
-    /// The values and their keys, in slot order.
-    pub fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            let value = slot.value.as_ref()?;
-            let index = u32::try_from(index).ok()?;
-            Some((
-                Key {
-                    index,
-                    generation: slot.generation,
-                },
-                value,
-            ))
-        })
+        self.entries.retain(|index, (stamp, value)| {
+            let key = Key {
+                index: u32::try_from(index).expect("an index handed out by insert"),
+                stamp: *stamp,
+            };
+            keep(key, value)
+        });
     }
 
     /// Values held.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     /// True when nothing is held.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
     }
 }
 
@@ -181,9 +138,8 @@ mod tests {
             live.push(slab.insert(round));
         }
         assert_eq!(slab.len(), 100);
-        assert_eq!(
-            slab.slots.len(),
-            100,
+        assert!(
+            live.iter().all(|key| key.index < 100),
             "never more slots than were live at once"
         );
         for key in &live {
@@ -192,16 +148,15 @@ mod tests {
     }
 
     #[test]
-    fn retain_and_iter_see_the_live_values_only() {
+    fn retain_keeps_what_it_is_told_and_keys_stay_valid() {
         let mut slab = Slab::default();
         let keys: Vec<Key> = (0..10).map(|i| slab.insert(i)).collect();
         slab.remove(keys[3]);
         slab.retain(|_, value| value % 2 == 0);
-        let left: Vec<i32> = slab.iter().map(|(_, v)| *v).collect();
-        assert_eq!(left, [0, 2, 4, 6, 8]);
         assert_eq!(slab.len(), 5);
         assert!(!slab.is_empty());
         assert!(slab.get(keys[1]).is_none());
         assert_eq!(slab.get(keys[2]), Some(&2));
+        assert_eq!(slab.get(keys[8]), Some(&8));
     }
 }
