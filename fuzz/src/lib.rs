@@ -621,7 +621,7 @@ const CANNED_REPLIES: [&[u8]; 12] = [
 /// - what it writes is whole command lines with CRLF only at their ends, never DATA or BDAT,
 ///   and its output buffer stays small.
 pub fn session(data: &[u8]) {
-    use mxprobe::session::{Recipient, Sender, Session, SessionConfig, SessionEvent};
+    use mxprobe::session::{Recipient, Recipients, Sender, Session, SessionConfig, SessionEvent};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -636,18 +636,19 @@ pub fn session(data: &[u8]) {
     config.transcript = setup & 2 != 0;
     config.max_recipients_per_transaction = if setup & 4 != 0 { 1 } else { 100 };
     let count = usize::from(setup >> 3 & 3) + 1;
-    let mut recipients: Vec<Recipient> = (0..count)
-        .map(|i| Recipient {
-            mailbox: format!("user{i}@example.com"),
-            smtputf8: false,
-        })
+    let mut mailboxes: Vec<(String, bool)> = (0..count)
+        .map(|i| (format!("user{i}@example.com"), false))
         .collect();
     if setup & 0x20 != 0 {
-        recipients[0] = Recipient {
-            mailbox: "josé@example.com".into(),
-            smtputf8: true,
-        };
+        mailboxes[0] = ("josé@example.com".into(), true);
     }
+    let recipients: Recipients = mailboxes
+        .iter()
+        .map(|(mailbox, smtputf8)| Recipient {
+            mailbox,
+            smtputf8: *smtputf8,
+        })
+        .collect();
     #[allow(
         clippy::disallowed_methods,
         reason = "an origin for a hand-moved clock"

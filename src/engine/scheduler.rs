@@ -15,7 +15,8 @@ use super::slab::Slab;
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    Failure, HandBack, Recipient, RecipientOutcome, Session, SessionConfig, SessionEvent, Wait,
+    Failure, HandBack, Recipient, RecipientOutcome, Recipients, Session, SessionConfig,
+    SessionEvent, Wait,
 };
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
@@ -848,23 +849,30 @@ impl Scheduler {
         if members.is_empty() {
             return false;
         }
-        let recipients: Vec<Recipient> = members
-            .iter()
-            .map(|member| match member {
-                Member::Job(job) => Recipient {
-                    mailbox: self.jobs[*job].address.mailbox().to_owned(),
-                    smtputf8: self.jobs[*job].address.needs_smtputf8(),
-                },
-                Member::Control => Recipient {
-                    mailbox: format!(
-                        "{}@{}",
-                        control_local_part(&mut self.rng),
-                        self.domains[domain].name
-                    ),
-                    smtputf8: false,
-                },
-            })
-            .collect();
+        // The catch-all control, if there is one, is the last member.
+        let control = matches!(members.last(), Some(Member::Control)).then(|| {
+            format!(
+                "{}@{}",
+                control_local_part(&mut self.rng),
+                self.domains[domain].name
+            )
+        });
+        let control = control.as_deref().unwrap_or_default();
+        let recipient = |member: &Member| match member {
+            Member::Job(job) => Recipient {
+                mailbox: self.jobs[*job].address.mailbox(),
+                smtputf8: self.jobs[*job].address.needs_smtputf8(),
+            },
+            Member::Control => Recipient {
+                mailbox: control,
+                smtputf8: false,
+            },
+        };
+        let bytes = members.iter().map(|m| recipient(m).mailbox.len()).sum();
+        let mut recipients = Recipients::with_capacity(members.len(), bytes);
+        for member in &members {
+            recipients.push(recipient(member));
+        }
         for member in &members {
             if let Member::Job(job) = member
                 && let Some(j) = self.jobs.get_mut(*job)

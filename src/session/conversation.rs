@@ -8,19 +8,11 @@ use super::config::{Sender, SessionConfig};
 use super::outcome::{
     Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait,
 };
+use super::recipients::Recipients;
 use super::transcript::{Direction, Transcript};
 use crate::smtp::reply::{OwnedReply, ReplyReader};
-use crate::smtp::{Command, Extensions, ReplyClass, ReversePath, parse_ehlo};
+use crate::smtp::{Command, CommandError, Extensions, ReplyClass, ReversePath, parse_ehlo};
 use crate::verdict::{Stage, classify};
-
-/// One address to ask about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// The mailbox in wire form, as `Address::mailbox` gives it.
-    pub mailbox: String,
-    /// True if the mailbox needs SMTPUTF8 (`Address::needs_smtputf8`).
-    pub smtputf8: bool,
-}
 
 /// What a session reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +37,8 @@ enum Awaiting {
     Ehlo,
     Helo,
     MailFrom,
-    Rcpt(usize),
+    /// The RCPT of this recipient (an index that fits 32 bits: [`Recipients`] holds no more).
+    Rcpt(u32),
     Rset,
     Quit,
 }
@@ -107,19 +100,18 @@ enum Phase {
 #[derive(Debug)]
 pub struct Session {
     config: Arc<SessionConfig>,
-    recipients: Vec<Recipient>,
-    settled: Vec<bool>,
-    /// Recipients not yet sent, in order.
-    queue: VecDeque<usize>,
-    /// In lock-step: the current transaction's recipients not yet sent.
-    batch: VecDeque<usize>,
+    /// Who to ask, and who is settled.
+    recipients: Recipients,
+    /// The queue of recipients not yet sent: the unsettled ones from here on, in order.
+    queue_from: usize,
+    /// In lock-step, the current transaction's recipients not yet sent: the unsettled ones in
+    /// `batch_from..queue_from`.
+    batch_from: usize,
     /// Recipients asked in the current transaction.
     in_transaction: usize,
     /// Replies expected, in order, the first with its deadline.
     awaiting: VecDeque<Awaiting>,
     reply_deadline: Option<Instant>,
-    connect_deadline: Instant,
-    session_deadline: Instant,
     phase: Phase,
     /// A 452 or a failed MAIL FROM: ask no more, quit when the replies in flight are in.
     stop_asking: bool,
@@ -140,22 +132,17 @@ pub struct Session {
 impl Session {
     /// A session that will ask about `recipients`, from the moment the connect call is made.
     #[must_use]
-    pub fn new(config: Arc<SessionConfig>, recipients: Vec<Recipient>, now: Instant) -> Self {
-        let count = recipients.len();
-        let timeouts = config.timeouts;
+    pub fn new(config: Arc<SessionConfig>, recipients: Recipients, now: Instant) -> Self {
         let transcript = config.transcript.then(Transcript::default);
         let reader = ReplyReader::new(config.reply_limits);
         Self {
             config,
             recipients,
-            settled: vec![false; count],
-            queue: (0..count).collect(),
-            batch: VecDeque::new(),
+            queue_from: 0,
+            batch_from: 0,
             in_transaction: 0,
             awaiting: VecDeque::new(),
             reply_deadline: None,
-            connect_deadline: now + timeouts.connect,
-            session_deadline: now + timeouts.session,
             phase: Phase::Connecting,
             stop_asking: false,
             reader,
@@ -242,13 +229,13 @@ impl Session {
         if self.phase == Phase::Done {
             return;
         }
-        if now >= self.session_deadline {
+        if now >= self.session_deadline() {
             self.failure = Some(Failure::Timeout(Wait::Session));
             self.finish(RecipientOutcome::Failed(Failure::Timeout(Wait::Session)));
             return;
         }
         if self.phase == Phase::Connecting {
-            if now >= self.connect_deadline {
+            if now >= self.connect_deadline() {
                 self.failure = Some(Failure::Timeout(Wait::Connect));
                 self.finish(RecipientOutcome::HandedBack(HandBack::ConnectFailed));
             }
@@ -271,7 +258,7 @@ impl Session {
         // but there is no point waiting for its answer behind the ones that never came.
         let failure = Failure::Timeout(front.wait());
         self.failure = Some(failure.clone());
-        self.write(&Command::Quit, now);
+        self.write_always(&Command::Quit, now);
         self.finish(RecipientOutcome::Failed(failure));
     }
 
@@ -301,10 +288,11 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let wait = match self.phase {
             Phase::Done => return None,
-            Phase::Connecting => Some(self.connect_deadline),
+            Phase::Connecting => Some(self.connect_deadline()),
             Phase::Talking | Phase::Quitting => self.reply_deadline,
         };
-        Some(wait.map_or(self.session_deadline, |w| w.min(self.session_deadline)))
+        let session_deadline = self.session_deadline();
+        Some(wait.map_or(session_deadline, |w| w.min(session_deadline)))
     }
 
     /// True once the session is over: close the connection.
@@ -327,8 +315,56 @@ impl Session {
 
     /// The recipients this session was made with.
     #[must_use]
-    pub fn recipients(&self) -> &[Recipient] {
+    pub fn recipients(&self) -> &Recipients {
         &self.recipients
+    }
+
+    fn connect_deadline(&self) -> Instant {
+        self.started + self.config.timeouts.connect
+    }
+
+    fn session_deadline(&self) -> Instant {
+        self.started + self.config.timeouts.session
+    }
+
+    /// Takes the next recipient off the queue.
+    fn pop_queue(&mut self) -> Option<usize> {
+        let index = self
+            .recipients
+            .first_unsettled(self.queue_from, self.recipients.len())?;
+        self.queue_from = index + 1;
+        Some(index)
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.recipients
+            .first_unsettled(self.queue_from, self.recipients.len())
+            .is_none()
+    }
+
+    /// Takes the next recipient of the lock-step batch.
+    fn pop_batch(&mut self) -> Option<usize> {
+        let index = self
+            .recipients
+            .first_unsettled(self.batch_from, self.queue_from)?;
+        self.batch_from = index + 1;
+        Some(index)
+    }
+
+    fn batch_is_empty(&self) -> bool {
+        self.recipients
+            .first_unsettled(self.batch_from, self.queue_from)
+            .is_none()
+    }
+
+    /// Settles every recipient from `from` on that is not settled yet, and empties the queue
+    /// and the batch.
+    fn settle_from(&mut self, from: usize, outcome: &RecipientOutcome) {
+        for index in from..self.recipients.len() {
+            self.settle(index, outcome.clone());
+        }
+        self.queue_from = self.recipients.len();
+        self.batch_from = self.queue_from;
     }
 
     fn timeout_of(&self, awaiting: Awaiting) -> std::time::Duration {
@@ -354,15 +390,27 @@ impl Session {
     /// Appends a command to the output. The commands a session writes always encode: the EHLO
     /// name and the sender are checked when the session starts its first transaction, and a
     /// recipient that does not encode is settled before it is written.
-    fn write(&mut self, command: &Command<'_>, now: Instant) -> bool {
+    fn write(&mut self, command: &Command<'_>, now: Instant) -> Result<(), CommandError> {
         let start = self.out.len();
-        if command.encode(&mut self.out).is_err() {
-            return false;
-        }
+        command.encode(&mut self.out)?;
+        self.record_sent(start, now);
+        Ok(())
+    }
+
+    /// Writes a command that has no argument (QUIT, RSET), which always encodes.
+    fn write_always(&mut self, command: &Command<'_>, now: Instant) {
+        let written = self.write(command, now);
+        debug_assert!(
+            written.is_ok(),
+            "a command without an argument always encodes"
+        );
+    }
+
+    /// Puts what was written to the output from `start` on in the transcript, if kept.
+    fn record_sent(&mut self, start: usize, now: Instant) {
         if let Some(transcript) = &mut self.transcript {
             transcript.push(now - self.started, Direction::Sent, &self.out[start..]);
         }
-        true
     }
 
     fn on_reply(&mut self, awaiting: Awaiting, reply: OwnedReply, now: Instant) {
@@ -428,7 +476,8 @@ impl Session {
                 _ => self.refused_all(Stage::MailFrom, &reply, now),
             },
             Awaiting::Rcpt(index) => {
-                if self.settled[index] {
+                let index = index as usize;
+                if self.recipients.is_settled(index) {
                     // Settled by an earlier reply (a refused MAIL FROM); this one is its echo.
                 } else if code == 421 {
                     self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
@@ -477,13 +526,10 @@ impl Session {
         } else {
             Command::Helo(&config.helo_name)
         };
-        match command.encode(&mut Vec::new()) {
-            Ok(()) => {
-                self.write(&command, now);
-                self.expect(which, now);
-            }
+        match self.write(&command, now) {
+            Ok(()) => self.expect(which, now),
             Err(error) => {
-                self.write(&Command::Quit, now);
+                self.write_always(&Command::Quit, now);
                 self.finish(RecipientOutcome::Unencodable(error));
             }
         }
@@ -493,16 +539,11 @@ impl Session {
     fn after_hello(&mut self, now: Instant) {
         let smtputf8 = self.extensions.as_ref().is_some_and(Extensions::smtputf8);
         if !smtputf8 {
-            let unsupported: Vec<usize> = self
-                .queue
-                .iter()
-                .copied()
-                .filter(|&i| self.recipients[i].smtputf8)
-                .collect();
-            for index in unsupported {
-                self.settle(index, RecipientOutcome::Smtputf8Unsupported);
+            for index in self.queue_from..self.recipients.len() {
+                if self.recipients.needs_smtputf8(index) {
+                    self.settle(index, RecipientOutcome::Smtputf8Unsupported);
+                }
             }
-            self.queue.retain(|&i| !self.recipients[i].smtputf8);
         }
         self.pipelined =
             self.config.pipelining && self.extensions.as_ref().is_some_and(Extensions::pipelining);
@@ -511,19 +552,19 @@ impl Session {
 
     /// MAIL FROM for the next transaction, with all its RCPTs if pipelining.
     fn start_transaction(&mut self, now: Instant) {
-        if self.queue.is_empty() || self.stop_asking {
+        if self.queue_is_empty() || self.stop_asking {
             self.quit(now);
             return;
         }
         let cap = self.config.max_recipients_per_transaction.max(1);
-        let mut batch: VecDeque<usize> = VecDeque::new();
-        while batch.len() < cap {
-            let Some(index) = self.queue.pop_front() else {
+        self.batch_from = self.queue_from;
+        for _ in 0..cap {
+            if self.pop_queue().is_none() {
                 break;
-            };
-            batch.push_back(index);
+            }
         }
-        let smtputf8 = batch.iter().any(|&i| self.recipients[i].smtputf8);
+        let smtputf8 = (self.batch_from..self.queue_from)
+            .any(|i| !self.recipients.is_settled(i) && self.recipients.needs_smtputf8(i));
         let config = Arc::clone(&self.config);
         let reverse_path = match &config.sender {
             Sender::Null => ReversePath::Null,
@@ -533,29 +574,19 @@ impl Session {
             reverse_path,
             smtputf8,
         };
-        if let Err(error) = mail.encode(&mut Vec::new()) {
+        if let Err(error) = self.write(&mail, now) {
             // The configured sender cannot be written: nothing can be asked.
-            for index in batch
-                .into_iter()
-                .chain(self.queue.drain(..))
-                .collect::<Vec<_>>()
-            {
-                self.settle(index, RecipientOutcome::Unencodable(error));
-            }
+            self.settle_from(self.batch_from, &RecipientOutcome::Unencodable(error));
             self.quit(now);
             return;
         }
-        self.write(&mail, now);
         self.expect(Awaiting::MailFrom, now);
         self.transactions += 1;
         self.in_transaction = 0;
-        self.batch = batch;
         if self.pipelined {
             // RFC 2920 §3.1: MAIL FROM and RCPT TO may go in one group; every reply is then
             // read in order.
-            while !self.batch.is_empty() {
-                self.write_next_rcpt(now);
-            }
+            while self.write_next_rcpt(now) {}
         }
     }
 
@@ -565,9 +596,9 @@ impl Session {
             return;
         }
         if self.stop_asking {
-            self.batch.clear();
+            self.batch_from = self.queue_from;
         }
-        if self.batch.is_empty() {
+        if self.batch_is_empty() {
             self.end_transaction(now);
             return;
         }
@@ -578,33 +609,31 @@ impl Session {
         }
     }
 
-    /// Writes RCPT TO for the next recipient of the batch that encodes; settles those that
-    /// do not.
-    fn write_next_rcpt(&mut self, now: Instant) {
-        while let Some(index) = self.batch.pop_front() {
-            let recipient = &self.recipients[index];
-            let command = Command::RcptTo {
-                forward_path: &recipient.mailbox,
-                smtputf8: recipient.smtputf8,
-            };
-            let mut probe = Vec::new();
-            if let Err(error) = command.encode(&mut probe) {
-                self.settle(index, RecipientOutcome::Unencodable(error));
-                continue;
+    /// Writes RCPT TO for the next recipient of the batch that encodes, and settles those
+    /// before it that do not. False if the batch ran out first.
+    fn write_next_rcpt(&mut self, now: Instant) -> bool {
+        while let Some(index) = self.pop_batch() {
+            let start = self.out.len();
+            let written = self.recipients.get(index).map(|recipient| {
+                Command::RcptTo {
+                    forward_path: recipient.mailbox,
+                    smtputf8: recipient.smtputf8,
+                }
+                .encode(&mut self.out)
+            });
+            match written {
+                Some(Ok(())) => {
+                    self.record_sent(start, now);
+                    self.in_transaction += 1;
+                    let index = u32::try_from(index).expect("Recipients holds fewer than 2^32");
+                    self.expect(Awaiting::Rcpt(index), now);
+                    return true;
+                }
+                Some(Err(error)) => self.settle(index, RecipientOutcome::Unencodable(error)),
+                None => {}
             }
-            let mailbox = recipient.mailbox.clone();
-            let smtputf8 = recipient.smtputf8;
-            self.write(
-                &Command::RcptTo {
-                    forward_path: &mailbox,
-                    smtputf8,
-                },
-                now,
-            );
-            self.in_transaction += 1;
-            self.expect(Awaiting::Rcpt(index), now);
-            return;
         }
+        false
     }
 
     fn after_rcpt_reply(&mut self, now: Instant) {
@@ -622,49 +651,38 @@ impl Session {
 
     /// The transaction's replies are all in: RSET and go on, or QUIT.
     fn end_transaction(&mut self, now: Instant) {
-        if self.queue.is_empty() || self.stop_asking {
+        if self.queue_is_empty() || self.stop_asking {
             self.quit(now);
             return;
         }
-        self.write(&Command::Rset, now);
+        self.write_always(&Command::Rset, now);
         self.expect(Awaiting::Rset, now);
     }
 
     /// A reply before any RCPT refused the whole session: every unsettled recipient gets it.
     fn refused_all(&mut self, stage: Stage, reply: &OwnedReply, now: Instant) {
         let reason = classify(stage, &reply.as_reply());
-        for index in 0..self.recipients.len() {
-            if !self.settled[index] {
-                self.settle(
-                    index,
-                    RecipientOutcome::Replied {
-                        stage,
-                        reply: reply.clone(),
-                        reason,
-                    },
-                );
-            }
-        }
-        self.queue.clear();
-        self.batch.clear();
+        let outcome = RecipientOutcome::Replied {
+            stage,
+            reply: reply.clone(),
+            reason,
+        };
+        self.settle_from(0, &outcome);
         self.stop_asking = true;
         self.quit(now);
     }
 
     /// Hands back every recipient not asked yet, and those whose RCPT is in flight.
     fn hand_back_unasked(&mut self, why: HandBack) {
-        let unasked: Vec<usize> = self
-            .queue
-            .drain(..)
-            .chain(self.batch.drain(..))
-            .chain(self.awaiting.iter().filter_map(|a| match a {
-                Awaiting::Rcpt(i) => Some(*i),
-                _ => None,
-            }))
-            .collect();
-        for index in unasked {
-            if !self.settled[index] {
-                self.settle(index, RecipientOutcome::HandedBack(why));
+        let outcome = RecipientOutcome::HandedBack(why);
+        let (batch_from, queue_from) = (self.batch_from, self.queue_from);
+        self.settle_from(queue_from, &outcome);
+        for index in batch_from..queue_from {
+            self.settle(index, outcome.clone());
+        }
+        for position in 0..self.awaiting.len() {
+            if let Awaiting::Rcpt(index) = self.awaiting[position] {
+                self.settle(index as usize, outcome.clone());
             }
         }
     }
@@ -674,7 +692,7 @@ impl Session {
         if self.phase != Phase::Talking {
             return;
         }
-        self.write(&Command::Quit, now);
+        self.write_always(&Command::Quit, now);
         self.expect(Awaiting::Quit, now);
         self.phase = Phase::Quitting;
     }
@@ -685,16 +703,16 @@ impl Session {
         let failure = Failure::Protocol(violation);
         self.failure = Some(failure.clone());
         if self.phase == Phase::Talking {
-            self.write(&Command::Quit, now);
+            self.write_always(&Command::Quit, now);
         }
         self.finish(RecipientOutcome::Failed(failure));
     }
 
+    /// Gives recipient `index` its outcome, unless it has one.
     fn settle(&mut self, index: usize, outcome: RecipientOutcome) {
-        if self.settled[index] {
+        if !self.recipients.settle(index) {
             return;
         }
-        self.settled[index] = true;
         self.events
             .push_back(SessionEvent::Recipient { index, outcome });
     }
@@ -705,7 +723,7 @@ impl Session {
             return;
         }
         for index in 0..self.recipients.len() {
-            if !self.settled[index] {
+            if !self.recipients.is_settled(index) {
                 self.settle(index, rest.clone());
             }
         }

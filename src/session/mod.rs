@@ -13,6 +13,8 @@
 //!
 //! - `config.rs`: the EHLO name, the sender, the timeouts and why they are what they are.
 //! - `conversation.rs`: the state machine.
+//! - `recipients.rs`: the addresses a session asks about, packed in one string, and which are
+//!   settled.
 //! - `outcome.rs`: what becomes of each recipient: a reply that decided (classified by
 //!   [`crate::verdict::classify`]), "SMTPUTF8 unsupported", handed back to the engine
 //!   (connection failed or lost, 421, too many recipients), or a failure (timeout, protocol
@@ -44,11 +46,13 @@
 mod config;
 mod conversation;
 mod outcome;
+mod recipients;
 mod transcript;
 
 pub use config::{Sender, SessionConfig, Timeouts};
-pub use conversation::{Recipient, Session, SessionEvent};
+pub use conversation::{Session, SessionEvent};
 pub use outcome::{Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait};
+pub use recipients::{Recipient, Recipients};
 pub use transcript::{Direction, Entry, Transcript};
 
 #[cfg(test)]

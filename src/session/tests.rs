@@ -16,11 +16,11 @@ fn config() -> SessionConfig {
     SessionConfig::new(HELO, Sender::Mailbox(SENDER.into()))
 }
 
-fn recipients(mailboxes: &[&str]) -> Vec<Recipient> {
+fn recipients(mailboxes: &[&str]) -> Recipients {
     mailboxes
         .iter()
         .map(|m| Recipient {
-            mailbox: (*m).to_owned(),
+            mailbox: m,
             smtputf8: !m.is_ascii(),
         })
         .collect()
@@ -926,7 +926,7 @@ mod transcripts {
 
     #[test]
     fn none_is_kept_unless_asked_for() {
-        let session = Session::new(Arc::new(config()), Vec::new(), Instant::now());
+        let session = Session::new(Arc::new(config()), Recipients::default(), Instant::now());
         assert!(session.transcript().is_none());
     }
 }
