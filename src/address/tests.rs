@@ -295,10 +295,17 @@ fn the_local_part_keeps_its_case_and_the_domain_loses_it() {
 #[test]
 fn the_original_is_kept_and_costs_nothing_when_already_bare() {
     let bare = accepted("alice@example.com");
-    assert!(bare.original.is_none());
+    assert_eq!(bare.text.len(), "alice@example.com".len());
+    assert_eq!(bare.original(), "alice@example.com");
     let named = Address::parse("Alice <alice@example.com>").expect("valid");
     assert_eq!(named.original(), "Alice <alice@example.com>");
+    assert_eq!(named.mailbox(), "alice@example.com");
+    assert_eq!(named.domain(), "example.com");
     assert_eq!(named.to_string(), "alice@example.com");
+    // Same length, other text: the input is still kept.
+    let cased = accepted("alice@EXAMPLE.com");
+    assert_eq!(cased.mailbox(), "alice@example.com");
+    assert_eq!(cased.original(), "alice@EXAMPLE.com");
 }
 
 #[test]
@@ -315,6 +322,10 @@ fn address_literals_are_flagged() {
         }
     );
     assert_eq!(address.domain_suggestion(), None);
+    let v4 = Address::parse(" <postmaster@[010.0.2.1]>").expect("valid");
+    assert_eq!(v4.address_literal(), "10.0.2.1".parse().ok());
+    assert_eq!(v4.domain(), "[10.0.2.1]");
+    assert_eq!(v4.original(), " <postmaster@[010.0.2.1]>");
     assert_eq!(accepted("a@example.com").address_literal(), None);
 }
 

@@ -75,26 +75,40 @@ pub struct EngineStats {
 type JobId = super::slab::Key;
 type DomainId = usize;
 
-/// One submitted address, until its verdict. Kept small: a busy engine holds hundreds of
-/// thousands (the input as given lives in `address`, rare facts behind a box).
+/// One submitted address, until its verdict. Kept small (64 bytes): a busy engine holds a
+/// hundred thousand, so the domain is a 32-bit index, the time a 64-bit count from the
+/// engine's epoch, the counters 16-bit, and what few addresses need sits behind one box.
 #[derive(Debug)]
 struct Job {
     tag: u64,
     address: Address,
-    domain: DomainId,
-    submitted: Instant,
-    // Small counters and a boxed transcript: the engine holds up to a hundred thousand of these.
+    /// When it was submitted, in nanoseconds since [`Scheduler::epoch`].
+    submitted: u64,
+    rare: Option<Box<Rare>>,
+    domain: u32,
     attempts: u16,
     retries: u16,
     failovers: u16,
     handed_back: u16,
+}
+
+impl Job {
+    fn domain(&self) -> DomainId {
+        self.domain as DomainId
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+}
+
+/// What only some addresses have.
+#[derive(Debug, Default)]
+struct Rare {
     /// The last 4xx reply, kept for the verdict if the retries run out.
-    last_temporary: Option<Box<Decided>>,
-    #[expect(
-        clippy::box_collection,
-        reason = "a thin pointer: a transcript is rare (--transcript), the job table is not"
-    )]
-    transcript: Option<Box<String>>,
+    last_temporary: Option<Decided>,
+    /// The conversations it was part of (`--transcript`).
+    transcript: Option<String>,
 }
 
 /// A reply that decided, with the host that gave it.
@@ -271,6 +285,9 @@ pub struct Scheduler {
     stopping: bool,
     /// When the pass that starts sessions for new submissions is due.
     schedule_at: Option<Instant>,
+    /// The first instant the scheduler was given: submission times count from here, in
+    /// eight bytes where an `Instant` takes sixteen.
+    epoch: Option<Instant>,
     stats: EngineStats,
 }
 
@@ -305,6 +322,7 @@ impl Scheduler {
             backoff_until: None,
             stopping: false,
             schedule_at: None,
+            epoch: None,
             stats: EngineStats::default(),
         }
     }
@@ -364,17 +382,17 @@ impl Scheduler {
             return;
         }
         let domain = self.domain_for(&address, now);
+        let submitted = self.since_epoch(now);
         let job = self.jobs.insert(Job {
             tag,
             address,
-            domain,
-            submitted: now,
+            submitted,
+            rare: None,
+            domain: u32::try_from(domain).expect("fewer than 2^32 domains"),
             attempts: 0,
             retries: 0,
             failovers: 0,
             handed_back: 0,
-            last_temporary: None,
-            transcript: None,
         });
         match &self.domains[domain].route {
             RouteState::Failed(error) => {
@@ -501,7 +519,7 @@ impl Scheduler {
                     if let Some(j) = self.jobs.get(job)
                         && j.retries == retries
                     {
-                        let domain = j.domain;
+                        let domain = j.domain();
                         self.domains[domain].queue.push_back(job);
                         self.mark_ready(domain);
                     }
@@ -799,7 +817,7 @@ impl Scheduler {
             if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(*job))
                 && first.attempts == 0
             {
-                let full_or_not = first.submitted + BATCH_HOLD;
+                let full_or_not = self.at_since_epoch(first.submitted) + BATCH_HOLD;
                 if full_or_not > now {
                     self.wake_domain(domain, full_or_not);
                     return false;
@@ -1014,8 +1032,9 @@ impl Scheduler {
                 if let Member::Job(job) = member
                     && let Some(j) = self.jobs.get_mut(*job)
                 {
-                    j.transcript
-                        .get_or_insert_with(Box::default)
+                    j.rare()
+                        .transcript
+                        .get_or_insert_with(String::new)
                         .push_str(transcript);
                 }
             }
@@ -1100,7 +1119,7 @@ impl Scheduler {
                     let Some(j) = self.jobs.get_mut(job) else {
                         return;
                     };
-                    j.last_temporary = Some(Box::new(decided));
+                    j.rare().last_temporary = Some(decided);
                     let delay = self
                         .config
                         .retry_delay
@@ -1305,15 +1324,34 @@ impl Scheduler {
         }
     }
 
+    /// `now` in nanoseconds since the epoch (which the first call sets).
+    fn since_epoch(&mut self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant `nanos` after the epoch (`since_epoch` has set it: a job exists).
+    fn at_since_epoch(&self, nanos: u64) -> Instant {
+        let epoch = self
+            .epoch
+            .expect("the epoch is set by the first submission");
+        epoch + Duration::from_nanos(nanos)
+    }
+
     /// The verdict for `job`: the rules that combine facts, then out.
     fn finish_job(&mut self, job: JobId, decided: Decided, now: Instant) {
         let Some(j) = self.jobs.remove(job) else {
             return;
         };
-        let domain = &self.domains[j.domain];
+        let elapsed = Duration::from_nanos(self.since_epoch(now).saturating_sub(j.submitted));
+        let domain = &self.domains[j.domain()];
+        let Rare {
+            last_temporary,
+            transcript,
+        } = j.rare.map(|rare| *rare).unwrap_or_default();
         // A retried address that never got past 4xx keeps its last 4xx reply.
-        let decided = match (&decided.reason, j.last_temporary) {
-            (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => *last,
+        let decided = match (&decided.reason, last_temporary) {
+            (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => last,
             _ => decided,
         };
         let catch_all = match domain.catch_all {
@@ -1342,8 +1380,8 @@ impl Scheduler {
             flags,
             suggestion,
             attempts: u32::from(j.attempts),
-            elapsed: now.saturating_duration_since(j.submitted),
-            transcript: j.transcript.map(|t| *t),
+            elapsed,
+            transcript,
         });
     }
 
@@ -1378,10 +1416,12 @@ mod size_tests {
     #[test]
     fn a_held_address_stays_small() {
         assert!(
-            std::mem::size_of::<Job>() <= 112,
+            std::mem::size_of::<Job>() <= 64,
             "{}",
             std::mem::size_of::<Job>()
         );
-        assert!(std::mem::size_of::<Address>() <= 56);
+        assert!(std::mem::size_of::<Address>() <= 24);
+        // A slot of the jobs table: the job and its stamp.
+        assert!(std::mem::size_of::<(u32, Job)>() <= 72);
     }
 }
