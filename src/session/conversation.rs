@@ -272,7 +272,8 @@ impl Session {
     pub fn consume_output(&mut self, n: usize) {
         self.out_start = (self.out_start + n).min(self.out.len());
         if self.out_start == self.out.len() {
-            self.out.clear();
+            // All written: give the buffer back while the session waits for replies.
+            self.out = Vec::new();
             self.out_start = 0;
         }
     }
@@ -280,7 +281,12 @@ impl Session {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            // All taken: give the queue back while the session waits for replies.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next; `None` once finished.

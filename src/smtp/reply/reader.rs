@@ -12,7 +12,7 @@ use super::{Limits, Progress, Reply, ReplyError, Status};
 ///
 /// Memory stays bounded when the caller drains after each push: the reader then holds at most
 /// the incomplete tail of one reply (below [`Limits::max_reply_len`], or an error is reported)
-/// plus the last pushed piece.
+/// plus the last pushed piece, and nothing at all once every byte was part of a reply.
 ///
 /// After an error the reader stays failed and returns the same error: the stream's framing is
 /// lost and the session must end.
@@ -52,6 +52,13 @@ impl ReplyReader {
     pub fn next_reply(&mut self) -> Result<Option<Reply<'_>>, ReplyError> {
         if let Some(error) = self.failed {
             return Err(error);
+        }
+        if self.start == self.buf.len() {
+            // All read: give the buffer back. A session waits for its next reply far longer
+            // than it reads, and ten thousand of them wait at once.
+            self.buf = Vec::new();
+            self.start = 0;
+            return Ok(None);
         }
         let pending = &self.buf[self.start..];
         match self.progress.advance(pending, &self.limits) {
