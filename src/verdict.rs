@@ -353,11 +353,12 @@ struct Text(String);
 
 impl Text {
     fn of(reply: &Reply<'_>) -> Self {
-        let mut text = String::new();
+        let mut text = String::with_capacity(reply.lines().map(|line| line.len() + 1).sum());
         for line in reply.lines() {
-            text.push_str(&String::from_utf8_lossy(line).to_ascii_lowercase());
+            text.push_str(&String::from_utf8_lossy(line));
             text.push(' ');
         }
+        text.make_ascii_lowercase();
         Self(text)
     }
 

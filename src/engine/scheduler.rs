@@ -198,7 +198,7 @@ struct Conn {
     answered: usize,
     /// With transcripts on, outcomes wait for the end of the session, so that each verdict
     /// carries the whole conversation, QUIT included.
-    deferred: Vec<(usize, RecipientOutcome)>,
+    deferred: Vec<(Member, RecipientOutcome)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -288,6 +288,8 @@ pub struct Scheduler {
     /// The first instant the scheduler was given: submission times count from here, in
     /// eight bytes where an `Instant` takes sixteen.
     epoch: Option<Instant>,
+    /// Scratch: what a session settled in one go, emptied before the call that fills it ends.
+    settled: Vec<(Member, RecipientOutcome)>,
     stats: EngineStats,
 }
 
@@ -323,6 +325,7 @@ impl Scheduler {
             stopping: false,
             schedule_at: None,
             epoch: None,
+            settled: Vec::new(),
             stats: EngineStats::default(),
         }
     }
@@ -849,7 +852,9 @@ impl Scheduler {
         }
 
         let limit = self.domains[domain].batch_limit;
-        let mut members: Vec<Member> = Vec::new();
+        // Sized once: the queued addresses it can take, and room for a catch-all control.
+        let mut members: Vec<Member> =
+            Vec::with_capacity(limit.min(self.domains[domain].queue.len()) + 1);
         while members.len() < limit {
             let Some(job) = self.domains[domain].queue.pop_front() else {
                 break;
@@ -995,21 +1000,25 @@ impl Scheduler {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let mut settled = Vec::new();
+        // The scratch list keeps its room from one session's replies to the next.
+        let mut settled = std::mem::take(&mut self.settled);
         let mut finished = false;
         while let Some(event) = c.session.poll_event() {
             match event {
-                SessionEvent::Recipient { index, outcome } => settled.push((index, outcome)),
+                SessionEvent::Recipient { index, outcome } => {
+                    settled.push((c.members[index], outcome));
+                }
                 SessionEvent::Finished(_) => finished = true,
             }
         }
         if self.session_config.transcript {
             c.deferred.append(&mut settled);
             if !finished {
+                self.settled = settled;
                 self.arm_session_timer(conn);
                 return;
             }
-            settled = std::mem::take(&mut c.deferred);
+            std::mem::swap(&mut settled, &mut c.deferred);
         }
         let domain = c.domain;
         let target = c.target;
@@ -1023,10 +1032,6 @@ impl Scheduler {
             .filter(|(_, o)| matches!(o, RecipientOutcome::Replied { .. }))
             .count();
         let answered = c.answered;
-        let members: Vec<(usize, Member)> = settled
-            .iter()
-            .map(|(index, _)| (*index, c.members[*index]))
-            .collect();
         if let Some(transcript) = &transcript {
             for member in &c.members {
                 if let Member::Job(job) = member
@@ -1039,9 +1044,10 @@ impl Scheduler {
                 }
             }
         }
-        for ((_, outcome), (_, member)) in settled.into_iter().zip(members) {
+        for (member, outcome) in settled.drain(..) {
             self.on_outcome(domain, target, member, outcome, answered, now);
         }
+        self.settled = settled;
         if finished {
             if let Some(c) = self.conns.remove(&conn) {
                 let last_words = c.session.pending_output().to_vec();
