@@ -118,7 +118,10 @@ impl SmtpSockets {
             if !readable && !event.is_writable() {
                 return;
             }
-            if let Ok(Some(_)) | Err(_) = socket.stream.take_error() {
+            // A failed attempt is reported with an error or hang-up flag (EPOLLERR,
+            // EPOLLHUP); only then is `SO_ERROR` worth a system call.
+            let suspect = event.is_error() || event.is_write_closed() || event.is_read_closed();
+            if suspect && !matches!(socket.stream.take_error(), Ok(None)) {
                 self.close(conn, &[]);
                 scheduler.handle_closed(conn, now);
                 return;

@@ -66,7 +66,8 @@ impl Awaiting {
 enum Phase {
     Connecting,
     Talking,
-    /// QUIT sent; waiting (bounded) for 221.
+    /// QUIT sent (at the end of a pipelined group, replies to the group may still be due);
+    /// waiting (bounded) for 221.
     Quitting,
     Done,
 }
@@ -254,11 +255,14 @@ impl Session {
             self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             return;
         }
-        // The server stopped answering: whoever is still waiting gets a timeout. QUIT goes out,
-        // but there is no point waiting for its answer behind the ones that never came.
+        // The server stopped answering: whoever is still waiting gets a timeout. QUIT goes out
+        // (unless it already went with the last group), but there is no point waiting for its
+        // answer behind the ones that never came.
         let failure = Failure::Timeout(front.wait());
         self.failure = Some(failure.clone());
-        self.write_always(&Command::Quit, now);
+        if self.phase == Phase::Talking {
+            self.write_always(&Command::Quit, now);
+        }
         self.finish(RecipientOutcome::Failed(failure));
     }
 
@@ -593,6 +597,13 @@ impl Session {
             // RFC 2920 §3.1: MAIL FROM and RCPT TO may go in one group; every reply is then
             // read in order.
             while self.write_next_rcpt(now) {}
+            // RFC 2920 §3.1 lets QUIT end a group. After the last transaction there is nothing
+            // left to ask, so QUIT goes with it: the 221 comes with the RCPT replies, which saves
+            // a round trip per session. Postfix does not wait for the 221 at all
+            // (`smtp_skip_quit_response`).
+            if self.queue_is_empty() {
+                self.quit(now);
+            }
         }
     }
 

@@ -36,7 +36,9 @@
 //!   order; otherwise lock-step. More recipients than a transaction may hold: RSET, and
 //!   another transaction. **452** or **x.5.3** ("too many recipients"): the rest are handed
 //!   back for another session.
-//! - **QUIT** always, and a bounded wait for the 221.
+//! - **QUIT** always, and a bounded wait for the 221. With PIPELINING it ends the last
+//!   transaction's group (RFC 2920 §3.1 allows QUIT as the last command of a group), so the 221
+//!   comes with the RCPT replies and the session takes one round trip less.
 //! - Every reply has a deadline of its own, counted from the previous reply when pipelined, and
 //!   the session one for everything: a silent server, one that drips a byte a second, or one
 //!   that sends an endless multi-line reply ends in bounded time and memory.

@@ -196,13 +196,13 @@ mod conversations {
                 Step::Server(POSTFIX_EHLO),
                 Step::Client(
                     "MAIL FROM:<probe@example.net>\r\nRCPT TO:<alice@example.com>\r\n\
-                     RCPT TO:<nobody@example.com>\r\nRCPT TO:<bob@example.com>\r\n",
+                     RCPT TO:<nobody@example.com>\r\nRCPT TO:<bob@example.com>\r\nQUIT\r\n",
                 ),
                 Step::Server(
                     "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@example.com>: Recipient \
                      address rejected: User unknown in virtual mailbox table\r\n250 2.1.5 Ok\r\n",
                 ),
-                Step::Client("QUIT\r\n"),
+                Step::Client(""),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -310,12 +310,11 @@ mod conversations {
                     "250-mx.google.com at your service\r\n250-SIZE 157286400\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n",
                 ),
                 Step::Client(
-                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<nosuchuser@gmail.example>\r\n",
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<nosuchuser@gmail.example>\r\nQUIT\r\n",
                 ),
                 Step::Server(
                     "250 2.1.0 OK gsmtp\r\n550-5.1.1 The email account that you tried to reach does not exist. Please try\r\n550-5.1.1 double-checking the recipient's email address for typos or\r\n550-5.1.1 unnecessary spaces. For more information, go to\r\n550 5.1.1  https://support.google.com/mail/?p=NoSuchUser gsmtp\r\n",
                 ),
-                Step::Client("QUIT\r\n"),
                 Step::Server("221 2.0.0 closing connection gsmtp\r\n"),
             ],
         );
@@ -331,11 +330,12 @@ mod conversations {
                 Step::Server(POSTFIX_GREETING),
                 Step::Client(EHLO_CMD),
                 Step::Server(POSTFIX_EHLO),
-                Step::Client("MAIL FROM:<probe@example.net>\r\nRCPT TO:<alice@example.com>\r\n"),
+                Step::Client(
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<alice@example.com>\r\nQUIT\r\n",
+                ),
                 Step::Server(
                     "250 2.1.0 Ok\r\n451 4.7.1 Greylisting in action, please come back in 00:05:00\r\n",
                 ),
-                Step::Client("QUIT\r\n"),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -417,12 +417,12 @@ mod refusals {
                 Step::Client(EHLO_CMD),
                 Step::Server(POSTFIX_EHLO),
                 Step::Client(
-                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n",
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n",
                 ),
                 Step::Server(
                     "553 5.1.8 <probe@example.net>: Sender address rejected: Domain not found\r\n503 5.5.1 Error: need MAIL command\r\n503 5.5.1 Error: need MAIL command\r\n",
                 ),
-                Step::Client("QUIT\r\n"),
+                Step::Client(""),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -444,7 +444,7 @@ mod refusals {
                 Step::Client(EHLO_CMD),
                 Step::Server(POSTFIX_EHLO),
                 Step::Client(
-                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n",
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nQUIT\r\n",
                 ),
                 Step::Server(
                     "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n421 4.4.2 mx.example.com Error: timeout exceeded\r\n",
@@ -473,12 +473,12 @@ mod refusals {
                 Step::Client(EHLO_CMD),
                 Step::Server(POSTFIX_EHLO),
                 Step::Client(
-                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\n",
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nQUIT\r\n",
                 ),
                 Step::Server(
                     "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n452 4.5.3 Error: too many recipients\r\n452 4.5.3 Error: too many recipients\r\n",
                 ),
-                Step::Client("QUIT\r\n"),
+                Step::Client(""),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -569,9 +569,12 @@ mod transactions {
                 Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 unknown\r\n"),
                 Step::Client("RSET\r\n"),
                 Step::Server("250 2.0.0 Ok\r\n"),
-                Step::Client("MAIL FROM:<probe@example.net>\r\nRCPT TO:<c@example.com>\r\n"),
+                // The last transaction: QUIT ends its group (RFC 2920 §3.1).
+                Step::Client(
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<c@example.com>\r\nQUIT\r\n",
+                ),
                 Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
-                Step::Client("QUIT\r\n"),
+                Step::Client(""),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -618,10 +621,9 @@ mod transactions {
                 Step::Client(EHLO_CMD),
                 Step::Server(POSTFIX_EHLO),
                 Step::Client(
-                    "MAIL FROM:<probe@example.net> SMTPUTF8\r\nRCPT TO:<josé@example.com>\r\n",
+                    "MAIL FROM:<probe@example.net> SMTPUTF8\r\nRCPT TO:<josé@example.com>\r\nQUIT\r\n",
                 ),
                 Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
-                Step::Client("QUIT\r\n"),
                 Step::Server("221 2.0.0 Bye\r\n"),
             ],
         );
@@ -860,6 +862,32 @@ mod deadlines {
             ],
         );
         assert_eq!(outcomes[0].reason(), Some(Reason::Accepted));
+        assert!(!summary.quit_acknowledged);
+    }
+
+    #[test]
+    fn a_server_silent_after_a_pipelined_group_gets_no_second_quit() {
+        let (outcomes, summary) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\n\
+                     RCPT TO:<b@example.com>\r\nQUIT\r\n",
+                ),
+                Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+                Step::Wait(Duration::from_secs(31)),
+                Step::Client(""),
+            ],
+        );
+        assert_eq!(outcomes[0].reason(), Some(Reason::Accepted));
+        assert_eq!(
+            outcomes[1],
+            RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::RcptTo)))
+        );
         assert!(!summary.quit_acknowledged);
     }
 
