@@ -10,8 +10,9 @@
 //! cargo run --release --example minimal_client -- 2525 200000 1000 10 pipelined
 //! ```
 //!
-//! Arguments: the farm's port, addresses, concurrency, RCPTs per session, and `pipelined` or
-//! `lockstep`. It trusts the server completely: this is a measuring stick, not a prober.
+//! Arguments: the farm's port, addresses, concurrency, RCPTs per session, and `pipelined`,
+//! `pipelined-quit` (QUIT ends the group of MAIL and RCPTs, as mxprobe sends it: RFC 2920 §3.1)
+//! or `lockstep`. It trusts the server completely: this is a measuring stick, not a prober.
 
 #![allow(
     clippy::disallowed_methods,
@@ -57,11 +58,14 @@ struct Settings {
     concurrency: usize,
     rcpts: usize,
     pipelined: bool,
+    /// QUIT goes with the MAIL and RCPT group instead of after its replies.
+    quit_in_group: bool,
 }
 
 fn settings() -> Settings {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: minimal_client PORT ADDRESSES CONCURRENCY RCPTS pipelined|lockstep";
+    let usage =
+        "usage: minimal_client PORT ADDRESSES CONCURRENCY RCPTS pipelined|pipelined-quit|lockstep";
     let number = |i: usize| -> u64 {
         args.get(i)
             .and_then(|a| a.parse().ok())
@@ -73,6 +77,7 @@ fn settings() -> Settings {
         concurrency: usize::try_from(number(2)).expect("a concurrency"),
         rcpts: usize::try_from(number(3)).expect("an RCPT count").max(1),
         pipelined: args.get(4).is_none_or(|mode| mode != "lockstep"),
+        quit_in_group: args.get(4).is_some_and(|mode| mode == "pipelined-quit"),
     }
 }
 
@@ -174,8 +179,15 @@ fn main() {
                                 }
                                 conn.sent = conn.count;
                             }
-                            conn.step = Step::Envelope(conn.count + 1);
+                            if s.quit_in_group {
+                                out.extend_from_slice(b"QUIT\r\n");
+                                // MAIL, the RCPTs, then the 221.
+                                conn.step = Step::Envelope(conn.count + 2);
+                            } else {
+                                conn.step = Step::Envelope(conn.count + 1);
+                            }
                         }
+                        Step::Envelope(1) if s.quit_in_group => finished = true,
                         Step::Envelope(due) => {
                             if !s.pipelined && conn.sent < conn.count {
                                 rcpt(&mut out, conn.first + conn.sent as u64);
@@ -210,10 +222,10 @@ fn main() {
          {:.0} sessions/s, {:.0} addresses/s",
         s.addresses,
         s.rcpts,
-        if s.pipelined {
-            "pipelined"
-        } else {
-            "lock-step"
+        match (s.pipelined, s.quit_in_group) {
+            (true, true) => "pipelined, QUIT in the group",
+            (true, false) => "pipelined",
+            (false, _) => "lock-step",
         },
         s.concurrency,
         sessions as f64 / seconds,

@@ -371,7 +371,9 @@ impl Session {
     /// and the batch.
     fn settle_from(&mut self, from: usize, outcome: &RecipientOutcome) {
         for index in from..self.recipients.len() {
-            self.settle(index, outcome.clone());
+            if !self.recipients.is_settled(index) {
+                self.settle(index, outcome.clone());
+            }
         }
         self.queue_from = self.recipients.len();
         self.batch_from = self.queue_from;
@@ -397,9 +399,9 @@ impl Session {
         self.awaiting.push_back(awaiting);
     }
 
-    /// Appends a command to the output. The commands a session writes always encode: the EHLO
-    /// name and the sender are checked when the session starts its first transaction, and a
-    /// recipient that does not encode is settled before it is written.
+    /// Appends a command to the output, or says why it cannot be written and appends nothing
+    /// (an EHLO name or sender that would inject: `SessionConfig::validate` catches those up
+    /// front; a recipient that does not encode is settled instead).
     fn write(&mut self, command: &Command<'_>, now: Instant) -> Result<(), CommandError> {
         let start = self.out.len();
         command.encode(&mut self.out)?;

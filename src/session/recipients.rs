@@ -54,9 +54,13 @@ impl Recipients {
     ///
     /// # Panics
     ///
-    /// If the mailboxes add up to 4 GiB or more (offsets are 32-bit, as a session asks about
-    /// tens of addresses of at most a few hundred bytes each).
+    /// If the mailboxes add up to 4 GiB or more, or number 2³² or more (offsets and indices
+    /// are 32-bit, as a session asks about tens of addresses of at most a few hundred bytes).
     pub fn push(&mut self, recipient: Recipient<'_>) {
+        assert!(
+            u32::try_from(self.entries.len()).is_ok_and(|count| count < u32::MAX),
+            "a session has fewer than 2^32 recipients"
+        );
         self.text.push_str(recipient.mailbox);
         let end = u32::try_from(self.text.len())
             .expect("a session's mailboxes add up to less than 4 GiB");
