@@ -13,12 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::engine::EngineConfig;
 use mxprobe::session::{Sender, SessionConfig};
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir, free_port, wait_until_serving};
+use crate::support::{Nsd, TempDir, free_port, verify, wait_until_serving};
 
 /// The loopback address Exim listens on.
 const EXIM_IP: &str = "127.0.0.88";
@@ -132,19 +131,6 @@ impl Drop for Exim {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
-    let engine = Engine::start(config).expect("start engine");
-    let handle = engine.handle();
-    for (tag, address) in addresses.iter().enumerate() {
-        handle.submit(*address, tag as u64).expect("submit");
-    }
-    handle.finish();
-    let mut results: Vec<VerifyResult> = engine.results().iter().collect();
-    engine.join().expect("engine ran");
-    results.sort_by_key(|r| r.tag);
-    results
 }
 
 #[test]

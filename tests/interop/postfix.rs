@@ -8,12 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::engine::EngineConfig;
 use mxprobe::session::{Sender, SessionConfig};
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir};
+use crate::support::{Nsd, TempDir, verify};
 
 /// The loopback address Postfix listens on, and one where nothing listens (a dead MX).
 const POSTFIX_IP: &str = "127.0.0.77";
@@ -172,19 +171,6 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 ";
-
-fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
-    let engine = Engine::start(config).expect("start engine");
-    let handle = engine.handle();
-    for (tag, address) in addresses.iter().enumerate() {
-        handle.submit(*address, tag as u64).expect("submit");
-    }
-    handle.finish();
-    let mut results: Vec<VerifyResult> = engine.results().iter().collect();
-    engine.join().expect("engine ran");
-    results.sort_by_key(|r| r.tag);
-    results
-}
 
 #[test]
 fn verdicts_against_postfix() {

@@ -1,9 +1,27 @@
-//! What the interop tests share: temporary directories, free ports, NSD with a zone.
+//! What the interop tests share: temporary directories, free ports, NSD with a zone, and a run
+//! of the engine.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use mxprobe::driver::Engine;
+use mxprobe::engine::{EngineConfig, VerifyResult};
+
+/// Runs the engine on `addresses` and returns their verdicts in submission order.
+pub fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
+    let engine = Engine::start(config).expect("start engine");
+    let handle = engine.handle();
+    for (tag, address) in addresses.iter().enumerate() {
+        handle.submit(*address, tag as u64).expect("submit");
+    }
+    handle.finish();
+    let mut results: Vec<VerifyResult> = engine.results().iter().collect();
+    engine.join().expect("engine ran");
+    results.sort_by_key(|r| r.tag);
+    results
+}
 
 /// NSD running on a free loopback port, stopped on drop.
 pub struct Nsd {
