@@ -12,12 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::engine::EngineConfig;
-use mxprobe::session::{Sender, SessionConfig};
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir, free_port, verify, wait_until_serving};
+use crate::support::{Nsd, TempDir, engine_config, free_port, summary, verify, wait_until_serving};
 
 /// The loopback address Exim listens on.
 const EXIM_IP: &str = "127.0.0.88";
@@ -144,16 +141,8 @@ fn verdicts_against_exim_with_quit_in_the_pipelined_group() {
     let nsd = Nsd::start(&nsd_program, "exim.interop.test.", &zone());
     let exim = Exim::start(&exim_program);
 
-    let mut nameservers = NameserverConfig::with_servers(vec![nsd.addr]);
-    nameservers.timeout = Duration::from_secs(2);
-    let mut session = SessionConfig::new(
-        "probe.interop.test",
-        Sender::Mailbox("probe@interop.test".into()),
-    );
-    session.transcript = true;
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.domain_rate = None;
+    let mut config = engine_config(nsd.addr);
+    config.session.transcript = true;
     config.smtp_port = exim.port;
 
     let addresses = [
@@ -162,12 +151,8 @@ fn verdicts_against_exim_with_quit_in_the_pipelined_group() {
         "bob@exim.interop.test",
     ];
     let results = verify(config, &addresses);
-    let summary: Vec<(&str, Verdict, Reason)> = results
-        .iter()
-        .map(|r| (r.address.as_str(), r.verdict, r.reason))
-        .collect();
     assert_eq!(
-        summary,
+        summary(&results),
         [
             (
                 "alice@exim.interop.test",

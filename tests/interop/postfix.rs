@@ -7,12 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::engine::EngineConfig;
-use mxprobe::session::{Sender, SessionConfig};
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir, verify};
+use crate::support::{Nsd, TempDir, engine_config, summary, verify};
 
 /// The loopback address Postfix listens on, and one where nothing listens (a dead MX).
 const POSTFIX_IP: &str = "127.0.0.77";
@@ -195,16 +192,7 @@ fn verdicts_against_postfix() {
     let nsd = Nsd::start(&nsd_program, "interop.test.", &zone());
     let postfix = Postfix::start(&postfix_program);
 
-    let mut nameservers = NameserverConfig::with_servers(vec![nsd.addr]);
-    nameservers.timeout = Duration::from_secs(2);
-    let session = SessionConfig::new(
-        "probe.interop.test",
-        Sender::Mailbox("probe@interop.test".into()),
-    );
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.domain_rate = None;
-
+    let config = engine_config(nsd.addr);
     let addresses = [
         "alice@mail.interop.test",
         "Bob@mail.interop.test",
@@ -215,12 +203,8 @@ fn verdicts_against_postfix() {
         "alice@gone.interop.test",
     ];
     let results = verify(config, &addresses);
-    let summary: Vec<(&str, Verdict, Reason)> = results
-        .iter()
-        .map(|r| (r.address.as_str(), r.verdict, r.reason))
-        .collect();
     assert_eq!(
-        summary,
+        summary(&results),
         [
             (
                 "alice@mail.interop.test",

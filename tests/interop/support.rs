@@ -6,8 +6,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 use mxprobe::driver::Engine;
 use mxprobe::engine::{EngineConfig, VerifyResult};
+use mxprobe::session::{Sender, SessionConfig};
+use mxprobe::verdict::{Reason, Verdict};
+
+/// The engine as the MTA tests run it: DNS from `dns` only, a probe identity of the test zone,
+/// no pause between sessions to a domain.
+pub fn engine_config(dns: SocketAddr) -> EngineConfig {
+    let mut nameservers = NameserverConfig::with_servers(vec![dns]);
+    nameservers.timeout = Duration::from_secs(2);
+    let session = SessionConfig::new(
+        "probe.interop.test",
+        Sender::Mailbox("probe@interop.test".into()),
+    );
+    let mut config =
+        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
+    config.domain_rate = None;
+    config
+}
+
+/// Each result as (address, verdict, reason), for one comparison with what is expected.
+pub fn summary(results: &[VerifyResult]) -> Vec<(&str, Verdict, Reason)> {
+    results
+        .iter()
+        .map(|r| (r.address.as_str(), r.verdict, r.reason))
+        .collect()
+}
 
 /// Runs the engine on `addresses` and returns their verdicts in submission order.
 pub fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
