@@ -81,3 +81,26 @@ impl ReplyReader {
         self.buf.len() - self.start
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session waits far longer than it reads: a reader that has returned every byte keeps
+    /// no buffer, and one holding half a reply keeps only that.
+    #[test]
+    fn the_buffer_is_given_back_once_every_byte_was_a_reply() {
+        let mut reader = ReplyReader::new(Limits::DEFAULT);
+        reader.push(b"250 2.1.5 Ok\r\n550 5.1.1 no such user\r\n250 Ok");
+        assert!(reader.next_reply().expect("valid").is_some());
+        assert!(reader.next_reply().expect("valid").is_some());
+        assert!(reader.next_reply().expect("valid").is_none());
+        assert_eq!(reader.buffered(), 6);
+        assert!(reader.buf.capacity() > 0, "the partial reply is kept");
+        reader.push(b"\r\n");
+        assert!(reader.next_reply().expect("valid").is_some());
+        assert!(reader.next_reply().expect("valid").is_none());
+        assert_eq!(reader.buf.capacity(), 0);
+        assert_eq!(reader.buffered(), 0);
+    }
+}
