@@ -25,7 +25,7 @@ mod slab;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;
-pub use scheduler::{BATCH_HOLD, ConnId, ConnIo, EngineStats, Scheduler};
+pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, Scheduler};
 
 #[cfg(test)]
 #[allow(

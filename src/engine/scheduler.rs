@@ -49,6 +49,26 @@ pub enum ConnIo {
     },
 }
 
+/// How much the scheduler holds right now: for tests and simulations that check that memory
+/// and timers stay bounded by the work in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Addresses submitted and not yet given a verdict.
+    pub jobs: usize,
+    /// Addresses answered and waiting for their domain's catch-all control.
+    pub held: usize,
+    /// Addresses queued in their domain, waiting for a session.
+    pub queued: usize,
+    /// SMTP sessions in flight.
+    pub sessions: usize,
+    /// Domains known (one per distinct domain submitted; never forgotten in a run).
+    pub domains: usize,
+    /// Entries in the timer heap, live and dead.
+    pub timers: usize,
+    /// Verdicts waiting to be taken.
+    pub results: usize,
+}
+
 /// Counters of what the engine did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EngineStats {
@@ -665,6 +685,20 @@ impl Scheduler {
     #[must_use]
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// What the scheduler holds right now.
+    #[must_use]
+    pub fn census(&self) -> Census {
+        Census {
+            jobs: self.jobs.len(),
+            held: self.domains.iter().map(|d| d.held.len()).sum(),
+            queued: self.domains.iter().map(|d| d.queue.len()).sum(),
+            sessions: self.conns.len(),
+            domains: self.domains.len(),
+            timers: self.timers.len(),
+            results: self.results.len(),
+        }
     }
 
     /// The DNS client's counters.
