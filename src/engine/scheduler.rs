@@ -82,6 +82,9 @@ pub struct EngineStats {
     pub rcpts: u64,
     /// Addresses asked again after a 4xx.
     pub retries: u64,
+    /// Addresses asked again without pipelining because a pipelined session could not vouch
+    /// for which reply answered them.
+    pub lock_step_retries: u64,
     /// Addresses moved to the next MX after a connection failure.
     pub failovers: u64,
     /// Catch-all control probes sent.
@@ -110,6 +113,9 @@ struct Job {
     retries: u16,
     failovers: u16,
     handed_back: u16,
+    /// Asked again without pipelining once already, after a pipelined session could not
+    /// vouch for its answer: its sessions are lock-step from now on.
+    lock_step: bool,
 }
 
 impl Job {
@@ -175,6 +181,8 @@ struct Target {
     host: String,
     ip: IpAddr,
     cooldown_until: Option<Instant>,
+    /// A pipelined session here could not vouch for its replies: no more pipelining here.
+    lock_step: bool,
 }
 
 #[derive(Debug)]
@@ -277,6 +285,9 @@ const CONTROL_LOCAL_LEN: usize = 20;
 pub struct Scheduler {
     config: EngineConfig,
     session_config: Arc<SessionConfig>,
+    /// The same without pipelining: for addresses and servers a pipelined session could not
+    /// vouch for.
+    lock_step_config: Arc<SessionConfig>,
     resolver: Resolver,
     rng: StdRng,
     jobs: Slab<Job>,
@@ -322,9 +333,14 @@ impl Scheduler {
         dns_seed[0] ^= 0x5a;
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
         let session_config = Arc::new(config.session.clone());
+        let lock_step_config = Arc::new(SessionConfig {
+            pipelining: false,
+            ..config.session.clone()
+        });
         Self {
             config,
             session_config,
+            lock_step_config,
             resolver,
             rng: StdRng::from_seed(seed),
             jobs: Slab::default(),
@@ -416,6 +432,7 @@ impl Scheduler {
             retries: 0,
             failovers: 0,
             handed_back: 0,
+            lock_step: false,
         });
         match &self.domains[domain].route {
             RouteState::Failed(error) => {
@@ -745,6 +762,7 @@ impl Scheduler {
                 host: name.to_owned(),
                 ip,
                 cooldown_until: None,
+                lock_step: false,
             });
         }
         self.domains.push(domain);
@@ -778,6 +796,7 @@ impl Scheduler {
                             host: host.name.clone(),
                             ip: *ip,
                             cooldown_until: None,
+                            lock_step: false,
                         })
                     })
                     .collect();
@@ -930,18 +949,25 @@ impl Scheduler {
         for member in &members {
             recipients.push(recipient(member));
         }
+        let mut lock_step = self.domains[domain].targets[target].lock_step;
         for member in &members {
             if let Member::Job(job) = member
                 && let Some(j) = self.jobs.get_mut(*job)
             {
                 j.attempts = j.attempts.saturating_add(1);
+                lock_step |= j.lock_step;
             }
         }
         self.stats.sessions += 1;
         self.stats.rcpts += recipients.len() as u64;
         let conn = self.next_conn;
         self.next_conn += 1;
-        let session = Session::new(Arc::clone(&self.session_config), recipients, now);
+        let config = if lock_step {
+            &self.lock_step_config
+        } else {
+            &self.session_config
+        };
+        let session = Session::new(Arc::clone(config), recipients, now);
         *self.per_ip.entry(ip).or_insert(0) += 1;
         let d = &mut self.domains[domain];
         d.sessions += 1;
@@ -1133,7 +1159,7 @@ impl Scheduler {
             .get(target)
             .map_or((None, None), |t| (Some(t.host.clone()), Some(t.ip)));
         let Member::Job(job) = member else {
-            self.on_control(domain, &outcome, now);
+            self.on_control(domain, target, &outcome, now);
             return;
         };
         if !self.jobs.contains(job) {
@@ -1240,16 +1266,48 @@ impl Scheduler {
                     self.domains[domain].queue.push_front(job);
                 }
             }
+            RecipientOutcome::Unconfirmed(misalignment) => {
+                // Pipelining went wrong here: this server is asked in lock-step from now on,
+                // and the address once more, lock-step (where each reply answers the one
+                // command outstanding), before the misalignment is its verdict.
+                if let Some(t) = self.domains[domain].targets.get_mut(target) {
+                    t.lock_step = true;
+                }
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                if j.lock_step {
+                    let detail = misalignment.to_string();
+                    self.finish_job(
+                        job,
+                        Decided {
+                            reason: Reason::ProtocolError,
+                            reply: misalignment.reply().cloned(),
+                            mx,
+                            ip,
+                            detail: Some(detail),
+                        },
+                        now,
+                    );
+                } else {
+                    j.lock_step = true;
+                    self.stats.lock_step_retries += 1;
+                    self.domains[domain].queue.push_front(job);
+                    self.mark_ready(domain);
+                }
+            }
             RecipientOutcome::Failed(failure) => {
-                let reason = match failure {
-                    Failure::Timeout(_) => Reason::Timeout,
-                    Failure::Protocol(_) => Reason::ProtocolError,
+                let (reason, reply) = match &failure {
+                    Failure::Timeout(_) => (Reason::Timeout, None),
+                    Failure::Protocol(violation) => {
+                        (Reason::ProtocolError, violation.reply().cloned())
+                    }
                 };
                 self.finish_job(
                     job,
                     Decided {
                         reason,
-                        reply: None,
+                        reply,
                         mx,
                         ip,
                         detail: Some(failure.to_string()),
@@ -1316,8 +1374,40 @@ impl Scheduler {
     }
 
     /// The catch-all control's answer, and the addresses that waited for it.
-    fn on_control(&mut self, domain: DomainId, outcome: &RecipientOutcome, now: Instant) {
+    ///
+    /// Every control that did not decide counts against one budget (the retries, one try per
+    /// MX address, and two more for hand-backs), whatever the reason: a control that could be
+    /// asked again for free would keep a domain whose servers have gone away busy forever,
+    /// with accepted addresses held waiting for it.
+    fn on_control(
+        &mut self,
+        domain: DomainId,
+        target: usize,
+        outcome: &RecipientOutcome,
+        now: Instant,
+    ) {
         let d = &mut self.domains[domain];
+        match outcome {
+            RecipientOutcome::HandedBack(
+                HandBack::ConnectFailed | HandBack::ConnectionLost | HandBack::ServiceUnavailable,
+            )
+            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
+                if let Some(t) = d.targets.get_mut(target) {
+                    t.cooldown_until = Some(now + TARGET_COOLDOWN);
+                }
+            }
+            RecipientOutcome::Unconfirmed(_) => {
+                if let Some(t) = d.targets.get_mut(target) {
+                    t.lock_step = true;
+                }
+            }
+            _ => {}
+        }
+        let budget = self
+            .config
+            .retries
+            .saturating_add(u32::try_from(d.targets.len()).unwrap_or(u32::MAX))
+            .saturating_add(2);
         d.catch_all = match outcome {
             RecipientOutcome::Replied {
                 stage: Stage::RcptTo,
@@ -1333,16 +1423,19 @@ impl Scheduler {
                 stage: Stage::RcptTo,
                 reason: Reason::Greylisted | Reason::TemporaryFailure,
                 ..
-            } => {
+            }
+            | RecipientOutcome::HandedBack(_)
+            | RecipientOutcome::Unconfirmed(_)
+            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting)))
+                if !self.stopping =>
+            {
                 d.control_attempts += 1;
-                if d.control_attempts > self.config.retries {
+                if d.control_attempts > budget {
                     CatchAll::Inconclusive
                 } else {
                     CatchAll::Untested
                 }
             }
-            // Not asked: ask again in the next session (unless stopping).
-            RecipientOutcome::HandedBack(_) if !self.stopping => CatchAll::Untested,
             _ => CatchAll::Inconclusive,
         };
         if self.stopping && d.catch_all == CatchAll::Untested {

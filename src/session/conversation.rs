@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use super::config::{Sender, SessionConfig};
 use super::outcome::{
-    Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait,
+    Answering, Failure, HandBack, Misalignment, ProtocolViolation, RecipientOutcome,
+    SessionSummary, Wait,
 };
 use super::recipients::Recipients;
 use super::transcript::{Direction, Transcript};
 use crate::smtp::reply::{OwnedReply, ReplyReader};
-use crate::smtp::{Command, CommandError, Extensions, ReplyClass, ReversePath, parse_ehlo};
+use crate::smtp::{Command, CommandError, Extensions, ReversePath, parse_ehlo};
 use crate::verdict::{Stage, classify};
 
 /// What a session reports.
@@ -59,6 +60,18 @@ impl Awaiting {
             other => Wait::Reply(other.stage()),
         }
     }
+
+    fn answering(self) -> Answering {
+        match self {
+            Self::Greeting => Answering::Greeting,
+            Self::Ehlo => Answering::Ehlo,
+            Self::Helo => Answering::Helo,
+            Self::MailFrom => Answering::MailFrom,
+            Self::Rcpt(_) => Answering::RcptTo,
+            Self::Rset => Answering::Rset,
+            Self::Quit => Answering::Quit,
+        }
+    }
 }
 
 /// Where the conversation stands.
@@ -93,6 +106,13 @@ enum Phase {
 ///
 /// - Every recipient gets exactly one [`SessionEvent::Recipient`], then comes one
 ///   [`SessionEvent::Finished`].
+/// - A recipient's [`RecipientOutcome::Replied`] is handed out only once the session can vouch
+///   that the reply answered that recipient's own command: every reply is checked against the
+///   codes its command may get (RFC 5321 §4.3.2), an RCPT reply that names another recipient
+///   of the session is refused, and a pipelined session holds its answers until QUIT is
+///   answered `221` with nothing after it (see [`Misalignment`]). Otherwise the answers are
+///   handed back as [`RecipientOutcome::Unconfirmed`] (pipelined: ask again in lock-step) or
+///   fail as a protocol error (lock-step).
 /// - It never sends DATA or BDAT: [`Command`] cannot say them.
 /// - Every wait has a deadline (per reply, and one for the session), and memory is bounded:
 ///   replies by [`crate::smtp::Limits`], output by the commands of one transaction.
@@ -126,6 +146,10 @@ pub struct Session {
     failure: Option<Failure>,
     transactions: usize,
     pipelined: bool,
+    /// Answers read (replies that decided), held until the pairing is vouched for.
+    held: Vec<(usize, RecipientOutcome)>,
+    /// Evidence that replies and commands no longer line up, once seen.
+    broken: Option<ProtocolViolation>,
     started: Instant,
     transcript: Option<Transcript>,
 }
@@ -156,6 +180,8 @@ impl Session {
             failure: None,
             transactions: 0,
             pipelined: false,
+            held: Vec::new(),
+            broken: None,
             started: now,
             transcript,
         }
@@ -196,16 +222,21 @@ impl Session {
                 );
             }
             let Some(front) = self.awaiting.pop_front() else {
-                self.violation(ProtocolViolation::Unsolicited, now);
+                self.violation(ProtocolViolation::Unsolicited(Some(reply)), now);
                 return;
             };
             // Bytes already here when the last expected reply is read were sent before the
-            // server could have seen our next command: it talks out of turn.
+            // server could have seen our next command: it talks out of turn. After QUIT's 221
+            // that is one reply too many, so the 221 proves nothing.
             let out_of_turn = self.awaiting.is_empty() && self.reader.buffered() > 0;
             self.reply_deadline = None;
+            if out_of_turn && front == Awaiting::Quit {
+                self.violation(ProtocolViolation::Unsolicited(None), now);
+                return;
+            }
             self.on_reply(front, reply, now);
             if out_of_turn && self.phase != Phase::Done {
-                self.violation(ProtocolViolation::Unsolicited, now);
+                self.violation(ProtocolViolation::Unsolicited(None), now);
                 return;
             }
             if let Some(&next) = self.awaiting.front() {
@@ -427,29 +458,21 @@ impl Session {
 
     fn on_reply(&mut self, awaiting: Awaiting, reply: OwnedReply, now: Instant) {
         let code = reply.as_reply().code().get();
-        let class = reply.as_reply().class();
+        if let Some(violation) = self.misfit(awaiting, reply.clone()) {
+            self.violation(violation, now);
+            return;
+        }
         match awaiting {
             Awaiting::Greeting => {
                 self.greeting = Some(reply.clone());
-                match (code, class) {
-                    (220, _) => self.hello(Awaiting::Ehlo, now),
-                    (421, _) => {
-                        self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable))
-                    }
-                    (_, ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate) => {
-                        self.violation(
-                            ProtocolViolation::UnexpectedCode {
-                                stage: Stage::Greeting,
-                                code,
-                            },
-                            now,
-                        );
-                    }
+                match code {
+                    220 => self.hello(Awaiting::Ehlo, now),
+                    421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
                     _ => self.refused_all(Stage::Greeting, &reply, now),
                 }
             }
-            Awaiting::Ehlo | Awaiting::Helo => match (code, class) {
-                (250, _) => {
+            Awaiting::Ehlo | Awaiting::Helo => match code {
+                250 => {
                     self.extensions = Some(if awaiting == Awaiting::Ehlo {
                         parse_ehlo(&reply.as_reply())
                             .map_or_else(|_| Extensions::default(), |e| e.extensions)
@@ -460,29 +483,13 @@ impl Session {
                 }
                 // RFC 5321 §4.1.4: a server that does not know EHLO answers 500 or 502; try
                 // HELO, which every server knows.
-                (500 | 502, _) if awaiting == Awaiting::Ehlo => self.hello(Awaiting::Helo, now),
-                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
-                (_, ReplyClass::PositiveCompletion | ReplyClass::PositiveIntermediate) => {
-                    self.violation(
-                        ProtocolViolation::UnexpectedCode {
-                            stage: Stage::Hello,
-                            code,
-                        },
-                        now,
-                    );
-                }
+                500 | 502 if awaiting == Awaiting::Ehlo => self.hello(Awaiting::Helo, now),
+                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
                 _ => self.refused_all(Stage::Hello, &reply, now),
             },
-            Awaiting::MailFrom => match (code, class) {
-                (_, ReplyClass::PositiveCompletion) => self.send_next_rcpt(now),
-                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
-                (_, ReplyClass::PositiveIntermediate) => self.violation(
-                    ProtocolViolation::UnexpectedCode {
-                        stage: Stage::MailFrom,
-                        code,
-                    },
-                    now,
-                ),
+            Awaiting::MailFrom => match code {
+                250 => self.send_next_rcpt(now),
+                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
                 // The sender was refused: every recipient gets that answer, and RCPT replies
                 // still in flight (503 "need MAIL") are read and ignored.
                 _ => self.refused_all(Stage::MailFrom, &reply, now),
@@ -493,6 +500,9 @@ impl Session {
                     // Settled by an earlier reply (a refused MAIL FROM); this one is its echo.
                 } else if code == 421 {
                     self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
+                    return;
+                } else if self.names_another_recipient(index, &reply) {
+                    self.violation(ProtocolViolation::NamesAnotherRecipient(reply), now);
                     return;
                 } else if is_too_many_recipients(&reply) {
                     self.settle(
@@ -514,9 +524,9 @@ impl Session {
                 }
                 self.after_rcpt_reply(now);
             }
-            Awaiting::Rset => match (code, class) {
-                (_, ReplyClass::PositiveCompletion) => self.start_transaction(now),
-                (421, _) => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+            Awaiting::Rset => match code {
+                250 => self.start_transaction(now),
+                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
                 _ => {
                     self.hand_back_unasked(HandBack::ResetRefused);
                     self.quit(now);
@@ -527,6 +537,68 @@ impl Session {
                 self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             }
         }
+    }
+
+    /// The reply does not fit the command it was read as answering (RFC 5321 §4.3.2): a
+    /// positive reply that command may not get, any 3yz (a probe never sends DATA), or a
+    /// QUIT reply other than 221. Negative replies (4yz, 5yz) fit every command: what they say
+    /// is decided where they are read.
+    fn misfit(&self, awaiting: Awaiting, reply: OwnedReply) -> Option<ProtocolViolation> {
+        let code = reply.as_reply().code().get();
+        let fits = match awaiting {
+            Awaiting::Quit => code == 221,
+            _ if code >= 400 => true,
+            Awaiting::Greeting => code == 220,
+            Awaiting::Ehlo | Awaiting::Helo | Awaiting::MailFrom | Awaiting::Rset => code == 250,
+            // 252 ("cannot verify, will accept") fits; it is read as `blocked`.
+            Awaiting::Rcpt(_) => matches!(code, 250..=252),
+        };
+        if fits {
+            return None;
+        }
+        // A 221 while QUIT is still to be answered after this command: the server answered
+        // QUIT early, so it lost the replies in between.
+        if code == 221 && self.awaiting.contains(&Awaiting::Quit) {
+            return Some(ProtocolViolation::RepliesLost(reply));
+        }
+        Some(ProtocolViolation::UnexpectedCode {
+            to: awaiting.answering(),
+            reply,
+        })
+    }
+
+    /// True if the RCPT reply for recipient `index` names, in angle brackets, another
+    /// recipient of this session and not this one: Postfix and many others echo the recipient
+    /// in every refusal (`550 5.1.1 <b@x.example>: Recipient address rejected`), so a reply
+    /// that names the wrong one was paired with the wrong command.
+    fn names_another_recipient(&self, index: usize, reply: &OwnedReply) -> bool {
+        let Some(own) = self.recipients.get(index) else {
+            return false;
+        };
+        let reply = reply.as_reply();
+        let mut another = false;
+        for line in reply.lines() {
+            let mut rest = line;
+            while let Some(open) = memchr::memchr(b'<', rest) {
+                let after = &rest[open + 1..];
+                let Some(close) = memchr::memchr(b'>', after) else {
+                    break;
+                };
+                let named = &after[..close];
+                rest = &after[close + 1..];
+                if named.eq_ignore_ascii_case(own.mailbox.as_bytes()) {
+                    return false;
+                }
+                another |= (0..self.recipients.len()).any(|other| {
+                    other != index
+                        && self
+                            .recipients
+                            .get(other)
+                            .is_some_and(|r| named.eq_ignore_ascii_case(r.mailbox.as_bytes()))
+                });
+            }
+        }
+        another
     }
 
     /// Says EHLO or HELO. A name that cannot be written settles everyone: nothing can be
@@ -719,6 +791,7 @@ impl Session {
     /// The server broke the protocol: the framing is lost, so nothing more is read. QUIT
     /// goes out as a courtesy and the session ends at once.
     fn violation(&mut self, violation: ProtocolViolation, now: Instant) {
+        self.broken = Some(violation.clone());
         let failure = Failure::Protocol(violation);
         self.failure = Some(failure.clone());
         if self.phase == Phase::Talking {
@@ -727,24 +800,57 @@ impl Session {
         self.finish(RecipientOutcome::Failed(failure));
     }
 
-    /// Gives recipient `index` its outcome, unless it has one.
+    /// Gives recipient `index` its outcome, unless it has one. An answer read from a reply is
+    /// held until the session ends and can vouch for its pairing.
     fn settle(&mut self, index: usize, outcome: RecipientOutcome) {
         if !self.recipients.settle(index) {
             return;
         }
-        self.events
-            .push_back(SessionEvent::Recipient { index, outcome });
+        if matches!(outcome, RecipientOutcome::Replied { .. }) {
+            self.held.push((index, outcome));
+        } else {
+            self.events
+                .push_back(SessionEvent::Recipient { index, outcome });
+        }
     }
 
-    /// Ends the session: every recipient not settled yet gets `rest`, then `Finished`.
+    /// Ends the session: every recipient not settled yet gets `rest`, the held answers go out
+    /// if their pairing is vouched for (see [`Misalignment`]), then `Finished`.
     fn finish(&mut self, rest: RecipientOutcome) {
         if self.phase == Phase::Done {
             return;
         }
+        let grouped = self.pipelined && self.transactions > 0;
+        let misalignment = match &self.broken {
+            Some(violation) => Some(Misalignment::Broken(violation.clone())),
+            None if grouped && !self.quit_acknowledged => Some(Misalignment::Unproven),
+            None => None,
+        };
+        // What the answers read become when their pairing cannot be vouched for: asked again
+        // without pipelining if the session pipelined; a protocol error if it was lock-step
+        // already (there, only a broken sequence leaves the pairing in doubt).
+        let unvouched = match (&misalignment, &self.broken) {
+            (None, _) => None,
+            (Some(m), _) if grouped => Some(RecipientOutcome::Unconfirmed(m.clone())),
+            (Some(_), Some(violation)) => Some(RecipientOutcome::Failed(Failure::Protocol(
+                violation.clone(),
+            ))),
+            (Some(_), None) => None,
+        };
+        // The unanswered share that fate when the sequence broke: their replies are lost in it.
+        let rest = match &unvouched {
+            Some(outcome) if self.broken.is_some() => outcome.clone(),
+            _ => rest,
+        };
         for index in 0..self.recipients.len() {
             if !self.recipients.is_settled(index) {
                 self.settle(index, rest.clone());
             }
+        }
+        for (index, outcome) in std::mem::take(&mut self.held) {
+            let outcome = unvouched.clone().unwrap_or(outcome);
+            self.events
+                .push_back(SessionEvent::Recipient { index, outcome });
         }
         self.phase = Phase::Done;
         self.awaiting.clear();
@@ -756,6 +862,8 @@ impl Session {
                 quit_acknowledged: self.quit_acknowledged,
                 failure: self.failure.take(),
                 transactions: self.transactions,
+                pipelined: grouped,
+                misalignment,
             })));
     }
 }

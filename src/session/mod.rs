@@ -53,7 +53,10 @@ mod transcript;
 
 pub use config::{Sender, SessionConfig, Timeouts};
 pub use conversation::{Session, SessionEvent};
-pub use outcome::{Failure, HandBack, ProtocolViolation, RecipientOutcome, SessionSummary, Wait};
+pub use outcome::{
+    Answering, Failure, HandBack, Misalignment, ProtocolViolation, RecipientOutcome,
+    SessionSummary, Wait,
+};
 pub use recipients::{Recipient, Recipients};
 pub use transcript::{Direction, Entry, Transcript};
 

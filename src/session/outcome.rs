@@ -11,7 +11,9 @@ use crate::verdict::{Reason, Stage};
 pub enum RecipientOutcome {
     /// A reply decided: the RCPT reply, or an earlier one (greeting, EHLO, MAIL FROM) that ended
     /// the conversation before the recipient was asked about. `reason` is the classification
-    /// of `reply` at `stage` ([`crate::verdict::classify`]).
+    /// of `reply` at `stage` ([`crate::verdict::classify`]). The session hands these out only
+    /// once it can vouch that the reply answered this recipient's own command (see
+    /// [`Misalignment`]).
     Replied {
         /// Which command the reply answered.
         stage: Stage,
@@ -25,6 +27,10 @@ pub enum RecipientOutcome {
     /// The recipient was not asked about, or got no answer, for a reason that says nothing of
     /// it: the engine should ask again, on another session or another MX.
     HandedBack(HandBack),
+    /// The session cannot vouch that the reply it read for this recipient answered its RCPT
+    /// (or it got none), because a pipelined exchange was broken or never proven whole: the
+    /// engine should ask again, in a session without pipelining.
+    Unconfirmed(Misalignment),
     /// The conversation failed before an answer: a timeout or a server that broke the protocol.
     Failed(Failure),
     /// The mailbox cannot be written into a command (the address layer should have refused it).
@@ -32,14 +38,14 @@ pub enum RecipientOutcome {
 }
 
 impl RecipientOutcome {
-    /// The verdict reason, for outcomes that have one; `None` for [`Self::HandedBack`], which
-    /// the engine resolves by asking again.
+    /// The verdict reason, for outcomes that have one; `None` for [`Self::HandedBack`] and
+    /// [`Self::Unconfirmed`], which the engine resolves by asking again.
     #[must_use]
     pub fn reason(&self) -> Option<Reason> {
         match self {
             Self::Replied { reason, .. } => Some(*reason),
             Self::Smtputf8Unsupported => Some(Reason::Smtputf8Unsupported),
-            Self::HandedBack(_) => None,
+            Self::HandedBack(_) | Self::Unconfirmed(_) => None,
             Self::Failed(Failure::Timeout(_)) => Some(Reason::Timeout),
             Self::Failed(Failure::Protocol(_)) => Some(Reason::ProtocolError),
             Self::Unencodable(_) => Some(Reason::InvalidSyntax),
@@ -74,6 +80,49 @@ impl fmt::Display for HandBack {
     }
 }
 
+/// Why a session cannot vouch for the pairing of replies and commands.
+///
+/// Replies carry no reference to the command they answer: a client pairs them by order
+/// alone (RFC 5321 §4.3.2, RFC 2920 §3.2). With PIPELINING, a server that loses, repeats or
+/// adds one reply shifts every reply after it onto the wrong command, and a `250` meant for
+/// one recipient is read as the answer about another. So a pipelined session hands out no
+/// RCPT answer until QUIT, the last command of its last group, is answered `221` with nothing
+/// after it: only then did exactly as many replies come as commands went, each fitting its
+/// command. In lock-step each reply answers the one command outstanding, and only a reply that
+/// does not fit breaks the pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Misalignment {
+    /// The server broke the sequence: this reply (or these bytes) cannot be the answer to the
+    /// command it came for.
+    Broken(ProtocolViolation),
+    /// A pipelined exchange ended (closed, timed out, 421) before QUIT was answered: nothing
+    /// shows a reply was lost, and nothing proves none was.
+    Unproven,
+}
+
+impl Misalignment {
+    /// The reply that showed the break, if it was a reply.
+    #[must_use]
+    pub fn reply(&self) -> Option<&OwnedReply> {
+        match self {
+            Self::Broken(violation) => violation.reply(),
+            Self::Unproven => None,
+        }
+    }
+}
+
+impl fmt::Display for Misalignment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Broken(violation) => violation.fmt(f),
+            Self::Unproven => f.write_str(
+                "the pipelined exchange ended before QUIT was answered, so nothing proves which \
+                 reply answered which command",
+            ),
+        }
+    }
+}
+
 /// Why a session failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -96,20 +145,101 @@ pub enum Wait {
     Session,
 }
 
-/// How a server broke the protocol.
+/// What a reply answers: the greeting, or one of the commands a probe sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Answering {
+    /// The server's greeting, before any command.
+    Greeting,
+    /// EHLO.
+    Ehlo,
+    /// HELO.
+    Helo,
+    /// MAIL FROM.
+    MailFrom,
+    /// RCPT TO.
+    RcptTo,
+    /// RSET.
+    Rset,
+    /// QUIT.
+    Quit,
+}
+
+impl Answering {
+    /// The command's name, as people read it in a message.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Greeting => "the greeting",
+            Self::Ehlo => "EHLO",
+            Self::Helo => "HELO",
+            Self::MailFrom => "MAIL FROM",
+            Self::RcptTo => "RCPT TO",
+            Self::Rset => "RSET",
+            Self::Quit => "QUIT",
+        }
+    }
+}
+
+/// How a server broke the protocol. Each kind that came as a reply carries it: it is the
+/// reply that failed the session, and the one a verdict shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolViolation {
     /// The bytes were not a valid reply, or a reply broke a cap.
     Malformed(ReplyError),
-    /// A reply arrived when none was expected: the server talked out of turn.
-    Unsolicited,
-    /// A reply code that makes no sense where it came (a 250 greeting, a 354 to RCPT).
+    /// A reply arrived when none was expected: the server talked out of turn. `None` when the
+    /// extra bytes came with the last reply expected and were not yet a whole reply.
+    Unsolicited(Option<OwnedReply>),
+    /// A reply code the command may not get (RFC 5321 §4.3.2): a `250` greeting, a `354` or a
+    /// `221` to RCPT, anything but `221` to QUIT.
     UnexpectedCode {
-        /// Where.
-        stage: Stage,
-        /// What.
-        code: u16,
+        /// What the reply was read as answering.
+        to: Answering,
+        /// The reply.
+        reply: OwnedReply,
     },
+    /// QUIT was answered (`221`) while commands sent before it still waited for theirs: the
+    /// server lost replies to pipelined commands.
+    RepliesLost(OwnedReply),
+    /// The RCPT reply names another recipient of the session (`550 5.1.1 <b@x>: ...` read for
+    /// `a@x`): the replies are out of order.
+    NamesAnotherRecipient(OwnedReply),
+}
+
+impl ProtocolViolation {
+    /// The reply that broke the protocol, if the violation was a reply.
+    #[must_use]
+    pub fn reply(&self) -> Option<&OwnedReply> {
+        match self {
+            Self::Malformed(_) | Self::Unsolicited(None) => None,
+            Self::Unsolicited(Some(reply))
+            | Self::UnexpectedCode { reply, .. }
+            | Self::RepliesLost(reply)
+            | Self::NamesAnotherRecipient(reply) => Some(reply),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(error) => write!(f, "the server sent a malformed reply: {error}"),
+            Self::Unsolicited(_) => f.write_str("the server sent a reply nobody asked for"),
+            Self::UnexpectedCode { to, reply } => write!(
+                f,
+                "the server answered {} to {}, which RFC 5321 §4.3.2 does not allow there",
+                reply.as_reply().code().get(),
+                to.as_str()
+            ),
+            Self::RepliesLost(_) => f.write_str(
+                "the server answered QUIT before the commands pipelined ahead of it: it lost \
+                 their replies",
+            ),
+            Self::NamesAnotherRecipient(_) => f.write_str(
+                "an RCPT TO reply names another recipient of the session: the replies are out \
+                 of order",
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -121,17 +251,7 @@ impl fmt::Display for Failure {
             }
             Self::Timeout(Wait::Rset) => f.write_str("timed out waiting for the RSET reply"),
             Self::Timeout(Wait::Session) => f.write_str("the session reached its deadline"),
-            Self::Protocol(ProtocolViolation::Malformed(error)) => {
-                write!(f, "the server sent a malformed reply: {error}")
-            }
-            Self::Protocol(ProtocolViolation::Unsolicited) => {
-                f.write_str("the server sent a reply nobody asked for")
-            }
-            Self::Protocol(ProtocolViolation::UnexpectedCode { stage, code }) => write!(
-                f,
-                "the server answered {code} to {}, which makes no sense there",
-                stage.as_str()
-            ),
+            Self::Protocol(violation) => violation.fmt(f),
         }
     }
 }
@@ -143,10 +263,15 @@ pub struct SessionSummary {
     pub greeting: Option<OwnedReply>,
     /// The server's extensions, if EHLO succeeded.
     pub extensions: Option<Extensions>,
-    /// True if the server answered QUIT.
+    /// True if the server answered QUIT with `221`.
     pub quit_acknowledged: bool,
     /// What ended the session early, if anything did.
     pub failure: Option<Failure>,
     /// Transactions (MAIL FROM) started.
     pub transactions: usize,
+    /// True if the session used PIPELINING.
+    pub pipelined: bool,
+    /// Set when the session could not vouch for the pairing of replies and commands: its
+    /// answers were handed back ([`RecipientOutcome::Unconfirmed`]) or failed.
+    pub misalignment: Option<Misalignment>,
 }

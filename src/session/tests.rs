@@ -452,7 +452,12 @@ mod refusals {
                 Step::Client(""),
             ],
         );
-        assert_eq!(outcomes[0].reason(), Some(Reason::Accepted));
+        // The 250 read for a is not vouched for: a pipelined exchange that ends before QUIT
+        // is answered proves nothing about which reply answered what.
+        assert_eq!(
+            outcomes[0],
+            RecipientOutcome::Unconfirmed(Misalignment::Unproven)
+        );
         assert_eq!(
             outcomes[1],
             RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)
@@ -717,7 +722,7 @@ mod hostile_servers {
         assert_eq!(outcomes[0].reason(), Some(Reason::ProtocolError));
         assert_eq!(
             summary.failure,
-            Some(Failure::Protocol(ProtocolViolation::Unsolicited))
+            Some(Failure::Protocol(ProtocolViolation::Unsolicited(None)))
         );
     }
 
@@ -768,6 +773,341 @@ mod hostile_servers {
             summary.failure,
             Some(Failure::Protocol(ProtocolViolation::Malformed(e))) if e.is_limit_exceeded()
         ));
+    }
+}
+
+/// Every reply is read as the answer to one command; these are the ways a server makes that
+/// reading wrong, and what the session does instead of a verdict.
+mod alignment {
+    use super::*;
+
+    const GROUP_AB: &str = "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\n\
+                            RCPT TO:<b@example.com>\r\nQUIT\r\n";
+
+    fn broken(outcome: &RecipientOutcome) -> &ProtocolViolation {
+        match outcome {
+            RecipientOutcome::Unconfirmed(Misalignment::Broken(violation))
+            | RecipientOutcome::Failed(Failure::Protocol(violation)) => violation,
+            other => panic!("not a broken pairing: {other:?}"),
+        }
+    }
+
+    fn code(violation: &ProtocolViolation) -> Option<u16> {
+        violation.reply().map(|r| r.as_reply().code().get())
+    }
+
+    #[test]
+    fn a_221_before_the_group_is_answered_hands_everyone_back() {
+        // Seen with a real server: MAIL, RCPT, RCPT, QUIT pipelined; back came 250 and 221.
+        // Pairing by order alone made the 221 the first RCPT's answer: a false deliverable.
+        let (outcomes, summary) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(GROUP_AB),
+                Step::Server("250 2.1.0 Ok\r\n221 2.0.0 Bye\r\n"),
+                Step::Close,
+            ],
+        );
+        for outcome in &outcomes {
+            assert!(matches!(
+                outcome,
+                RecipientOutcome::Unconfirmed(Misalignment::Broken(
+                    ProtocolViolation::RepliesLost(_)
+                ))
+            ));
+            assert_eq!(code(broken(outcome)), Some(221));
+            assert_eq!(outcome.reason(), None, "never a verdict from the 221");
+        }
+        assert!(!summary.quit_acknowledged);
+        assert!(summary.pipelined);
+    }
+
+    #[test]
+    fn positive_replies_an_rcpt_may_not_get_break_the_pairing() {
+        for reply in [
+            "220 mx ready",
+            "221 bye",
+            "235 2.7.0 ok",
+            "354 go ahead",
+            "200 ok",
+        ] {
+            let wire: &'static str = Box::leak(format!("250 2.1.0 Ok\r\n{reply}\r\n").into());
+            let (outcomes, _) = run(
+                config(),
+                &["a@example.com"],
+                &[
+                    Step::Server(POSTFIX_GREETING),
+                    Step::Client(EHLO_CMD),
+                    Step::Server(POSTFIX_EHLO),
+                    Step::Client(
+                        "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nQUIT\r\n",
+                    ),
+                    Step::Server(wire),
+                    Step::Close,
+                ],
+            );
+            assert!(
+                matches!(
+                    &outcomes[0],
+                    RecipientOutcome::Unconfirmed(Misalignment::Broken(_))
+                ),
+                "{reply}: {outcomes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn in_lock_step_a_misfit_rcpt_reply_is_a_protocol_error_with_that_reply() {
+        let (outcomes, summary) = run(
+            config(),
+            &["a@example.org"],
+            &[
+                Step::Server("220 x\r\n"),
+                Step::Client(EHLO_CMD),
+                Step::Server("250 x\r\n"),
+                Step::Client(MAIL_CMD),
+                Step::Server("250 ok\r\n"),
+                Step::Client("RCPT TO:<a@example.org>\r\n"),
+                Step::Server("221 closing\r\n"),
+                Step::Client("QUIT\r\n"),
+            ],
+        );
+        assert_eq!(outcomes[0].reason(), Some(Reason::ProtocolError));
+        assert!(matches!(
+            broken(&outcomes[0]),
+            ProtocolViolation::UnexpectedCode {
+                to: Answering::RcptTo,
+                ..
+            }
+        ));
+        assert_eq!(code(broken(&outcomes[0])), Some(221));
+        assert!(!summary.pipelined);
+    }
+
+    #[test]
+    fn an_extra_reply_shifts_the_pairing_and_quit_catches_it() {
+        // One reply too many after MAIL: a reads the extra 250, b reads a's 250, and QUIT
+        // reads b's 550. Only QUIT's reply shows it; nobody may keep what they read.
+        let (outcomes, summary) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(GROUP_AB),
+                Step::Server(
+                    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 Recipient \
+                     address rejected: User unknown\r\n",
+                ),
+                Step::Server("221 2.0.0 Bye\r\n"),
+            ],
+        );
+        for outcome in &outcomes {
+            assert!(matches!(
+                broken(outcome),
+                ProtocolViolation::UnexpectedCode {
+                    to: Answering::Quit,
+                    ..
+                }
+            ));
+            assert_eq!(code(broken(outcome)), Some(550));
+        }
+        assert!(!summary.quit_acknowledged);
+    }
+
+    #[test]
+    fn in_lock_step_an_extra_reply_after_our_next_command_is_caught_by_quit() {
+        // The extra 250 comes after RCPT went out, so it cannot be told from RCPT's reply; the
+        // real reply then answers QUIT, which may only be answered 221.
+        let (outcomes, _) = run(
+            config(),
+            &["a@example.org"],
+            &[
+                Step::Server("220 x\r\n"),
+                Step::Client(EHLO_CMD),
+                Step::Server("250 x\r\n"),
+                Step::Client(MAIL_CMD),
+                Step::Server("250 ok\r\n"),
+                Step::Client("RCPT TO:<a@example.org>\r\n"),
+                Step::Server("250 2.1.5 extra\r\n"),
+                Step::Client("QUIT\r\n"),
+                Step::Server("550 5.1.1 no such user\r\n"),
+            ],
+        );
+        assert_eq!(outcomes[0].reason(), Some(Reason::ProtocolError));
+        assert_eq!(code(broken(&outcomes[0])), Some(550));
+    }
+
+    #[test]
+    fn a_reply_naming_another_recipient_means_the_replies_are_out_of_order() {
+        let (outcomes, _) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(GROUP_AB),
+                Step::Server(
+                    "250 2.1.0 Ok\r\n550 5.1.1 <B@example.com>: Recipient address rejected: \
+                     User unknown\r\n250 2.1.5 Ok\r\n221 2.0.0 Bye\r\n",
+                ),
+            ],
+        );
+        for outcome in &outcomes {
+            assert!(matches!(
+                broken(outcome),
+                ProtocolViolation::NamesAnotherRecipient(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn a_reply_naming_its_own_recipient_or_a_stranger_is_read() {
+        let (outcomes, _) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(GROUP_AB),
+                Step::Server(
+                    "250 2.1.0 Ok\r\n251 2.1.5 will forward to <c@elsewhere.example>\r\n\
+                     550 5.1.1 <b@EXAMPLE.com>: Recipient address rejected\r\n221 Bye\r\n",
+                ),
+            ],
+        );
+        assert_eq!(
+            reasons(&outcomes),
+            [Some(Reason::Accepted), Some(Reason::MailboxNotFound)]
+        );
+    }
+
+    #[test]
+    fn a_reply_after_the_221_means_the_221_was_not_quits() {
+        let (outcomes, _) = run_out_of_turn(
+            &["a@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(
+                    "MAIL FROM:<probe@example.net>\r\nRCPT TO:<a@example.com>\r\nQUIT\r\n",
+                ),
+                Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n221 Bye\r\n250 Ok\r\n"),
+            ],
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n221 Bye\r\n".len(),
+        );
+        assert!(matches!(
+            outcomes[0],
+            RecipientOutcome::Unconfirmed(Misalignment::Broken(ProtocolViolation::Unsolicited(_)))
+        ));
+    }
+
+    #[test]
+    fn a_pipelined_group_closed_before_its_221_is_unproven() {
+        let (outcomes, summary) = run(
+            config(),
+            &["a@example.com", "b@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(GROUP_AB),
+                Step::Server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+                Step::Close,
+            ],
+        );
+        assert_eq!(
+            outcomes,
+            [
+                RecipientOutcome::Unconfirmed(Misalignment::Unproven),
+                RecipientOutcome::Unconfirmed(Misalignment::Unproven)
+            ]
+        );
+        assert_eq!(summary.misalignment, Some(Misalignment::Unproven));
+    }
+
+    #[test]
+    fn lock_step_answers_stand_without_a_221() {
+        // Each reply answered the one command outstanding: a server that hangs up instead of
+        // answering QUIT takes nothing back.
+        let mut config = config();
+        config.pipelining = false;
+        let (outcomes, summary) = run(
+            config,
+            &["a@example.com"],
+            &[
+                Step::Server(POSTFIX_GREETING),
+                Step::Client(EHLO_CMD),
+                Step::Server(POSTFIX_EHLO),
+                Step::Client(MAIL_CMD),
+                Step::Server("250 2.1.0 Ok\r\n"),
+                Step::Client("RCPT TO:<a@example.com>\r\n"),
+                Step::Server("250 2.1.5 Ok\r\n"),
+                Step::Client("QUIT\r\n"),
+                Step::Close,
+            ],
+        );
+        assert_eq!(reasons(&outcomes), [Some(Reason::Accepted)]);
+        assert_eq!(summary.misalignment, None);
+    }
+
+    #[test]
+    fn mail_from_and_rset_accept_only_250() {
+        let (outcomes, _) = run(
+            config(),
+            &["a@example.org"],
+            &[
+                Step::Server("220 x\r\n"),
+                Step::Client(EHLO_CMD),
+                Step::Server("250 x\r\n"),
+                Step::Client(MAIL_CMD),
+                Step::Server("251 ok\r\n"),
+                Step::Client("QUIT\r\n"),
+            ],
+        );
+        assert!(matches!(
+            broken(&outcomes[0]),
+            ProtocolViolation::UnexpectedCode {
+                to: Answering::MailFrom,
+                ..
+            }
+        ));
+        let mut config = config();
+        config.max_recipients_per_transaction = 1;
+        config.pipelining = false;
+        let (outcomes, _) = run(
+            config,
+            &["a@example.org", "b@example.org"],
+            &[
+                Step::Server("220 x\r\n"),
+                Step::Client(EHLO_CMD),
+                Step::Server("250 x\r\n"),
+                Step::Client(MAIL_CMD),
+                Step::Server("250 ok\r\n"),
+                Step::Client("RCPT TO:<a@example.org>\r\n"),
+                Step::Server("250 ok\r\n"),
+                Step::Client("RSET\r\n"),
+                Step::Server("220 what\r\n"),
+                Step::Client("QUIT\r\n"),
+            ],
+        );
+        for outcome in &outcomes {
+            assert!(matches!(
+                broken(outcome),
+                ProtocolViolation::UnexpectedCode {
+                    to: Answering::Rset,
+                    ..
+                }
+            ));
+        }
     }
 }
 
@@ -883,12 +1223,16 @@ mod deadlines {
                 Step::Client(""),
             ],
         );
-        assert_eq!(outcomes[0].reason(), Some(Reason::Accepted));
+        assert_eq!(
+            outcomes[0],
+            RecipientOutcome::Unconfirmed(Misalignment::Unproven)
+        );
         assert_eq!(
             outcomes[1],
             RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::RcptTo)))
         );
         assert!(!summary.quit_acknowledged);
+        assert_eq!(summary.misalignment, Some(Misalignment::Unproven));
     }
 
     #[test]
