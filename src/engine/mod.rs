@@ -22,6 +22,7 @@ mod config;
 mod result;
 mod scheduler;
 mod slab;
+pub mod special_purpose;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;
