@@ -33,6 +33,7 @@ fn config(world: &World) -> EngineConfig {
     ])));
     let mut config = EngineConfig::new(session, resolver);
     config.smtp_port = world.smtp_port();
+    config.allow_private_mx = true;
     config.concurrency = CONCURRENCY;
     config.per_mx = CONCURRENCY;
     config.domain_rate = None;

@@ -54,6 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ])));
     let mut config = EngineConfig::new(session, resolver);
     config.smtp_port = port;
+    // mxprobe's own simulators listen on loopback, where it connects only when told to.
+    config.allow_private_mx = true;
     config.concurrency = 50;
 
     let engine = Engine::start(config)?;

@@ -75,6 +75,7 @@ impl World {
             .args(["--from", "probe@probe.test", "--quiet"])
             .args(["--dns-server", &self.dns.addr().to_string()])
             .args(["--smtp-port", &self.port.to_string()])
+            .arg("--allow-private-mx")
             .args(["--domain-rate", "0", "--retries", "0"]);
         command
     }

@@ -167,6 +167,7 @@ fn world() -> World {
     session.transcript = true;
     let mut config = EngineConfig::new(session, resolver);
     config.smtp_port = port;
+    config.allow_private_mx = true;
     config.retry_delay = Duration::from_millis(400);
     config.retries = 2;
     config.domain_rate = None;
@@ -488,6 +489,7 @@ fn five_thousand_sessions_at_once() {
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
     config.smtp_port = port;
+    config.allow_private_mx = true;
     config.concurrency = 5000;
     config.per_mx = 5000;
     config.domain_rate = None;
@@ -579,6 +581,7 @@ fn hundreds_of_addresses_across_dozens_of_domains() {
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
     config.smtp_port = port;
+    config.allow_private_mx = true;
     config.domain_rate = None;
     config.retry_delay = Duration::from_millis(300);
     let addresses: Vec<&str> = expected.iter().map(|(a, _)| a.as_str()).collect();

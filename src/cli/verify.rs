@@ -137,6 +137,13 @@ pub struct VerifyArgs {
     #[arg(long = "allow-literals")]
     allow_literals: bool,
 
+    /// Connect to mail servers at special-purpose addresses (RFC 6890: loopback, private,
+    /// link-local, CGNAT, documentation, unique-local...). By default they are refused, with
+    /// undeliverable/no_mail_server, so that a domain pointed at your own network cannot aim
+    /// the prober there. For tests, simulators and intranets.
+    #[arg(long = "allow-private-mx")]
+    allow_private_mx: bool,
+
     /// Add the SMTP conversation to each verdict.
     #[arg(long)]
     transcript: bool,
@@ -489,6 +496,7 @@ fn engine_config(args: &VerifyArgs) -> Result<EngineConfig, String> {
     config.retry_delay = Duration::from_secs(args.retry_delay);
     config.catch_all = !args.no_catch_all;
     config.allow_address_literals = args.allow_literals;
+    config.allow_private_mx = args.allow_private_mx;
     config.source_ips = args.source_ips.clone();
     Ok(config)
 }

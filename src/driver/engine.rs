@@ -25,6 +25,7 @@
 //! let resolver = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![dns.addr()])));
 //! let mut config = EngineConfig::new(session, resolver);
 //! config.smtp_port = port;
+//! config.allow_private_mx = true; // the simulated MX is on loopback
 //!
 //! let engine = Engine::start(config)?;
 //! let handle = engine.handle();

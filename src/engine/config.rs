@@ -48,6 +48,14 @@ pub struct EngineConfig {
     /// Probe address literals (`user@[192.0.2.1]`). Default off: they bypass DNS, and public
     /// servers rarely accept them.
     pub allow_address_literals: bool,
+    /// Connect to mail servers at special-purpose addresses (RFC 6890: loopback, private,
+    /// link-local, CGNAT, documentation, multicast, unique-local and the rest; see
+    /// [`special_purpose`](super::special_purpose)). Default off: the domains come from users,
+    /// and anyone can point a domain's MX at `127.0.0.1`, `10.0.0.5` or `169.254.169.254`,
+    /// which would aim the prober at the operator's own network. Addresses there get
+    /// `undeliverable/no_mail_server` without a packet sent. Tests, the simulated world of
+    /// `mxprobe bench` and intranet use turn it on.
+    pub allow_private_mx: bool,
     /// Addresses the engine takes in beyond what its sessions in flight carry
     /// (`concurrency` × `rcpts_per_session`). Default 16,384: enough that a session ending
     /// finds the next batch of its domain waiting (fewer, and sessions leave half empty), no
@@ -73,6 +81,7 @@ impl EngineConfig {
             retry_delay: Duration::from_secs(120),
             source_ips: Vec::new(),
             allow_address_literals: false,
+            allow_private_mx: false,
             lookahead: 16_384,
         }
     }

@@ -12,6 +12,7 @@ use rand::{RngExt, SeedableRng};
 use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
+use super::special_purpose::{SpecialRange, special_purpose};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
@@ -158,6 +159,23 @@ impl Decided {
             detail: Some(error.to_string()),
         }
     }
+
+    /// The verdict of every address at a domain whose every mail server is at a
+    /// special-purpose address (RFC 6890): no packet goes there unless the configuration
+    /// allows it.
+    fn only_special_purpose(host: &str, ip: IpAddr, range: &SpecialRange) -> Self {
+        Self {
+            reason: Reason::NoMailServer,
+            reply: None,
+            mx: Some(host.to_owned()),
+            ip: Some(ip),
+            detail: Some(format!(
+                "every mail server of the domain is at a special-purpose address ({host} is \
+                 {ip}, in {range}); mxprobe does not connect to such addresses unless allowed \
+                 (--allow-private-mx)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +190,8 @@ enum CatchAll {
 enum RouteState {
     Resolving,
     Ready,
-    Failed(RouteError),
+    /// Every address at the domain gets this verdict.
+    Failed(Decided),
 }
 
 /// One address of one MX host, in failover order.
@@ -435,9 +454,9 @@ impl Scheduler {
             lock_step: false,
         });
         match &self.domains[domain].route {
-            RouteState::Failed(error) => {
-                let error = *error;
-                self.finish_job(job, Decided::route_failed(error), now);
+            RouteState::Failed(decided) => {
+                let decided = decided.clone();
+                self.finish_job(job, decided, now);
             }
             RouteState::Resolving => self.domains[domain].queue.push_back(job),
             RouteState::Ready => {
@@ -757,13 +776,21 @@ impl Scheduler {
             suggestion: address.domain_suggestion(),
         };
         if let Some(ip) = address.address_literal() {
-            domain.route = RouteState::Ready;
-            domain.targets.push(Target {
-                host: name.to_owned(),
-                ip,
-                cooldown_until: None,
-                lock_step: false,
-            });
+            match special_purpose(ip).filter(|_| !self.config.allow_private_mx) {
+                Some(range) => {
+                    domain.route =
+                        RouteState::Failed(Decided::only_special_purpose(name, ip, range));
+                }
+                None => {
+                    domain.route = RouteState::Ready;
+                    domain.targets.push(Target {
+                        host: name.to_owned(),
+                        ip,
+                        cooldown_until: None,
+                        lock_step: false,
+                    });
+                }
+            }
         }
         self.domains.push(domain);
         self.by_name.insert(name.to_owned(), id);
@@ -784,32 +811,53 @@ impl Scheduler {
         self.schedule(now);
     }
 
+    /// A domain's route is known: its targets are the addresses of its MX hosts in failover
+    /// order, less those at special-purpose addresses (RFC 6890) unless the configuration
+    /// allows them — a domain anyone can point at 10.0.0.5 or 169.254.169.254 must not aim
+    /// the prober at its own network.
     fn on_route(&mut self, domain: DomainId, result: Result<MailRoute, RouteError>, now: Instant) {
-        match result {
-            Ok(route) => {
-                let d = &mut self.domains[domain];
-                d.targets = route
-                    .hosts
-                    .iter()
-                    .flat_map(|host| {
-                        host.addresses.iter().map(|ip| Target {
-                            host: host.name.clone(),
-                            ip: *ip,
-                            cooldown_until: None,
-                            lock_step: false,
-                        })
-                    })
-                    .collect();
-                d.route = RouteState::Ready;
-                self.mark_ready(domain);
-            }
-            Err(error) => {
-                self.domains[domain].route = RouteState::Failed(error);
-                let jobs: Vec<JobId> = self.domains[domain].queue.drain(..).collect();
-                for job in jobs {
-                    self.finish_job(job, Decided::route_failed(error), now);
+        let route = match result {
+            Ok(route) => route,
+            Err(error) => return self.fail_route(domain, Decided::route_failed(error), now),
+        };
+        let allow_private = self.config.allow_private_mx;
+        let mut refused = None;
+        let mut targets = Vec::new();
+        for host in &route.hosts {
+            for &ip in &host.addresses {
+                match special_purpose(ip).filter(|_| !allow_private) {
+                    Some(range) => {
+                        refused.get_or_insert((host.name.as_str(), ip, range));
+                    }
+                    None => targets.push(Target {
+                        host: host.name.clone(),
+                        ip,
+                        cooldown_until: None,
+                        lock_step: false,
+                    }),
                 }
             }
+        }
+        if targets.is_empty() {
+            let decided = match refused {
+                Some((host, ip, range)) => Decided::only_special_purpose(host, ip, range),
+                None => Decided::route_failed(RouteError::NoMailServer),
+            };
+            return self.fail_route(domain, decided, now);
+        }
+        let d = &mut self.domains[domain];
+        d.targets = targets;
+        d.route = RouteState::Ready;
+        self.mark_ready(domain);
+    }
+
+    /// No session can start for `domain`: every address there, queued or to come, gets
+    /// `decided`.
+    fn fail_route(&mut self, domain: DomainId, decided: Decided, now: Instant) {
+        self.domains[domain].route = RouteState::Failed(decided.clone());
+        let jobs: Vec<JobId> = self.domains[domain].queue.drain(..).collect();
+        for job in jobs {
+            self.finish_job(job, decided.clone(), now);
         }
     }
 

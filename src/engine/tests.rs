@@ -31,6 +31,9 @@ struct Harness {
     /// DNS queries not answered yet: answered by `settle`, as a real server answers after
     /// the burst of submissions that caused them.
     queries: Vec<(crate::dns::SocketId, SocketAddr, Vec<u8>)>,
+    /// What the client wrote in each round of the last connection played: one command per
+    /// round is lock-step, several are a pipelined group.
+    rounds: Vec<Vec<String>>,
 }
 
 fn config() -> EngineConfig {
@@ -39,6 +42,8 @@ fn config() -> EngineConfig {
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
     config.domain_rate = None;
+    // The fake servers are on loopback.
+    config.allow_private_mx = true;
     config
 }
 
@@ -52,6 +57,7 @@ impl Harness {
             history: Vec::new(),
             results: Vec::new(),
             queries: Vec::new(),
+            rounds: Vec::new(),
         }
     }
 
@@ -148,6 +154,7 @@ impl Harness {
     fn play(&mut self, mut server: Server) -> (ConnId, Vec<String>) {
         let (conn, _, _) = self.connects.remove(0);
         let mut heard = Vec::new();
+        self.rounds.clear();
         self.scheduler.handle_connected(conn, self.now);
         self.scheduler
             .handle_input(conn, b"220 mx.test ESMTP\r\n", self.now);
@@ -162,6 +169,8 @@ impl Harness {
                 heard.push(line.to_owned());
                 replies.push_str(&server(line));
             }
+            self.rounds
+                .push(output.lines().map(str::to_owned).collect::<Vec<_>>());
             if replies.is_empty() {
                 break;
             }
@@ -604,5 +613,167 @@ fn the_timer_heap_does_not_keep_the_deadlines_of_ended_sessions() {
     assert!(
         most <= 2 * 1024,
         "{most} timer entries for one session at a time"
+    );
+}
+
+/// A server that mishandles PIPELINING as one seen in the wild: of the group MAIL, RCPT...,
+/// QUIT it answers MAIL and QUIT, and loses the RCPT replies in between.
+fn loses_rcpt_replies() -> Server {
+    Box::new(|line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            "250-mx.test\r\n250 PIPELINING\r\n".into()
+        } else if upper.starts_with("MAIL") {
+            "250 2.1.0 Ok\r\n".into()
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            String::new()
+        }
+    })
+}
+
+#[test]
+fn replies_lost_under_pipelining_mean_asking_again_in_lock_step() {
+    let mut h = Harness::new(config());
+    h.mx("drops.test", 10, [127, 0, 0, 9]);
+    h.submit("a@drops.test");
+    h.submit("b@drops.test");
+    h.settle();
+    h.play(loses_rcpt_replies());
+    assert!(
+        h.results.is_empty(),
+        "no verdict from the 221: {:#?}",
+        h.results
+    );
+    assert_eq!(h.scheduler.stats().lock_step_retries, 2);
+    h.advance(Duration::ZERO);
+    assert_eq!(h.connects.len(), 1, "asked again at once");
+    h.play(postfix(&["a@drops.test"]));
+    assert!(
+        h.rounds.iter().all(|round| round.len() == 1),
+        "lock-step, one command per round: {:?}",
+        h.rounds
+    );
+    let a = h.result("a@drops.test");
+    assert_eq!((a.reason, a.attempts), (Reason::Accepted, 2));
+    assert_eq!(
+        a.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(250)
+    );
+    assert_eq!(h.result("b@drops.test").reason, Reason::MailboxNotFound);
+    assert_eq!(h.result("a@drops.test").catch_all, Some(false));
+    // The server is not asked with pipelining again, whoever the address.
+    h.submit("c@drops.test");
+    h.settle();
+    h.play(postfix(&["c@drops.test"]));
+    assert!(h.rounds.iter().all(|round| round.len() == 1));
+    assert_eq!(h.result("c@drops.test").reason, Reason::Accepted);
+}
+
+#[test]
+fn an_address_unconfirmed_twice_is_a_protocol_error_with_the_reply_that_showed_it() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("drops.test", 10, [127, 0, 0, 9]);
+    h.submit("a@drops.test");
+    h.settle();
+    h.play(loses_rcpt_replies());
+    h.advance(Duration::ZERO);
+    // In lock-step it answers RCPT with a code RCPT may not get.
+    h.play(Box::new(|line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("RCPT") {
+            "354 go ahead\r\n".into()
+        } else if upper.starts_with("QUIT") {
+            "221 Bye\r\n".into()
+        } else {
+            "250 Ok\r\n".into()
+        }
+    }));
+    let a = h.result("a@drops.test");
+    assert_eq!(a.reason, Reason::ProtocolError);
+    assert_eq!(
+        a.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(354)
+    );
+    assert!(
+        a.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("354 to RCPT TO"))
+    );
+}
+
+#[test]
+fn mail_servers_at_special_purpose_addresses_get_no_packet() {
+    let mut config = config();
+    config.allow_private_mx = false;
+    config.allow_address_literals = true;
+    let mut h = Harness::new(config);
+    h.mx("inside.test", 10, [10, 0, 0, 5]);
+    h.mx("metadata.test", 10, [169, 254, 169, 254]);
+    h.mx("loopback.test", 10, [127, 0, 0, 1]);
+    h.mx("cgnat.test", 10, [100, 64, 0, 1]);
+    // A private first MX is skipped, a public second one used. (No socket exists in this
+    // harness: nothing is ever sent to 11.0.0.25.)
+    h.mx("mixed.test", 10, [192, 168, 1, 25])
+        .mx("mixed.test", 20, [11, 0, 0, 25]);
+    for address in [
+        "a@inside.test",
+        "a@metadata.test",
+        "a@loopback.test",
+        "a@cgnat.test",
+        "a@mixed.test",
+        "a@[127.0.0.1]",
+        "a@[IPv6:::1]",
+        "a@[IPv6:::ffff:10.0.0.1]",
+        "a@[IPv6:fe80::1]",
+        "a@[IPv6:fd00::25]",
+        "a@[IPv6:fec0::1]",
+        "a@[IPv6:ff02::1]",
+    ] {
+        h.submit(address);
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 1, "only the public MX: {:?}", h.connects);
+    assert_eq!(h.connects[0].1.ip(), IpAddr::from([11, 0, 0, 25]));
+    for (address, range) in [
+        ("a@inside.test", "10.0.0.0/8 (private-use"),
+        ("a@metadata.test", "169.254.0.0/16 (link-local"),
+        ("a@loopback.test", "127.0.0.0/8 (loopback"),
+        ("a@cgnat.test", "100.64.0.0/10 (shared address space"),
+        ("a@[127.0.0.1]", "127.0.0.0/8 (loopback"),
+        ("a@[IPv6:::1]", "::1/128 (loopback"),
+        ("a@[IPv6:::ffff:10.0.0.1]", "10.0.0.0/8 (private-use"),
+        ("a@[IPv6:fe80::1]", "fe80::/10 (link-local"),
+        ("a@[IPv6:fd00::25]", "fc00::/7 (unique-local"),
+        ("a@[IPv6:fec0::1]", "fec0::/10 (site-local"),
+        ("a@[IPv6:ff02::1]", "ff00::/8 (multicast"),
+    ] {
+        let result = h.result(address);
+        assert_eq!(result.reason, Reason::NoMailServer, "{address}");
+        let detail = result.detail.as_deref().unwrap_or_default();
+        assert!(detail.contains(range), "{address}: {detail}");
+        assert!(detail.contains("--allow-private-mx"), "{address}: {detail}");
+        assert!(result.smtp.is_none() && result.attempts == 0, "{address}");
+    }
+}
+
+#[test]
+fn allowing_private_mail_servers_connects_to_them() {
+    let mut config = config();
+    config.allow_private_mx = true;
+    config.allow_address_literals = true;
+    let mut h = Harness::new(config);
+    h.mx("inside.test", 10, [10, 0, 0, 5]);
+    h.submit("a@inside.test");
+    h.submit("a@[127.0.0.1]");
+    h.settle();
+    let mut ips: Vec<IpAddr> = h.connects.iter().map(|c| c.1.ip()).collect();
+    ips.sort();
+    assert_eq!(
+        ips,
+        [IpAddr::from([10, 0, 0, 5]), IpAddr::from([127, 0, 0, 1])]
     );
 }

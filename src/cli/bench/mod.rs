@@ -288,6 +288,8 @@ fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> E
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
     config.smtp_port = target.smtp_port;
+    // The simulated world is on loopback.
+    config.allow_private_mx = true;
     config.concurrency = concurrency;
     config.per_mx = concurrency;
     config.domain_rate = None;
