@@ -28,6 +28,17 @@
 //!
 //! Nothing here is ever `undeliverable` on a reply that could be about the sender, the client
 //! or a policy: those are `unknown`, so a blocked prober never turns good addresses bad.
+//!
+//! # Refusals the table cannot explain
+//!
+//! A 5yz to RCPT refuses that recipient for good (RFC 5321 §4.2.1), but real servers send
+//! enhanced codes outside the table's (`550 5.2.4`, `550 5.3.0`, `550 5.0.0`), bare 550s, or
+//! codes RFC 5321 does not list for RCPT (`521`, `571`). Read alone, such a reply cannot say
+//! whether the mailbox is missing or the server refuses everyone. [`read_rcpt`] marks it
+//! [`Reading::unexplained`], and the engine calibrates it against the rest of the session
+//! (other recipients accepted: the mailbox is missing; every recipient and the catch-all
+//! control refused alike: a blanket refusal, `blocked`). [`classify`] gives the reading by the
+//! code alone, for when nothing in the session can calibrate it.
 
 use std::fmt;
 
@@ -235,83 +246,139 @@ impl Stage {
 #[must_use]
 pub fn classify(stage: Stage, reply: &Reply<'_>) -> Reason {
     match stage {
-        Stage::RcptTo => classify_rcpt(reply),
+        Stage::RcptTo => read_rcpt(reply).reason,
         Stage::MailFrom => classify_mail_from(reply),
         Stage::Greeting | Stage::Hello => classify_session(reply),
     }
 }
 
-/// RCPT TO: the answer about the mailbox.
-fn classify_rcpt(reply: &Reply<'_>) -> Reason {
+/// What one RCPT reply says on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    /// The reason, by this reply alone.
+    pub reason: Reason,
+    /// A permanent refusal (5yz) whose codes say neither that the mailbox does not exist nor
+    /// why the server refuses (see the module documentation): `reason` is the reading by the
+    /// code alone, and the rest of the session should calibrate it.
+    pub unexplained: bool,
+}
+
+/// What an RCPT reply says about the mailbox, and whether that needs calibrating.
+///
+/// ```
+/// use mxprobe::smtp::reply::{parse_reply, Limits, Status};
+/// use mxprobe::verdict::{read_rcpt, Reason};
+///
+/// let wire = b"550 5.2.4 Mailing list expansion problem\r\n";
+/// let Ok(Status::Complete(reply)) = parse_reply(wire, &Limits::DEFAULT) else { panic!() };
+/// let reading = read_rcpt(&reply);
+/// assert_eq!((reading.reason, reading.unexplained), (Reason::MailboxNotFound, true));
+///
+/// let wire = b"550 5.1.1 User unknown\r\n";
+/// let Ok(Status::Complete(reply)) = parse_reply(wire, &Limits::DEFAULT) else { panic!() };
+/// assert!(!read_rcpt(&reply).unexplained);
+/// ```
+#[must_use]
+pub fn read_rcpt(reply: &Reply<'_>) -> Reading {
+    match classify_rcpt(reply) {
+        Ok(reason) => Reading {
+            reason,
+            unexplained: false,
+        },
+        Err(reason) => Reading {
+            reason,
+            unexplained: true,
+        },
+    }
+}
+
+/// RCPT TO, row by row as docs/verdicts.md gives them: `Ok` when a row decides, `Err` with the
+/// code's own reading when the reply is a permanent refusal no row explains.
+fn classify_rcpt(reply: &Reply<'_>) -> Result<Reason, Reason> {
     let code = reply.code().get();
-    let enhanced = reply.enhanced();
-    let subject_detail = enhanced.map(|e| (e.subject(), e.detail()));
+    let subject_detail = reply.enhanced().map(|e| (e.subject(), e.detail()));
     match reply.class() {
-        ReplyClass::PositiveCompletion if code == 252 => Reason::Blocked,
-        ReplyClass::PositiveCompletion => Reason::Accepted,
-        ReplyClass::PositiveIntermediate => Reason::ProtocolError,
-        ReplyClass::TransientNegative => {
-            if subject_detail == Some((2, 2)) {
-                return Reason::MailboxFull;
-            }
-            // 421: the server is closing the connection, whatever the rest says.
-            if code == 421 {
-                return Reason::TemporaryFailure;
-            }
-            let text = Text::of(reply);
-            // RFC 3463: x.1.7 and x.1.8 are the sender's address.
-            if matches!(subject_detail, Some((1, 7 | 8))) || text.is_about_sender() {
-                return Reason::SenderRejected;
-            }
-            if text.mentions_greylisting() {
-                return Reason::Greylisted;
-            }
-            // A policy refusal that happens to be temporary (Postfix's "454 4.7.1 Relay
-            // access denied", "450 4.7.1 Client host rejected"): asking again in a few minutes
-            // will not change it.
-            if text.is_policy() {
-                return Reason::Blocked;
-            }
-            match subject_detail {
-                Some((7, _)) => Reason::Greylisted,
-                // 4.2.1: the mailbox is receiving too fast (Gmail); 4.3.x system, 4.4.x
-                // network and routing, 4.5.x protocol: transient faults, not greylisting.
-                Some((2, 1) | (3..=5, _)) => Reason::TemporaryFailure,
-                _ if matches!(code, 450 | 451) => Reason::Greylisted,
-                _ => Reason::TemporaryFailure,
-            }
-        }
+        ReplyClass::PositiveCompletion if code == 252 => Ok(Reason::Blocked),
+        ReplyClass::PositiveCompletion => Ok(Reason::Accepted),
+        ReplyClass::PositiveIntermediate => Ok(Reason::ProtocolError),
+        ReplyClass::TransientNegative => Ok(classify_rcpt_transient(reply, code, subject_detail)),
         ReplyClass::PermanentNegative => {
             let text = Text::of(reply);
             // The sender refused at RCPT: RFC 3463's x.1.7 and x.1.8 are the sender's address,
             // and Postfix says "Sender address rejected" even under a generic 5.1.0.
             if matches!(subject_detail, Some((1, 7 | 8))) || text.is_about_sender() {
-                return Reason::SenderRejected;
+                return Ok(Reason::SenderRejected);
             }
             match subject_detail {
-                Some((1, _)) => return Reason::MailboxNotFound,
-                Some((2, 1)) => return Reason::MailboxDisabled,
-                Some((2, 2)) => return Reason::MailboxFull,
-                Some((7, _)) => return Reason::Blocked,
+                Some((1, _)) => return Ok(Reason::MailboxNotFound),
+                Some((2, 1)) => return Ok(Reason::MailboxDisabled),
+                Some((2, 2)) => return Ok(Reason::MailboxFull),
+                Some((7, _)) => return Ok(Reason::Blocked),
                 // Microsoft 365's directory-based edge blocking: "550 5.4.1 Recipient
                 // address rejected: Access denied" means no such recipient in the tenant.
-                Some((4, 1)) if code == 550 => return Reason::MailboxNotFound,
+                Some((4, 1)) if code == 550 => return Ok(Reason::MailboxNotFound),
                 _ => {}
             }
             if text.is_policy() {
-                return Reason::Blocked;
+                return Ok(Reason::Blocked);
             }
             match code {
-                550 | 551 | 553 => Reason::MailboxNotFound,
                 // 501: the server refuses the address's syntax; the address cannot be
                 // delivered to.
-                501 => Reason::MailboxNotFound,
-                552 => Reason::MailboxFull,
-                554 => Reason::Blocked,
+                501 => Ok(Reason::MailboxNotFound),
+                552 => Ok(Reason::MailboxFull),
+                554 => Ok(Reason::Blocked),
+                // RFC 7504: the recipient's domain does not accept mail.
+                556 => Ok(Reason::MailboxNotFound),
                 // 500, 502, 503, 504, 555: the command itself was not understood.
-                _ => Reason::ProtocolError,
+                500 | 502..=504 | 555 => Ok(Reason::ProtocolError),
+                // "Mailbox unavailable", "user not local", "mailbox name not allowed" (RFC 5321
+                // §4.2.2): most often no such mailbox, but the code alone cannot rule out a
+                // server that refuses everyone. A bare code, or an enhanced code the rows
+                // above do not know (Outlook.com's 5.5.0, 5.2.4, 5.3.0, 5.0.0).
+                550 | 551 | 553 => Err(Reason::MailboxNotFound),
+                // A permanent refusal under a code RFC 5321 does not list for RCPT (521, 530,
+                // 571...): refused for good, but nothing says why.
+                _ => Err(Reason::Blocked),
             }
         }
+    }
+}
+
+/// RCPT TO, 4yz: asking again later may change the answer; the text says what kind of wait.
+fn classify_rcpt_transient(
+    reply: &Reply<'_>,
+    code: u16,
+    subject_detail: Option<(u16, u16)>,
+) -> Reason {
+    if subject_detail == Some((2, 2)) {
+        return Reason::MailboxFull;
+    }
+    // 421: the server is closing the connection, whatever the rest says.
+    if code == 421 {
+        return Reason::TemporaryFailure;
+    }
+    let text = Text::of(reply);
+    // RFC 3463: x.1.7 and x.1.8 are the sender's address.
+    if matches!(subject_detail, Some((1, 7 | 8))) || text.is_about_sender() {
+        return Reason::SenderRejected;
+    }
+    if text.mentions_greylisting() {
+        return Reason::Greylisted;
+    }
+    // A policy refusal that happens to be temporary (Postfix's "454 4.7.1 Relay access
+    // denied", "450 4.7.1 Client host rejected"): asking again in a few minutes will not
+    // change it.
+    if text.is_policy() {
+        return Reason::Blocked;
+    }
+    match subject_detail {
+        Some((7, _)) => Reason::Greylisted,
+        // 4.2.1: the mailbox is receiving too fast (Gmail); 4.3.x system, 4.4.x network and
+        // routing, 4.5.x protocol: transient faults, not greylisting.
+        Some((2, 1) | (3..=5, _)) => Reason::TemporaryFailure,
+        _ if matches!(code, 450 | 451) => Reason::Greylisted,
+        _ => Reason::TemporaryFailure,
     }
 }
 
@@ -755,6 +822,73 @@ mod tests {
                 classify(*stage, &reply),
                 *expected,
                 "{stage:?} {}",
+                wire.escape_ascii()
+            );
+        }
+    }
+
+    /// (reply, reading alone, needs the session to calibrate it)
+    const READINGS: &[(&[u8], Reason, bool)] = &[
+        (
+            b"550 5.1.1 User unknown\r\n",
+            Reason::MailboxNotFound,
+            false,
+        ),
+        (b"550 5.2.1 Inactive\r\n", Reason::MailboxDisabled, false),
+        (b"550 5.7.1 Blocked\r\n", Reason::Blocked, false),
+        (b"554 Transaction failed\r\n", Reason::Blocked, false),
+        (b"503 5.5.1 Need MAIL\r\n", Reason::ProtocolError, false),
+        (
+            b"556 5.1.10 Domain does not accept mail\r\n",
+            Reason::MailboxNotFound,
+            false,
+        ),
+        (
+            b"556 Domain does not accept mail\r\n",
+            Reason::MailboxNotFound,
+            false,
+        ),
+        (b"550 Rejected\r\n", Reason::MailboxNotFound, true),
+        (
+            b"550 5.2.4 Mailing list expansion problem\r\n",
+            Reason::MailboxNotFound,
+            true,
+        ),
+        (
+            b"550 5.3.0 Mail system error\r\n",
+            Reason::MailboxNotFound,
+            true,
+        ),
+        (b"553 5.0.0 No\r\n", Reason::MailboxNotFound, true),
+        (
+            include_bytes!("../fuzz/seeds/smtp_reply/outlook_550_5_5_0.txt"),
+            Reason::MailboxNotFound,
+            true,
+        ),
+        (
+            b"521 5.3.0 This host does not accept mail\r\n",
+            Reason::Blocked,
+            true,
+        ),
+        (b"530 Not here\r\n", Reason::Blocked, true),
+        (b"521 5.0.0 Refused by policy\r\n", Reason::Blocked, false),
+        (b"451 4.3.0 Try again\r\n", Reason::TemporaryFailure, false),
+    ];
+
+    #[test]
+    fn unexplained_refusals_are_marked_for_calibration() {
+        use crate::smtp::reply::{Limits, Status, parse_reply};
+        for (wire, reason, unexplained) in READINGS {
+            let Ok(Status::Complete(reply)) = parse_reply(wire, &Limits::DEFAULT) else {
+                panic!("{}", wire.escape_ascii());
+            };
+            assert_eq!(
+                read_rcpt(&reply),
+                Reading {
+                    reason: *reason,
+                    unexplained: *unexplained
+                },
+                "{}",
                 wire.escape_ascii()
             );
         }

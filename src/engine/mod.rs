@@ -18,6 +18,7 @@
 //! The driver (`crate::driver::Engine`) runs a scheduler on a `mio` loop; tests drive one by
 //! hand.
 
+mod calibration;
 mod config;
 mod result;
 mod scheduler;

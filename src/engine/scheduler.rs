@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
@@ -1152,8 +1153,17 @@ impl Scheduler {
                 }
             }
         }
-        for (member, outcome) in settled.drain(..) {
-            self.on_outcome(domain, target, member, outcome, answered, now);
+        // The answers of a session come together when it ends (it holds them until it can
+        // vouch for their pairing): the refusals no reply explains alone are judged then.
+        let calibrations = if finished {
+            let members = c.members.len();
+            calibrate(&mut settled, members, |m| matches!(m, Member::Control))
+        } else {
+            None
+        };
+        for (i, (member, outcome)) in settled.drain(..).enumerate() {
+            let calibration = calibrations.as_ref().and_then(|notes| notes[i]);
+            self.on_outcome(domain, target, member, outcome, answered, calibration, now);
         }
         self.settled = settled;
         if finished {
@@ -1193,6 +1203,10 @@ impl Scheduler {
         }
     }
 
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the facts of one outcome, passed as they are"
+    )]
     fn on_outcome(
         &mut self,
         domain: DomainId,
@@ -1200,6 +1214,7 @@ impl Scheduler {
         member: Member,
         outcome: RecipientOutcome,
         answered: usize,
+        calibration: Option<Calibration>,
         now: Instant,
     ) {
         let (mx, ip) = self.domains[domain]
@@ -1219,13 +1234,17 @@ impl Scheduler {
                 reply,
                 reason,
             } => {
+                let detail = match calibration {
+                    Some(rule) => Some(rule.detail(&reply.as_reply())),
+                    None => (stage != Stage::RcptTo)
+                        .then(|| format!("the server answered at {}", stage.as_str())),
+                };
                 let decided = Decided {
                     reason,
                     reply: Some(reply),
                     mx,
                     ip,
-                    detail: (stage != Stage::RcptTo)
-                        .then(|| format!("the server answered at {}", stage.as_str())),
+                    detail,
                 };
                 if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
                     && u32::from(self.jobs[job].retries) < self.config.retries.min(u16::MAX.into())

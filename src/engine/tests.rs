@@ -777,3 +777,102 @@ fn allowing_private_mail_servers_connects_to_them() {
         [IpAddr::from([10, 0, 0, 5]), IpAddr::from([127, 0, 0, 1])]
     );
 }
+
+/// A server that answers RCPT for mailboxes it does not know with `refusal`.
+fn refusing_with(mailboxes: &'static [&'static str], refusal: &'static str) -> Server {
+    Box::new(move |line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            "250-mx.test\r\n250 PIPELINING\r\n".into()
+        } else if let Some(rest) = upper.strip_prefix("RCPT TO:<") {
+            let mailbox = rest.trim_end_matches('>').to_ascii_lowercase();
+            if mailboxes.contains(&mailbox.as_str()) {
+                "250 2.1.5 Ok\r\n".into()
+            } else {
+                format!("{refusal}\r\n")
+            }
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            "250 2.0.0 Ok\r\n".into()
+        }
+    })
+}
+
+#[test]
+fn an_unexplained_refusal_beside_an_acceptance_is_a_missing_mailbox() {
+    let mut h = Harness::new(config());
+    h.mx("odd.test", 10, [127, 0, 0, 9]);
+    h.submit("alice@odd.test");
+    h.submit("nobody@odd.test");
+    h.settle();
+    h.play(refusing_with(&["alice@odd.test"], "521 5.3.0 Not here"));
+    assert_eq!(h.result("alice@odd.test").reason, Reason::Accepted);
+    let nobody = h.result("nobody@odd.test");
+    assert_eq!(nobody.reason, Reason::MailboxNotFound);
+    let detail = nobody.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("calibrated") && detail.contains("521 5.3.0"),
+        "{detail}"
+    );
+    assert_eq!(
+        nobody.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(521)
+    );
+}
+
+#[test]
+fn the_same_unexplained_refusal_for_all_and_the_control_is_blocked() {
+    let mut h = Harness::new(config());
+    h.mx("walled.test", 10, [127, 0, 0, 9]);
+    h.submit("alice@walled.test");
+    h.submit("bob@walled.test");
+    h.settle();
+    h.play(refusing_with(&[], "550 5.0.0 Rejected"));
+    for address in ["alice@walled.test", "bob@walled.test"] {
+        let result = h.result(address);
+        assert_eq!(result.reason, Reason::Blocked, "{address}");
+        assert!(
+            result
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("catch-all control got the same refusal")),
+            "{:?}",
+            result.detail
+        );
+        assert_eq!(
+            result.catch_all, None,
+            "a blanket refusal says nothing of catch-all"
+        );
+    }
+}
+
+#[test]
+fn an_unexplained_refusal_alone_is_read_by_its_code() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("odd.test", 10, [127, 0, 0, 9]);
+    h.submit("x@odd.test");
+    h.submit("y@odd2.test");
+    h.mx("odd2.test", 10, [127, 0, 0, 8]);
+    h.settle();
+    h.play(refusing_with(
+        &[],
+        "550 5.2.4 Mailing list expansion problem",
+    ));
+    h.play(refusing_with(&[], "521 Delivery not authorized"));
+    let x = h.result("x@odd.test");
+    assert_eq!(x.reason, Reason::MailboxNotFound);
+    assert!(
+        x.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("uncalibrated"))
+    );
+    let y = h.result("y@odd2.test");
+    assert_eq!(
+        y.reason,
+        Reason::Blocked,
+        "521 is refused for good, but not a verdict"
+    );
+}
