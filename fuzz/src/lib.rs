@@ -656,6 +656,7 @@ pub fn session(data: &[u8]) {
     let start = Instant::now();
     let mut now = start;
     let session_deadline = start + config.timeouts.session;
+    let config = config.check().expect("a constant, valid configuration");
     let mut session = Session::new(Arc::new(config), recipients, now);
     session.handle_connected(now);
 

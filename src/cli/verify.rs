@@ -26,7 +26,7 @@ use mxprobe::address::Address;
 use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig, parse_server};
 use mxprobe::driver::{Engine, EngineHandle};
 use mxprobe::engine::{EngineConfig, VerifyResult};
-use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::session::{ConfigError, Sender, SessionConfig, Timeouts};
 use mxprobe::verdict::Reason;
 
 /// Where resolv.conf is read from when no `--dns-server` is given.
@@ -483,9 +483,10 @@ fn engine_config(args: &VerifyArgs) -> Result<EngineConfig, String> {
         ..Timeouts::all(each)
     };
     session.transcript = args.transcript;
-    session
-        .validate()
-        .map_err(|e| format!("--helo or --from cannot be used: {e}"))?;
+    session.validate().map_err(|e| match e {
+        ConfigError::HeloName { .. } => format!("--helo: {e}"),
+        ConfigError::Sender { .. } => format!("--from: {e}"),
+    })?;
     let mut config =
         EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
     config.smtp_port = args.smtp_port;

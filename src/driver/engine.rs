@@ -170,7 +170,15 @@ impl Engine {
     /// Starts the engine on a thread of its own. Raises the open-file limit toward what the
     /// concurrency needs; if the system does not allow that much, runs at a lower concurrency
     /// and says so in [`notices`](Self::notices) rather than failing halfway with `EMFILE`.
+    ///
+    /// A configuration the prober cannot probe with (an EHLO name or sender that cannot be
+    /// written into a command) is refused here with [`io::ErrorKind::InvalidInput`], the
+    /// [`ConfigError`](crate::session::ConfigError) inside saying what to fix: the prober's own
+    /// mistake never becomes a verdict on a mailbox.
     pub fn start(mut config: EngineConfig) -> io::Result<Self> {
+        config
+            .validate()
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let mut notices = Vec::new();
         let wanted = config.concurrency as u64 + DNS_SOCKETS + super::RESERVED_FDS;
         let limit = super::raise_open_files_limit(wanted)?;
@@ -282,7 +290,8 @@ fn run(
     let concurrency = config.concurrency;
     let max_pending = (config.concurrency.max(1) * config.rcpts_per_session.max(1))
         .saturating_add(config.lookahead);
-    let mut scheduler = Scheduler::new(config, seed);
+    let mut scheduler = Scheduler::new(config, seed)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
     let mut dns = DnsSockets::new(DNS_TOKENS);
     let mut smtp = SmtpSockets::new(SMTP_TOKENS);
     let mut events = Events::with_capacity(4096);

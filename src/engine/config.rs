@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::dns::ResolverConfig;
-use crate::session::SessionConfig;
+use crate::session::{ConfigError, SessionConfig};
 
 /// Everything the engine needs besides the addresses.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +65,13 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// Checks what the engine cannot run with: an EHLO name or a sender that cannot be written
+    /// into a command. [`Scheduler::new`](super::Scheduler::new) and the driver's `Engine`
+    /// refuse such a configuration, with this error, which says what to fix.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.session.validate()
+    }
+
     /// The defaults around a session and a resolver configuration.
     #[must_use]
     pub fn new(session: SessionConfig, resolver: ResolverConfig) -> Self {

@@ -17,8 +17,8 @@ use super::special_purpose::{SpecialRange, special_purpose};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    Failure, HandBack, Recipient, RecipientOutcome, Recipients, Session, SessionConfig,
-    SessionEvent, Wait,
+    CheckedSessionConfig, ConfigError, Failure, HandBack, Recipient, RecipientOutcome, Recipients,
+    Session, SessionEvent, Wait,
 };
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
@@ -304,10 +304,10 @@ const CONTROL_LOCAL_LEN: usize = 20;
 #[derive(Debug)]
 pub struct Scheduler {
     config: EngineConfig,
-    session_config: Arc<SessionConfig>,
+    session_config: Arc<CheckedSessionConfig>,
     /// The same without pipelining: for addresses and servers a pipelined session could not
     /// vouch for.
-    lock_step_config: Arc<SessionConfig>,
+    lock_step_config: Arc<CheckedSessionConfig>,
     resolver: Resolver,
     rng: StdRng,
     jobs: Slab<Job>,
@@ -346,18 +346,17 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler with nothing to do yet. `seed` feeds the CSPRNG behind DNS query IDs, MX
-    /// shuffles and catch-all local parts.
-    #[must_use]
-    pub fn new(config: EngineConfig, seed: [u8; 32]) -> Self {
+    /// shuffles and catch-all local parts. A configuration the prober cannot probe with (an
+    /// EHLO name or sender that does not encode) is refused here, so that it can never become
+    /// a verdict on a mailbox.
+    pub fn new(config: EngineConfig, seed: [u8; 32]) -> Result<Self, ConfigError> {
         let mut dns_seed = seed;
         dns_seed[0] ^= 0x5a;
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
-        let session_config = Arc::new(config.session.clone());
-        let lock_step_config = Arc::new(SessionConfig {
-            pipelining: false,
-            ..config.session.clone()
-        });
-        Self {
+        let session_config = config.session.clone().check()?;
+        let lock_step_config = Arc::new(session_config.without_pipelining());
+        let session_config = Arc::new(session_config);
+        Ok(Self {
             config,
             session_config,
             lock_step_config,
@@ -383,7 +382,7 @@ impl Scheduler {
             epoch: None,
             settled: Vec::new(),
             stats: EngineStats::default(),
-        }
+        })
     }
 
     /// Takes an address as a user wrote it; `tag` comes back in its result. Its domain's MX

@@ -50,7 +50,7 @@ fn config() -> EngineConfig {
 impl Harness {
     fn new(config: EngineConfig) -> Self {
         Self {
-            scheduler: Scheduler::new(config, [5; 32]),
+            scheduler: Scheduler::new(config, [5; 32]).expect("a valid configuration"),
             now: Instant::now(),
             zone: HashMap::new(),
             connects: Vec::new(),

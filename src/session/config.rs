@@ -1,5 +1,7 @@
 //! How a probe session behaves: who it says it is, whom it says it sends for, how long it waits.
 
+use std::fmt;
+use std::ops::Deref;
 use std::time::Duration;
 
 use crate::smtp::reply::Limits;
@@ -101,11 +103,15 @@ pub struct SessionConfig {
 
 impl SessionConfig {
     /// Checks that the EHLO name and the sender can be written into commands (no CR, LF or
-    /// other injection, RFC 5321 grammar). Sessions refuse every recipient otherwise, so check
-    /// once, up front, and tell the user.
-    pub fn validate(&self) -> Result<(), CommandError> {
+    /// other injection, RFC 5321 grammar), and says what to fix if not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let mut scratch = Vec::new();
-        Command::Ehlo(&self.helo_name).encode(&mut scratch)?;
+        Command::Ehlo(&self.helo_name)
+            .encode(&mut scratch)
+            .map_err(|error| ConfigError::HeloName {
+                name: self.helo_name.clone(),
+                error,
+            })?;
         let reverse_path = match &self.sender {
             Sender::Null => ReversePath::Null,
             Sender::Mailbox(mailbox) => ReversePath::Mailbox(mailbox),
@@ -115,6 +121,20 @@ impl SessionConfig {
             smtputf8: false,
         }
         .encode(&mut scratch)
+        .map_err(|error| ConfigError::Sender {
+            sender: match &self.sender {
+                Sender::Null => String::new(),
+                Sender::Mailbox(mailbox) => mailbox.clone(),
+            },
+            error,
+        })
+    }
+
+    /// The configuration, checked ([`validate`](Self::validate)): the only kind a
+    /// [`Session`](super::Session) takes.
+    pub fn check(self) -> Result<CheckedSessionConfig, ConfigError> {
+        self.validate()?;
+        Ok(CheckedSessionConfig(self))
     }
 
     /// The defaults, with this EHLO name and sender.
@@ -131,3 +151,67 @@ impl SessionConfig {
         }
     }
 }
+
+/// A [`SessionConfig`] whose EHLO name and sender are known to encode
+/// ([`SessionConfig::check`]). A [`Session`](super::Session) takes only this, so the prober's
+/// own misconfiguration can never settle a recipient: it is refused before any session exists,
+/// with an error that says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedSessionConfig(SessionConfig);
+
+impl Deref for CheckedSessionConfig {
+    type Target = SessionConfig;
+
+    fn deref(&self) -> &SessionConfig {
+        &self.0
+    }
+}
+
+impl CheckedSessionConfig {
+    /// The same configuration without pipelining (still checked: the names did not change).
+    #[must_use]
+    pub fn without_pipelining(&self) -> Self {
+        Self(SessionConfig {
+            pipelining: false,
+            ..self.0.clone()
+        })
+    }
+}
+
+/// A configuration the prober cannot probe with: its own mistake, never a verdict on a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The EHLO name cannot be written into EHLO.
+    HeloName {
+        /// The name as configured.
+        name: String,
+        /// What is wrong with it.
+        error: CommandError,
+    },
+    /// The sender cannot be written into MAIL FROM.
+    Sender {
+        /// The sender as configured.
+        sender: String,
+        /// What is wrong with it.
+        error: CommandError,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HeloName { name, error } => write!(
+                f,
+                "the EHLO name {name:?} cannot be used ({error}); give the domain name of the \
+                 host the probes come from, such as probe.example.com"
+            ),
+            Self::Sender { sender, error } => write!(
+                f,
+                "the sender {sender:?} cannot be used in MAIL FROM ({error}); give a mailbox on \
+                 a domain you control, such as verify@example.com"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

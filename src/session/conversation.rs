@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::config::{Sender, SessionConfig};
+use super::config::{CheckedSessionConfig, Sender};
 use super::outcome::{
     Answering, Failure, HandBack, Misalignment, ProtocolViolation, RecipientOutcome,
     SessionSummary, Wait,
@@ -120,7 +120,7 @@ enum Phase {
 ///   is a protocol error.
 #[derive(Debug)]
 pub struct Session {
-    config: Arc<SessionConfig>,
+    config: Arc<CheckedSessionConfig>,
     /// Who to ask, and who is settled.
     recipients: Recipients,
     /// The queue of recipients not yet sent: the unsettled ones from here on, in order.
@@ -157,7 +157,7 @@ pub struct Session {
 impl Session {
     /// A session that will ask about `recipients`, from the moment the connect call is made.
     #[must_use]
-    pub fn new(config: Arc<SessionConfig>, recipients: Recipients, now: Instant) -> Self {
+    pub fn new(config: Arc<CheckedSessionConfig>, recipients: Recipients, now: Instant) -> Self {
         let transcript = config.transcript.then(Transcript::default);
         let reader = ReplyReader::new(config.reply_limits);
         Self {
@@ -431,8 +431,8 @@ impl Session {
     }
 
     /// Appends a command to the output, or says why it cannot be written and appends nothing
-    /// (an EHLO name or sender that would inject: `SessionConfig::validate` catches those up
-    /// front; a recipient that does not encode is settled instead).
+    /// (the EHLO name and the sender are checked before a session exists; a recipient that
+    /// does not encode is settled instead).
     fn write(&mut self, command: &Command<'_>, now: Instant) -> Result<(), CommandError> {
         let start = self.out.len();
         command.encode(&mut self.out)?;
@@ -601,8 +601,7 @@ impl Session {
         another
     }
 
-    /// Says EHLO or HELO. A name that cannot be written settles everyone: nothing can be
-    /// asked without a greeting of our own.
+    /// Says EHLO or HELO.
     fn hello(&mut self, which: Awaiting, now: Instant) {
         let config = Arc::clone(&self.config);
         let command = if which == Awaiting::Ehlo {
@@ -610,13 +609,12 @@ impl Session {
         } else {
             Command::Helo(&config.helo_name)
         };
-        match self.write(&command, now) {
-            Ok(()) => self.expect(which, now),
-            Err(error) => {
-                self.write_always(&Command::Quit, now);
-                self.finish(RecipientOutcome::Unencodable(error));
-            }
-        }
+        let written = self.write(&command, now);
+        debug_assert!(
+            written.is_ok(),
+            "a checked configuration's EHLO name encodes"
+        );
+        self.expect(which, now);
     }
 
     /// EHLO or HELO done: settle what cannot be asked here, then start asking.
@@ -658,12 +656,8 @@ impl Session {
             reverse_path,
             smtputf8,
         };
-        if let Err(error) = self.write(&mail, now) {
-            // The configured sender cannot be written: nothing can be asked.
-            self.settle_from(self.batch_from, &RecipientOutcome::Unencodable(error));
-            self.quit(now);
-            return;
-        }
+        let written = self.write(&mail, now);
+        debug_assert!(written.is_ok(), "a checked configuration's sender encodes");
         self.expect(Awaiting::MailFrom, now);
         self.transactions += 1;
         self.in_transaction = 0;

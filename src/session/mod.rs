@@ -51,7 +51,7 @@ mod outcome;
 mod recipients;
 mod transcript;
 
-pub use config::{Sender, SessionConfig, Timeouts};
+pub use config::{CheckedSessionConfig, ConfigError, Sender, SessionConfig, Timeouts};
 pub use conversation::{Session, SessionEvent};
 pub use outcome::{
     Answering, Failure, HandBack, Misalignment, ProtocolViolation, RecipientOutcome,

@@ -16,6 +16,10 @@ fn config() -> SessionConfig {
     SessionConfig::new(HELO, Sender::Mailbox(SENDER.into()))
 }
 
+fn checked(config: SessionConfig) -> Arc<CheckedSessionConfig> {
+    Arc::new(config.check().expect("a valid configuration"))
+}
+
 fn recipients(mailboxes: &[&str]) -> Recipients {
     mailboxes
         .iter()
@@ -49,7 +53,7 @@ fn play(
 ) -> (Vec<RecipientOutcome>, SessionSummary, String) {
     let origin = Instant::now();
     let mut now = origin;
-    let mut session = Session::new(Arc::new(config), recipients(mailboxes), now);
+    let mut session = Session::new(checked(config), recipients(mailboxes), now);
     session.handle_connected(now);
     let mut written = String::new();
     let mut all_written = String::new();
@@ -1137,7 +1141,7 @@ mod deadlines {
         // One byte a second: the RCPT reply is never complete within its 30 s.
         let origin = Instant::now();
         let mut now = origin;
-        let mut session = Session::new(Arc::new(config()), recipients(&["a@example.com"]), now);
+        let mut session = Session::new(checked(config()), recipients(&["a@example.com"]), now);
         session.handle_connected(now);
         for reply in ["220 x\r\n", "250 x\r\n", "250 ok\r\n"] {
             session.handle_input(reply.as_bytes(), now);
@@ -1238,7 +1242,7 @@ mod deadlines {
     #[test]
     fn connect_failures_hand_back_for_the_next_mx() {
         let now = Instant::now();
-        let mut refused = Session::new(Arc::new(config()), recipients(&["a@example.com"]), now);
+        let mut refused = Session::new(checked(config()), recipients(&["a@example.com"]), now);
         refused.handle_closed(now);
         assert_eq!(
             refused.poll_event(),
@@ -1247,7 +1251,7 @@ mod deadlines {
                 outcome: RecipientOutcome::HandedBack(HandBack::ConnectFailed)
             })
         );
-        let mut slow = Session::new(Arc::new(config()), recipients(&["a@example.com"]), now);
+        let mut slow = Session::new(checked(config()), recipients(&["a@example.com"]), now);
         assert_eq!(slow.poll_timeout(), Some(now + Duration::from_secs(10)));
         slow.handle_timeout(now + Duration::from_secs(10));
         assert!(slow.is_finished());
@@ -1273,7 +1277,7 @@ mod transcripts {
         let mut config = config();
         config.transcript = true;
         let origin = Instant::now();
-        let mut session = Session::new(Arc::new(config), recipients(&["a@example.com"]), origin);
+        let mut session = Session::new(checked(config), recipients(&["a@example.com"]), origin);
         session.handle_connected(origin);
         session.handle_input(b"220 x\r\n", origin + Duration::from_millis(10));
         session.handle_input(b"250 x\r\n", origin + Duration::from_millis(20));
@@ -1289,7 +1293,7 @@ mod transcripts {
         let mut config = config();
         config.transcript = true;
         let now = Instant::now();
-        let mut session = Session::new(Arc::new(config), recipients(&["a@example.com"]), now);
+        let mut session = Session::new(checked(config), recipients(&["a@example.com"]), now);
         session.handle_connected(now);
         session.handle_input(b"220 \x1b[2Jcleared\r\n", now);
         let transcript = session.transcript().expect("asked for").to_string();
@@ -1298,7 +1302,7 @@ mod transcripts {
 
     #[test]
     fn none_is_kept_unless_asked_for() {
-        let session = Session::new(Arc::new(config()), Recipients::default(), Instant::now());
+        let session = Session::new(checked(config()), Recipients::default(), Instant::now());
         assert!(session.transcript().is_none());
     }
 }
@@ -1309,25 +1313,34 @@ mod configuration {
     #[test]
     fn injection_in_the_helo_name_or_sender_is_refused_up_front() {
         assert!(config().validate().is_ok());
-        assert!(
-            SessionConfig::new("bad\r\nDATA", Sender::Null)
-                .validate()
-                .is_err()
-        );
-        assert!(
-            SessionConfig::new(HELO, Sender::Mailbox("a@b.example>\r\nRSET".into()))
-                .validate()
-                .is_err()
-        );
+        let helo = SessionConfig::new("bad\r\nDATA", Sender::Null).check();
+        assert!(matches!(helo, Err(ConfigError::HeloName { .. })));
+        let sender =
+            SessionConfig::new(HELO, Sender::Mailbox("a@b.example>\r\nRSET".into())).check();
+        assert!(matches!(sender, Err(ConfigError::Sender { .. })));
     }
 
     #[test]
-    fn a_session_with_a_bad_helo_name_settles_everyone_without_asking() {
-        let (outcomes, _) = run(
-            SessionConfig::new("bad name", Sender::Null),
-            &["a@example.com"],
-            &[Step::Server("220 x\r\n"), Step::Client("QUIT\r\n")],
+    fn a_bad_helo_name_or_sender_is_refused_with_what_to_fix() {
+        // Once, this settled every recipient as `invalid_syntax`: the prober's own mistake
+        // became a verdict on each mailbox. Now no session can be made with it.
+        let Err(error) = SessionConfig::new("bad name", Sender::Null).check() else {
+            panic!("a space in the EHLO name");
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with("the EHLO name \"bad name\" cannot be used")
+                && message.contains("such as probe.example.com"),
+            "{message}"
         );
-        assert!(matches!(outcomes[0], RecipientOutcome::Unencodable(_)));
+        let Err(error) = SessionConfig::new(HELO, Sender::Mailbox("no at sign".into())).check()
+        else {
+            panic!("a sender without @");
+        };
+        assert!(
+            error
+                .to_string()
+                .contains("give a mailbox on a domain you control")
+        );
     }
 }
