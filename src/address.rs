@@ -19,8 +19,10 @@
 //!    ([`Address::needs_smtputf8`]); the session reports `unknown/smtputf8_unsupported` when it
 //!    meets one that does not.
 //! 4. **Domain** (`domain.rs`): IDNA 2008 / UTS 46 to lower-case A-labels, which DNS uses and
-//!    which every server accepts; then the rules a public mail domain obeys (label and name
-//!    lengths, at least two labels, a top-level label that is not all digits). Address literals
+//!    which every server accepts; then the rules every mail domain obeys (label and name
+//!    lengths, a top-level label that is not all digits). A single label (`user@io`) is valid
+//!    syntax: DNS says whether it has a mail server, and the guard that checks where a probe
+//!    connects keeps it off `localhost` and private addresses. Address literals
 //!    (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) are parsed and flagged
 //!    ([`Address::address_literal`]): whether to probe them is the caller's choice, and
 //!    mxprobe's default is not to.
@@ -220,7 +222,8 @@ impl Address {
 /// ```
 /// use mxprobe::address::parse_domain;
 /// assert_eq!(parse_domain(" Bücher.Example. ").as_deref(), Ok("xn--bcher-kva.example"));
-/// assert!(parse_domain("localhost").is_err());
+/// assert_eq!(parse_domain("IO").as_deref(), Ok("io")); // one label: DNS decides
+/// assert!(parse_domain("1.2.3.4").is_err());
 /// assert!(parse_domain("[192.0.2.1]").is_err());
 /// ```
 pub fn parse_domain(text: &str) -> Result<String, InvalidAddress> {
@@ -271,8 +274,6 @@ pub enum InvalidAddress {
         /// Its length in octets.
         len: usize,
     },
-    /// The domain has one label (`localhost`): no public mail domain does.
-    SingleLabelDomain,
     /// The top-level label is all digits (`user@1.2.3.4`): an IP address needs brackets.
     NumericTopLevel,
 }
@@ -307,9 +308,6 @@ impl fmt::Display for InvalidAddress {
             Self::DomainTooLongForDns { len } => write!(
                 f,
                 "the domain is {len} octets in its ASCII form; DNS allows at most {MAX_DNS_NAME_LEN}"
-            ),
-            Self::SingleLabelDomain => f.write_str(
-                "the domain has a single label; a mail domain on the internet has at least two (example.com)",
             ),
             Self::NumericTopLevel => f.write_str(
                 "the domain's last label is all digits; write an IP address in brackets, as [192.0.2.1]",
