@@ -7,8 +7,10 @@
 //!
 //! # What parsing does, in order
 //!
-//! 1. **Input forms** (`input.rs`): surrounding whitespace, a `mailto:` prefix and a
-//!    `Name <addr>` wrapper are taken off; the original string is kept for output.
+//! 1. **Input forms** (`input.rs`): first, a control character anywhere in the input refuses
+//!    it (C0 such as CR, LF, TAB and NUL, DEL, C1 such as NEL; `control.rs`): a line is never
+//!    cleaned into an address it does not show. Then surrounding whitespace, a `mailto:` prefix
+//!    and a `Name <addr>` wrapper are taken off; the original string is kept for output.
 //! 2. **Grammar** (RFC 5321 §4.1.2, RFC 6531 §3.3, via [`crate::smtp::path`]): a dot-string
 //!    or quoted-string local part, `@`, a domain or address literal. CR, LF, NUL, every other
 //!    control character, Unicode line separators, and `<`, `>`, SP outside quotes are refused
@@ -40,7 +42,11 @@
 //!   [`crate::smtp::Command`] (with SMTPUTF8 exactly when [`Address::needs_smtputf8`]): parse
 //!   applies the encoder's own check as its last step. A property test and the `address` fuzz
 //!   target hold this true.
-//! - Error offsets count bytes of the mailbox after step 1, not of the raw input.
+//! - A parsed address's [`Address::original`] holds no control character, and its mailbox no
+//!   CR, LF or NUL: the verdict is about the line the user gave.
+//! - The offsets of the step 1 errors ([`InvalidAddress::ControlCharacter`],
+//!   [`InvalidAddress::EncodedControlCharacter`]) count
+//!   bytes of the raw input; the offsets of later ones count bytes of the mailbox after step 1.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -50,6 +56,7 @@ use crate::smtp::path::{
 };
 use crate::verdict::Reason;
 
+mod control;
 mod domain;
 mod flags;
 mod input;
@@ -215,8 +222,8 @@ impl Address {
     }
 }
 
-/// Checks and normalises a domain on its own, as `mxprobe mx` takes it: whitespace around it and
-/// one trailing dot (the root, as DNS tools write it) are dropped, then the domain rules of
+/// Checks and normalises a domain on its own, as `mxprobe mx` takes it: a control character
+/// anywhere refuses it, as in an address; whitespace around it and one trailing dot (the root, as DNS tools write it) are dropped, then the domain rules of
 /// [`Address::parse`] apply. Returns lower-case ASCII with A-labels.
 ///
 /// ```
@@ -227,6 +234,9 @@ impl Address {
 /// assert!(parse_domain("[192.0.2.1]").is_err());
 /// ```
 pub fn parse_domain(text: &str) -> Result<String, InvalidAddress> {
+    if let Some((at, ch)) = control::first(text) {
+        return Err(InvalidAddress::ControlCharacter { ch, at });
+    }
     let text = text.trim();
     let text = text.strip_suffix('.').unwrap_or(text);
     if text.is_empty() {
@@ -253,6 +263,23 @@ impl fmt::Display for Address {
 pub enum InvalidAddress {
     /// Nothing but whitespace (or an empty `<>` or `mailto:`).
     Empty,
+    /// A control character anywhere in the input: C0 (U+0000–U+001F, TAB, CR and LF among
+    /// them), DEL (U+007F) or C1 (U+0080–U+009F, NEL among them). Refused before anything is
+    /// trimmed or taken apart, so that no part of a line can carry a second command or a second
+    /// address past the parser.
+    ControlCharacter {
+        /// The character.
+        ch: char,
+        /// Its byte offset in the input as given.
+        at: usize,
+    },
+    /// A `mailto:` link whose `%` escapes decode to a control character (`%0D%0A`).
+    EncodedControlCharacter {
+        /// The decoded character.
+        ch: char,
+        /// Byte offset, in the input as given, of the `%` escape that begins it.
+        at: usize,
+    },
     /// A `<` without the `>` that closes it.
     UnclosedAngle,
     /// Text after the `>` that closes `Name <addr>`: a comment or a second address.
@@ -290,6 +317,18 @@ impl fmt::Display for InvalidAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => f.write_str("the address is empty"),
+            Self::ControlCharacter { ch, at } => write!(
+                f,
+                "the address contains {} at byte {at}, {}",
+                control::name(*ch),
+                control::danger(*ch)
+            ),
+            Self::EncodedControlCharacter { ch, at } => write!(
+                f,
+                "the mailto: link has a '%' escape at byte {at} that decodes to {}, {}",
+                control::name(*ch),
+                control::danger(*ch)
+            ),
             Self::UnclosedAngle => f.write_str("the address has a '<' without a closing '>'"),
             Self::TextAfterAngle => f.write_str(
                 "text follows the '>' that closes the address; give one address per line, without comments",

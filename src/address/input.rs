@@ -11,22 +11,35 @@
 //!   `"Example, Alice" <alice@example.com>`, or just `<alice@example.com>` (RFC 5322 §3.4
 //!   `name-addr`).
 //!
+//! # Guarantees
+//!
+//! - A control character anywhere in the input (C0, DEL, C1: CR, LF, TAB, NUL, NEL …) refuses
+//!   it, before anything is trimmed or taken apart ([`InvalidAddress::ControlCharacter`]); so
+//!   does one that a `mailto:` link's `%` escapes decode to
+//!   ([`InvalidAddress::EncodedControlCharacter`]). Whitespace trimmed off is never a control
+//!   character, so what is verified is the line the verdict is printed under.
+//! - The offsets of these errors count bytes of the input as given (for a character that came
+//!   out of a `%` escape, where the escape begins).
+//!
 //! Nothing else is changed: what is left is judged by the mailbox grammar, byte for byte.
 
 use std::borrow::Cow;
 
-use super::InvalidAddress;
+use super::{InvalidAddress, control};
 
 /// What surrounds a mailbox and is not part of it, taken off `raw`.
 pub(super) fn bare_mailbox(raw: &str) -> Result<Cow<'_, str>, InvalidAddress> {
+    if let Some((at, ch)) = control::first(raw) {
+        return Err(InvalidAddress::ControlCharacter { ch, at });
+    }
     let text = trim(raw);
-    let text = match strip_prefix_ignore_case(text, "mailto:") {
-        Some(uri) => Cow::Owned(mailto_mailbox(uri)?),
-        None => Cow::Borrowed(text),
-    };
-    let reduced = match text {
-        Cow::Borrowed(text) => Cow::Borrowed(angle_addr(text)?),
-        Cow::Owned(text) => Cow::Owned(angle_addr(&text)?.to_owned()),
+    let start = raw.len() - trim_start(raw).len();
+    let reduced = match strip_prefix_ignore_case(text, "mailto:") {
+        Some(uri) => {
+            let to = MailtoTo::decode(uri, start + "mailto:".len())?;
+            Cow::Owned(angle_addr(&to.text)?.to_owned())
+        }
+        None => Cow::Borrowed(angle_addr(text)?),
     };
     if reduced.is_empty() {
         return Err(InvalidAddress::Empty);
@@ -34,9 +47,18 @@ pub(super) fn bare_mailbox(raw: &str) -> Result<Cow<'_, str>, InvalidAddress> {
     Ok(reduced)
 }
 
+/// Whitespace and a byte-order mark.
+fn is_trimmed(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}'
+}
+
 /// Whitespace and a byte-order mark off both ends.
 fn trim(text: &str) -> &str {
-    text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+    text.trim_matches(is_trimmed)
+}
+
+fn trim_start(text: &str) -> &str {
+    text.trim_start_matches(is_trimmed)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -45,30 +67,50 @@ fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> 
         .then(|| &text[prefix.len()..])
 }
 
-/// ```text
-/// mailtoURI = "mailto:" [ to ] [ hfields ]       ; RFC 6068 §2
-/// ```
-///
-/// The `to` part, percent-decoded. Several addresses (`a@x,b@y`) are left for the grammar to
-/// refuse: a probe takes one address per line.
-fn mailto_mailbox(uri: &str) -> Result<String, InvalidAddress> {
-    let to = uri.split_once('?').map_or(uri, |(to, _)| to);
-    let mut decoded = Vec::with_capacity(to.len());
-    let mut bytes = to.bytes();
-    while let Some(b) = bytes.next() {
-        if b != b'%' {
-            decoded.push(b);
-            continue;
+/// The `to` part of a `mailto:` link, percent-decoded and trimmed.
+struct MailtoTo {
+    text: String,
+}
+
+impl MailtoTo {
+    /// ```text
+    /// mailtoURI = "mailto:" [ to ] [ hfields ]       ; RFC 6068 §2
+    /// ```
+    ///
+    /// `uri` follows `mailto:`, which ends at offset `base` of the raw input. Several addresses
+    /// (`a@x,b@y`) are left for the grammar to refuse: a probe takes one address per line.
+    fn decode(uri: &str, base: usize) -> Result<Self, InvalidAddress> {
+        let to = uri.split_once('?').map_or(uri, |(to, _)| to);
+        let mut decoded = Vec::with_capacity(to.len());
+        let mut origins = Vec::with_capacity(to.len());
+        let mut bytes = to.bytes().enumerate();
+        while let Some((i, b)) = bytes.next() {
+            origins.push(base + i);
+            if b != b'%' {
+                decoded.push(b);
+                continue;
+            }
+            let high = bytes.next().and_then(|(_, b)| hex_value(b));
+            let low = bytes.next().and_then(|(_, b)| hex_value(b));
+            match (high, low) {
+                (Some(high), Some(low)) => decoded.push(high << 4 | low),
+                _ => return Err(InvalidAddress::BadPercentEncoding),
+            }
         }
-        let high = bytes.next().and_then(hex_value);
-        let low = bytes.next().and_then(hex_value);
-        match (high, low) {
-            (Some(high), Some(low)) => decoded.push(high << 4 | low),
-            _ => return Err(InvalidAddress::BadPercentEncoding),
+        let decoded = String::from_utf8(decoded).map_err(|_| InvalidAddress::BadPercentEncoding)?;
+        // The raw input holds no control character, so one here came out of an escape.
+        if let Some((at, ch)) = control::first(&decoded) {
+            return Err(InvalidAddress::EncodedControlCharacter {
+                ch,
+                at: origins.get(at).copied().unwrap_or(base),
+            });
         }
+        let start = decoded.len() - trim_start(&decoded).len();
+        let end = start + trim(&decoded).len();
+        Ok(Self {
+            text: decoded[start..end].to_owned(),
+        })
     }
-    let decoded = String::from_utf8(decoded).map_err(|_| InvalidAddress::BadPercentEncoding)?;
-    Ok(trim(&decoded).to_owned())
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -126,12 +168,13 @@ mod tests {
     fn forms_reduce_to_the_mailbox() {
         for (raw, bare) in [
             ("alice@example.com", "alice@example.com"),
-            ("  alice@example.com \t", "alice@example.com"),
-            ("\u{feff}alice@example.com\r\n", "alice@example.com"),
+            ("  alice@example.com  ", "alice@example.com"),
+            ("\u{feff}alice@example.com", "alice@example.com"),
             ("\u{a0}alice@example.com\u{3000}", "alice@example.com"),
             ("mailto:alice@example.com", "alice@example.com"),
             ("MAILTO:alice@example.com?subject=hi", "alice@example.com"),
             ("mailto:alice%40example.com", "alice@example.com"),
+            ("mailto:%20alice@example.com%20", "alice@example.com"),
             (
                 "mailto:%22john%20doe%22@example.com",
                 "\"john doe\"@example.com",
@@ -156,7 +199,7 @@ mod tests {
     fn broken_forms_say_what_is_wrong() {
         for (raw, error) in [
             ("", InvalidAddress::Empty),
-            (" \t ", InvalidAddress::Empty),
+            ("   ", InvalidAddress::Empty),
             ("mailto:", InvalidAddress::Empty),
             ("<>", InvalidAddress::Empty),
             ("Alice <alice@example.com", InvalidAddress::UnclosedAngle),
@@ -166,6 +209,10 @@ mod tests {
             ),
             (
                 "<a@example.com>, <b@example.com>",
+                InvalidAddress::TextAfterAngle,
+            ),
+            (
+                "Alice <a@example.com> <b@example.com>",
                 InvalidAddress::TextAfterAngle,
             ),
             (
@@ -186,11 +233,52 @@ mod tests {
         }
     }
 
+    /// A control character anywhere refuses the input, at its offset in the input as given:
+    /// nothing is trimmed off first and nothing is read out of angle brackets around it.
     #[test]
-    fn percent_decoding_can_reveal_injection_bytes_for_the_grammar_to_refuse() {
+    fn control_characters_anywhere_are_refused_before_anything_else() {
+        let control = |ch, at| InvalidAddress::ControlCharacter { ch, at };
+        for (raw, error) in [
+            ("alice@example.com\r\n", control('\r', 17)),
+            ("alice@example.com\n", control('\n', 17)),
+            ("  alice@example.com \t", control('\t', 20)),
+            ("\talice@example.com", control('\t', 0)),
+            ("\u{feff}\r\nalice@example.com", control('\r', 3)),
+            ("a@x.test\r\nRCPT TO:<b@x.test>", control('\r', 8)),
+            ("Alice\r\n<alice@example.com>", control('\r', 5)),
+            ("<alice@example.com>\r\nDATA", control('\r', 19)),
+            ("\"a\0b\"@example.com", control('\0', 2)),
+            ("alice@example.com\u{b}", control('\u{b}', 17)),
+            ("alice\u{1b}[31m@example.com", control('\u{1b}', 5)),
+            ("alice@example.com\u{7f}", control('\u{7f}', 17)),
+            ("Müller\u{85}<alice@example.com>", control('\u{85}', 7)),
+            ("alice@example.com\u{9b}", control('\u{9b}', 17)),
+            ("mailto:alice@example.com\r\n", control('\r', 24)),
+            // Before the '%' escapes are decoded, which would refuse them otherwise.
+            ("mailto:%zz\r", control('\r', 10)),
+            (" \u{3000}\u{a0}\n", control('\n', 6)),
+        ] {
+            assert_eq!(bare_mailbox(raw), Err(error), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn percent_escapes_that_decode_to_control_characters_are_refused_where_they_stand() {
+        let encoded = |ch, at| InvalidAddress::EncodedControlCharacter { ch, at };
+        for (raw, error) in [
+            ("mailto:a%0D%0ADATA@example.com", encoded('\r', 8)),
+            ("  mailto:a%0a@example.com", encoded('\n', 10)),
+            ("mailto:alice@example.com%00", encoded('\0', 24)),
+            ("mailto:%09alice@example.com", encoded('\t', 7)),
+            ("mailto:alice@example.com%7F", encoded('\u{7f}', 24)),
+            ("mailto:a%C2%85@example.com", encoded('\u{85}', 8)),
+        ] {
+            assert_eq!(bare_mailbox(raw), Err(error), "{raw:?}");
+        }
+        // The query is not decoded: what follows '?' never reaches the address.
         assert_eq!(
-            bare_mailbox("mailto:a%0D%0ADATA@example.com").as_deref(),
-            Ok("a\r\nDATA@example.com")
+            bare_mailbox("mailto:alice@example.com?body=%0D%0A").as_deref(),
+            Ok("alice@example.com")
         );
     }
 }
