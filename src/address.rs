@@ -10,7 +10,8 @@
 //! 1. **Input forms** (`input.rs`): first, a control character anywhere in the input refuses
 //!    it (C0 such as CR, LF, TAB and NUL, DEL, C1 such as NEL; `control.rs`): a line is never
 //!    cleaned into an address it does not show. Then surrounding whitespace, a `mailto:` prefix
-//!    and a `Name <addr>` wrapper are taken off; the original string is kept for output.
+//!    and a `Name <addr>` wrapper are taken off, the last only when `Name` is an RFC 5322 display
+//!    name; the original string is kept for output.
 //! 2. **Grammar** (RFC 5321 §4.1.2, RFC 6531 §3.3, via [`crate::smtp::path`]): a dot-string
 //!    or quoted-string local part, `@`, a domain or address literal. CR, LF, NUL, every other
 //!    control character, Unicode line separators, and `<`, `>`, SP outside quotes are refused
@@ -45,7 +46,7 @@
 //! - A parsed address's [`Address::original`] holds no control character, and its mailbox no
 //!   CR, LF or NUL: the verdict is about the line the user gave.
 //! - The offsets of the step 1 errors ([`InvalidAddress::ControlCharacter`],
-//!   [`InvalidAddress::EncodedControlCharacter`]) count
+//!   [`InvalidAddress::EncodedControlCharacter`], [`InvalidAddress::NotADisplayName`]) count
 //!   bytes of the raw input; the offsets of later ones count bytes of the mailbox after step 1.
 
 use std::fmt;
@@ -280,6 +281,16 @@ pub enum InvalidAddress {
         /// Byte offset, in the input as given, of the `%` escape that begins it.
         at: usize,
     },
+    /// Text before a `<` that is not an RFC 5322 display name (a phrase): an unquoted `@`,
+    /// `:`, `,`, `;`, `<`, `>`, `[`, `]`, `\`, `)` or a leading dot. Such a line is not
+    /// `Name <addr>`, and the address in its brackets may not be the one the user meant.
+    NotADisplayName {
+        /// The first character that no display name may hold there.
+        ch: char,
+        /// Its byte offset in the input as given (in a `mailto:` link, where the `%` escape
+        /// that encodes it begins, if it was encoded).
+        at: usize,
+    },
     /// A `<` without the `>` that closes it.
     UnclosedAngle,
     /// Text after the `>` that closes `Name <addr>`: a comment or a second address.
@@ -328,6 +339,10 @@ impl fmt::Display for InvalidAddress {
                 "the mailto: link has a '%' escape at byte {at} that decodes to {}, {}",
                 control::name(*ch),
                 control::danger(*ch)
+            ),
+            Self::NotADisplayName { ch, at } => write!(
+                f,
+                "the text before '<' is not a display name (byte {at}: {ch:?}); quote the name or remove it"
             ),
             Self::UnclosedAngle => f.write_str("the address has a '<' without a closing '>'"),
             Self::TextAfterAngle => f.write_str(

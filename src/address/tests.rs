@@ -115,6 +115,43 @@ fn valid_addresses_and_their_normal_form() {
             false,
         ),
         (
+            "\"Example, Alice <CEO>\" <alice@example.com>".into(),
+            "alice@example.com",
+            false,
+        ),
+        ("<alice@example.com>".into(), "alice@example.com", false),
+        (
+            "Anna Müller <Anna.Mueller@Bücher.Example>".into(),
+            "Anna.Mueller@xn--bcher-kva.example",
+            false,
+        ),
+        (
+            "mailto:Alice <alice@example.com>".into(),
+            "alice@example.com",
+            false,
+        ),
+        (
+            "J. R. R. Tolkien <jrr@example.com>".into(),
+            "jrr@example.com",
+            false,
+        ),
+        (
+            "Alice (Sales, EMEA) <alice@example.com>".into(),
+            "alice@example.com",
+            false,
+        ),
+        // Quirk `repeated-addr`: exports write the address as its own display name.
+        (
+            "alice@example.com <alice@example.com>".into(),
+            "alice@example.com",
+            false,
+        ),
+        (
+            "Alice@Example.com <alice@EXAMPLE.com>".into(),
+            "alice@example.com",
+            false,
+        ),
+        (
             "mailto:alice@example.com?subject=x".into(),
             "alice@example.com",
             false,
@@ -309,6 +346,27 @@ fn invalid_addresses_name_the_rule() {
                 at: 3,
             },
         ),
+        // Display names that are no phrase: the bracketed address is not verified instead.
+        (
+            "a@x.test RCPT TO:<b@x.test>".into(),
+            E::NotADisplayName { ch: '@', at: 1 },
+        ),
+        (
+            "x@y.test, <b@x.test>".into(),
+            E::NotADisplayName { ch: '@', at: 1 },
+        ),
+        (
+            "foo: <a@b.test>".into(),
+            E::NotADisplayName { ch: ':', at: 3 },
+        ),
+        (
+            "Doe, John <john@example.com>".into(),
+            E::NotADisplayName { ch: ',', at: 3 },
+        ),
+        (
+            "alice@example.com <bob@example.com>".into(),
+            E::NotADisplayName { ch: '@', at: 5 },
+        ),
         (
             "alice@example.com> NOTIFY=NEVER".into(),
             E::Grammar(P::LabelChar { ch: '>', at: 17 }),
@@ -328,6 +386,10 @@ fn invalid_addresses_name_the_rule() {
                 ch: '\u{85}',
                 at: 8,
             },
+        ),
+        (
+            "\"Alice <alice@example.com>".into(),
+            E::Grammar(P::UnterminatedQuote),
         ),
     ];
     for (raw, error) in cases {
@@ -454,6 +516,14 @@ fn errors_read_as_sentences() {
         (
             "mailto:a%0D%0ADATA@example.com",
             "the mailto: link has a '%' escape at byte 8 that decodes to CR, which could inject an SMTP command",
+        ),
+        (
+            "a@x.test RCPT TO:<b@x.test>",
+            "the text before '<' is not a display name (byte 1: '@'); quote the name or remove it",
+        ),
+        (
+            "foo: <a@b.test>",
+            "the text before '<' is not a display name (byte 3: ':'); quote the name or remove it",
         ),
         (
             "alice@123",
