@@ -160,14 +160,15 @@ fn hex_value(b: u8) -> Option<u8> {
 /// comment       = "(" *( ctext / quoted-pair / comment / SP ) ")"
 /// ctext         = %d33-39 / %d42-91 / %d93-126 / UTF8-non-ascii
 /// angle-addr    = [CFWS] "<" *WS addr-spec *WS ">" *WS
-/// repeated-addr = addr-spec 1*WS "<" *WS addr-spec *WS ">" *WS   ; quirk, see below
+/// repeated-addr = addr-spec *WS "<" *WS addr-spec *WS ">" *WS    ; quirk, see below
 /// WS            = <Unicode White_Space or U+FEFF, which the caller trims at the ends>
 /// ```
 ///
 /// The mailbox inside the angle brackets if `text` has them outside quotes and comments, else
 /// `text` itself, for the grammar to judge as an `addr-spec`. White space in a phrase is SP
-/// only: CR, LF and HTAB (RFC 5322's FWS) never get this far. A quoted name may hold `<` and
-/// `>`, a comment may hold `<`.
+/// only: CR, LF and HTAB (RFC 5322's FWS) never get this far, and non-ASCII spaces such as
+/// U+00A0 are atext, as RFC 6532 has it. A quoted name may hold `<` and `>`, a comment may
+/// hold `<`.
 ///
 /// Text before the `<` that is not a phrase (an unquoted `@`, `:`, `,`, `;`, `<`, `>`, `[`, `]`,
 /// `\`, `)`, or a dot before the first word) is refused: `a@x.test RCPT TO:<b@x.test>` is no
@@ -383,6 +384,7 @@ mod tests {
             // Quirk `repeated-addr`: the address as its own unquoted display name.
             "alice@example.com <alice@example.com>",
             "Alice@Example.COM  < alice@example.com >",
+            "alice@example.com<alice@example.com>",
             "\u{a0}alice@example.com\u{a0}<alice@example.com>",
         ] {
             assert_eq!(
