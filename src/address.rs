@@ -7,8 +7,11 @@
 //!
 //! # What parsing does, in order
 //!
-//! 1. **Input forms** (`input.rs`): surrounding whitespace, a `mailto:` prefix and a
-//!    `Name <addr>` wrapper are taken off; the original string is kept for output.
+//! 1. **Input forms** (`input.rs`): first, a control character anywhere in the input refuses
+//!    it (C0 such as CR, LF, TAB and NUL, DEL, C1 such as NEL; `control.rs`): a line is never
+//!    cleaned into an address it does not show. Then surrounding whitespace, a `mailto:` prefix
+//!    and a `Name <addr>` wrapper are taken off, the last only when `Name` is an RFC 5322 display
+//!    name; the original string is kept for output.
 //! 2. **Grammar** (RFC 5321 §4.1.2, RFC 6531 §3.3, via [`crate::smtp::path`]): a dot-string
 //!    or quoted-string local part, `@`, a domain or address literal. CR, LF, NUL, every other
 //!    control character, Unicode line separators, and `<`, `>`, SP outside quotes are refused
@@ -19,8 +22,10 @@
 //!    ([`Address::needs_smtputf8`]); the session reports `unknown/smtputf8_unsupported` when it
 //!    meets one that does not.
 //! 4. **Domain** (`domain.rs`): IDNA 2008 / UTS 46 to lower-case A-labels, which DNS uses and
-//!    which every server accepts; then the rules a public mail domain obeys (label and name
-//!    lengths, at least two labels, a top-level label that is not all digits). Address literals
+//!    which every server accepts; then the rules every mail domain obeys (label and name
+//!    lengths, a top-level label that is not all digits). A single label (`user@io`) is valid
+//!    syntax: DNS says whether it has a mail server, and the guard that checks where a probe
+//!    connects keeps it off `localhost` and private addresses. Address literals
 //!    (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) are parsed and flagged
 //!    ([`Address::address_literal`]): whether to probe them is the caller's choice, and
 //!    mxprobe's default is not to.
@@ -38,7 +43,11 @@
 //!   [`crate::smtp::Command`] (with SMTPUTF8 exactly when [`Address::needs_smtputf8`]): parse
 //!   applies the encoder's own check as its last step. A property test and the `address` fuzz
 //!   target hold this true.
-//! - Error offsets count bytes of the mailbox after step 1, not of the raw input.
+//! - A parsed address's [`Address::original`] holds no control character, and its mailbox no
+//!   CR, LF or NUL: the verdict is about the line the user gave.
+//! - The offsets of the step 1 errors ([`InvalidAddress::ControlCharacter`],
+//!   [`InvalidAddress::EncodedControlCharacter`], [`InvalidAddress::NotADisplayName`]) count
+//!   bytes of the raw input; the offsets of later ones count bytes of the mailbox after step 1.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -48,6 +57,7 @@ use crate::smtp::path::{
 };
 use crate::verdict::Reason;
 
+mod control;
 mod domain;
 mod flags;
 mod input;
@@ -213,17 +223,21 @@ impl Address {
     }
 }
 
-/// Checks and normalises a domain on its own, as `mxprobe mx` takes it: whitespace around it and
-/// one trailing dot (the root, as DNS tools write it) are dropped, then the domain rules of
+/// Checks and normalises a domain on its own, as `mxprobe mx` takes it: a control character
+/// anywhere refuses it, as in an address; whitespace around it and one trailing dot (the root, as DNS tools write it) are dropped, then the domain rules of
 /// [`Address::parse`] apply. Returns lower-case ASCII with A-labels.
 ///
 /// ```
 /// use mxprobe::address::parse_domain;
 /// assert_eq!(parse_domain(" Bücher.Example. ").as_deref(), Ok("xn--bcher-kva.example"));
-/// assert!(parse_domain("localhost").is_err());
+/// assert_eq!(parse_domain("IO").as_deref(), Ok("io")); // one label: DNS decides
+/// assert!(parse_domain("1.2.3.4").is_err());
 /// assert!(parse_domain("[192.0.2.1]").is_err());
 /// ```
 pub fn parse_domain(text: &str) -> Result<String, InvalidAddress> {
+    if let Some((at, ch)) = control::first(text) {
+        return Err(InvalidAddress::ControlCharacter { ch, at });
+    }
     let text = text.trim();
     let text = text.strip_suffix('.').unwrap_or(text);
     if text.is_empty() {
@@ -250,6 +264,33 @@ impl fmt::Display for Address {
 pub enum InvalidAddress {
     /// Nothing but whitespace (or an empty `<>` or `mailto:`).
     Empty,
+    /// A control character anywhere in the input: C0 (U+0000–U+001F, TAB, CR and LF among
+    /// them), DEL (U+007F) or C1 (U+0080–U+009F, NEL among them). Refused before anything is
+    /// trimmed or taken apart, so that no part of a line can carry a second command or a second
+    /// address past the parser.
+    ControlCharacter {
+        /// The character.
+        ch: char,
+        /// Its byte offset in the input as given.
+        at: usize,
+    },
+    /// A `mailto:` link whose `%` escapes decode to a control character (`%0D%0A`).
+    EncodedControlCharacter {
+        /// The decoded character.
+        ch: char,
+        /// Byte offset, in the input as given, of the `%` escape that begins it.
+        at: usize,
+    },
+    /// Text before a `<` that is not an RFC 5322 display name (a phrase): an unquoted `@`,
+    /// `:`, `,`, `;`, `<`, `>`, `[`, `]`, `\`, `)` or a leading dot. Such a line is not
+    /// `Name <addr>`, and the address in its brackets may not be the one the user meant.
+    NotADisplayName {
+        /// The first character that no display name may hold there.
+        ch: char,
+        /// Its byte offset in the input as given (in a `mailto:` link, where the `%` escape
+        /// that encodes it begins, if it was encoded).
+        at: usize,
+    },
     /// A `<` without the `>` that closes it.
     UnclosedAngle,
     /// Text after the `>` that closes `Name <addr>`: a comment or a second address.
@@ -271,8 +312,6 @@ pub enum InvalidAddress {
         /// Its length in octets.
         len: usize,
     },
-    /// The domain has one label (`localhost`): no public mail domain does.
-    SingleLabelDomain,
     /// The top-level label is all digits (`user@1.2.3.4`): an IP address needs brackets.
     NumericTopLevel,
 }
@@ -289,6 +328,22 @@ impl fmt::Display for InvalidAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Empty => f.write_str("the address is empty"),
+            Self::ControlCharacter { ch, at } => write!(
+                f,
+                "the address contains {} at byte {at}, {}",
+                control::name(*ch),
+                control::danger(*ch)
+            ),
+            Self::EncodedControlCharacter { ch, at } => write!(
+                f,
+                "the mailto: link has a '%' escape at byte {at} that decodes to {}, {}",
+                control::name(*ch),
+                control::danger(*ch)
+            ),
+            Self::NotADisplayName { ch, at } => write!(
+                f,
+                "the text before '<' is not a display name (byte {at}: {ch:?}); quote the name or remove it"
+            ),
             Self::UnclosedAngle => f.write_str("the address has a '<' without a closing '>'"),
             Self::TextAfterAngle => f.write_str(
                 "text follows the '>' that closes the address; give one address per line, without comments",
@@ -307,9 +362,6 @@ impl fmt::Display for InvalidAddress {
             Self::DomainTooLongForDns { len } => write!(
                 f,
                 "the domain is {len} octets in its ASCII form; DNS allows at most {MAX_DNS_NAME_LEN}"
-            ),
-            Self::SingleLabelDomain => f.write_str(
-                "the domain has a single label; a mail domain on the internet has at least two (example.com)",
             ),
             Self::NumericTopLevel => f.write_str(
                 "the domain's last label is all digits; write an IP address in brackets, as [192.0.2.1]",

@@ -1,7 +1,9 @@
 //! Property tests of address parsing: whatever the input, an accepted address encodes into one
-//! clean `RCPT TO` line, and its normal form is a fixed point.
+//! clean `RCPT TO` line, and its normal form is a fixed point; an input holding a control
+//! character is refused, naming the first one; and a parsed address came from an input
+//! without one.
 
-use mxprobe::address::Address;
+use mxprobe::address::{Address, InvalidAddress};
 use mxprobe::smtp::Command;
 use proptest::prelude::*;
 
@@ -18,7 +20,8 @@ fn address_like() -> impl Strategy<Value = String> {
         1 => prop::sample::select(vec![
             " ", "<", ">", "\r", "\n", "\r\n", "\0", "\u{85}", "\u{2028}", "\t", "(", ",",
             "[", "]", "IPv6:", "::1", "192.0.2.1", "xn--", "-", "+", "ü", "例", "😀", "。",
-            "mailto:", "%0D%0A", "%40",
+            "mailto:", "%0D%0A", "%40", "\u{7f}", "\u{1b}", "\u{9b}", ")", ":", ";",
+            "RCPT TO:", "%09", "%C2%85",
         ])
         .prop_map(str::to_owned),
     ];
@@ -35,10 +38,52 @@ fn plausible_address() -> impl Strategy<Value = String> {
         .prop_map(|(local, label, tld)| format!("{local}@{label}.{tld}"))
 }
 
+/// A plausible address with a control character put in at any place.
+fn address_with_a_control_character() -> impl Strategy<Value = (String, usize, char)> {
+    let control = prop_oneof![
+        prop::char::range('\u{0}', '\u{1f}'),
+        Just('\u{7f}'),
+        prop::char::range('\u{80}', '\u{9f}'),
+    ];
+    (plausible_address(), any::<prop::sample::Index>(), control).prop_map(|(address, index, ch)| {
+        let places: Vec<usize> = address
+            .char_indices()
+            .map(|(at, _)| at)
+            .chain([address.len()])
+            .collect();
+        let at = places[index.index(places.len())];
+        let mut raw = address;
+        raw.insert(at, ch);
+        (raw, at, ch)
+    })
+}
+
 fn check(raw: &str) -> Result<(), TestCaseError> {
-    let Ok(address) = Address::parse(raw) else {
+    let parsed = Address::parse(raw);
+    if let Some((at, ch)) = raw.char_indices().find(|&(_, ch)| ch.is_control()) {
+        prop_assert_eq!(
+            parsed,
+            Err(InvalidAddress::ControlCharacter { ch, at }),
+            "{:?} holds a control character",
+            raw
+        );
+        return Ok(());
+    }
+    let Ok(address) = parsed else {
         return Ok(());
     };
+    prop_assert!(
+        !address.original().chars().any(char::is_control),
+        "{raw:?} accepted with a control character in its original"
+    );
+    prop_assert!(
+        !address
+            .mailbox()
+            .bytes()
+            .any(|b| matches!(b, b'\r' | b'\n' | 0)),
+        "{raw:?} -> mailbox {:?}",
+        address.mailbox()
+    );
     let mut line = Vec::new();
     Command::RcptTo {
         forward_path: address.mailbox(),
@@ -77,5 +122,36 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics_and_encodes_cleanly(raw in any::<String>()) {
         check(&raw)?;
+    }
+
+    #[test]
+    fn a_control_character_anywhere_refuses_the_address((raw, at, ch) in address_with_a_control_character()) {
+        prop_assert_eq!(
+            Address::parse(&raw),
+            Err(InvalidAddress::ControlCharacter { ch, at })
+        );
+        check(&raw)?;
+        // The same inside a Name <addr> line and in a mailto: link, at its offset there.
+        for prefix in ["Alice <", "mailto:"] {
+            prop_assert_eq!(
+                Address::parse(&format!("{prefix}{raw}>")),
+                Err(InvalidAddress::ControlCharacter { ch, at: at + prefix.len() })
+            );
+        }
+    }
+
+    /// A line with an address, text that is no display name, and another address in brackets is
+    /// refused, never verified as the bracketed address.
+    #[test]
+    fn smuggled_angle_addresses_are_refused(
+        first in plausible_address(),
+        second in plausible_address(),
+        glue in prop::sample::select(vec![" ", " RCPT TO:", ", ", " ; ", "\u{a0}"]),
+    ) {
+        let raw = format!("{first}{glue}<{second}>");
+        let same = first.trim().eq_ignore_ascii_case(second.trim()) && glue.trim().is_empty();
+        if let Ok(address) = Address::parse(&raw) {
+            prop_assert!(same, "{raw:?} accepted as {:?}", address.mailbox());
+        }
     }
 }

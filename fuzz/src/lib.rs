@@ -429,15 +429,31 @@ pub fn command(data: &[u8]) {
 
 /// Target `address`: arbitrary text as an address a user typed.
 ///
-/// `Address::parse` must not panic. What it accepts must encode into exactly one `RCPT TO`
+/// `Address::parse` must not panic. An input with a control character anywhere is refused,
+/// naming the first one. What it accepts must encode into exactly one `RCPT TO`
 /// line with no control byte before the CRLF, with SMTPUTF8 exactly when the mailbox is not
 /// ASCII; its normal form must be a fixed point (parsing the mailbox again gives the same
 /// address); and its parts, flags and suggestion must be consistent.
 pub fn address(data: &[u8]) {
+    use mxprobe::address::InvalidAddress;
+
     let text = String::from_utf8_lossy(data);
-    let Ok(address) = mxprobe::address::Address::parse(&text) else {
+    let parsed = mxprobe::address::Address::parse(&text);
+    if let Some((at, ch)) = text.char_indices().find(|&(_, ch)| ch.is_control()) {
+        assert_eq!(
+            parsed,
+            Err(InvalidAddress::ControlCharacter { ch, at }),
+            "{text:?} holds a control character"
+        );
+        return;
+    }
+    let Ok(address) = parsed else {
         return;
     };
+    assert!(
+        !address.original().chars().any(char::is_control),
+        "accepted {text:?} with a control character"
+    );
     let mailbox = address.mailbox();
     assert_eq!(address.needs_smtputf8(), !mailbox.is_ascii());
     assert!(

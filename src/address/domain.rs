@@ -7,10 +7,14 @@
 //! - every label 1–63 octets of letters, digits and hyphens, not starting or ending with a
 //!   hyphen (RFC 1035 §2.3.1, RFC 5321 §4.1.2), and the whole name at most 253 octets, which is
 //!   what fits DNS's 255-octet wire form (RFC 1035 §3.1);
-//! - at least two labels: a single-label name (`localhost`, `intranet`) is no address anyone
-//!   outside one network can probe;
 //! - a top-level label that is not all digits (RFC 3696 §2): `1.2.3.4` is an IP address written
-//!   without the brackets an address literal needs.
+//!   without the brackets an address literal needs, and `123` is no name DNS can hold either.
+//!
+//! A single label (`user@example`, `user@io`) is valid syntax: RFC 5321 §2.3.5 names the case of
+//! a top-level domain with an MX of its own, and whether a name receives mail is DNS's answer
+//! (no such domain, no mail server, or a real MX), not the grammar's. That `localhost`,
+//! `intranet` and other names that resolve to private addresses are not connected to is the job
+//! of the guard that checks where a probe would connect, not of this syntax check.
 //!
 //! The domain is lower-cased; the local part never is (it is case-sensitive on the wire).
 
@@ -76,9 +80,7 @@ pub(super) fn check(domain: &str, at: usize) -> Result<CheckedDomain, InvalidAdd
     if name.len() > MAX_DNS_NAME_LEN {
         return Err(InvalidAddress::DomainTooLongForDns { len: name.len() });
     }
-    let Some((_, tld)) = name.rsplit_once('.') else {
-        return Err(InvalidAddress::SingleLabelDomain);
-    };
+    let tld = name.rsplit_once('.').map_or(name.as_str(), |(_, tld)| tld);
     if tld.bytes().all(|b| b.is_ascii_digit()) {
         return Err(InvalidAddress::NumericTopLevel);
     }
@@ -135,16 +137,22 @@ mod tests {
             ("a-b.c-d.example", "a-b.c-d.example"),
             ("123.example", "123.example"),
             ("example.xn--p1ai", "example.xn--p1ai"),
+            // One label: DNS decides (RFC 5321 §2.3.5).
+            ("localhost", "localhost"),
+            ("IO", "io"),
+            ("example", "example"),
+            ("Bücher", "xn--bcher-kva"),
+            ("a1", "a1"),
         ] {
             assert_eq!(name(domain).as_deref(), Ok(ascii), "{domain}");
         }
     }
 
     #[test]
-    fn what_no_public_mail_domain_can_be_is_refused() {
+    fn what_no_mail_domain_can_be_is_refused() {
         for (domain, error) in [
-            ("localhost", InvalidAddress::SingleLabelDomain),
-            ("com", InvalidAddress::SingleLabelDomain),
+            ("123", InvalidAddress::NumericTopLevel),
+            ("0", InvalidAddress::NumericTopLevel),
             ("1.2.3.4", InvalidAddress::NumericTopLevel),
             ("example.123", InvalidAddress::NumericTopLevel),
             ("xn--zz.example", InvalidAddress::Idna),

@@ -5,6 +5,12 @@
 //! line is not valid UTF-8, or a CSV row lacks the column — a line that cannot be read, which
 //! the caller reports as `invalid_syntax` with its line number. Nothing is skipped silently but
 //! blank lines and `#` comments. Lines are read one at a time: the input's size never matters.
+//!
+//! What is taken off a line is its terminator (`\n` or `\r\n`, nothing else) and the spaces
+//! around the address — never a control character: a lone CR inside a line, a TAB, or a newline
+//! inside a quoted CSV field reaches [`mxprobe::address::Address::parse`], which refuses the
+//! line as `invalid_syntax` and names the character, rather than verifying a cleaned-up
+//! address the line does not show. Arguments are treated the same way.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -35,7 +41,8 @@ impl std::str::FromStr for Column {
 /// One line's worth of input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
-    /// An address to verify, trimmed.
+    /// An address to verify, with the spaces around it taken off (never a control character:
+    /// those are left for `Address::parse` to refuse).
     Address {
         /// The line it came from (or the argument's position), from 1.
         line: u64,
@@ -104,11 +111,10 @@ impl Input {
             Self::Arguments(arguments, position) => {
                 for text in arguments.by_ref() {
                     *position += 1;
-                    let text = text.trim();
-                    if !text.is_empty() {
+                    if !is_blank(&text) {
                         return Ok(Some(Item::Address {
                             line: *position,
-                            text: text.to_owned(),
+                            text: trim_spaces(&text).to_owned(),
                         }));
                     }
                 }
@@ -122,7 +128,7 @@ impl Input {
                         return Ok(None);
                     }
                     *line += 1;
-                    if let Some(item) = item_of(*line, &buffer) {
+                    if let Some(item) = item_of(*line, without_terminator(&buffer)) {
                         return Ok(Some(item));
                     }
                 }
@@ -202,19 +208,39 @@ impl Input {
     }
 }
 
-/// The item a line's bytes make, or `None` for a blank line or a `#` comment.
+/// A line without its terminator, `\n` or `\r\n`; a CR anywhere else stays.
+fn without_terminator(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))
+        .unwrap_or(line)
+}
+
+/// True for what is not worth a verdict: nothing but white space (control characters such as
+/// TAB and CR included, since no address is hidden among them) and byte-order marks.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// The spaces around an address (Unicode white space, a byte-order mark) taken off, but no
+/// control character: `Address::parse` refuses those by name.
+fn trim_spaces(text: &str) -> &str {
+    text.trim_matches(|c: char| (c.is_whitespace() && !c.is_control()) || c == '\u{feff}')
+}
+
+/// The item a line's (or a CSV field's) bytes make, or `None` for a blank line or a `#`
+/// comment.
 fn item_of(line: u64, bytes: &[u8]) -> Option<Item> {
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => {
-            let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-            if text.is_empty() || text.starts_with('#') {
+            let comment = text
+                .trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+                .starts_with('#');
+            if is_blank(text) || comment {
                 return None;
             }
             Some(Item::Address {
                 line,
-                text: text.to_owned(),
+                text: trim_spaces(text).to_owned(),
             })
         }
         Err(error) => Some(Item::Unreadable {
@@ -253,6 +279,8 @@ pub fn count_lines(path: &Path) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use mxprobe::address::Address;
+
     use super::*;
 
     fn items(mut input: Input) -> Vec<Item> {
@@ -294,6 +322,129 @@ mod tests {
                 address(1, "a@x.test"),
                 address(4, "b@x.test"),
                 address(5, "c@x.test")
+            ]
+        );
+    }
+
+    /// What the caller does with an item's text: its mailbox, or the error it reports.
+    fn parsed(item: &Item) -> Result<String, String> {
+        let Item::Address { text, .. } = item else {
+            panic!("not an address: {item:?}");
+        };
+        Address::parse(text)
+            .map(|address| address.mailbox().to_owned())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn crlf_files_lose_exactly_their_terminators() {
+        let got = items(lines(b"a@x.test\r\n  b@x.test  \r\n\r\nc@x.test\n"));
+        assert_eq!(
+            got,
+            [
+                address(1, "a@x.test"),
+                address(2, "b@x.test"),
+                address(4, "c@x.test")
+            ]
+        );
+        for item in &got {
+            assert!(parsed(item).is_ok(), "{item:?}");
+        }
+    }
+
+    /// Lines of nothing but white space, tabs and stray CRs included, hide no address.
+    #[test]
+    fn blank_lines_are_skipped_whatever_white_space_they_hold() {
+        let got = items(lines(
+            b"\t\n \r\n\r\r\n\xc2\xa0\t\n  \t# a comment\na@x.test\n",
+        ));
+        assert_eq!(got, [address(6, "a@x.test")]);
+    }
+
+    /// A CR that is not part of the terminator, or a TAB, stays in the text, and the parser
+    /// refuses the line, naming it: the address verified is never a cleaned-up one.
+    #[test]
+    fn control_characters_inside_a_line_reach_the_parser_and_are_refused() {
+        let cr8 = "the address contains CR at byte 8, which could inject an SMTP command";
+        for (input, text, error) in [
+            (
+                &b"a@x.test\rRCPT TO:<b@x.test>\n"[..],
+                "a@x.test\rRCPT TO:<b@x.test>",
+                cr8,
+            ),
+            (b"a@x.test\r\r\n", "a@x.test\r", cr8),
+            // At the end of the input, without LF, a CR is no terminator.
+            (b"a@x.test\r", "a@x.test\r", cr8),
+            (
+                b"\ta@x.test\n",
+                "\ta@x.test",
+                "the address contains TAB (0x09) at byte 0, which no address may hold; remove it",
+            ),
+            (
+                b"  a@x.test\t \r\n",
+                "a@x.test\t",
+                "the address contains TAB (0x09) at byte 8, which no address may hold; remove it",
+            ),
+            (
+                b"a@x\t.test\n",
+                "a@x\t.test",
+                "the address contains TAB (0x09) at byte 3, which no address may hold; remove it",
+            ),
+            (
+                b"a@x.test\xc2\x85\n",
+                "a@x.test\u{85}",
+                "the address contains U+0085 (NEL) at byte 8, which some software reads as a line break",
+            ),
+        ] {
+            let got = items(lines(input));
+            assert_eq!(got, [address(1, text)], "{input:?}");
+            assert_eq!(parsed(&got[0]), Err(error.to_owned()), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn csv_records_end_at_crlf_and_quoted_fields_keep_their_control_characters() {
+        let text = "name,email\r\n\
+                    Alice, alice@x.test \r\n\
+                    Bob,\"bob@x.test\nRCPT TO:<c@x.test>\"\r\n\
+                    Carol,\"carol@x.test\r\n\"\r\n\
+                    Dan,dan@x.test\t\r\n";
+        let got = items(csv(text, Column::Name("email".into())));
+        // Only the texts: the csv crate numbers the records of a CRLF file one line short
+        // (BurntSushi/rust-csv#395), which is not what this test is about.
+        let texts: Vec<_> = got
+            .iter()
+            .map(|item| match item {
+                Item::Address { text, .. } => text.as_str(),
+                Item::Unreadable { .. } => panic!("{item:?}"),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "alice@x.test",
+                "bob@x.test\nRCPT TO:<c@x.test>",
+                "carol@x.test\r\n",
+                "dan@x.test\t",
+            ]
+        );
+        let errors: Vec<_> = got.iter().map(parsed).collect();
+        assert_eq!(
+            errors,
+            [
+                Ok("alice@x.test".to_owned()),
+                Err(
+                    "the address contains LF at byte 10, which could inject an SMTP command"
+                        .to_owned()
+                ),
+                Err(
+                    "the address contains CR at byte 12, which could inject an SMTP command"
+                        .to_owned()
+                ),
+                Err(
+                    "the address contains TAB (0x09) at byte 10, which no address may hold; remove it"
+                        .to_owned()
+                ),
             ]
         );
     }
@@ -342,6 +493,34 @@ mod tests {
             "b@x.test".into(),
         ]));
         assert_eq!(got, [address(1, "a@x.test"), address(3, "b@x.test")]);
+    }
+
+    /// Arguments keep their control characters for the parser, as lines do.
+    #[test]
+    fn arguments_lose_spaces_but_not_control_characters() {
+        let got = items(Input::arguments(vec![
+            " a@x.test ".into(),
+            "b@x.test\n".into(),
+            "\t".into(),
+            "c@x.test\r".into(),
+        ]));
+        assert_eq!(
+            got,
+            [
+                address(1, "a@x.test"),
+                address(2, "b@x.test\n"),
+                address(4, "c@x.test\r")
+            ]
+        );
+        assert_eq!(parsed(&got[0]), Ok("a@x.test".to_owned()));
+        assert_eq!(
+            parsed(&got[1]),
+            Err("the address contains LF at byte 8, which could inject an SMTP command".to_owned())
+        );
+        assert_eq!(
+            parsed(&got[2]),
+            Err("the address contains CR at byte 8, which could inject an SMTP command".to_owned())
+        );
     }
 
     #[test]
