@@ -192,7 +192,9 @@ fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
         "risky" => "33",
         _ => "34",
     };
-    let mut text = format!("{:<40} ", record.address);
+    // The input is untrusted too, and a line refused for a control character holds one: it is
+    // shown escaped (`a@x.test\r`), never written to the terminal as it is.
+    let mut text = format!("{:<40} ", printable(record.address));
     if color {
         text.push_str(&format!("\x1b[{paint}m{verdict:<13}\x1b[0m "));
     } else {
@@ -219,6 +221,22 @@ fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
     buffer.extend_from_slice(text.trim_end().as_bytes());
 }
 
+/// `text` with every control character escaped as Rust writes it (`\r`, `\u{1b}`).
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_debug());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 /// Counts per verdict, for the progress line and the summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -240,5 +258,21 @@ impl Tally {
 
     pub fn total(&self) -> u64 {
         self.deliverable + self.undeliverable + self.risky + self.unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_the_input_are_shown_escaped() {
+        assert_eq!(printable("alice@example.com"), "alice@example.com");
+        assert_eq!(
+            printable("a@x.test\r\nRCPT TO:<b@x.test>"),
+            "a@x.test\\r\\nRCPT TO:<b@x.test>"
+        );
+        assert_eq!(printable("a\u{1b}[2J@x.test\t"), "a\\u{1b}[2J@x.test\\t");
+        assert_eq!(printable("a\u{85}@x.test"), "a\\u{85}@x.test");
     }
 }
