@@ -146,8 +146,6 @@ pub struct Session {
     failure: Option<Failure>,
     transactions: usize,
     pipelined: bool,
-    /// Answers read (replies that decided), held until the pairing is vouched for.
-    held: Vec<(usize, RecipientOutcome)>,
     /// Evidence that replies and commands no longer line up, once seen.
     broken: Option<ProtocolViolation>,
     started: Instant,
@@ -180,7 +178,6 @@ impl Session {
             failure: None,
             transactions: 0,
             pipelined: false,
-            held: Vec::new(),
             broken: None,
             started: now,
             transcript,
@@ -313,9 +310,13 @@ impl Session {
         }
     }
 
-    /// The next event.
+    /// The next event. Events come once the session is over: until then no answer can be
+    /// vouched for (see [`Misalignment`]).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        if self.phase != Phase::Done {
+            return None;
+        }
         let event = self.events.pop_front();
         if event.is_none() {
             // All taken: give the queue back while the session waits for replies.
@@ -458,7 +459,7 @@ impl Session {
 
     fn on_reply(&mut self, awaiting: Awaiting, reply: OwnedReply, now: Instant) {
         let code = reply.as_reply().code().get();
-        if let Some(violation) = self.misfit(awaiting, reply.clone()) {
+        if let Some(violation) = self.misfit(awaiting, &reply) {
             self.violation(violation, now);
             return;
         }
@@ -543,7 +544,7 @@ impl Session {
     /// positive reply that command may not get, any 3yz (a probe never sends DATA), or a
     /// QUIT reply other than 221. Negative replies (4yz, 5yz) fit every command: what they say
     /// is decided where they are read.
-    fn misfit(&self, awaiting: Awaiting, reply: OwnedReply) -> Option<ProtocolViolation> {
+    fn misfit(&self, awaiting: Awaiting, reply: &OwnedReply) -> Option<ProtocolViolation> {
         let code = reply.as_reply().code().get();
         let fits = match awaiting {
             Awaiting::Quit => code == 221,
@@ -559,11 +560,11 @@ impl Session {
         // A 221 while QUIT is still to be answered after this command: the server answered
         // QUIT early, so it lost the replies in between.
         if code == 221 && self.awaiting.contains(&Awaiting::Quit) {
-            return Some(ProtocolViolation::RepliesLost(reply));
+            return Some(ProtocolViolation::RepliesLost(reply.clone()));
         }
         Some(ProtocolViolation::UnexpectedCode {
             to: awaiting.answering(),
-            reply,
+            reply: reply.clone(),
         })
     }
 
@@ -794,18 +795,14 @@ impl Session {
         self.finish(RecipientOutcome::Failed(failure));
     }
 
-    /// Gives recipient `index` its outcome, unless it has one. An answer read from a reply is
-    /// held until the session ends and can vouch for its pairing.
+    /// Gives recipient `index` its outcome, unless it has one. The events wait for the end of
+    /// the session, where answers read from replies are vouched for or taken back.
     fn settle(&mut self, index: usize, outcome: RecipientOutcome) {
         if !self.recipients.settle(index) {
             return;
         }
-        if matches!(outcome, RecipientOutcome::Replied { .. }) {
-            self.held.push((index, outcome));
-        } else {
-            self.events
-                .push_back(SessionEvent::Recipient { index, outcome });
-        }
+        self.events
+            .push_back(SessionEvent::Recipient { index, outcome });
     }
 
     /// Ends the session: every recipient not settled yet gets `rest`, the held answers go out
@@ -841,10 +838,14 @@ impl Session {
                 self.settle(index, rest.clone());
             }
         }
-        for (index, outcome) in std::mem::take(&mut self.held) {
-            let outcome = unvouched.clone().unwrap_or(outcome);
-            self.events
-                .push_back(SessionEvent::Recipient { index, outcome });
+        if let Some(unvouched) = unvouched {
+            for event in &mut self.events {
+                if let SessionEvent::Recipient { outcome, .. } = event
+                    && matches!(outcome, RecipientOutcome::Replied { .. })
+                {
+                    *outcome = unvouched.clone();
+                }
+            }
         }
         self.phase = Phase::Done;
         self.awaiting.clear();
