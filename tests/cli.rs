@@ -463,3 +463,66 @@ fn a_second_ctrl_c_exits_at_once_with_whole_lines() {
     std::fs::remove_file(output).ok();
     std::fs::remove_file(input).ok();
 }
+
+#[test]
+fn an_injection_line_is_refused_whole_and_nothing_is_asked_for_it() {
+    let world = world();
+    let mut command = world.command();
+    command.args(["--input", "-", "--format", "jsonl"]);
+    // The second line hides a command after a CR; a display name must be a name.
+    let input = b"alice@shop.test\nnobody@shop.test\rRCPT TO:<alice@shop.test>\nx@shop.test, <bob@shop.test>\n";
+    let output = run(command, Some(input));
+    assert!(output.status.success(), "{output:?}");
+    let records = jsonl(&output);
+    let lines = by_line(&records);
+    assert_eq!(lines[&1]["reason"], "accepted");
+    assert_eq!(lines[&2]["reason"], "invalid_syntax");
+    assert_eq!(
+        lines[&2]["address"],
+        "nobody@shop.test\rRCPT TO:<alice@shop.test>"
+    );
+    assert!(
+        lines[&2]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("CR at byte 16")),
+        "{}",
+        lines[&2]
+    );
+    assert_eq!(lines[&3]["reason"], "invalid_syntax");
+    assert!(lines[&2]["mx"].is_null() && lines[&3]["mx"].is_null());
+}
+
+#[test]
+fn mail_servers_in_private_ranges_need_allow_private_mx() {
+    let world = world();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+    command
+        .arg("verify")
+        .args(["--from", "probe@probe.test", "--quiet", "--format", "jsonl"])
+        .args(["--dns-server", &world.dns.addr().to_string()])
+        .args(["--smtp-port", &world.port.to_string()])
+        .arg("alice@shop.test");
+    let output = run(command, None);
+    assert!(output.status.success(), "{output:?}");
+    let records = jsonl(&output);
+    assert_eq!(records[0]["verdict"], "undeliverable");
+    assert_eq!(records[0]["reason"], "no_mail_server");
+    let detail = records[0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("127.0.0.0/8 (loopback") && detail.contains("--allow-private-mx"),
+        "{detail}"
+    );
+    assert!(records[0]["smtp"].is_null());
+    // `mx` shows what `verify` would refuse.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+    command
+        .args(["mx", "--format", "human"])
+        .args(["--dns-server", &world.dns.addr().to_string()])
+        .arg("shop.test");
+    let output = run(command, None);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("127.0.0.61 (special-purpose: 127.0.0.0/8 (loopback, RFC 1122))"),
+        "{text}"
+    );
+}

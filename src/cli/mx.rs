@@ -13,6 +13,7 @@ use mxprobe::dns::{
     LookupConfig, MailRoute, NameserverConfig, ResolverConfig, RouteError, parse_server,
 };
 use mxprobe::driver::{RouteResolution, resolve_routes};
+use mxprobe::engine::special_purpose::special_purpose;
 
 /// Where resolv.conf is read from when no `--dns-server` is given.
 const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -114,15 +115,31 @@ fn human(resolution: &RouteResolution) -> String {
                 format!("{}\n", route.domain)
             };
             let width = route.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+            let mut special = false;
             for host in &route.hosts {
-                let addresses: Vec<String> =
-                    host.addresses.iter().map(ToString::to_string).collect();
+                let addresses: Vec<String> = host
+                    .addresses
+                    .iter()
+                    .map(|ip| match special_purpose(*ip) {
+                        Some(range) => {
+                            special = true;
+                            format!("{ip} (special-purpose: {range})")
+                        }
+                        None => ip.to_string(),
+                    })
+                    .collect();
                 text.push_str(&format!(
                     "  {:>5}  {:width$}  {}\n",
                     host.preference,
                     host.name,
                     addresses.join(", ")
                 ));
+            }
+            if special {
+                text.push_str(
+                    "  (`verify` does not connect to special-purpose addresses unless \
+                     --allow-private-mx)\n",
+                );
             }
             text
         }
@@ -155,6 +172,15 @@ fn route_hosts(route: &MailRoute) -> Vec<serde_json::Value> {
                 "name": h.name,
                 "preference": h.preference,
                 "addresses": h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "special_purpose": h
+                    .addresses
+                    .iter()
+                    .filter_map(|ip| special_purpose(*ip).map(|range| json!({
+                        "address": ip.to_string(),
+                        "range": range.prefix,
+                        "name": range.name,
+                    })))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect()
