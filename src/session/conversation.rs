@@ -260,6 +260,10 @@ impl Session {
         }
         if now >= self.session_deadline() {
             self.failure = Some(Failure::Timeout(Wait::Session));
+            // QUIT goes out as a courtesy (unless it went already); nothing waits for its 221.
+            if self.phase == Phase::Talking {
+                self.write_always(&Command::Quit, now);
+            }
             self.finish(RecipientOutcome::Failed(Failure::Timeout(Wait::Session)));
             return;
         }
