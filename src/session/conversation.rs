@@ -248,7 +248,10 @@ impl Session {
         match self.phase {
             Phase::Done => {}
             Phase::Connecting => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectFailed)),
-            Phase::Quitting => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost)),
+            Phase::Quitting => {
+                self.check_quit_partial();
+                self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
+            }
             Phase::Talking => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost)),
         }
     }
@@ -284,6 +287,7 @@ impl Session {
             return;
         };
         if front == Awaiting::Quit {
+            self.check_quit_partial();
             self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             return;
         }
@@ -570,6 +574,22 @@ impl Session {
             to: awaiting.answering(),
             reply: reply.clone(),
         })
+    }
+
+    /// The session ends while QUIT's reply is awaited (closed, timed out) with the start of a
+    /// reply received: if it cannot be the start of a 221, it is the reply to an earlier
+    /// command, shifted onto QUIT by one reply too many, and the pairing is broken. (Found by
+    /// the simulation: an extra reply after MAIL FROM, the real RCPT reply dripped in after
+    /// it, the connection gone before it was whole.)
+    fn check_quit_partial(&mut self) {
+        if self.broken.is_some() || self.awaiting.front() != Some(&Awaiting::Quit) {
+            return;
+        }
+        let pending = self.reader.pending();
+        let prefix = &pending[..pending.len().min(3)];
+        if !prefix.is_empty() && !b"221".starts_with(prefix) {
+            self.broken = Some(ProtocolViolation::ShiftedOntoQuit);
+        }
     }
 
     /// True if the RCPT reply for recipient `index` names, in angle brackets, another

@@ -200,6 +200,10 @@ pub enum ProtocolViolation {
     /// QUIT was answered (`221`) while commands sent before it still waited for theirs: the
     /// server lost replies to pipelined commands.
     RepliesLost(OwnedReply),
+    /// The session ended (closed, timed out) while QUIT's reply was coming, and what had
+    /// come of it cannot begin a 221: it is the reply to an earlier command, shifted onto
+    /// QUIT by one reply too many.
+    ShiftedOntoQuit,
     /// The RCPT reply names another recipient of the session (`550 5.1.1 <b@x>: ...` read for
     /// `a@x`): the replies are out of order.
     NamesAnotherRecipient(OwnedReply),
@@ -210,7 +214,7 @@ impl ProtocolViolation {
     #[must_use]
     pub fn reply(&self) -> Option<&OwnedReply> {
         match self {
-            Self::Malformed(_) | Self::Unsolicited(None) => None,
+            Self::Malformed(_) | Self::Unsolicited(None) | Self::ShiftedOntoQuit => None,
             Self::Unsolicited(Some(reply))
             | Self::UnexpectedCode { reply, .. }
             | Self::RepliesLost(reply)
@@ -233,6 +237,10 @@ impl fmt::Display for ProtocolViolation {
             Self::RepliesLost(_) => f.write_str(
                 "the server answered QUIT before the commands pipelined ahead of it: it lost \
                  their replies",
+            ),
+            Self::ShiftedOntoQuit => f.write_str(
+                "the connection ended while QUIT was being answered with something other than \
+                 221: the reply to an earlier command, shifted by one reply too many",
             ),
             Self::NamesAnotherRecipient(_) => f.write_str(
                 "an RCPT TO reply names another recipient of the session: the replies are out \

@@ -948,6 +948,54 @@ mod alignment {
     }
 
     #[test]
+    fn a_partial_reply_to_quit_that_cannot_be_221_breaks_the_pairing() {
+        // Found by the simulation: an extra 250 read as RCPT's answer, then the real RCPT
+        // reply trickling in where QUIT's belongs, and the connection gone before it was
+        // whole. Its first bytes are enough: no 221 starts with "55".
+        for ending in [Step::Close, Step::Wait(Duration::from_secs(5))] {
+            let (outcomes, _) = run(
+                config(),
+                &["a@example.org"],
+                &[
+                    Step::Server("220 x\r\n"),
+                    Step::Client(EHLO_CMD),
+                    Step::Server("250 x\r\n"),
+                    Step::Client(MAIL_CMD),
+                    Step::Server("250 ok\r\n"),
+                    Step::Client("RCPT TO:<a@example.org>\r\n"),
+                    Step::Server("250 2.1.5 extra\r\n"),
+                    Step::Client("QUIT\r\n"),
+                    Step::Server("550 5.1"),
+                    ending.clone(),
+                ],
+            );
+            assert_eq!(
+                outcomes[0],
+                RecipientOutcome::Failed(Failure::Protocol(ProtocolViolation::ShiftedOntoQuit)),
+                "{ending:?}"
+            );
+        }
+        // A 221 on its way is no such evidence.
+        let (outcomes, _) = run(
+            config(),
+            &["a@example.org"],
+            &[
+                Step::Server("220 x\r\n"),
+                Step::Client(EHLO_CMD),
+                Step::Server("250 x\r\n"),
+                Step::Client(MAIL_CMD),
+                Step::Server("250 ok\r\n"),
+                Step::Client("RCPT TO:<a@example.org>\r\n"),
+                Step::Server("250 2.1.5 ok\r\n"),
+                Step::Client("QUIT\r\n"),
+                Step::Server("22"),
+                Step::Close,
+            ],
+        );
+        assert_eq!(reasons(&outcomes), [Some(Reason::Accepted)]);
+    }
+
+    #[test]
     fn a_reply_naming_another_recipient_means_the_replies_are_out_of_order() {
         let (outcomes, _) = run(
             config(),

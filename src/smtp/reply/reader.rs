@@ -80,6 +80,12 @@ impl ReplyReader {
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
     }
+
+    /// The bytes received but not yet returned as part of a reply: the start of the next one.
+    #[must_use]
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 #[cfg(test)]
