@@ -17,8 +17,8 @@ use super::special_purpose::{SpecialRange, special_purpose};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    CheckedSessionConfig, ConfigError, Failure, HandBack, Recipient, RecipientOutcome, Recipients,
-    Session, SessionEvent, Wait,
+    CheckedSessionConfig, ConfigError, Failure, HandBack, Misalignment, Recipient,
+    RecipientOutcome, Recipients, Session, SessionEvent, Wait,
 };
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
@@ -1344,10 +1344,16 @@ impl Scheduler {
                 };
                 if j.lock_step {
                     let detail = misalignment.to_string();
+                    // Unproven twice because the server went silent: a timeout; otherwise the
+                    // server broke the exchange.
+                    let reason = match &misalignment {
+                        Misalignment::Unproven(Some(Failure::Timeout(_))) => Reason::Timeout,
+                        _ => Reason::ProtocolError,
+                    };
                     self.finish_job(
                         job,
                         Decided {
-                            reason: Reason::ProtocolError,
+                            reason,
                             reply: misalignment.reply().cloned(),
                             mx,
                             ip,

@@ -876,3 +876,40 @@ fn an_unexplained_refusal_alone_is_read_by_its_code() {
         "521 is refused for good, but not a verdict"
     );
 }
+
+#[test]
+fn a_server_that_never_answers_quit_leaves_answers_unproven_then_timed_out() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("mute.test", 10, [127, 0, 0, 9]);
+    h.submit("a@mute.test");
+    h.settle();
+    let mute_at_quit = || -> Server {
+        Box::new(|line: &str| {
+            if line.to_ascii_uppercase().starts_with("QUIT") {
+                String::new()
+            } else {
+                "250 2.1.5 Ok\r\n".into()
+            }
+        })
+    };
+    h.play(mute_at_quit());
+    h.advance(Duration::from_secs(6));
+    assert!(
+        h.results.is_empty(),
+        "a 250 nothing vouches for is no verdict"
+    );
+    assert_eq!(h.scheduler.stats().lock_step_retries, 1);
+    h.play(mute_at_quit());
+    h.advance(Duration::from_secs(6));
+    let a = h.result("a@mute.test");
+    assert_eq!((a.reason, a.attempts), (Reason::Timeout, 2));
+    assert!(
+        a.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("QUIT reply")),
+        "{:?}",
+        a.detail
+    );
+}

@@ -288,6 +288,7 @@ impl Session {
         };
         if front == Awaiting::Quit {
             self.check_quit_partial();
+            self.failure = Some(Failure::Timeout(Wait::Quit));
             self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             return;
         }
@@ -836,21 +837,34 @@ impl Session {
             return;
         }
         let grouped = self.pipelined && self.transactions > 0;
+        // Answers read after a command went out need QUIT's 221 (with nothing after it) to
+        // stand: only then did exactly as many replies come as commands went. A greeting
+        // answered no command, and is taken as it came.
+        let needs_proof = self.events.iter().any(|event| {
+            matches!(
+                event,
+                SessionEvent::Recipient {
+                    outcome: RecipientOutcome::Replied { stage, .. },
+                    ..
+                } if *stage != Stage::Greeting
+            )
+        });
         let misalignment = match &self.broken {
             Some(violation) => Some(Misalignment::Broken(violation.clone())),
-            None if grouped && !self.quit_acknowledged => Some(Misalignment::Unproven),
+            None if needs_proof && !self.quit_acknowledged => {
+                Some(Misalignment::Unproven(self.failure.clone()))
+            }
             None => None,
         };
-        // What the answers read become when their pairing cannot be vouched for: asked again
-        // without pipelining if the session pipelined; a protocol error if it was lock-step
-        // already (there, only a broken sequence leaves the pairing in doubt).
-        let unvouched = match (&misalignment, &self.broken) {
-            (None, _) => None,
-            (Some(m), _) if grouped => Some(RecipientOutcome::Unconfirmed(m.clone())),
-            (Some(_), Some(violation)) => Some(RecipientOutcome::Failed(Failure::Protocol(
-                violation.clone(),
-            ))),
-            (Some(_), None) => None,
+        // What the answers read become when their pairing cannot be vouched for: a protocol
+        // error if the sequence broke in lock-step (asking again the same way cannot help);
+        // otherwise asked again, without pipelining.
+        let unvouched = match &misalignment {
+            None => None,
+            Some(Misalignment::Broken(violation)) if !grouped => Some(RecipientOutcome::Failed(
+                Failure::Protocol(violation.clone()),
+            )),
+            Some(m) => Some(RecipientOutcome::Unconfirmed(m.clone())),
         };
         // The unanswered share that fate when the sequence broke: their replies are lost in it.
         let rest = match &unvouched {
@@ -865,7 +879,7 @@ impl Session {
         if let Some(unvouched) = unvouched {
             for event in &mut self.events {
                 if let SessionEvent::Recipient { outcome, .. } = event
-                    && matches!(outcome, RecipientOutcome::Replied { .. })
+                    && matches!(outcome, RecipientOutcome::Replied { stage, .. } if *stage != Stage::Greeting)
                 {
                     *outcome = unvouched.clone();
                 }

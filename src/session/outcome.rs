@@ -28,8 +28,8 @@ pub enum RecipientOutcome {
     /// it: the engine should ask again, on another session or another MX.
     HandedBack(HandBack),
     /// The session cannot vouch that the reply it read for this recipient answered its RCPT
-    /// (or it got none), because a pipelined exchange was broken or never proven whole: the
-    /// engine should ask again, in a session without pipelining.
+    /// (or it got none), because the exchange was broken under pipelining or never proven
+    /// whole: the engine should ask again, in a session without pipelining.
     Unconfirmed(Misalignment),
     /// The conversation failed before an answer: a timeout or a server that broke the protocol.
     Failed(Failure),
@@ -83,21 +83,24 @@ impl fmt::Display for HandBack {
 /// Why a session cannot vouch for the pairing of replies and commands.
 ///
 /// Replies carry no reference to the command they answer: a client pairs them by order
-/// alone (RFC 5321 §4.3.2, RFC 2920 §3.2). With PIPELINING, a server that loses, repeats or
-/// adds one reply shifts every reply after it onto the wrong command, and a `250` meant for
-/// one recipient is read as the answer about another. So a pipelined session hands out no
-/// RCPT answer until QUIT, the last command of its last group, is answered `221` with nothing
-/// after it: only then did exactly as many replies come as commands went, each fitting its
-/// command. In lock-step each reply answers the one command outstanding, and only a reply that
-/// does not fit breaks the pairing.
+/// alone (RFC 5321 §4.3.2, RFC 2920 §3.2). A server that loses, repeats or adds one reply
+/// shifts every reply after it onto the wrong command, and a `250` meant for one recipient is
+/// read as the answer about another. With PIPELINING that is a whole group at once; in
+/// lock-step too, an extra reply that comes after the next command went out is read as that
+/// command's answer. So a session hands out no answer until QUIT, its last command, is answered
+/// `221` with nothing after it: only then did exactly as many replies come as commands went,
+/// each fitting its command. A server that hangs up or falls silent first leaves the answers
+/// unproven: not even the end of the stream proves them, since a server can close with a
+/// reply still owed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Misalignment {
     /// The server broke the sequence: this reply (or these bytes) cannot be the answer to the
     /// command it came for.
     Broken(ProtocolViolation),
-    /// A pipelined exchange ended (closed, timed out, 421) before QUIT was answered: nothing
-    /// shows a reply was lost, and nothing proves none was.
-    Unproven,
+    /// The exchange ended (closed, timed out, 421) before QUIT was answered: nothing shows a
+    /// reply was lost, and nothing proves none was. With the failure that ended it, if one did
+    /// (`None`: the server closed the connection or answered 421).
+    Unproven(Option<Failure>),
 }
 
 impl Misalignment {
@@ -106,7 +109,7 @@ impl Misalignment {
     pub fn reply(&self) -> Option<&OwnedReply> {
         match self {
             Self::Broken(violation) => violation.reply(),
-            Self::Unproven => None,
+            Self::Unproven(_) => None,
         }
     }
 }
@@ -115,10 +118,16 @@ impl fmt::Display for Misalignment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Broken(violation) => violation.fmt(f),
-            Self::Unproven => f.write_str(
-                "the pipelined exchange ended before QUIT was answered, so nothing proves which \
-                 reply answered which command",
-            ),
+            Self::Unproven(ending) => {
+                match ending {
+                    Some(failure) => write!(f, "{failure} ")?,
+                    None => f.write_str("the server closed the connection ")?,
+                }
+                f.write_str(
+                    "before QUIT was answered 221, so nothing proves which reply answered which \
+                     command",
+                )
+            }
         }
     }
 }
@@ -141,6 +150,8 @@ pub enum Wait {
     Reply(Stage),
     /// For the RSET reply.
     Rset,
+    /// For the 221 after QUIT.
+    Quit,
     /// The session's own deadline.
     Session,
 }
@@ -258,6 +269,7 @@ impl fmt::Display for Failure {
                 write!(f, "timed out waiting for the {} reply", stage.as_str())
             }
             Self::Timeout(Wait::Rset) => f.write_str("timed out waiting for the RSET reply"),
+            Self::Timeout(Wait::Quit) => f.write_str("timed out waiting for the QUIT reply"),
             Self::Timeout(Wait::Session) => f.write_str("the session reached its deadline"),
             Self::Protocol(violation) => violation.fmt(f),
         }
