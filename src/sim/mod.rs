@@ -7,6 +7,9 @@
 //! - [`smtp`]: a farm of SMTP servers on loopback, one scripted personality per address
 //!   (mailboxes, catch-all, greylisting, refusals, latency) and the failures a prober must
 //!   survive (silence, garbage, hang-ups, dripped and tarpitted replies); it counts DATA.
+//! - [`net`]: an in-memory world for deterministic simulations of the whole engine: the same
+//!   dialogue and DNS answer logic behind virtual sockets, on a virtual clock, with seeded
+//!   faults and a stamp on every reply that says what it answered.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
 //!   addresses whose right verdicts are known, for `mxprobe bench`.
 //!
@@ -19,5 +22,6 @@
 )]
 
 pub mod dns;
+pub mod net;
 pub mod smtp;
 pub mod world;

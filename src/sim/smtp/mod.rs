@@ -70,8 +70,8 @@ mod dialogue;
 mod outbox;
 mod personality;
 
-use dialogue::{AnswerContext, Counters, Dialogue, InRead, ServerScript, count};
-use outbox::Outbox;
+pub(crate) use dialogue::{AnswerContext, Counters, Dialogue, InRead, ServerScript, count};
+pub(crate) use outbox::Outbox;
 pub use personality::{Behaviour, Greeting, Personality};
 
 /// The longest command line accepted, line ending included.
