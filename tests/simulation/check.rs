@@ -17,6 +17,9 @@ pub struct Violation {
     pub conn: Option<u64>,
     /// The submission involved, for the trace excerpt.
     pub tag: Option<u64>,
+    /// What was special about the connection involved (its server's behaviour, the faults
+    /// there), to group failures by cause.
+    pub cause: String,
 }
 
 impl Violation {
@@ -26,11 +29,17 @@ impl Violation {
             detail,
             conn: None,
             tag: None,
+            cause: String::new(),
         }
     }
 
     pub fn on_conn(mut self, conn: u64) -> Self {
         self.conn = Some(conn);
+        self
+    }
+
+    pub fn because(mut self, cause: String) -> Self {
+        self.cause = cause;
         self
     }
 
@@ -67,7 +76,8 @@ pub fn describe(result: &VerifyResult) -> String {
 /// A `deliverable` (or `accept_all`) is backed by a 250/251 that answered the address's own
 /// RCPT; a `mailbox_not_found` (or `mailbox_disabled`) by a 5yz that did. The reply's stamp
 /// says which command it answered.
-pub fn alignment(result: &VerifyResult, replies: &ReplyLog) -> Result<(), Violation> {
+pub fn alignment(result: &VerifyResult, net: &Network) -> Result<(), Violation> {
+    let replies: &ReplyLog = net.replies();
     let wanted = match result.reason {
         Reason::Accepted | Reason::AcceptAll => "a 250/251",
         Reason::MailboxNotFound | Reason::MailboxDisabled => "a 5yz",
@@ -81,7 +91,7 @@ pub fn alignment(result: &VerifyResult, replies: &ReplyLog) -> Result<(), Violat
     let fail = |detail: String, conn: Option<u64>| {
         let violation = Violation::new(invariant, detail).on_tag(result.tag);
         Err(match conn {
-            Some(conn) => violation.on_conn(conn),
+            Some(conn) => violation.on_conn(conn).because(net.story(conn)),
             None => violation,
         })
     };
@@ -89,17 +99,6 @@ pub fn alignment(result: &VerifyResult, replies: &ReplyLog) -> Result<(), Violat
         return fail(format!("{} without a reply", describe(result)), None);
     };
     let reply = reply.as_reply();
-    let code = reply.code().get();
-    let code_fits = match wanted {
-        "a 5yz" => (500..600).contains(&code),
-        _ => code == 250 || code == 251,
-    };
-    if !code_fits {
-        return fail(
-            format!("{}: the reply is not {wanted}", describe(result)),
-            None,
-        );
-    }
     let Some(id) = reply.lines().last().and_then(stamp_of) else {
         return fail(
             format!("{}: the reply carries no stamp", describe(result)),
@@ -112,11 +111,17 @@ pub fn alignment(result: &VerifyResult, replies: &ReplyLog) -> Result<(), Violat
             None,
         );
     };
+    let code = reply.code().get();
+    let code_fits = match wanted {
+        "a 5yz" => (500..600).contains(&code),
+        _ => code == 250 || code == 251,
+    };
     let mailbox = result.mailbox.as_deref().unwrap_or_default();
-    if record.fate == Fate::Injected || !is_rcpt_for(&record.command, mailbox) {
+    if !code_fits || record.fate == Fate::Injected || !is_rcpt_for(&record.command, mailbox) {
         return fail(
             format!(
-                "{}: reply {id} answered {:?} on c{} ({:?}), not RCPT TO:<{mailbox}>",
+                "{}: reply {id} ({code}) answered {:?} on c{} ({:?}); wanted {wanted} to \
+                 RCPT TO:<{mailbox}>",
                 describe(result),
                 record.command,
                 record.conn,

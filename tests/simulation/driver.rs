@@ -48,8 +48,8 @@ struct ConnTrack {
 /// What a finished run leaves for the caller.
 #[derive(Debug)]
 pub struct Outcome {
-    /// The first invariant broken, if any.
-    pub violation: Option<Violation>,
+    /// The invariants broken, the first breach of each, in the order they happened.
+    pub violations: Vec<Violation>,
     /// Digest of the whole trace.
     pub digest: u64,
     /// Lines in the trace.
@@ -83,6 +83,9 @@ pub struct Run {
     bounds: Bounds,
     connections: u64,
     turns_at_instant: u64,
+    /// Breaches that do not stop the run (a wrong verdict, a missing QUIT): the run goes on,
+    /// so that the invariants after them are checked too.
+    violations: Vec<Violation>,
 }
 
 impl Run {
@@ -128,19 +131,18 @@ impl Run {
             bounds,
             connections: 0,
             turns_at_instant: 0,
+            violations: Vec::new(),
         }
     }
 
     /// Runs to the end, or to the first broken invariant.
     pub fn finish(mut self) -> Outcome {
-        let violation = self.run().err();
-        if let Some(violation) = &violation {
-            let line = format!("VIOLATION {}: {}", violation.invariant, violation.detail);
-            self.net.note(self.now, &line);
+        if let Err(violation) = self.run() {
+            self.breach(violation);
         }
         let trace = self.net.trace();
         Outcome {
-            violation,
+            violations: self.violations,
             digest: trace.digest(),
             lines: trace.count(),
             trace: trace.lines().to_vec(),
@@ -181,7 +183,8 @@ impl Run {
                              live-lock",
                             self.now - self.origin
                         ),
-                    ));
+                    )
+                    .because("live-lock".into()));
                 }
                 continue;
             }
@@ -202,7 +205,8 @@ impl Run {
                         self.submitted.len() - self.results.len(),
                         self.scheduler.census()
                     ),
-                ));
+                )
+                .because("stuck".into()));
             };
             if next - self.origin > self.bounds.duration {
                 return Err(Violation::new(
@@ -216,12 +220,26 @@ impl Run {
                         self.connections,
                         self.scheduler.census()
                     ),
-                ));
+                )
+                .because("past the time bound".into()));
             }
             if next > self.now {
                 self.now = next;
                 self.turns_at_instant = 0;
             }
+        }
+    }
+
+    /// Records a breach (the first of each invariant) and goes on.
+    fn breach(&mut self, violation: Violation) {
+        let line = format!("VIOLATION {violation}");
+        self.net.note(self.now, &line);
+        if !self
+            .violations
+            .iter()
+            .any(|v| v.invariant == violation.invariant)
+        {
+            self.violations.push(violation);
         }
     }
 
@@ -257,17 +275,17 @@ impl Run {
                                 self.scheduler.census()
                             ),
                         )
-                        .on_conn(conn.0));
+                        .because("past the connection bound".into()));
                     }
                     self.conns.insert(conn.0, ConnTrack::default());
                     self.net.connect(conn.0, to, self.now);
                 }
                 ConnIo::Close { conn, last_words } => {
                     if !last_words.is_empty() && self.net.send(conn.0, &last_words, self.now) {
-                        self.wrote(conn.0, &last_words)?;
+                        self.wrote(conn.0, &last_words);
                     }
                     self.net.close(conn.0, self.now);
-                    self.check_quit(conn.0)?;
+                    self.check_quit(conn.0);
                 }
             }
         }
@@ -287,7 +305,7 @@ impl Run {
             }
         }
         while let Some(result) = self.scheduler.poll_result() {
-            self.take(result)?;
+            self.take(result);
         }
         check::census(
             &self.scheduler.census(),
@@ -333,20 +351,18 @@ impl Run {
         }
     }
 
-    /// Writes what the session has for `conn`. A protocol breach in what it writes (DATA)
-    /// is kept for the next check: this is called where no error can be returned.
+    /// Writes what the session has for `conn`.
     fn write(&mut self, conn: u64) {
         let output = self.scheduler.output(ConnId(conn)).to_vec();
         if output.is_empty() || !self.net.send(conn, &output, self.now) {
             return;
         }
         self.scheduler.consume_output(ConnId(conn), output.len());
-        // DATA is also counted by the servers; QUIT is what matters here.
-        let _ = self.wrote(conn, &output);
+        self.wrote(conn, &output);
     }
 
     /// Notes what the client wrote on `conn`: QUIT, and never DATA or BDAT.
-    fn wrote(&mut self, conn: u64, bytes: &[u8]) -> Result<(), Violation> {
+    fn wrote(&mut self, conn: u64, bytes: &[u8]) {
         for line in bytes.split(|&b| b == b'\n') {
             let line = line.trim_ascii();
             let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
@@ -355,66 +371,65 @@ impl Run {
                     track.quit_written = true;
                 }
             } else if verb.eq_ignore_ascii_case(b"DATA") || verb.eq_ignore_ascii_case(b"BDAT") {
-                return Err(Violation::new(
-                    "no DATA or BDAT ever",
-                    format!(
-                        "the client wrote {:?} on c{conn}",
-                        String::from_utf8_lossy(line)
-                    ),
-                )
-                .on_conn(conn));
+                let detail = format!(
+                    "the client wrote {:?} on c{conn}",
+                    String::from_utf8_lossy(line)
+                );
+                self.breach(Violation::new("no DATA or BDAT ever", detail).on_conn(conn));
             }
         }
-        Ok(())
     }
 
     /// QUIT on every session that got a greeting, unless the server closed first.
-    fn check_quit(&self, conn: u64) -> Result<(), Violation> {
+    fn check_quit(&mut self, conn: u64) {
         let Some(track) = self.conns.get(&conn) else {
-            return Ok(());
+            return;
         };
         if self.net.greeted(conn)
             && !track.quit_written
             && !track.saw_closed
             && !self.net.said_421(conn)
         {
-            return Err(Violation::new(
+            let violation = Violation::new(
                 "QUIT on every session that got a greeting",
                 format!(
                     "c{conn} got a whole greeting, the server did not close first, and the \
                      client closed without QUIT"
                 ),
             )
-            .on_conn(conn));
+            .on_conn(conn)
+            .because(self.net.story(conn));
+            self.breach(violation);
         }
-        Ok(())
     }
 
-    fn take(&mut self, result: VerifyResult) -> Result<(), Violation> {
+    /// Takes a verdict: exactly one per submission, aligned with the reply it cites.
+    fn take(&mut self, result: VerifyResult) {
         let line = check::describe(&result);
         self.net.note(self.now, &line);
         if !self.submitted.contains_key(&result.tag) {
-            return Err(Violation::new(
+            self.breach(Violation::new(
                 "every address gets exactly one result",
                 format!("a result for tag {}, which was never submitted", result.tag),
             ));
+            return;
         }
         if let Some(first) = self.results.get(&result.tag) {
-            return Err(Violation::new(
-                "every address gets exactly one result",
-                format!(
-                    "a second result for #{} {}: first {}, now {}",
-                    result.tag,
-                    result.address,
-                    check::describe(first),
-                    line
-                ),
-            )
-            .on_tag(result.tag));
+            let detail = format!(
+                "a second result for #{} {}: first {}, now {line}",
+                result.tag,
+                result.address,
+                check::describe(first),
+            );
+            self.breach(
+                Violation::new("every address gets exactly one result", detail).on_tag(result.tag),
+            );
+            return;
         }
-        check::alignment(&result, self.net.replies())?;
+        if let Err(violation) = check::alignment(&result, &self.net) {
+            self.breach(violation);
+        }
         self.results.insert(result.tag, result);
-        Ok(())
     }
 
     fn at_the_end(&mut self) -> Result<(), Violation> {

@@ -133,6 +133,8 @@ struct Link {
     said_421: bool,
     /// The instant of the one live `Wake` entry.
     wake_at: Option<Instant>,
+    /// The corruptions that struck it, for [`Network::story`].
+    faults: Vec<String>,
 }
 
 /// The in-memory world. See the module documentation.
@@ -256,6 +258,30 @@ impl Network {
         self.links.get(&conn).is_some_and(|link| link.said_421)
     }
 
+    /// What was special about connection `conn`: its server's behaviour and the faults that
+    /// struck it, for a report that says why an invariant broke there.
+    #[must_use]
+    pub fn story(&self, conn: u64) -> String {
+        let Some(link) = self.links.get(&conn) else {
+            return "unknown connection".into();
+        };
+        let mut story = link.host.map_or_else(
+            || "no server".to_owned(),
+            |host| format!("{:?} server", self.scripts[host].personality.behaviour),
+        );
+        if link.reset {
+            story.push_str(", reset");
+        }
+        if link.hang_up_after.is_some() {
+            story.push_str(", hang-up fault");
+        }
+        for fault in &link.faults {
+            story.push_str(", ");
+            story.push_str(fault);
+        }
+        story
+    }
+
     /// Things scheduled and not yet happened: for checks that the world stays bounded.
     #[must_use]
     pub fn in_flight(&self) -> usize {
@@ -323,6 +349,7 @@ impl Network {
                 greeting_len: None,
                 said_421: false,
                 wake_at: None,
+                faults: Vec::new(),
             },
         );
         let what = if host.is_none() || self.vanished || chance(&mut self.rng, self.faults.refuse) {
@@ -605,6 +632,7 @@ impl Network {
         );
         link.said_421 |= server.said_421();
         if let Some(note) = note {
+            link.faults.push(note.clone());
             self.note(now, &format!("c{conn} fault: {note}"));
         }
         self.step_server(conn, now);
