@@ -164,7 +164,7 @@ fn excerpt(report: &SeedReport) -> String {
         text.push('\n');
     }
     if let Some(last) = trace.last()
-        && !lines.last().is_some_and(|l| *l == last)
+        && lines.last().is_none_or(|l| *l != last)
     {
         text.push_str("    …\n    ");
         text.push_str(last);
