@@ -790,3 +790,108 @@ fn escaped(bytes: &[u8]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, reason = "an origin for the virtual clock")]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::sim::smtp::Personality;
+
+    /// One host, `mx.one.test` on 192.0.2.1, with `alice@one.test`; no faults.
+    fn one_host(behaviour: Behaviour) -> Scenario {
+        let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        Scenario {
+            seed: 7,
+            hosts: vec![HostSpec {
+                name: "mx.one.test".into(),
+                ips: vec![ip],
+                personality: Personality::new("mx.one.test")
+                    .mailbox("alice@one.test")
+                    .behaviour(behaviour),
+            }],
+            zone: crate::sim::dns::Zone::new(),
+            domains: Vec::new(),
+            addresses: Vec::new(),
+            faults: FaultPlan::clean(),
+        }
+    }
+
+    /// Plays a second of virtual time (less than any idle limit), answering nothing: the
+    /// client events in order.
+    fn drain(net: &mut Network, now: &mut Instant) -> Vec<ClientEvent> {
+        let until = *now + Duration::from_secs(1);
+        let mut events = Vec::new();
+        while let Some(at) = net.next_at().filter(|at| *at <= until) {
+            *now = (*now).max(at);
+            while let Some(event) = net.poll(*now) {
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    fn data(events: &[ClientEvent]) -> String {
+        let mut text = String::new();
+        for event in events {
+            if let ClientEvent::Data(_, bytes) = event {
+                text.push_str(&String::from_utf8_lossy(bytes));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn every_reply_is_stamped_with_what_it_answered() {
+        let origin = Instant::now();
+        let mut now = origin;
+        let mut net = Network::new(&one_host(Behaviour::Normal), origin);
+        net.connect(1, "192.0.2.1:25".parse().expect("addr"), now);
+        let events = drain(&mut net, &mut now);
+        assert_eq!(events[0], ClientEvent::Connected(1));
+        assert_eq!(
+            data(&events),
+            "220 mx.one.test ESMTP mxprobe-sim (sim 1)\r\n"
+        );
+        assert!(net.greeted(1));
+        assert!(net.send(
+            1,
+            b"MAIL FROM:<p@p.test>\r\nRCPT TO:<alice@one.test>\r\nRCPT TO:<bob@one.test>\r\n",
+            now
+        ));
+        let text = data(&drain(&mut net, &mut now));
+        assert!(text.starts_with(
+            "250 2.1.0 Ok (sim 2)\r\n250 2.1.5 Ok (sim 3)\r\n550 5.1.1 <bob@one.test>"
+        ));
+        assert!(text.ends_with("(sim 4)\r\n"), "{text:?}");
+        let rcpt = net.replies().get(3).expect("reply 3");
+        assert_eq!(rcpt.command, "RCPT TO:<alice@one.test>");
+        assert_eq!((rcpt.conn, rcpt.code, rcpt.fate), (1, 250, Fate::Sent));
+        assert_eq!(net.replies().get(4).map(|r| r.code), Some(550));
+    }
+
+    #[test]
+    fn an_extra_reply_is_recorded_as_unsolicited_and_a_refusal_closes() {
+        let origin = Instant::now();
+        let mut now = origin;
+        let mut net = Network::new(&one_host(Behaviour::ExtraReply), origin);
+        net.connect(1, "192.0.2.1:25".parse().expect("addr"), now);
+        drain(&mut net, &mut now);
+        net.send(1, b"MAIL FROM:<p@p.test>\r\n", now);
+        let events = drain(&mut net, &mut now);
+        assert_eq!(events.len(), 1, "one write: {events:?}");
+        assert_eq!(
+            data(&events),
+            "250 2.1.0 Ok (sim 2)\r\n250 2.1.5 Ok (sim 3)\r\n"
+        );
+        assert_eq!(
+            net.replies().get(3).map(|r| r.command.as_str()),
+            Some("(unsolicited)")
+        );
+        // No server at that address: refused.
+        net.connect(2, "192.0.2.99:25".parse().expect("addr"), now);
+        assert_eq!(drain(&mut net, &mut now), [ClientEvent::Closed(2)]);
+        assert!(!net.greeted(2));
+    }
+}
