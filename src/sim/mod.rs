@@ -13,8 +13,9 @@
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
 //!   addresses whose right verdicts are known, for `mxprobe bench`.
 //!
-//! The simulator runs on threads of its own and may read the clock (it sleeps to model
-//! latency); the sans-IO core never does.
+//! The loopback simulators run on threads of their own and may read the clock (they sleep to
+//! model latency); [`net`] reads none: its caller passes the time. The sans-IO core never
+//! reads it.
 
 #![allow(
     clippy::disallowed_methods,
