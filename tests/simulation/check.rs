@@ -78,15 +78,19 @@ pub fn describe(result: &VerifyResult) -> String {
 /// says which command it answered.
 pub fn alignment(result: &VerifyResult, net: &Network) -> Result<(), Violation> {
     let replies: &ReplyLog = net.replies();
-    let wanted = match result.reason {
-        Reason::Accepted | Reason::AcceptAll => "a 250/251",
-        Reason::MailboxNotFound | Reason::MailboxDisabled => "a 5yz",
+    let (invariant, wanted, code_fits): (&'static str, &str, fn(u16) -> bool) = match result.reason
+    {
+        Reason::Accepted | Reason::AcceptAll => (
+            "a deliverable is a 250/251 to its own RCPT",
+            "a 250/251",
+            |code| code == 250 || code == 251,
+        ),
+        Reason::MailboxNotFound | Reason::MailboxDisabled => (
+            "an undeliverable mailbox is a 5yz to its own RCPT",
+            "a 5yz",
+            |code| (500..600).contains(&code),
+        ),
         _ => return Ok(()),
-    };
-    let invariant = if wanted == "a 5yz" {
-        "an undeliverable mailbox is a 5yz to its own RCPT"
-    } else {
-        "a deliverable is a 250/251 to its own RCPT"
     };
     let fail = |detail: String, conn: Option<u64>| {
         let violation = Violation::new(invariant, detail).on_tag(result.tag);
@@ -112,12 +116,8 @@ pub fn alignment(result: &VerifyResult, net: &Network) -> Result<(), Violation> 
         );
     };
     let code = reply.code().get();
-    let code_fits = match wanted {
-        "a 5yz" => (500..600).contains(&code),
-        _ => code == 250 || code == 251,
-    };
     let mailbox = result.mailbox.as_deref().unwrap_or_default();
-    if !code_fits || record.fate == Fate::Injected || !is_rcpt_for(&record.command, mailbox) {
+    if !code_fits(code) || record.fate == Fate::Injected || !is_rcpt_for(&record.command, mailbox) {
         return fail(
             format!(
                 "{}: reply {id} ({code}) answered {:?} on c{} ({:?}); wanted {wanted} to \
