@@ -223,11 +223,62 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The failures of a batch, by invariant and cause, with a few seeds each: bounded however
+/// many seeds a campaign runs.
+#[derive(Default)]
+struct Tally {
+    seeds: u64,
+    failed: u64,
+    table: BTreeMap<&'static str, BTreeMap<String, (u64, Vec<u64>)>>,
+    /// The full text of the first failure.
+    first: Option<String>,
+}
+
+impl Tally {
+    /// Seeds shown per cause.
+    const SHOWN: usize = 8;
+
+    fn add(&mut self, report: &SeedReport) {
+        self.seeds += 1;
+        if !report.failed() {
+            return;
+        }
+        self.failed += 1;
+        for (invariant, cause) in report.breaches() {
+            let (count, seeds) = self
+                .table
+                .entry(invariant)
+                .or_default()
+                .entry(cause_kind(cause))
+                .or_default();
+            *count += 1;
+            if seeds.len() < Self::SHOWN {
+                seeds.push(report.seed);
+            }
+        }
+        if self.first.is_none() {
+            self.first = Some(failure_text(report));
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::new();
+        for (invariant, causes) in &self.table {
+            let seeds: u64 = causes.values().map(|(count, _)| count).sum();
+            text.push_str(&format!("  {invariant}: {seeds} seeds\n"));
+            for (cause, (count, seeds)) in causes {
+                text.push_str(&format!("    {cause}: {count} seeds, e.g. {seeds:?}\n"));
+            }
+        }
+        text
+    }
+}
+
 #[test]
 fn simulated_worlds_keep_the_invariants() {
     let started = Instant::now();
     let verbose = std::env::var_os("MXPROBE_SIM_VERBOSE").is_some();
-    let mut reports: Vec<SeedReport> = Vec::new();
+    let mut tally = Tally::default();
     let run = |seed: u64| {
         let report = run_seed(seed);
         if verbose {
@@ -254,7 +305,7 @@ fn simulated_worlds_keep_the_invariants() {
                 eprintln!("{line}");
             }
         }
-        reports.push(report);
+        tally.add(&report);
     } else if let Some(seconds) = env_u64("MXPROBE_SIM_SECONDS") {
         let base = mix(SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -264,61 +315,28 @@ fn simulated_worlds_keep_the_invariants() {
         while started.elapsed() < Duration::from_secs(seconds) {
             let report = run(mix(base.wrapping_add(i)));
             i += 1;
-            if report.failed() {
+            if report.failed() && !verbose {
                 eprintln!("seed {} FAILED: {:?}", report.seed, report.breaches());
-                // The table at the end needs only the breaches: the trace is let go.
-                reports.push(SeedReport {
-                    outcome: Outcome {
-                        trace: Vec::new(),
-                        ..report.outcome
-                    },
-                    ..report
-                });
             }
+            tally.add(&report);
         }
-        eprintln!("campaign ran {i} seeds");
     } else {
         for (seed, _) in REGRESSION_SEEDS {
-            reports.push(run(*seed));
+            tally.add(&run(*seed));
         }
         let count = env_u64("MXPROBE_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
         for seed in 1..=count {
-            reports.push(run(seed));
+            tally.add(&run(seed));
         }
     }
-    let failures: Vec<&SeedReport> = reports.iter().filter(|r| r.failed()).collect();
-    let Some(first) = failures.first() else {
+    let Some(first) = &tally.first else {
         return;
     };
-    // Invariant → cause → seeds.
-    let mut table: BTreeMap<&str, BTreeMap<String, Vec<u64>>> = BTreeMap::new();
-    for report in &failures {
-        for (invariant, cause) in report.breaches() {
-            table
-                .entry(invariant)
-                .or_default()
-                .entry(cause_kind(cause))
-                .or_default()
-                .push(report.seed);
-        }
-    }
-    let mut text = String::new();
-    for (invariant, causes) in &table {
-        let seeds: usize = causes.values().map(Vec::len).sum();
-        text.push_str(&format!("  {invariant}: {seeds} seeds\n"));
-        for (cause, seeds) in causes {
-            let shown = &seeds[..seeds.len().min(8)];
-            text.push_str(&format!(
-                "    {cause}: {} seeds, e.g. {shown:?}\n",
-                seeds.len()
-            ));
-        }
-    }
     panic!(
-        "{} of {} seeds broke invariants ({:?}):\n{text}\nthe first:\n{}",
-        failures.len(),
-        reports.len(),
+        "{} of {} seeds broke invariants ({:?}):\n{}\nthe first:\n{first}",
+        tally.failed,
+        tally.seeds,
         started.elapsed(),
-        failure_text(first)
+        tally.text(),
     );
 }
