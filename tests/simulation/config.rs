@@ -68,14 +68,31 @@ pub fn engine_config(seed: u64) -> EngineConfig {
     config
 }
 
-/// The scheduler of the run: the one place to change if `Scheduler::new` comes to return a
-/// `Result` (add `.expect("the simulation's configurations are valid")`).
+/// The scheduler of the run.
 pub fn scheduler(config: EngineConfig, seed: u64) -> Scheduler {
     let mut bytes = [0_u8; 32];
     for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(
-            &(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes(),
-        );
+        let word = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        chunk.copy_from_slice(&word.to_le_bytes());
     }
-    Scheduler::new(config, bytes)
+    Scheduler::new(config, bytes).built()
+}
+
+/// What `Scheduler::new` returns, made a scheduler: the scheduler itself, or (once a
+/// configuration can be refused) a `Result` the simulation's valid configurations never make
+/// an error. The harness compiles against either.
+trait Built {
+    fn built(self) -> Scheduler;
+}
+
+impl Built for Scheduler {
+    fn built(self) -> Scheduler {
+        self
+    }
+}
+
+impl<E: std::fmt::Debug> Built for Result<Scheduler, E> {
+    fn built(self) -> Scheduler {
+        self.expect("the simulation's configurations are valid")
+    }
 }
