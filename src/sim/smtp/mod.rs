@@ -5,9 +5,10 @@
 //! catch-all, greylisting, a recipient limit, a refused or unavailable greeting, a rejected
 //! sender, hidden extensions, network latency — and the failures a client must survive: silence,
 //! a non-SMTP greeting, connections closed mid-dialogue, replies dripped byte by byte or held past
-//! any sane timeout, replies to a pipelined group lost, a reply nobody asked for ([`Behaviour`]). It speaks just enough of RFC 5321 for a probe (EHLO, HELO,
-//! MAIL, RCPT, RSET, NOOP, VRFY, QUIT) with Postfix's reply texts, and refuses DATA and BDAT while
-//! counting them, so a test can assert that mxprobe never sent one.
+//! any sane timeout, the replies to a pipelined group lost, a reply nobody asked for
+//! ([`Behaviour`]). It speaks just enough of RFC 5321 for a probe (EHLO, HELO, MAIL, RCPT, RSET,
+//! NOOP, VRFY, QUIT) with Postfix's reply texts, and refuses DATA and BDAT while counting them, so
+//! a test can assert that mxprobe never sent one.
 //!
 //! # Guarantees
 //!
@@ -39,7 +40,6 @@
 //! release, dripped bytes, the [`Behaviour::Garbage`] linger and accept back-off after `EMFILE`,
 //! and sweeps for idle connections every quarter of the idle limit (at most every second); it
 //! polls with the time to the earliest timer as timeout and never sleeps otherwise.
-
 //!
 //! # Files
 //!
