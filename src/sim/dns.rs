@@ -355,14 +355,14 @@ struct Resolution {
 
 /// Which transport a query came over: it decides the size limit and [`Misbehaviour::Truncate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Udp,
     Tcp,
 }
 
 /// What to do after [`reply`] has looked at a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
+pub(crate) enum Reply {
     /// The packet is not a standard query with one question: ignore it, do not count it.
     NotAQuery,
     /// A query, deliberately left unanswered.
@@ -374,7 +374,19 @@ enum Reply {
 }
 
 /// Decides the response to one received packet and encodes it into `out` (cleared first).
-fn reply(zone: &Zone, packet: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
+pub(crate) fn reply(zone: &Zone, packet: &[u8], transport: Transport, out: &mut Vec<u8>) -> Reply {
+    reply_as(zone, packet, transport, None, out)
+}
+
+/// [`reply`], with `forced` (if any) in place of the misbehaviour the zone sets for the name:
+/// how the in-memory world (`crate::sim::net`) makes one query meet a fault.
+pub(crate) fn reply_as(
+    zone: &Zone,
+    packet: &[u8],
+    transport: Transport,
+    forced: Option<Misbehaviour>,
+    out: &mut Vec<u8>,
+) -> Reply {
     out.clear();
     let Some(query) = decode_query(packet) else {
         return Reply::NotAQuery;
@@ -382,7 +394,7 @@ fn reply(zone: &Zone, packet: &[u8], transport: Transport, out: &mut Vec<u8>) ->
     let id = query.metadata.id;
     // `decode_query` lets through only queries with exactly one question, so `queries[0]` exists
     // here and in every response built from the query.
-    let misbehaviour = zone.misbehaviours.get(&query.queries[0].name).copied();
+    let misbehaviour = forced.or_else(|| zone.misbehaviours.get(&query.queries[0].name).copied());
     let mut response = match misbehaviour {
         Some(Misbehaviour::Silent) => return Reply::Silence,
         Some(Misbehaviour::Garbage) => {
@@ -779,7 +791,7 @@ fn serve_tcp_connection(mut stream: TcpStream, zone: &Zone, shared: &Shared) {
 }
 
 /// The length of the first message in `received` if all of it has arrived.
-fn whole_frame_length(received: &[u8]) -> Option<usize> {
+pub(crate) fn whole_frame_length(received: &[u8]) -> Option<usize> {
     let prefix: [u8; 2] = received.get(..2)?.try_into().ok()?;
     let length = usize::from(u16::from_be_bytes(prefix));
     (received.len() >= 2 + length).then_some(length)

@@ -7,11 +7,15 @@
 //! - [`smtp`]: a farm of SMTP servers on loopback, one scripted personality per address
 //!   (mailboxes, catch-all, greylisting, refusals, latency) and the failures a prober must
 //!   survive (silence, garbage, hang-ups, dripped and tarpitted replies); it counts DATA.
+//! - [`net`]: an in-memory world for deterministic simulations of the whole engine: the same
+//!   dialogue and DNS answer logic behind virtual sockets, on a virtual clock, with seeded
+//!   faults and a stamp on every reply that says what it answered.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
 //!   addresses whose right verdicts are known, for `mxprobe bench`.
 //!
-//! The simulator runs on threads of its own and may read the clock (it sleeps to model
-//! latency); the sans-IO core never does.
+//! The loopback simulators run on threads of their own and may read the clock (they sleep to
+//! model latency); [`net`] reads none: its caller passes the time. The sans-IO core never
+//! reads it.
 
 #![allow(
     clippy::disallowed_methods,
@@ -19,5 +23,6 @@
 )]
 
 pub mod dns;
+pub mod net;
 pub mod smtp;
 pub mod world;

@@ -1,0 +1,622 @@
+//! The SMTP side of one connection, sans-IO: [`Dialogue`] turns command lines into reply bytes
+//! as a [`ServerScript`] (a [`Personality`] made ready to serve) says.
+//!
+//! # Guarantees
+//!
+//! - No I/O and no clock: the caller hands over each complete command line, where it stood in
+//!   the read that brought it ([`InRead`]), and the time; the dialogue appends the reply bytes
+//!   to a buffer the caller owns, and allocates nothing per reply on the common paths.
+//! - One call answers one line with at most one reply, except where a personality says
+//!   otherwise ([`Behaviour::ExtraReply`] adds one) or says nothing
+//!   ([`Behaviour::LosesPipelinedReplies`], [`Behaviour::Silent`], a session that is over).
+//! - DATA and BDAT are refused and counted in [`Counters::data_commands`].
+//!
+//! The loopback farm (`super`) and the in-memory world (`crate::sim::net`) both serve through
+//! this file, so a personality behaves the same over real sockets and in a simulation.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+use super::{Behaviour, Greeting, Personality};
+
+/// The greeting of a [`Behaviour::Garbage`] server: HTTP, not SMTP.
+const GARBAGE_GREETING: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
+
+/// Counters of one loop thread, read by [`SmtpFarm::stats`](super::SmtpFarm::stats). Aligned to
+/// its own cache lines so threads counting side by side do not slow each other down.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Counters {
+    pub(crate) connections: AtomicU64,
+    pub(crate) sessions_completed: AtomicU64,
+    pub(crate) rcpt_commands: AtomicU64,
+    pub(crate) mail_commands: AtomicU64,
+    pub(crate) data_commands: AtomicU64,
+    pub(crate) open_connections: AtomicU64,
+    pub(crate) reply_rounds: AtomicU64,
+}
+
+/// Adds one to a counter.
+pub(crate) fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A personality made ready to serve: replies that never change encoded once, mailboxes
+/// lowercased, and the greylist memory of its listener.
+#[derive(Debug)]
+pub(crate) struct ServerScript {
+    pub(crate) personality: Personality,
+    mailboxes: HashSet<String>,
+    mailbox_prefixes: Vec<String>,
+    greeting: Vec<u8>,
+    ehlo: Vec<u8>,
+    helo: Vec<u8>,
+    timeout: Vec<u8>,
+    greylist_first_seen: HashMap<GreylistTriplet, Instant>,
+}
+
+/// What greylisting remembers, addresses lowercased.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GreylistTriplet {
+    client: IpAddr,
+    sender: String,
+    recipient: String,
+}
+
+impl ServerScript {
+    /// Prepares `personality`; refuses a hostname with CR or LF, which would inject lines.
+    pub(crate) fn new(personality: Personality) -> io::Result<Self> {
+        let hostname = &personality.hostname;
+        if hostname.contains(['\r', '\n']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("the simulated MX hostname {hostname:?} contains CR or LF; remove them"),
+            ));
+        }
+        let mut address = String::new();
+        let mailboxes = personality
+            .mailboxes
+            .iter()
+            .map(|mailbox| {
+                lowercase_into(mailbox.as_bytes(), &mut address);
+                address.clone()
+            })
+            .collect();
+        let mailbox_prefixes = personality
+            .mailbox_prefixes
+            .iter()
+            .map(|prefix| {
+                lowercase_into(prefix.as_bytes(), &mut address);
+                address.clone()
+            })
+            .collect();
+        let mut ehlo = format!("250-{hostname}\r\n");
+        if personality.pipelining {
+            ehlo.push_str("250-PIPELINING\r\n");
+        }
+        ehlo.push_str("250-SIZE 10240000\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n");
+        if personality.smtputf8 {
+            ehlo.push_str("250-SMTPUTF8\r\n");
+        }
+        ehlo.push_str("250 CHUNKING\r\n");
+        Ok(Self {
+            greeting: format!("220 {hostname} ESMTP mxprobe-sim\r\n").into_bytes(),
+            ehlo: ehlo.into_bytes(),
+            helo: format!("250 {hostname}\r\n").into_bytes(),
+            timeout: format!("421 4.4.2 {hostname} Error: timeout exceeded\r\n").into_bytes(),
+            mailboxes,
+            mailbox_prefixes,
+            greylist_first_seen: HashMap::new(),
+            personality,
+        })
+    }
+
+    /// Whether `address` (lowercased) is a mailbox: listed, or its local part starts with one
+    /// of the prefixes.
+    fn has_mailbox(&self, address: &str) -> bool {
+        if self.mailboxes.contains(address) {
+            return true;
+        }
+        let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
+        self.mailbox_prefixes
+            .iter()
+            .any(|prefix| local.starts_with(prefix.as_str()))
+    }
+
+    /// How long the next reply waits: latency, tarpit and a fresh draw of jitter.
+    pub(crate) fn reply_delay(&self, rng: &mut StdRng) -> Duration {
+        let personality = &self.personality;
+        let tarpit = match personality.behaviour {
+            Behaviour::Tarpit(hold) => hold,
+            _ => Duration::ZERO,
+        };
+        let jitter = if personality.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            let most = u64::try_from(personality.jitter.as_nanos()).unwrap_or(u64::MAX);
+            Duration::from_nanos(rng.random_range(0..=most))
+        };
+        personality.latency + tarpit + jitter
+    }
+}
+
+/// Lowercases `address` into `out` (replacing it), invalid UTF-8 as U+FFFD, so lookups compare
+/// addresses case-insensitively without allocating.
+pub(crate) fn lowercase_into(address: &[u8], out: &mut String) {
+    out.clear();
+    for chunk in address.utf8_chunks() {
+        for character in chunk.valid().chars() {
+            if character.is_ascii() {
+                out.push(character.to_ascii_lowercase());
+            } else {
+                out.extend(character.to_lowercase());
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+}
+
+/// Where a session stands, as far as what the server will still say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Answering commands.
+    Commands,
+    /// The greeting refused service: 503 to everything but QUIT.
+    Refused,
+    /// Saying nothing and ignoring input ([`Behaviour::Silent`], [`Behaviour::Garbage`]).
+    Deaf,
+    /// The last reply has been decided; the connection closes once it is sent.
+    Over,
+}
+
+/// The SMTP side of one connection: turns command lines into reply bytes. No I/O and no clock:
+/// the connection hands it lines and the time, and delivers what it writes.
+#[derive(Debug)]
+pub(crate) struct Dialogue {
+    phase: Phase,
+    /// Whether MAIL has been accepted and not ended by RSET or EHLO/HELO.
+    in_transaction: bool,
+    /// The current sender, lowercased, for greylisting.
+    sender: String,
+    /// RCPT commands received in a transaction this session, for the recipient limit.
+    recipients: usize,
+}
+
+/// What answering one line needs besides the line.
+pub(crate) struct AnswerContext<'a> {
+    pub(crate) script: &'a mut ServerScript,
+    pub(crate) counters: &'a Counters,
+    pub(crate) client: IpAddr,
+    pub(crate) now: Instant,
+    /// Scratch space for a lowercased address.
+    pub(crate) address: &'a mut String,
+}
+
+/// Where a command line stood in the read that completed it. A read that completes several
+/// lines is a pipelined group (RFC 2920): the client wrote them without waiting. A line split
+/// over several reads belongs to the read that brought its line ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InRead {
+    /// The first line the read completed: every lock-step command is one.
+    First,
+    /// A line after the first in the same read.
+    Later,
+}
+
+/// The commands the server knows, by verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Ehlo,
+    Helo,
+    Mail,
+    Rcpt,
+    Rset,
+    Noop,
+    Vrfy,
+    Data,
+    Bdat,
+    Quit,
+    Unknown,
+}
+
+impl Verb {
+    fn parse(verb: &[u8]) -> Self {
+        const VERBS: [(&[u8], Verb); 10] = [
+            (b"EHLO", Verb::Ehlo),
+            (b"HELO", Verb::Helo),
+            (b"MAIL", Verb::Mail),
+            (b"RCPT", Verb::Rcpt),
+            (b"RSET", Verb::Rset),
+            (b"NOOP", Verb::Noop),
+            (b"VRFY", Verb::Vrfy),
+            (b"DATA", Verb::Data),
+            (b"BDAT", Verb::Bdat),
+            (b"QUIT", Verb::Quit),
+        ];
+        VERBS
+            .iter()
+            .find(|(text, _)| verb.eq_ignore_ascii_case(text))
+            .map_or(Verb::Unknown, |&(_, known)| known)
+    }
+}
+
+impl Dialogue {
+    /// Starts a session: writes the greeting (nothing, for a silent server) into `reply`.
+    pub(crate) fn open(script: &ServerScript, client: IpAddr, reply: &mut Vec<u8>) -> Self {
+        let personality = &script.personality;
+        let phase = match (personality.behaviour, personality.greeting) {
+            (Behaviour::Silent, _) => Phase::Deaf,
+            (Behaviour::Garbage, _) => {
+                reply.extend_from_slice(GARBAGE_GREETING);
+                Phase::Deaf
+            }
+            (_, Greeting::Unavailable) => {
+                let hostname = &personality.hostname;
+                let text =
+                    format!("421 4.7.0 {hostname} Error: too many connections from {client}\r\n");
+                reply.extend_from_slice(text.as_bytes());
+                Phase::Over
+            }
+            (behaviour, Greeting::Refuse) => {
+                let text = format!(
+                    "554 5.7.1 Service unavailable; Client host [{client}] blocked using \
+                     zen.spamhaus.org\r\n"
+                );
+                reply.extend_from_slice(text.as_bytes());
+                if behaviour == Behaviour::CloseAfterGreeting {
+                    Phase::Over
+                } else {
+                    Phase::Refused
+                }
+            }
+            (behaviour, Greeting::Normal) => {
+                reply.extend_from_slice(&script.greeting);
+                if behaviour == Behaviour::CloseAfterGreeting {
+                    Phase::Over
+                } else {
+                    Phase::Commands
+                }
+            }
+        };
+        Self {
+            phase,
+            in_transaction: false,
+            sender: String::new(),
+            recipients: 0,
+        }
+    }
+
+    /// Whether the server still reads what the client sends as commands.
+    pub(crate) fn listens(&self) -> bool {
+        matches!(self.phase, Phase::Commands | Phase::Refused)
+    }
+
+    pub(crate) fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// Answers one command line (its line ending included or not) into `reply`, and counts it.
+    /// `in_read` says where the line stood in the read that completed it.
+    pub(crate) fn answer(
+        &mut self,
+        line: &[u8],
+        in_read: InRead,
+        context: &mut AnswerContext<'_>,
+        reply: &mut Vec<u8>,
+    ) {
+        let line = line
+            .strip_suffix(b"\n")
+            .map_or(line, |line| line.strip_suffix(b"\r").unwrap_or(line));
+        let (verb, argument) = match memchr::memchr(b' ', line) {
+            Some(space) => (&line[..space], &line[space + 1..]),
+            None => (line, &[][..]),
+        };
+        let verb = Verb::parse(verb);
+        let counters = context.counters;
+        match verb {
+            Verb::Mail => count(&counters.mail_commands),
+            Verb::Rcpt => count(&counters.rcpt_commands),
+            Verb::Data | Verb::Bdat => count(&counters.data_commands),
+            _ => {}
+        }
+        match self.phase {
+            Phase::Deaf | Phase::Over => {}
+            Phase::Refused if verb == Verb::Quit => self.quit(counters, reply),
+            Phase::Refused => reply.extend_from_slice(b"503 5.5.1 Error: no SMTP service here\r\n"),
+            // The reply is lost: the server read the RCPT (and counted it) and said nothing.
+            Phase::Commands
+                if verb == Verb::Rcpt
+                    && in_read == InRead::Later
+                    && context.script.personality.behaviour == Behaviour::LosesPipelinedReplies => {
+            }
+            Phase::Commands => self.command(verb, argument, context, reply),
+        }
+    }
+
+    fn command(
+        &mut self,
+        verb: Verb,
+        argument: &[u8],
+        context: &mut AnswerContext<'_>,
+        reply: &mut Vec<u8>,
+    ) {
+        let script = &*context.script;
+        match verb {
+            Verb::Ehlo | Verb::Helo if argument.trim_ascii().is_empty() => {
+                let text: &[u8] = if verb == Verb::Ehlo {
+                    b"501 5.5.4 Syntax: EHLO hostname\r\n"
+                } else {
+                    b"501 5.5.4 Syntax: HELO hostname\r\n"
+                };
+                reply.extend_from_slice(text);
+            }
+            Verb::Ehlo => {
+                self.in_transaction = false;
+                reply.extend_from_slice(&script.ehlo);
+            }
+            Verb::Helo => {
+                self.in_transaction = false;
+                reply.extend_from_slice(&script.helo);
+            }
+            Verb::Mail => self.mail(argument, context, reply),
+            Verb::Rcpt => self.rcpt(argument, context, reply),
+            Verb::Rset => {
+                self.in_transaction = false;
+                reply.extend_from_slice(b"250 2.0.0 Ok\r\n");
+            }
+            Verb::Noop => reply.extend_from_slice(b"250 2.0.0 Ok\r\n"),
+            Verb::Vrfy => {
+                reply.extend_from_slice(b"252 2.0.0 Send some mail, I'll try my best\r\n");
+            }
+            Verb::Data | Verb::Bdat => {
+                reply.extend_from_slice(b"554 5.5.1 Error: no valid recipients\r\n");
+            }
+            Verb::Quit => self.quit(context.counters, reply),
+            Verb::Unknown => {
+                reply.extend_from_slice(b"502 5.5.2 Error: command not recognized\r\n");
+            }
+        }
+    }
+
+    /// `MAIL FROM:<reverse-path> [parameters]`
+    fn mail(&mut self, argument: &[u8], context: &mut AnswerContext<'_>, reply: &mut Vec<u8>) {
+        self.mail_answered(argument, context, reply);
+        if context.script.personality.behaviour == Behaviour::ExtraReply {
+            // Nobody asked for it: it reads like the answer to a RCPT not yet sent.
+            reply.extend_from_slice(b"250 2.1.5 Ok\r\n");
+        }
+    }
+
+    /// The reply to MAIL FROM as the personality has it.
+    fn mail_answered(
+        &mut self,
+        argument: &[u8],
+        context: &mut AnswerContext<'_>,
+        reply: &mut Vec<u8>,
+    ) {
+        let personality = &context.script.personality;
+        let Some(sender) = path_after(argument, b"FROM:") else {
+            reply.extend_from_slice(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+            return;
+        };
+        if personality.behaviour == Behaviour::CloseAfterMail {
+            reply.extend_from_slice(b"250 2.1.0 Ok\r\n");
+            self.phase = Phase::Over;
+        } else if self.in_transaction {
+            reply.extend_from_slice(b"503 5.5.1 Error: nested MAIL command\r\n");
+        } else if personality.reject_sender {
+            address_reply(
+                reply,
+                b"553 5.1.8 <",
+                sender,
+                b">: Sender address rejected: Domain not found",
+            );
+        } else {
+            lowercase_into(sender, &mut self.sender);
+            self.in_transaction = true;
+            reply.extend_from_slice(b"250 2.1.0 Ok\r\n");
+        }
+    }
+
+    /// `RCPT TO:<forward-path> [parameters]`
+    fn rcpt(&mut self, argument: &[u8], context: &mut AnswerContext<'_>, reply: &mut Vec<u8>) {
+        if !self.in_transaction {
+            reply.extend_from_slice(b"503 5.5.1 Error: need MAIL command\r\n");
+            return;
+        }
+        let Some(recipient) = path_after(argument, b"TO:") else {
+            reply.extend_from_slice(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+            return;
+        };
+        self.recipients += 1;
+        let script = &mut *context.script;
+        let Personality {
+            max_rcpt_per_session,
+            greylist,
+            catch_all,
+            ..
+        } = script.personality;
+        if max_rcpt_per_session.is_some_and(|limit| self.recipients > limit) {
+            reply.extend_from_slice(b"452 4.5.3 Error: too many recipients\r\n");
+            return;
+        }
+        lowercase_into(recipient, context.address);
+        if let Some(period) = greylist {
+            let triplet = GreylistTriplet {
+                client: context.client,
+                sender: self.sender.clone(),
+                recipient: context.address.clone(),
+            };
+            let first_seen = *script
+                .greylist_first_seen
+                .entry(triplet)
+                .or_insert(context.now);
+            if context.now.saturating_duration_since(first_seen) < period {
+                address_reply(
+                    reply,
+                    b"451 4.7.1 <",
+                    recipient,
+                    b">: Recipient address rejected: Greylisted, try again later",
+                );
+                return;
+            }
+        }
+        if catch_all || script.has_mailbox(context.address) {
+            reply.extend_from_slice(b"250 2.1.5 Ok\r\n");
+        } else {
+            address_reply(
+                reply,
+                b"550 5.1.1 <",
+                recipient,
+                b">: Recipient address rejected: User unknown in virtual mailbox table",
+            );
+        }
+    }
+
+    fn quit(&mut self, counters: &Counters, reply: &mut Vec<u8>) {
+        reply.extend_from_slice(b"221 2.0.0 Bye\r\n");
+        count(&counters.sessions_completed);
+        self.phase = Phase::Over;
+    }
+
+    /// The client sent a line longer than [`MAX_LINE`]: say so and end the session.
+    pub(crate) fn line_too_long(&mut self, reply: &mut Vec<u8>) {
+        reply.extend_from_slice(b"500 5.5.2 Line too long\r\n");
+        self.phase = Phase::Over;
+    }
+
+    /// The client sent nothing for the idle limit: say so if the server speaks at all, and end
+    /// the session.
+    pub(crate) fn time_out(&mut self, script: &ServerScript, reply: &mut Vec<u8>) {
+        if self.listens() {
+            reply.extend_from_slice(&script.timeout);
+        }
+        self.phase = Phase::Over;
+    }
+}
+
+/// The address of `keyword <address> [parameters]`, e.g. of `FROM:<a@b> SIZE=10`: what lies
+/// between `<` and the first `>`. The keyword is case-insensitive; spaces may surround it.
+pub(crate) fn path_after<'line>(argument: &'line [u8], keyword: &[u8]) -> Option<&'line [u8]> {
+    let (head, rest) = argument
+        .trim_ascii_start()
+        .split_at_checked(keyword.len())?;
+    if !head.eq_ignore_ascii_case(keyword) {
+        return None;
+    }
+    let rest = rest.trim_ascii_start().strip_prefix(b"<")?;
+    let end = memchr::memchr(b'>', rest)?;
+    Some(&rest[..end])
+}
+
+fn address_reply(reply: &mut Vec<u8>, before: &[u8], address: &[u8], after: &[u8]) {
+    reply.extend_from_slice(before);
+    reply.extend_from_slice(address);
+    reply.extend_from_slice(after);
+    reply.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "an origin for a hand-moved clock"
+)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    /// Plays `reads` (each a list of lines completed by one read) against a fresh dialogue with
+    /// `personality`, after its greeting; returns the reply bytes of each read and whether the
+    /// session is over.
+    fn play(personality: Personality, reads: &[&[&str]]) -> (Vec<String>, bool) {
+        let mut script = ServerScript::new(personality).expect("a valid personality");
+        let counters = Counters::default();
+        let mut greeting = Vec::new();
+        let client = IpAddr::from(Ipv4Addr::new(192, 0, 2, 1));
+        let mut dialogue = Dialogue::open(&script, client, &mut greeting);
+        let mut address = String::new();
+        let mut replies = Vec::new();
+        for lines in reads {
+            let mut reply = Vec::new();
+            for (position, line) in lines.iter().enumerate() {
+                let in_read = if position == 0 {
+                    InRead::First
+                } else {
+                    InRead::Later
+                };
+                let mut context = AnswerContext {
+                    script: &mut script,
+                    counters: &counters,
+                    client,
+                    now: Instant::now(),
+                    address: &mut address,
+                };
+                dialogue.answer(line.as_bytes(), in_read, &mut context, &mut reply);
+            }
+            replies.push(String::from_utf8(reply).expect("replies are UTF-8"));
+        }
+        (replies, dialogue.is_over())
+    }
+
+    fn mx() -> Personality {
+        Personality::new("mx.dialogue.test").mailbox("alice@dialogue.test")
+    }
+
+    const MAIL: &str = "MAIL FROM:<probe@probe.test>\r\n";
+    const ALICE: &str = "RCPT TO:<alice@dialogue.test>\r\n";
+    const NOBODY: &str = "RCPT TO:<nobody@dialogue.test>\r\n";
+    const QUIT: &str = "QUIT\r\n";
+
+    #[test]
+    fn a_normal_server_answers_a_pipelined_group_whole() {
+        let (replies, over) = play(mx(), &[&[MAIL, ALICE, NOBODY, QUIT]]);
+        assert_eq!(
+            replies[0],
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@dialogue.test>: Recipient address \
+             rejected: User unknown in virtual mailbox table\r\n221 2.0.0 Bye\r\n"
+        );
+        assert!(over);
+    }
+
+    #[test]
+    fn losing_pipelined_replies_drops_the_rcpt_replies_of_a_group_and_quits() {
+        let loses = || mx().behaviour(Behaviour::LosesPipelinedReplies);
+        let (replies, over) = play(loses(), &[&[MAIL, ALICE, NOBODY, QUIT]]);
+        assert_eq!(replies, ["250 2.1.0 Ok\r\n221 2.0.0 Bye\r\n"]);
+        assert!(over, "the server closes after its 221");
+        // Lock-step, one command per read: every reply is there.
+        let (replies, over) = play(loses(), &[&[MAIL], &[ALICE], &[NOBODY], &[QUIT]]);
+        assert_eq!(replies[0], "250 2.1.0 Ok\r\n");
+        assert_eq!(replies[1], "250 2.1.5 Ok\r\n");
+        assert!(replies[2].starts_with("550 5.1.1 <nobody@dialogue.test>"));
+        assert_eq!(replies[3], "221 2.0.0 Bye\r\n");
+        assert!(over);
+        // A RCPT that leads its read is answered; the ones after it in the read are not.
+        let (replies, over) = play(loses(), &[&[MAIL], &[ALICE, NOBODY]]);
+        assert_eq!(replies[1], "250 2.1.5 Ok\r\n");
+        assert!(!over);
+    }
+
+    #[test]
+    fn an_extra_reply_follows_the_mail_reply_in_the_same_write() {
+        let extra = || mx().behaviour(Behaviour::ExtraReply);
+        let (replies, _) = play(extra(), &[&[MAIL], &[ALICE], &[NOBODY]]);
+        assert_eq!(replies[0], "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+        assert_eq!(replies[1], "250 2.1.5 Ok\r\n");
+        assert!(replies[2].starts_with("550 5.1.1 "));
+        let (replies, _) = play(extra(), &[&[MAIL, ALICE, QUIT]]);
+        assert_eq!(
+            replies[0],
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n221 2.0.0 Bye\r\n"
+        );
+    }
+}

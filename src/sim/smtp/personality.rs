@@ -1,0 +1,221 @@
+//! What a simulated server is like: [`Personality`], with its [`Greeting`] and [`Behaviour`].
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+#[cfg(doc)]
+use super::{DRIP_INTERVAL, GARBAGE_LINGER};
+
+/// What one listening address is like: its name, its mailboxes and its manners. Start from
+/// [`Personality::new`] and chain the builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use mxprobe::sim::smtp::Personality;
+///
+/// let strict = Personality::new("mx1.farm.test")
+///     .mailbox("alice@farm.test")
+///     .greylist(Duration::from_secs(300))
+///     .max_rcpt_per_session(10)
+///     .latency(Duration::from_millis(50));
+/// # assert!(strict.mailboxes.contains("alice@farm.test"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Personality {
+    /// The name in the greeting and the EHLO reply, e.g. `mx1.farm.test`. It must not contain
+    /// CR or LF.
+    pub hostname: String,
+    /// Full addresses that exist; RCPT compares them case-insensitively.
+    pub mailboxes: HashSet<String>,
+    /// Local-part prefixes: at every domain this server receives for, a local part that
+    /// starts with one of them exists (case-insensitively). Generated worlds of millions of
+    /// mailboxes use this instead of listing them.
+    pub mailbox_prefixes: Vec<String>,
+    /// Every RCPT is accepted, whether the mailbox exists or not.
+    pub catch_all: bool,
+    /// Greylisting: a RCPT for a (client IP, sender, recipient) triplet first seen less than
+    /// this long ago gets `451 4.7.1`; afterwards it is answered normally. Triplets are
+    /// remembered per listener, across connections, for the life of the farm.
+    pub greylist: Option<Duration>,
+    /// What the server says on connect.
+    pub greeting: Greeting,
+    /// After this many RCPT commands in one session, every further one gets `452 4.5.3`.
+    pub max_rcpt_per_session: Option<usize>,
+    /// Advertise PIPELINING after EHLO. The server handles pipelined commands either way.
+    pub pipelining: bool,
+    /// Advertise SMTPUTF8 after EHLO.
+    pub smtputf8: bool,
+    /// MAIL FROM gets `553 5.1.8 <sender>: Sender address rejected: Domain not found`.
+    pub reject_sender: bool,
+    /// Added before every reply, the greeting included: the network round trip it models.
+    pub latency: Duration,
+    /// A uniform random extra in `[0, jitter]` added to each reply's latency.
+    pub jitter: Duration,
+    /// How the server misbehaves, if it does.
+    pub behaviour: Behaviour,
+}
+
+/// What a server says when a client connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    /// `220 {hostname} ESMTP mxprobe-sim`.
+    Normal,
+    /// `554 5.7.1 Service unavailable; Client host [ip] blocked using zen.spamhaus.org`, then
+    /// `503 5.5.1 Error: no SMTP service here` to every command but QUIT, as RFC 5321 §3.1 asks
+    /// of a server that refuses at greeting.
+    Refuse,
+    /// `421 4.7.0 {hostname} Error: too many connections from ip`, then the server closes.
+    Unavailable,
+}
+
+/// A way a server fails a client, on top of its [`Personality`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Speaks SMTP as described in the module docs.
+    Normal,
+    /// Accepts the connection and never sends a byte: the client must time out. The server
+    /// closes when the client does, or after the idle limit.
+    Silent,
+    /// Greets with `HTTP/1.1 400 Bad Request` (not SMTP), ignores what the client sends and
+    /// closes [`GARBAGE_LINGER`] after the greeting, or when the client closes.
+    Garbage,
+    /// Sends the greeting, then closes.
+    CloseAfterGreeting,
+    /// Answers normally up to MAIL FROM, answers that with `250 2.1.0 Ok` (even if the sender
+    /// would be rejected), then closes without answering anything else.
+    CloseAfterMail,
+    /// Sends every reply one byte per [`DRIP_INTERVAL`].
+    Drip,
+    /// Delays every reply, the greeting included, by this long on top of the latency: meant to
+    /// exceed the client's timeouts.
+    Tarpit(Duration),
+    /// Mishandles PIPELINING, as a server seen in the wild does: when one read brings several
+    /// command lines (a pipelined group, e.g. `MAIL FROM`, `RCPT TO` × n and `QUIT` in one
+    /// write), it answers the first normally and drops the replies to the RCPT commands after it
+    /// in that read; a QUIT in the read is answered `221 2.0.0 Bye` and the server closes.
+    /// Commands that come one per read (lock-step) are answered normally. A client that wrote
+    /// MAIL, RCPT, RCPT and QUIT at once reads `250 2.1.0 Ok`, `221 2.0.0 Bye` and EOF.
+    LosesPipelinedReplies,
+    /// Sends one reply nobody asked for: right after its reply to MAIL FROM, in the same write,
+    /// `250 2.1.5 Ok`, as if a RCPT had been answered. Otherwise normal.
+    ExtraReply,
+}
+
+impl Personality {
+    /// A well-behaved server named `hostname` with no mailboxes: PIPELINING and SMTPUTF8
+    /// advertised, no greylisting, no recipient limit, no latency.
+    #[must_use]
+    pub fn new(hostname: &str) -> Self {
+        Self {
+            hostname: hostname.to_owned(),
+            mailboxes: HashSet::new(),
+            mailbox_prefixes: Vec::new(),
+            catch_all: false,
+            greylist: None,
+            greeting: Greeting::Normal,
+            max_rcpt_per_session: None,
+            pipelining: true,
+            smtputf8: true,
+            reject_sender: false,
+            latency: Duration::ZERO,
+            jitter: Duration::ZERO,
+            behaviour: Behaviour::Normal,
+        }
+    }
+
+    /// Adds a mailbox that exists (a full address, any case).
+    #[must_use]
+    pub fn mailbox(mut self, address: &str) -> Self {
+        self.mailboxes.insert(address.to_owned());
+        self
+    }
+
+    /// Adds mailboxes that exist.
+    #[must_use]
+    pub fn mailboxes<I, S>(mut self, addresses: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.mailboxes.extend(addresses.into_iter().map(Into::into));
+        self
+    }
+
+    /// Every local part that starts with `prefix` exists, at any domain: `user` makes
+    /// `user1@a.test` and `User42@b.test` exist, not `nobody@a.test`.
+    #[must_use]
+    pub fn mailbox_prefix(mut self, prefix: &str) -> Self {
+        self.mailbox_prefixes.push(prefix.to_owned());
+        self
+    }
+
+    /// Accepts every recipient.
+    #[must_use]
+    pub fn catch_all(mut self) -> Self {
+        self.catch_all = true;
+        self
+    }
+
+    /// Greylists each new (client IP, sender, recipient) triplet for `period`.
+    #[must_use]
+    pub fn greylist(mut self, period: Duration) -> Self {
+        self.greylist = Some(period);
+        self
+    }
+
+    /// Greets with `greeting`.
+    #[must_use]
+    pub fn greeting(mut self, greeting: Greeting) -> Self {
+        self.greeting = greeting;
+        self
+    }
+
+    /// Answers `452 4.5.3` to every RCPT after the first `limit` in a session.
+    #[must_use]
+    pub fn max_rcpt_per_session(mut self, limit: usize) -> Self {
+        self.max_rcpt_per_session = Some(limit);
+        self
+    }
+
+    /// Leaves PIPELINING out of the EHLO reply.
+    #[must_use]
+    pub fn without_pipelining(mut self) -> Self {
+        self.pipelining = false;
+        self
+    }
+
+    /// Leaves SMTPUTF8 out of the EHLO reply.
+    #[must_use]
+    pub fn without_smtputf8(mut self) -> Self {
+        self.smtputf8 = false;
+        self
+    }
+
+    /// Rejects every sender with `553 5.1.8`.
+    #[must_use]
+    pub fn reject_sender(mut self) -> Self {
+        self.reject_sender = true;
+        self
+    }
+
+    /// Adds `latency` before every reply.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Adds a uniform random extra in `[0, jitter]` before every reply.
+    #[must_use]
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Misbehaves as `behaviour` says.
+    #[must_use]
+    pub fn behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviour = behaviour;
+        self
+    }
+}
