@@ -52,7 +52,7 @@ fn json_has_every_figure_and_every_verdict_is_right() {
         .args(WORLD));
     let report = json(&output);
     let showcase = report["showcase"].as_array().expect("showcase");
-    assert_eq!(showcase.len(), 10);
+    assert_eq!(showcase.len(), 12);
     for row in showcase {
         assert_eq!(row["right"], true, "{row}");
     }
@@ -61,6 +61,28 @@ fn json_has_every_figure_and_every_verdict_is_right() {
         .find(|row| row["address"] == "alice@greylisting.test")
         .expect("the greylisting case");
     assert_eq!(greylisted["attempts"], 2, "{greylisted}");
+    // A server that loses pipelined replies (answering the group with 250, 221) gets no
+    // verdict from the 221: the address is asked again without pipelining.
+    let drops = showcase
+        .iter()
+        .find(|row| row["address"] == "alice@drops-replies.test")
+        .expect("the lost-replies case");
+    assert_eq!(
+        (&drops["reason"], &drops["attempts"]),
+        (&Value::from("accepted"), &Value::from(2)),
+        "{drops}"
+    );
+    assert!(
+        drops["reply"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("250")),
+        "{drops}"
+    );
+    let extra = showcase
+        .iter()
+        .find(|row| row["address"] == "alice@extra-reply.test")
+        .expect("the extra-reply case");
+    assert_eq!(extra["reason"], "protocol_error", "{extra}");
 
     let load = &report["load"];
     assert_eq!(load["addresses"], 3000);

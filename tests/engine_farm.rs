@@ -109,6 +109,18 @@ fn world() -> World {
                 .mailbox("alice@lockstep.test")
                 .without_pipelining(),
         ),
+        (
+            ip(36),
+            Personality::new("mx.drops.test")
+                .mailbox("alice@drops.test")
+                .behaviour(Behaviour::LosesPipelinedReplies),
+        ),
+        (
+            ip(37),
+            Personality::new("mx.extra.test")
+                .mailbox("alice@extra.test")
+                .behaviour(Behaviour::ExtraReply),
+        ),
     ];
     let mut ips: Vec<Ipv4Addr> = personalities.iter().map(|(ip, _)| *ip).collect();
     ips.push(ip(26)); // failover's dead first MX: nothing listens there
@@ -141,6 +153,8 @@ fn world() -> World {
         ("ascii.test", 33),
         ("mailinator.com", 34),
         ("lockstep.test", 35),
+        ("drops.test", 36),
+        ("extra.test", 37),
     ] {
         let mx = format!("mx.{domain}");
         zone.mx(domain, 10, &mx).a(&mx, ip(last));
@@ -204,6 +218,54 @@ fn check(results: &HashMap<String, VerifyResult>, address: &str, verdict: Verdic
         (verdict, reason),
         "{address}: {result:#?}"
     );
+}
+
+/// Servers that break the pairing of replies and commands never decide a verdict: one that
+/// loses the RCPT replies of a pipelined group (answering MAIL, RCPT, RCPT, QUIT with `250`,
+/// `221`) is asked again without pipelining, where it answers right; one that sends a reply
+/// nobody asked for ends as `protocol_error`, in either mode.
+#[test]
+fn servers_that_break_the_pairing_never_decide() {
+    let world = world();
+    let addresses = [
+        "alice@drops.test",
+        "nobody@drops.test",
+        "alice@extra.test",
+        "nobody@extra.test",
+    ];
+    let results = verify(world.config.clone(), &addresses);
+    check(
+        &results,
+        "alice@drops.test",
+        Verdict::Deliverable,
+        Reason::Accepted,
+    );
+    check(
+        &results,
+        "nobody@drops.test",
+        Verdict::Undeliverable,
+        Reason::MailboxNotFound,
+    );
+    for address in ["alice@drops.test", "nobody@drops.test"] {
+        let result = &results[address];
+        assert_eq!(result.attempts, 2, "{address}: asked again, lock-step");
+        let code = result.smtp.as_ref().map(|r| r.as_reply().code().get());
+        assert!(matches!(code, Some(250 | 550)), "{address}: {code:?}");
+        let transcript = result.transcript.as_deref().unwrap_or_default();
+        assert!(
+            transcript.contains("< 221 2.0.0 Bye"),
+            "{address}: the 221 came, and decided nothing: {transcript}"
+        );
+    }
+    for address in ["alice@extra.test", "nobody@extra.test"] {
+        check(&results, address, Verdict::Unknown, Reason::ProtocolError);
+        let code = results[address]
+            .smtp
+            .as_ref()
+            .map(|r| r.as_reply().code().get());
+        assert_ne!(code, Some(221), "{address}: never QUIT's 221");
+    }
+    assert_eq!(world.farm.stats().data_commands, 0);
 }
 
 #[test]

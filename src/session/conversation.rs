@@ -228,12 +228,14 @@ impl Session {
             let out_of_turn = self.awaiting.is_empty() && self.reader.buffered() > 0;
             self.reply_deadline = None;
             if out_of_turn && front == Awaiting::Quit {
-                self.violation(ProtocolViolation::Unsolicited(None), now);
+                let extra = self.unsolicited();
+                self.violation(extra, now);
                 return;
             }
             self.on_reply(front, reply, now);
             if out_of_turn && self.phase != Phase::Done {
-                self.violation(ProtocolViolation::Unsolicited(None), now);
+                let extra = self.unsolicited();
+                self.violation(extra, now);
                 return;
             }
             if let Some(&next) = self.awaiting.front() {
@@ -575,6 +577,18 @@ impl Session {
             to: awaiting.answering(),
             reply: reply.clone(),
         })
+    }
+
+    /// The bytes that came out of turn, as the violation they are: with the reply they make,
+    /// if they make a whole one (it is what a verdict will show).
+    fn unsolicited(&mut self) -> ProtocolViolation {
+        let extra = self
+            .reader
+            .next_reply()
+            .ok()
+            .flatten()
+            .map(|r| r.into_owned());
+        ProtocolViolation::Unsolicited(extra)
     }
 
     /// The session ends while QUIT's reply is awaited (closed, timed out) with the start of a

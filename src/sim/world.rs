@@ -254,7 +254,7 @@ pub struct ShowcaseCase {
 }
 
 /// One address per behaviour worth seeing, each on a server (or DNS name) of its own.
-pub const SHOWCASE: [ShowcaseCase; 10] = [
+pub const SHOWCASE: [ShowcaseCase; 12] = [
     ShowcaseCase {
         label: "mailbox exists",
         address: "alice@shop.test",
@@ -296,6 +296,18 @@ pub const SHOWCASE: [ShowcaseCase; 10] = [
         address: "alice@silent.test",
         expected: Reason::Timeout,
         sessions: 1,
+    },
+    ShowcaseCase {
+        label: "loses pipelined replies",
+        address: "alice@drops-replies.test",
+        expected: Reason::Accepted,
+        sessions: 2,
+    },
+    ShowcaseCase {
+        label: "sends a reply unasked",
+        address: "alice@extra-reply.test",
+        expected: Reason::ProtocolError,
+        sessions: 2,
     },
     ShowcaseCase {
         label: "prober blocked",
@@ -467,6 +479,18 @@ fn showcase_hosts(spec: &WorldSpec) -> Vec<(Ipv4Addr, Personality)> {
             Personality::new("mx.blocklisting.test").greeting(Greeting::Refuse),
         ),
         (ip(6), Personality::new("mx.mailinator.com").catch_all()),
+        (
+            ip(7),
+            Personality::new("mx.drops-replies.test")
+                .mailbox("alice@drops-replies.test")
+                .behaviour(Behaviour::LosesPipelinedReplies),
+        ),
+        (
+            ip(8),
+            Personality::new("mx.extra-reply.test")
+                .mailbox("alice@extra-reply.test")
+                .behaviour(Behaviour::ExtraReply),
+        ),
     ]
     .into_iter()
     .map(|(ip, personality)| (ip, with_network(spec, personality)))
@@ -494,6 +518,8 @@ fn zone(spec: &WorldSpec) -> Zone {
         "silent.test",
         "blocklisting.test",
         "mailinator.com",
+        "drops-replies.test",
+        "extra-reply.test",
     ]
     .into_iter()
     .enumerate()
