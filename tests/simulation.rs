@@ -229,6 +229,9 @@ fn mix(mut x: u64) -> u64 {
 struct Tally {
     seeds: u64,
     failed: u64,
+    /// Results by reason, over every seed: what the worlds made the engine decide.
+    reasons: BTreeMap<&'static str, u64>,
+    connections: u64,
     table: BTreeMap<&'static str, BTreeMap<String, (u64, Vec<u64>)>>,
     /// The full text of the first failure.
     first: Option<String>,
@@ -240,6 +243,10 @@ impl Tally {
 
     fn add(&mut self, report: &SeedReport) {
         self.seeds += 1;
+        self.connections += report.outcome.connections;
+        for (reason, count) in &report.outcome.reasons {
+            *self.reasons.entry(reason).or_default() += count;
+        }
         if !report.failed() {
             return;
         }
@@ -330,6 +337,34 @@ fn simulated_worlds_keep_the_invariants() {
         }
     }
     let Some(first) = &tally.first else {
+        let results: u64 = tally.reasons.values().sum();
+        eprintln!(
+            "{} seeds kept every invariant ({:?}): {} results over {} connections, by reason: {:?}",
+            tally.seeds,
+            started.elapsed(),
+            results,
+            tally.connections,
+            tally.reasons
+        );
+        // A batch whose worlds never let the engine reach a mailbox proves nothing: every
+        // invariant about verdicts would hold vacuously (as it did while the engine refused
+        // the worlds' documentation addresses).
+        if tally.seeds >= 50 {
+            for reason in [
+                "accepted",
+                "mailbox_not_found",
+                "accept_all",
+                "protocol_error",
+            ] {
+                assert!(
+                    tally.reasons.get(reason).is_some_and(|n| *n > 0),
+                    "{} seeds and not one `{reason}`: the worlds do not reach the engine's \
+                     verdicts ({:?})",
+                    tally.seeds,
+                    tally.reasons
+                );
+            }
+        }
         return;
     };
     panic!(

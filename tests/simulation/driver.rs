@@ -60,6 +60,8 @@ pub struct Outcome {
     pub duration: Duration,
     /// Verdicts handed out.
     pub results: usize,
+    /// How many results had each reason.
+    pub reasons: BTreeMap<&'static str, u64>,
     /// Connections opened.
     pub connections: u64,
     /// A one-line summary of the world.
@@ -148,6 +150,13 @@ impl Run {
             trace: trace.lines().to_vec(),
             duration: self.now - self.origin,
             results: self.results.len(),
+            reasons: self
+                .results
+                .values()
+                .fold(BTreeMap::new(), |mut reasons, r| {
+                    *reasons.entry(r.reason.as_str()).or_default() += 1;
+                    reasons
+                }),
             connections: self.connections,
             summary: self.scenario.summary(),
         }
