@@ -913,3 +913,54 @@ fn a_server_that_never_answers_quit_leaves_answers_unproven_then_timed_out() {
         a.detail
     );
 }
+
+/// The nine-minute hang: addresses accepted and held for the catch-all control, the control
+/// handed back (here by a 452), and then the servers gone. Each control-only session failed to
+/// connect and handed the control back for free, so a new one started at every tick of the
+/// domain's rate, forever. Every try of the control counts now, and a refused connection
+/// cools the server down.
+#[test]
+fn a_control_whose_servers_vanish_gives_up_and_the_held_addresses_get_their_verdicts() {
+    let mut config = config();
+    config.domain_rate = Some(10.0);
+    let mut h = Harness::new(config);
+    h.mx("gone.test", 10, [127, 0, 0, 9]);
+    h.submit("a@gone.test");
+    h.settle();
+    // a is accepted; the control, last, is refused for "too many recipients".
+    h.play(Box::new(|line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            "250-mx.test\r\n250 PIPELINING\r\n".into()
+        } else if upper.starts_with("RCPT TO:<A@") {
+            "250 2.1.5 Ok\r\n".into()
+        } else if upper.starts_with("RCPT") {
+            "452 4.5.3 Error: too many recipients\r\n".into()
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            "250 2.0.0 Ok\r\n".into()
+        }
+    }));
+    assert!(h.results.is_empty(), "a is held for the control");
+    // From now on every connection is refused.
+    let mut refused = 0;
+    for _ in 0..10_000 {
+        if !h.results.is_empty() {
+            break;
+        }
+        while let Some((conn, _, _)) = (!h.connects.is_empty()).then(|| h.connects.remove(0)) {
+            h.scheduler.handle_closed(conn, h.now);
+            h.drain();
+            refused += 1;
+        }
+        h.advance(Duration::from_millis(100));
+    }
+    let a = h.result("a@gone.test");
+    assert_eq!((a.reason, a.catch_all), (Reason::Accepted, None));
+    assert!(
+        refused <= 5,
+        "{refused} connections to a server that is gone"
+    );
+    assert!(h.scheduler.is_idle());
+}
