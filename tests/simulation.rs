@@ -83,6 +83,30 @@ const REGRESSION_SEEDS: &[(u64, &str)] = &[
          held), the control handed back; then the servers vanish: the same endless \
          control-only sessions",
     ),
+    (
+        27,
+        "a dripping server: the session's own deadline ended the conversation without QUIT",
+    ),
+    (
+        7_565_965_532_612_922_154,
+        "ExtraReply, lock-step: the unasked 250 read as RCPT's reply, the real reply dripping \
+         in where QUIT's belongs when the QUIT wait ended (a partial reply that is no 221)",
+    ),
+    (
+        3_195_148_643_879_787_660,
+        "ExtraReply, lock-step: the unasked 250 read as RCPT's reply, then no answer to QUIT \
+         at all: lock-step answers need the 221 too",
+    ),
+    (
+        9_245_452_825_843_148_256,
+        "ExtraReply and a hang-up during the lock-step retry: the end of the stream proves \
+         nothing",
+    ),
+    (
+        8_202_221_741_697_906_453,
+        "two transactions in lock-step: RSET answered with a shifted 250, the break shown only \
+         by QUIT's reply; the first transaction's answers must be taken back too",
+    ),
 ];
 
 /// Trace lines shown around a failure.
