@@ -637,7 +637,10 @@ const CANNED_REPLIES: [&[u8]; 12] = [
 /// - what it writes is whole command lines with CRLF only at their ends, never DATA or BDAT,
 ///   and its output buffer stays small.
 pub fn session(data: &[u8]) {
-    use mxprobe::session::{Recipient, Recipients, Sender, Session, SessionConfig, SessionEvent};
+    use mxprobe::session::{
+        Recipient, RecipientOutcome, Recipients, Sender, Session, SessionConfig, SessionEvent,
+    };
+    use mxprobe::verdict::{Reason, Stage};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -692,7 +695,31 @@ pub fn session(data: &[u8]) {
         while let Some(event) = session.poll_event() {
             assert_eq!(finished, 0, "an event after Finished");
             match event {
-                SessionEvent::Recipient { index, .. } => settled[index] += 1,
+                SessionEvent::Recipient { index, outcome } => {
+                    settled[index] += 1;
+                    // A verdict on a mailbox comes only from a reply that may answer RCPT,
+                    // and only once the session could vouch for the pairing, which takes
+                    // QUIT's 221 (so QUIT went out first).
+                    if let RecipientOutcome::Replied {
+                        stage: Stage::RcptTo,
+                        reply,
+                        reason,
+                    } = &outcome
+                    {
+                        let code = reply.as_reply().code().get();
+                        match reason {
+                            Reason::Accepted => assert!(matches!(code, 250 | 251), "{code}"),
+                            Reason::MailboxNotFound | Reason::MailboxDisabled => {
+                                assert!((500..600).contains(&code), "{code}");
+                            }
+                            _ => {}
+                        }
+                        assert!(
+                            written.windows(6).any(|w| w == b"QUIT\r\n"),
+                            "an answer before QUIT was even sent"
+                        );
+                    }
+                }
                 SessionEvent::Finished(_) => finished += 1,
             }
         }
