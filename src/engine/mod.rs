@@ -27,7 +27,9 @@ pub mod special_purpose;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;
-pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, Scheduler};
+pub use scheduler::{
+    BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler, TARGET_COOLDOWN,
+};
 
 #[cfg(test)]
 #[allow(

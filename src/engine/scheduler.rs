@@ -264,7 +264,7 @@ enum Timer {
 const MIN_TIMERS_COMPACT: usize = 1024;
 
 /// How long a server that refused a connection, or closed it, is left alone.
-const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
+pub const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
 const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a domain's first queued address may wait for others to fill its session: input
@@ -272,7 +272,7 @@ const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// address whenever a slot is free. Short against any server's reply time.
 pub const BATCH_HOLD: Duration = Duration::from_millis(20);
 /// Hand-backs for "too many recipients" before an address is given up on.
-const MAX_HAND_BACKS: u16 = 4;
+pub const MAX_HAND_BACKS: u16 = 4;
 /// Length of the random local part of the catch-all control.
 const CONTROL_LOCAL_LEN: usize = 20;
 

@@ -6,15 +6,15 @@
 //! Every session an address is part of ends, for that address, in exactly one of: a verdict;
 //! a retry after a 4xx (at most `retries`); a failover to the next MX target (at most
 //! `targets − 1` before the last failure is the verdict); a hand-back after "too many
-//! recipients" or a refused RSET (at most `MAX_HAND_BACKS − 1` before the verdict). So an
-//! address is in at most `retries + targets + MAX_HAND_BACKS − 1` sessions. A domain's
-//! catch-all control is asked until it is answered: it should need at most one session per
-//! retry, per target and per hand-back too, `retries + targets + MAX_HAND_BACKS` (the rule a
-//! correct scheduler keeps; the control's hand-back path does not count today, see the
-//! report). Every session has at least one member, so
+//! recipients" or a refused RSET (at most `MAX_HAND_BACKS − 1` before the verdict); one
+//! lock-step retry after a session that could not vouch for its answer. So an address is in
+//! at most `retries + targets + MAX_HAND_BACKS` sessions. A domain's catch-all control counts
+//! every try that did not decide against a budget of `retries + targets + 2`, so it is in at
+//! most `retries + targets + 3` sessions (before that budget, nothing counted its hand-backs:
+//! the nine-minute hang). Every session has at least one member, so
 //!
 //! ```text
-//! connections ≤ Σ_address (retries + targets(domain) + 3) + Σ_domain (retries + targets + 4)
+//! connections ≤ Σ_address (retries + targets(domain) + 4) + Σ_domain (retries + targets + 3)
 //! ```
 //!
 //! # Time
@@ -38,13 +38,9 @@
 
 use std::time::Duration;
 
-use mxprobe::engine::{BATCH_HOLD, EngineConfig};
+use mxprobe::engine::{BATCH_HOLD, EngineConfig, MAX_HAND_BACKS, TARGET_COOLDOWN};
 use mxprobe::sim::net::Scenario;
 
-/// `MAX_HAND_BACKS` in `src/engine/scheduler.rs` (private there; keep in step).
-const MAX_HAND_BACKS: u64 = 4;
-/// `TARGET_COOLDOWN` in `src/engine/scheduler.rs` (private there; keep in step).
-const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// Added to the time bound for what the formula does not name (DNS answers in flight, QUIT
 /// waits after the last verdict).
 const SLACK: Duration = Duration::from_secs(10);
@@ -71,12 +67,12 @@ impl Bounds {
         let per_address: u64 = scenario
             .addresses
             .iter()
-            .map(|address| retries + targets_of(address) + MAX_HAND_BACKS - 1)
+            .map(|address| retries + targets_of(address) + u64::from(MAX_HAND_BACKS))
             .sum();
         let per_domain: u64 = scenario
             .domains
             .iter()
-            .map(|domain| retries + domain.targets.max(1) as u64 + MAX_HAND_BACKS)
+            .map(|domain| retries + domain.targets.max(1) as u64 + 3)
             .sum();
         let connections = per_address + per_domain;
 
