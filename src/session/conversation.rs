@@ -109,10 +109,10 @@ enum Phase {
 /// - A recipient's [`RecipientOutcome::Replied`] is handed out only once the session can vouch
 ///   that the reply answered that recipient's own command: every reply is checked against the
 ///   codes its command may get (RFC 5321 §4.3.2), an RCPT reply that names another recipient
-///   of the session is refused, and a pipelined session holds its answers until QUIT is
-///   answered `221` with nothing after it (see [`Misalignment`]). Otherwise the answers are
-///   handed back as [`RecipientOutcome::Unconfirmed`] (pipelined: ask again in lock-step) or
-///   fail as a protocol error (lock-step).
+///   of the session is refused, and the session holds its answers until QUIT is answered
+///   `221` with nothing after it (see [`Misalignment`]). Otherwise they are handed back as
+///   [`RecipientOutcome::Unconfirmed`] (ask again, without pipelining), or fail as a protocol
+///   error when the sequence broke in lock-step.
 /// - It never sends DATA or BDAT: [`Command`] cannot say them.
 /// - Every wait has a deadline (per reply, and one for the session), and memory is bounded:
 ///   replies by [`crate::smtp::Limits`], output by the commands of one transaction.

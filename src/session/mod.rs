@@ -36,14 +36,18 @@
 //!   order; otherwise lock-step. More recipients than a transaction may hold: RSET, and
 //!   another transaction. **452** or **x.5.3** ("too many recipients"): the rest are handed
 //!   back for another session.
-//! - **QUIT** always, and a bounded wait for the 221. With PIPELINING it ends the last
-//!   transaction's group (RFC 2920 §3.1 allows QUIT as the last command of a group), so the 221
-//!   comes with the RCPT replies and the session takes one round trip less.
+//! - **QUIT** always, and a bounded wait for the 221, which vouches for every answer of the
+//!   session: replies carry no reference to their command, and only as many replies as
+//!   commands, each fitting its command, prove the pairing (`Misalignment`). Until then no
+//!   event leaves the session. With PIPELINING, QUIT ends the last transaction's group (RFC
+//!   2920 §3.1 allows QUIT as the last command of a group), so the 221 comes with the RCPT
+//!   replies and the session takes one round trip less.
 //! - Every reply has a deadline of its own, counted from the previous reply when pipelined, and
 //!   the session one for everything: a silent server, one that drips a byte a second, or one
 //!   that sends an endless multi-line reply ends in bounded time and memory.
-//! - A server that breaks the protocol (a malformed reply, a reply nobody asked for, a code
-//!   that makes no sense where it came) ends the session: `protocol_error`.
+//! - A server that breaks the protocol or the pairing (a malformed reply, a reply nobody asked
+//!   for, a code its command may not get, a reply naming another recipient) ends the session:
+//!   its answers are asked again without pipelining, or are `protocol_error` in lock-step.
 
 mod config;
 mod conversation;
