@@ -84,8 +84,8 @@ pub struct EngineStats {
     pub rcpts: u64,
     /// Addresses asked again after a 4xx.
     pub retries: u64,
-    /// Addresses asked again without pipelining because a pipelined session could not vouch
-    /// for which reply answered them.
+    /// Addresses asked again without pipelining because a session could not vouch for which
+    /// reply answered them.
     pub lock_step_retries: u64,
     /// Addresses moved to the next MX after a connection failure.
     pub failovers: u64,
@@ -115,8 +115,8 @@ struct Job {
     retries: u16,
     failovers: u16,
     handed_back: u16,
-    /// Asked again without pipelining once already, after a pipelined session could not
-    /// vouch for its answer: its sessions are lock-step from now on.
+    /// Asked again without pipelining once already, after a session could not vouch for its
+    /// answer: its sessions are lock-step from now on.
     lock_step: bool,
 }
 
@@ -1333,9 +1333,10 @@ impl Scheduler {
                 }
             }
             RecipientOutcome::Unconfirmed(misalignment) => {
-                // Pipelining went wrong here: this server is asked in lock-step from now on,
-                // and the address once more, lock-step (where each reply answers the one
-                // command outstanding), before the misalignment is its verdict.
+                // The session could not vouch for this answer: this server is asked in
+                // lock-step from now on (where a lost or extra reply shows at once, at the
+                // command it lands on), and the address once more, before the misalignment is
+                // its verdict.
                 if let Some(t) = self.domains[domain].targets.get_mut(target) {
                     t.lock_step = true;
                 }
