@@ -445,6 +445,10 @@ impl Report {
         for row in &self.showcase {
             let verdict = format!("{}/{}", row.verdict, row.reason);
             let evidence = match (&row.reply, &row.detail) {
+                // The reply broke the session rather than answered it: say how, then show it.
+                (Some(reply), Some(detail)) if row.reason == Reason::ProtocolError => {
+                    format!("{detail}: {reply}")
+                }
                 (Some(reply), _) => reply.clone(),
                 (None, Some(detail)) => detail.clone(),
                 (None, None) => String::new(),
