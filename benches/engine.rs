@@ -13,36 +13,30 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::EngineConfig;
-use mxprobe::session::{Sender, SessionConfig};
 use mxprobe::sim::world::{World, WorldSpec};
+use mxprobe::{Config, Engine};
 
 const ADDRESSES: u64 = 5000;
 const DOMAINS: usize = 100;
 const CONCURRENCY: usize = 200;
 
-fn config(world: &World) -> EngineConfig {
-    let session = SessionConfig::new(
-        "probe.bench.test",
-        Sender::Mailbox("probe@bench.test".into()),
-    );
-    let resolver = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![
-        world.dns_addr(),
-    ])));
-    let mut config = EngineConfig::new(session, resolver);
-    config.smtp_port = world.smtp_port();
-    config.allow_private_mx = true;
-    config.concurrency = CONCURRENCY;
-    config.per_mx = CONCURRENCY;
-    config.domain_rate = None;
-    config
+fn config(world: &World) -> Config {
+    Config::builder()
+        .sender("probe@bench.test")
+        .helo_name("probe.bench.test")
+        .nameserver(world.dns_addr())
+        .smtp_port(world.smtp_port())
+        .allow_private_mx(true)
+        .concurrency(CONCURRENCY)
+        .per_mx(CONCURRENCY)
+        .domain_rate(None)
+        .build()
+        .expect("a valid configuration")
 }
 
 /// Verifies the batch and checks every verdict against the world's answer key.
 fn run_batch(world: &World) {
-    let engine = Engine::start(config(world)).expect("the engine starts");
+    let (engine, results) = Engine::start(config(world)).expect("the engine starts");
     let handle = engine.handle();
     let spec = world.spec().clone();
     let producer = std::thread::spawn(move || {
@@ -54,7 +48,7 @@ fn run_batch(world: &World) {
         handle.finish();
     });
     let mut answered = 0;
-    for result in engine.results() {
+    for result in results {
         assert_eq!(
             result.reason,
             world.spec().expected(result.tag),

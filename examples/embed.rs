@@ -1,10 +1,10 @@
 //! Embedding mxprobe: the engine on its own thread, addresses submitted from another, verdicts
-//! consumed as they complete.
+//! consumed as they complete and written as the JSON records of the output schema.
 //!
 //! So that it runs anywhere without touching the internet, this example starts mxprobe's own
-//! simulators on loopback — a DNS responder for `example.test` and an MX farm with two
-//! mailboxes — and points the engine at them. In production, build the resolver configuration
-//! from `/etc/resolv.conf` (`NameserverConfig::parse_resolv_conf`) and leave `smtp_port` at 25.
+//! simulators on loopback ([`DocWorld`]: a DNS responder for `example.test` and an MX with two
+//! mailboxes) and points the engine at them. In production, leave out `nameserver` (the
+//! system's resolv.conf is read), `smtp_port` (25) and `allow_private_mx`.
 //!
 //! ```text
 //! cargo run --example embed
@@ -16,54 +16,31 @@
     reason = "an example program prints its results"
 )]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::thread;
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::EngineConfig;
-use mxprobe::session::{Sender, SessionConfig};
-use mxprobe::sim::dns::{DnsResponder, Zone};
-use mxprobe::sim::smtp::{Personality, SmtpFarm};
+use mxprobe::sim::DocWorld;
+use mxprobe::{Config, Engine};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The simulated world: example.test's MX on 127.0.0.25, knowing two mailboxes.
-    let mx = Ipv4Addr::new(127, 0, 0, 25);
-    let port = TcpListener::bind((mx, 0))?.local_addr()?.port();
-    let farm = SmtpFarm::start(
-        vec![(
-            SocketAddr::from((mx, port)),
-            Personality::new("mx.example.test")
-                .mailboxes(["alice@example.test", "bob@example.test"]),
-        )],
-        1,
-    )?;
-    let mut zone = Zone::new();
-    zone.mx("example.test", 10, "mx.example.test")
-        .a("mx.example.test", mx);
-    let dns = DnsResponder::start(zone)?;
+    let world = DocWorld::start()?;
 
-    // The engine: who it says it is, where DNS is, how politely it probes.
-    let session = SessionConfig::new(
-        "probe.example.test",
-        Sender::Mailbox("verify@example.test".into()),
-    );
-    session.validate()?;
-    let resolver = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![
-        dns.addr(),
-    ])));
-    let mut config = EngineConfig::new(session, resolver);
-    config.smtp_port = port;
-    // mxprobe's own simulators listen on loopback, where it connects only when told to.
-    config.allow_private_mx = true;
-    config.concurrency = 50;
+    // Who the prober says it is, where DNS is, how much it does at once. `build` refuses what
+    // could not be probed with, before anything starts.
+    let config = Config::builder()
+        .sender("verify@example.test")
+        .nameserver(world.dns())
+        .smtp_port(world.smtp_port())
+        // mxprobe's own simulators listen on loopback, where it connects only when told to.
+        .allow_private_mx(true)
+        .concurrency(50)
+        .build()?;
 
-    let engine = Engine::start(config)?;
+    let (engine, results) = Engine::start(config)?;
     for notice in engine.notices() {
         eprintln!("mxprobe: {notice}");
     }
 
-    // A producer on another thread: submit blocks when the engine's queue is full.
+    // A producer on another thread: submit waits while the engine is full.
     let handle = engine.handle();
     let producer = thread::spawn(move || {
         let addresses = [
@@ -72,8 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "Bob <bob@example.test>",
             "not-an-address",
         ];
-        for (tag, address) in addresses.into_iter().enumerate() {
-            if handle.submit(address, tag as u64).is_err() {
+        for (line, address) in addresses.into_iter().enumerate() {
+            if handle.submit(address, line as u64 + 1).is_err() {
                 break;
             }
         }
@@ -81,31 +58,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // Verdicts arrive as they complete, not in submission order; the tag says which is which.
-    for result in engine.results() {
-        println!(
-            "#{} {:<24} {:<13} {:<18} {}",
-            result.tag,
-            result.address,
-            result.verdict,
-            result.reason,
-            result.smtp.as_ref().map_or(String::new(), |reply| {
-                String::from_utf8_lossy(reply.as_reply().wire())
-                    .trim_end()
-                    .to_owned()
-            }),
-        );
+    for result in results {
+        println!("{}", serde_json::to_string(&result.record())?);
     }
     producer
         .join()
         .map_err(|_| "the producer thread panicked")?;
     let report = engine.join()?;
-    println!(
+    eprintln!(
         "{} addresses, {} SMTP sessions, {} DNS lookups, {:.0?}",
         report.stats.finished,
         report.stats.sessions,
         report.resolver.lookups.lookups,
         report.elapsed
     );
-    drop(farm);
     Ok(())
 }

@@ -11,13 +11,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::{EngineConfig, VerifyResult};
-use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::session::Timeouts;
 use mxprobe::sim::dns::{DnsResponder, Misbehaviour, Zone};
 use mxprobe::sim::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
 use mxprobe::verdict::{Reason, Verdict};
+use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
 /// A port free on every one of `ips` a moment ago, so one farm can listen on all of them.
 fn common_port(ips: &[Ipv4Addr]) -> u16 {
@@ -41,7 +39,7 @@ fn ip(last: u8) -> Ipv4Addr {
 struct World {
     _dns: DnsResponder,
     farm: SmtpFarm,
-    config: EngineConfig,
+    config: ConfigBuilder,
 }
 
 /// The farm: one MX per scenario, each on its own loopback address.
@@ -173,18 +171,17 @@ fn world() -> World {
         .exists("ghost.nomail.test");
     let dns = DnsResponder::start(zone).expect("start DNS");
 
-    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
-    nameservers.timeout = Duration::from_millis(500);
-    let resolver = ResolverConfig::new(LookupConfig::new(nameservers));
-    let mut session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
-    session.timeouts = Timeouts::all(Duration::from_millis(700));
-    session.transcript = true;
-    let mut config = EngineConfig::new(session, resolver);
-    config.smtp_port = port;
-    config.allow_private_mx = true;
-    config.retry_delay = Duration::from_millis(400);
-    config.retries = 2;
-    config.domain_rate = None;
+    let config = Config::builder()
+        .sender("probe@probe.test")
+        .nameserver(dns.addr())
+        .dns_timeout(Duration::from_millis(500))
+        .timeouts(Timeouts::all(Duration::from_millis(700)))
+        .transcript(true)
+        .smtp_port(port)
+        .allow_private_mx(true)
+        .retry_delay(Duration::from_millis(400))
+        .retries(2)
+        .domain_rate(None);
     World {
         _dns: dns,
         farm,
@@ -193,28 +190,29 @@ fn world() -> World {
 }
 
 /// Verifies `addresses` and returns the results by address.
-fn verify(config: EngineConfig, addresses: &[&str]) -> HashMap<String, VerifyResult> {
-    let engine = Engine::start(config).expect("start engine");
+fn verify(config: ConfigBuilder, addresses: &[&str]) -> HashMap<String, VerifyResult> {
+    let (engine, results) =
+        Engine::start(config.build().expect("a valid configuration")).expect("start engine");
     let handle = engine.handle();
     for (tag, address) in addresses.iter().enumerate() {
         handle.submit(*address, tag as u64).expect("submit");
     }
     handle.finish();
-    let mut results = HashMap::new();
-    for result in engine.results() {
+    let mut by_address = HashMap::new();
+    for result in results {
         assert_eq!(addresses[result.tag as usize], result.address);
-        let previous = results.insert(result.address.clone(), result);
+        let previous = by_address.insert(result.address.clone(), result);
         assert!(previous.is_none(), "an address answered twice");
     }
     engine.join().expect("engine ran");
-    assert_eq!(results.len(), addresses.len(), "every address answered");
-    results
+    assert_eq!(by_address.len(), addresses.len(), "every address answered");
+    by_address
 }
 
 fn check(results: &HashMap<String, VerifyResult>, address: &str, verdict: Verdict, reason: Reason) {
     let result = &results[address];
     assert_eq!(
-        (result.verdict, result.reason),
+        (result.verdict(), result.reason),
         (verdict, reason),
         "{address}: {result:#?}"
     );
@@ -480,14 +478,14 @@ fn a_thousand_addresses_at_one_domain_share_sessions_and_one_lookup() {
         })
         .collect();
     let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
-    let engine = Engine::start(world.config.clone()).expect("start");
+    let (engine, results) = Engine::start(world.config.clone().build().unwrap()).expect("start");
     let handle = engine.handle();
     for (tag, address) in refs.iter().enumerate() {
         handle.submit(*address, tag as u64).expect("submit");
     }
     handle.finish();
     let mut answered = vec![false; refs.len()];
-    for result in engine.results() {
+    for result in &results {
         let tag = result.tag as usize;
         assert!(!answered[tag], "answered twice");
         answered[tag] = true;
@@ -545,20 +543,22 @@ fn five_thousand_sessions_at_once() {
     }
     zone.a("mx.many.test", ip(40));
     let dns = DnsResponder::start(zone).expect("dns");
-    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
-    nameservers.timeout = Duration::from_secs(2);
-    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.smtp_port = port;
-    config.allow_private_mx = true;
-    config.concurrency = 5000;
-    config.per_mx = 5000;
-    config.domain_rate = None;
-    config.catch_all = false;
+    let nameservers = [dns.addr()];
+    let config = Config::builder()
+        .sender("probe@probe.test")
+        .nameservers(nameservers)
+        .dns_timeout(Duration::from_secs(2))
+        .smtp_port(port)
+        .allow_private_mx(true)
+        .concurrency(5000)
+        .per_mx(5000)
+        .domain_rate(None)
+        .catch_all(false)
+        .build()
+        .unwrap();
 
     let before = open_fds();
-    let engine = Engine::start(config).expect("start");
+    let (engine, results) = Engine::start(config).expect("start");
     assert!(engine.notices().is_empty(), "{:?}", engine.notices());
     let handle = engine.handle();
     for (tag, address) in addresses.iter().enumerate() {
@@ -567,7 +567,7 @@ fn five_thousand_sessions_at_once() {
     handle.finish();
     let mut answered = vec![false; addresses.len()];
     let mut peak = 0;
-    for result in engine.results() {
+    for result in &results {
         assert!(!answered[result.tag as usize], "answered twice");
         answered[result.tag as usize] = true;
         assert_eq!(result.reason, Reason::Accepted, "{result:#?}");
@@ -637,15 +637,15 @@ fn hundreds_of_addresses_across_dozens_of_domains() {
     )
     .expect("farm");
     let dns = DnsResponder::start(zone).expect("dns");
-    let mut nameservers = NameserverConfig::with_servers(vec![dns.addr()]);
-    nameservers.timeout = Duration::from_millis(500);
-    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.smtp_port = port;
-    config.allow_private_mx = true;
-    config.domain_rate = None;
-    config.retry_delay = Duration::from_millis(300);
+    let nameservers = [dns.addr()];
+    let config = Config::builder()
+        .sender("probe@probe.test")
+        .nameservers(nameservers)
+        .dns_timeout(Duration::from_millis(500))
+        .smtp_port(port)
+        .allow_private_mx(true)
+        .domain_rate(None)
+        .retry_delay(Duration::from_millis(300));
     let addresses: Vec<&str> = expected.iter().map(|(a, _)| a.as_str()).collect();
     let results = verify(config, &addresses);
     for (address, reason) in &expected {
@@ -664,32 +664,34 @@ fn hundreds_of_addresses_across_dozens_of_domains() {
 #[test]
 fn an_idle_engine_wakes_for_each_late_submission() {
     let world = world();
-    let engine = Engine::start(world.config.clone()).expect("start");
+    let (engine, results) = Engine::start(world.config.clone().build().unwrap()).expect("start");
     let handle = engine.handle();
     for (tag, pause) in [0u64, 5, 50, 200].into_iter().enumerate() {
         std::thread::sleep(Duration::from_millis(pause));
         handle
             .submit(format!("user{tag}@plain.test"), tag as u64)
             .expect("submit");
-        let result = engine
-            .results()
+        let result = results
             .recv_timeout(Duration::from_secs(5))
             .expect("a verdict for a late submission");
         assert_eq!(result.tag, tag as u64);
         assert_eq!(result.reason, Reason::MailboxNotFound);
     }
     handle.finish();
-    assert!(engine.results().iter().next().is_none());
+    assert!(results.recv().is_none());
     engine.join().expect("engine ran");
 }
 
 /// The world's engine with no room to spare: one session, one recipient, no look-ahead.
-fn without_room(world: &World) -> EngineConfig {
-    let mut config = world.config.clone();
-    config.concurrency = 1;
-    config.rcpts_per_session = 1;
-    config.lookahead = 0;
-    config
+fn without_room(world: &World) -> Config {
+    world
+        .config
+        .clone()
+        .concurrency(1)
+        .rcpts_per_session(1)
+        .lookahead(0)
+        .build()
+        .expect("a valid configuration")
 }
 
 /// With no room to spare (one session, one recipient, no lookahead), every turn of the loop
@@ -698,7 +700,7 @@ fn without_room(world: &World) -> EngineConfig {
 #[test]
 fn a_full_intake_goes_on_when_verdicts_make_room() {
     let world = world();
-    let engine = Engine::start(without_room(&world)).expect("start");
+    let (engine, results) = Engine::start(without_room(&world)).expect("start");
     let handle = engine.handle();
     let total = 2_000u64;
     let producer = std::thread::spawn(move || {
@@ -711,15 +713,14 @@ fn a_full_intake_goes_on_when_verdicts_make_room() {
     });
     let mut answered = 0u64;
     while answered < total {
-        let result = engine
-            .results()
+        let result = results
             .recv_timeout(Duration::from_secs(10))
             .unwrap_or_else(|_| panic!("stalled after {answered} verdicts of {total}"));
         assert_eq!(result.reason, Reason::DomainNotFound, "{result:#?}");
         answered += 1;
     }
     producer.join().expect("producer");
-    assert!(engine.results().iter().next().is_none());
+    assert!(results.recv().is_none());
     engine.join().expect("engine ran");
 }
 
@@ -728,7 +729,7 @@ fn a_full_intake_goes_on_when_verdicts_make_room() {
 #[test]
 fn a_stop_is_heard_while_submissions_wait() {
     let world = world();
-    let engine = Engine::start(without_room(&world)).expect("start");
+    let (engine, results) = Engine::start(without_room(&world)).expect("start");
     let handle = engine.handle();
     let producer = {
         let handle = handle.clone();
@@ -749,7 +750,7 @@ fn a_stop_is_heard_while_submissions_wait() {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         handle.stop();
-        let verdicts = engine.results().iter().count();
+        let verdicts = results.count();
         engine.join().expect("engine ran");
         let _ = done.send(verdicts);
     });

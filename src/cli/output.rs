@@ -57,7 +57,7 @@ impl<'a> Record<'a> {
     pub fn new(result: &'a VerifyResult, address: &'a str, line: u64, transcript: bool) -> Self {
         Self {
             address,
-            verdict: result.verdict.as_str(),
+            verdict: result.verdict().as_str(),
             reason: result.reason.as_str(),
             domain: result.domain.as_deref(),
             mx: result.mx.as_deref(),

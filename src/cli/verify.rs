@@ -23,14 +23,8 @@ use super::output::{Record, Tally, Writer};
 use super::progress::{Progress, summary};
 use super::resume::{DoneLines, read_done};
 use mxprobe::address::Address;
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig, parse_server};
-use mxprobe::driver::{Engine, EngineHandle};
-use mxprobe::engine::{EngineConfig, VerifyResult};
-use mxprobe::session::{ConfigError, Sender, SessionConfig, Timeouts};
-use mxprobe::verdict::Reason;
-
-/// Where resolv.conf is read from when no `--dns-server` is given.
-const RESOLV_CONF: &str = "/etc/resolv.conf";
+use mxprobe::dns::parse_server;
+use mxprobe::{Config, ConfigError, Engine, Handle, Reason, VerifyResult};
 
 /// Verdicts remembered for later duplicates (about a kilobyte each). A repeat further back than
 /// this is verified again: right, only not deduplicated, and memory stays bounded whatever the
@@ -185,7 +179,7 @@ impl Shared {
             self.failed = Some(format!("cannot write the verdicts: {e}"));
             return;
         }
-        self.tally.add(result.verdict);
+        self.tally.add(result.verdict());
         self.progress.update(&self.tally);
     }
 
@@ -257,7 +251,8 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let resumed = done.len();
 
-    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    let (engine, results) =
+        Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
     for notice in engine.notices() {
         say(&format!("mxprobe: {notice}"));
     }
@@ -289,7 +284,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
             .map_err(|e| format!("cannot start the input thread: {e}"))?
     };
 
-    for result in engine.results() {
+    for result in results {
         let mut guard = lock(&shared);
         let occurrences = guard.waiting.remove(&result.tag).unwrap_or_default();
         if let Some(mailbox) = &result.mailbox
@@ -341,7 +336,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
 fn read_input(
     mut input: Input,
     done: &DoneLines,
-    handle: &EngineHandle,
+    handle: &Handle,
     shared: &Mutex<Shared>,
     interrupted: &AtomicBool,
 ) -> Option<String> {
@@ -399,7 +394,6 @@ fn unreadable(text: &str, detail: String) -> VerifyResult {
         address: text.to_owned(),
         mailbox: None,
         domain: None,
-        verdict: Reason::InvalidSyntax.verdict(),
         reason: Reason::InvalidSyntax,
         detail: Some(detail),
         mx: None,
@@ -417,7 +411,7 @@ fn unreadable(text: &str, detail: String) -> VerifyResult {
 /// Ctrl-C (or SIGTERM) once: stop taking work, let the probes in flight finish. Twice: exit
 /// now, after the line being written (the output stays whole lines).
 fn watch_signals(
-    handle: EngineHandle,
+    handle: Handle,
     shared: Arc<Mutex<Shared>>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<(), String> {
@@ -443,63 +437,49 @@ fn watch_signals(
     Ok(())
 }
 
-/// The engine's configuration from the flags.
-fn engine_config(args: &VerifyArgs) -> Result<EngineConfig, String> {
-    let mut nameservers = if args.dns_servers.is_empty() {
-        let text = std::fs::read_to_string(RESOLV_CONF)
-            .map_err(|e| format!("cannot read {RESOLV_CONF} ({e}); pass --dns-server IP[:PORT]"))?;
-        NameserverConfig::parse_resolv_conf(&text).map_err(|e| e.to_string())?
-    } else {
-        NameserverConfig::with_servers(args.dns_servers.clone())
-    };
-    if let Some(secs) = args.dns_timeout {
-        nameservers.timeout = Duration::from_secs(secs.max(1));
+/// The engine's configuration from the flags; an error names the flag to fix.
+fn engine_config(args: &VerifyArgs) -> Result<Config, String> {
+    let mut builder = Config::builder()
+        .sender(args.from.as_str())
+        .smtp_port(args.smtp_port)
+        .concurrency(args.concurrency)
+        .per_mx(args.per_mx)
+        .domain_rate((args.domain_rate > 0.0).then_some(args.domain_rate))
+        .retries(args.retries)
+        .retry_delay(Duration::from_secs(args.retry_delay))
+        .timeout(Duration::from_secs(args.timeout))
+        .catch_all(!args.no_catch_all)
+        .allow_address_literals(args.allow_literals)
+        .allow_private_mx(args.allow_private_mx)
+        .source_ips(args.source_ips.iter().copied())
+        .transcript(args.transcript);
+    if let Some(helo) = &args.helo {
+        builder = builder.helo_name(helo.as_str());
     }
-    let (sender, sender_domain) = if args.from.trim() == "<>" {
-        (Sender::Null, None)
-    } else {
-        let address = Address::parse(&args.from).map_err(|e| format!("--from: {e}"))?;
-        if address.needs_smtputf8() {
-            return Err(
-                "--from must be an ASCII address: not every server accepts UTF-8 senders".into(),
-            );
-        }
-        let domain = address.domain().to_owned();
-        (Sender::Mailbox(address.mailbox().to_owned()), Some(domain))
-    };
-    let helo = match (&args.helo, sender_domain) {
-        (Some(helo), _) => helo.trim().to_owned(),
-        (None, Some(domain)) => domain,
-        (None, None) => {
-            return Err(
-                "with --from '<>' there is no domain to say in EHLO; pass --helo NAME".into(),
-            );
-        }
-    };
-    let mut session = SessionConfig::new(helo, sender);
-    let each = Duration::from_secs(args.timeout.max(1));
-    session.timeouts = Timeouts {
-        quit: each.min(Duration::from_secs(5)),
-        ..Timeouts::all(each)
-    };
-    session.transcript = args.transcript;
-    session.validate().map_err(|e| match e {
-        ConfigError::HeloName { .. } => format!("--helo: {e}"),
-        ConfigError::Sender { .. } => format!("--from: {e}"),
-    })?;
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.smtp_port = args.smtp_port;
-    config.concurrency = args.concurrency.max(1);
-    config.per_mx = args.per_mx.max(1);
-    config.domain_rate = (args.domain_rate > 0.0).then_some(args.domain_rate);
-    config.retries = args.retries;
-    config.retry_delay = Duration::from_secs(args.retry_delay);
-    config.catch_all = !args.no_catch_all;
-    config.allow_address_literals = args.allow_literals;
-    config.allow_private_mx = args.allow_private_mx;
-    config.source_ips = args.source_ips.clone();
-    Ok(config)
+    if !args.dns_servers.is_empty() {
+        builder = builder.nameservers(args.dns_servers.iter().copied());
+    }
+    if let Some(secs) = args.dns_timeout {
+        builder = builder.dns_timeout(Duration::from_secs(secs.max(1)));
+    }
+    builder.build().map_err(|e| {
+        let flag = match &e {
+            ConfigError::NoSender | ConfigError::Sender { .. } => "--from",
+            ConfigError::NoHeloName | ConfigError::HeloName { .. } => "--helo",
+            ConfigError::Nameservers { .. } => "--dns-server",
+            ConfigError::Setting { name, .. } => match *name {
+                "smtp_port" => "--smtp-port",
+                "per_mx" => "--per-mx",
+                "domain_rate" => "--domain-rate",
+                "retry_delay" => "--retry-delay",
+                "dns_timeout" => "--dns-timeout",
+                "concurrency" => "--concurrency",
+                _ => "the configuration",
+            },
+            _ => "the configuration",
+        };
+        format!("{flag}: {e}")
+    })
 }
 
 /// A message for people, on stderr.

@@ -1,44 +1,5 @@
-//! [`Engine`]: the scheduler on its own thread and `mio` loop, fed through a handle from any
-//! thread, with verdicts coming back on a channel.
-//!
-//! ```
-//! use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-//! use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-//! use mxprobe::driver::Engine;
-//! use mxprobe::engine::EngineConfig;
-//! use mxprobe::session::{Sender, SessionConfig};
-//! use mxprobe::sim::{dns::{DnsResponder, Zone}, smtp::{Personality, SmtpFarm}};
-//! use mxprobe::verdict::Reason;
-//!
-//! // A simulated MX for example.test on loopback, and DNS that points at it.
-//! let mx = Ipv4Addr::new(127, 0, 0, 26);
-//! let port = TcpListener::bind((mx, 0))?.local_addr()?.port();
-//! let _farm = SmtpFarm::start(
-//!     vec![(SocketAddr::from((mx, port)), Personality::new("mx.example.test").mailbox("alice@example.test"))],
-//!     1,
-//! )?;
-//! let mut zone = Zone::new();
-//! zone.mx("example.test", 10, "mx.example.test").a("mx.example.test", mx);
-//! let dns = DnsResponder::start(zone)?;
-//!
-//! let session = SessionConfig::new("probe.example.test", Sender::Mailbox("probe@example.test".into()));
-//! let resolver = ResolverConfig::new(LookupConfig::new(NameserverConfig::with_servers(vec![dns.addr()])));
-//! let mut config = EngineConfig::new(session, resolver);
-//! config.smtp_port = port;
-//! config.allow_private_mx = true; // the simulated MX is on loopback
-//!
-//! let engine = Engine::start(config)?;
-//! let handle = engine.handle();
-//! handle.submit("alice@example.test", 1).unwrap();
-//! handle.submit("nobody@example.test", 2).unwrap();
-//! handle.finish();
-//! let mut reasons: Vec<(u64, Reason)> = engine.results().iter().map(|r| (r.tag, r.reason)).collect();
-//! reasons.sort();
-//! assert_eq!(reasons, [(1, Reason::Accepted), (2, Reason::MailboxNotFound)]);
-//! let report = engine.join()?;
-//! assert_eq!(report.stats.sessions, 1);
-//! # Ok::<(), std::io::Error>(())
-//! ```
+//! [`Engine`]: the scheduler on its own thread and `mio` loop, fed through a [`Handle`] from
+//! any thread, with verdicts coming back as [`Results`] (or to a callback).
 //!
 //! # The loop
 //!
@@ -53,14 +14,15 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
 use super::{DnsSockets, SmtpSockets};
-use crate::engine::{EngineConfig, EngineStats, Scheduler, VerifyResult};
+use crate::Config;
+use crate::engine::{EngineStats, Scheduler, VerifyResult};
 
 const WAKER: Token = Token(0);
 const DNS_TOKENS: usize = 1;
@@ -88,11 +50,11 @@ enum Message {
     Finish,
 }
 
-/// Submits addresses to a running [`Engine`] from any thread.
+/// Submits addresses to a running [`Engine`] from any thread. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct EngineHandle {
+pub struct Handle {
     sender: SyncSender<Message>,
-    /// Set by [`stop`](EngineHandle::stop). A flag, not a message: a stop must not queue behind
+    /// Set by [`stop`](Handle::stop). A flag, not a message: a stop must not queue behind
     /// thousands of submissions the engine has no room for.
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
@@ -110,9 +72,9 @@ impl std::fmt::Display for EngineStopped {
 
 impl std::error::Error for EngineStopped {}
 
-impl EngineHandle {
+impl Handle {
     /// Submits an address as a user wrote it; `tag` comes back in its result. Waits while
-    /// the engine's input queue is full.
+    /// the engine's input queue is full, so a fast producer cannot outrun memory.
     pub fn submit(&self, address: impl Into<String>, tag: u64) -> Result<(), EngineStopped> {
         self.sender
             .send(Message::Submit(address.into(), tag))
@@ -140,8 +102,68 @@ impl EngineHandle {
     }
 }
 
+/// The verdicts of a running [`Engine`], as they complete (not in submission order: the tag
+/// says which is which). Read them blocking (`for result in results`, [`recv`](Self::recv)),
+/// with a timeout ([`recv_timeout`](Self::recv_timeout)) or without waiting
+/// ([`try_recv`](Self::try_recv)). The engine holds back verdicts nobody reads, and then
+/// takes in no more addresses: read them as they come. Dropping `Results` discards the rest.
+#[derive(Debug)]
+pub struct Results {
+    receiver: Receiver<VerifyResult>,
+}
+
+/// Why [`Results::recv_timeout`] or [`Results::try_recv`] came back without a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoResult {
+    /// None yet: the engine is still at work.
+    NotYet,
+    /// None ever again: the engine has ended and every verdict has been read.
+    Ended,
+}
+
+impl Results {
+    /// The next verdict, waiting for it; `None` once the engine has ended and every verdict
+    /// has been read.
+    pub fn recv(&self) -> Option<VerifyResult> {
+        self.receiver.recv().ok()
+    }
+
+    /// The next verdict, waiting at most `timeout` for it.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<VerifyResult, NoResult> {
+        self.receiver.recv_timeout(timeout).map_err(|e| match e {
+            RecvTimeoutError::Timeout => NoResult::NotYet,
+            RecvTimeoutError::Disconnected => NoResult::Ended,
+        })
+    }
+
+    /// The next verdict if one is ready, without waiting.
+    pub fn try_recv(&self) -> Result<VerifyResult, NoResult> {
+        self.receiver.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => NoResult::NotYet,
+            TryRecvError::Disconnected => NoResult::Ended,
+        })
+    }
+}
+
+impl Iterator for Results {
+    type Item = VerifyResult;
+
+    fn next(&mut self) -> Option<VerifyResult> {
+        self.recv()
+    }
+}
+
+impl Iterator for &Results {
+    type Item = VerifyResult;
+
+    fn next(&mut self) -> Option<VerifyResult> {
+        self.recv()
+    }
+}
+
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EngineReport {
     /// The scheduler's counters.
     pub stats: EngineStats,
@@ -154,33 +176,52 @@ pub struct EngineReport {
     /// The concurrency the run used (lower than asked if the file limit did not allow it).
     pub concurrency: usize,
     /// CPU time the engine thread used, where the system reports it (Linux).
+    #[cfg(feature = "sim")]
     pub cpu: Option<super::cpu::CpuTime>,
 }
 
 /// A running engine. See the module documentation.
 #[derive(Debug)]
 pub struct Engine {
-    handle: EngineHandle,
-    results: Receiver<VerifyResult>,
+    handle: Handle,
     thread: JoinHandle<io::Result<EngineReport>>,
     notices: Vec<String>,
 }
 
+/// Where the engine thread puts verdicts.
+enum Consumer {
+    /// A bounded channel to [`Results`].
+    Channel(SyncSender<VerifyResult>),
+    /// A callback, called on the engine thread.
+    Callback(Box<dyn FnMut(VerifyResult) + Send>),
+}
+
 impl Engine {
-    /// Starts the engine on a thread of its own. Raises the open-file limit toward what the
-    /// concurrency needs; if the system does not allow that much, runs at a lower concurrency
-    /// and says so in [`notices`](Self::notices) rather than failing halfway with `EMFILE`.
+    /// Starts the engine on a thread of its own, its verdicts coming back as [`Results`].
     ///
-    /// A configuration the prober cannot probe with (an EHLO name or sender that cannot be
-    /// written into a command) is refused here with [`io::ErrorKind::InvalidInput`], the
-    /// [`ConfigError`](crate::session::ConfigError) inside saying what to fix: the prober's own
-    /// mistake never becomes a verdict on a mailbox.
-    pub fn start(mut config: EngineConfig) -> io::Result<Self> {
-        config
-            .validate()
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    /// Raises the open-file limit toward what the concurrency needs; if the system does not
+    /// allow that much, runs at a lower concurrency and says so in
+    /// [`notices`](Self::notices) rather than failing halfway with `EMFILE`. The errors are
+    /// the system's: no event loop, no thread, no randomness.
+    pub fn start(config: Config) -> io::Result<(Self, Results)> {
+        let (sender, receiver) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let engine = Self::spawn(config, Consumer::Channel(sender))?;
+        Ok((engine, Results { receiver }))
+    }
+
+    /// Starts the engine with `on_result` called for each verdict as it completes, on the
+    /// engine's own thread: keep it short (write a line, send it on), as the engine does
+    /// nothing else meanwhile.
+    pub fn start_with_callback(
+        config: Config,
+        on_result: impl FnMut(VerifyResult) + Send + 'static,
+    ) -> io::Result<Self> {
+        Self::spawn(config, Consumer::Callback(Box::new(on_result)))
+    }
+
+    fn spawn(mut config: Config, consumer: Consumer) -> io::Result<Self> {
         let mut notices = Vec::new();
-        let wanted = config.concurrency as u64 + DNS_SOCKETS + super::RESERVED_FDS;
+        let wanted = config.concurrency() as u64 + DNS_SOCKETS + super::RESERVED_FDS;
         let limit = super::raise_open_files_limit(wanted)?;
         if limit < wanted {
             let fits = limit
@@ -189,27 +230,25 @@ impl Engine {
             notices.push(format!(
                 "the open-file limit is {limit}, too low for {} sessions at once; running {fits} \
                  (raise it with `ulimit -n {wanted}`)",
-                config.concurrency
+                config.concurrency()
             ));
-            config.concurrency = usize::try_from(fits).unwrap_or(1);
+            config = config.with_concurrency_lowered_to(usize::try_from(fits).unwrap_or(1));
         }
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
-        let (outbox, results) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let seed = super::os_seed()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
-            .spawn(move || run(poll, config, seed, &inbox, &stopped, &outbox))?;
+            .spawn(move || run(poll, config, seed, &inbox, &stopped, consumer))?;
         Ok(Self {
-            handle: EngineHandle {
+            handle: Handle {
                 sender,
                 stop,
                 waker,
             },
-            results,
             thread,
             notices,
         })
@@ -217,14 +256,8 @@ impl Engine {
 
     /// A handle to submit addresses with; clone it for other threads.
     #[must_use]
-    pub fn handle(&self) -> EngineHandle {
+    pub fn handle(&self) -> Handle {
         self.handle.clone()
-    }
-
-    /// The verdicts, as they complete. The iterator ends when the engine does.
-    #[must_use]
-    pub fn results(&self) -> &Receiver<VerifyResult> {
-        &self.results
     }
 
     /// Things the caller should tell the user (a lowered concurrency).
@@ -233,41 +266,44 @@ impl Engine {
         &self.notices
     }
 
-    /// Waits for the engine to end (after [`EngineHandle::finish`] or
-    /// [`EngineHandle::stop`]) and returns what it did.
+    /// Waits for the engine to end (after [`Handle::finish`] or [`Handle::stop`]) and
+    /// returns what it did. The engine ends only once its verdicts are taken: read the
+    /// [`Results`] to the end (on another thread, or before joining), or drop them.
     pub fn join(self) -> io::Result<EngineReport> {
         drop(self.handle);
-        drop(self.results);
         self.thread
             .join()
             .map_err(|_| io::Error::other("the engine thread panicked"))?
     }
 }
 
-/// The verdicts' way out: the consumer's bounded channel.
-struct Outbox<'a> {
-    sender: &'a SyncSender<VerifyResult>,
+/// The verdicts' way out.
+struct Outbox {
+    consumer: Consumer,
     /// False once the consumer has gone: verdicts are then dropped, and the run still
     /// finishes honestly.
     listening: bool,
 }
 
-impl Outbox<'_> {
-    /// Hands the scheduler's verdicts to the consumer while its channel has room. Those it
-    /// has no room for stay in the scheduler and count in its pending: a slow consumer slows
-    /// the producer, not memory.
+impl Outbox {
+    /// Hands the scheduler's verdicts to the consumer. A channel takes them while it has
+    /// room; those it has no room for stay in the scheduler and count in its pending: a slow
+    /// consumer slows the producer, not memory.
     fn hand_out(&mut self, scheduler: &mut Scheduler) {
         while let Some(result) = scheduler.poll_result() {
             if !self.listening {
                 continue;
             }
-            match self.sender.try_send(result) {
-                Ok(()) => {}
-                Err(TrySendError::Full(result)) => {
-                    scheduler.unpoll_result(result);
-                    return;
-                }
-                Err(TrySendError::Disconnected(_)) => self.listening = false,
+            match &mut self.consumer {
+                Consumer::Callback(on_result) => on_result(result),
+                Consumer::Channel(sender) => match sender.try_send(result) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(result)) => {
+                        scheduler.unpoll_result(result);
+                        return;
+                    }
+                    Err(TrySendError::Disconnected(_)) => self.listening = false,
+                },
             }
         }
     }
@@ -276,22 +312,20 @@ impl Outbox<'_> {
 /// The engine thread: the loop described in the module documentation.
 fn run(
     mut poll: Poll,
-    config: EngineConfig,
+    config: Config,
     seed: [u8; 32],
     inbox: &Receiver<Message>,
     stop: &AtomicBool,
-    outbox: &SyncSender<VerifyResult>,
+    consumer: Consumer,
 ) -> io::Result<EngineReport> {
     let mut outbox = Outbox {
-        sender: outbox,
+        consumer,
         listening: true,
     };
     let started = Instant::now();
-    let concurrency = config.concurrency;
-    let max_pending = (config.concurrency.max(1) * config.rcpts_per_session.max(1))
-        .saturating_add(config.lookahead);
-    let mut scheduler = Scheduler::new(config, seed)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+    let concurrency = config.concurrency();
+    let max_pending = config.intake();
+    let mut scheduler = Scheduler::new(config, seed);
     let mut dns = DnsSockets::new(DNS_TOKENS);
     let mut smtp = SmtpSockets::new(SMTP_TOKENS);
     let mut events = Events::with_capacity(4096);
@@ -379,6 +413,7 @@ fn run(
         abandoned: abandoned + scheduler.pending(),
         elapsed: started.elapsed(),
         concurrency,
+        #[cfg(feature = "sim")]
         cpu: super::cpu::this_thread(),
     })
 }

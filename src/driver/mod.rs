@@ -3,9 +3,10 @@
 //!
 //! - `dns_sockets.rs`: the DNS client's UDP and TCP sockets ([`DnsSockets`]).
 //! - `smtp_sockets.rs`: the engine's SMTP connections ([`SmtpSockets`]).
-//! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through an
-//!   [`EngineHandle`], verdicts on a channel.
-//! - `cpu.rs`: CPU time of the process and its threads, from `/proc` ([`cpu`]).
+//! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through a
+//!   [`Handle`], verdicts as [`Results`] or to a callback.
+//! - `cpu.rs` (feature `sim`): CPU time of the process and its threads, from `/proc`, for
+//!   `mxprobe bench`.
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
 //!
@@ -19,6 +20,7 @@
     reason = "the driver is the one place that reads the clock"
 )]
 
+#[cfg(feature = "sim")]
 pub mod cpu;
 mod dns_sockets;
 mod engine;
@@ -26,7 +28,7 @@ mod routes;
 mod smtp_sockets;
 
 pub use dns_sockets::{DnsClient, DnsSockets};
-pub use engine::{Engine, EngineHandle, EngineReport, EngineStopped};
+pub use engine::{Engine, EngineReport, EngineStopped, Handle, NoResult, Results};
 pub use routes::{RouteResolution, resolve_routes};
 pub use smtp_sockets::SmtpSockets;
 

@@ -25,7 +25,7 @@ mod scheduler;
 mod slab;
 pub mod special_purpose;
 
-pub use config::EngineConfig;
+pub(crate) use config::EngineConfig;
 pub use result::VerifyResult;
 pub use scheduler::{
     BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler, TARGET_COOLDOWN,

@@ -19,9 +19,7 @@ pub struct VerifyResult {
     pub mailbox: Option<String>,
     /// The domain, lower-case ASCII, if the address parsed.
     pub domain: Option<String>,
-    /// deliverable, undeliverable, risky, unknown.
-    pub verdict: Verdict,
-    /// Why.
+    /// Why: the precise answer, from which the [`verdict`](Self::verdict) follows.
     pub reason: Reason,
     /// A sentence for people, where the reason alone does not say it all (which syntax rule,
     /// which DNS failure, which timeout).
@@ -44,6 +42,15 @@ pub struct VerifyResult {
     pub elapsed: Duration,
     /// The conversations, when transcripts were asked for.
     pub transcript: Option<String>,
+}
+
+impl VerifyResult {
+    /// deliverable, undeliverable, risky or unknown: what the [`reason`](Self::reason) means.
+    /// Derived, never stored, so the two cannot disagree.
+    #[must_use]
+    pub fn verdict(&self) -> Verdict {
+        self.reason.verdict()
+    }
 }
 
 /// Applies the rules that combine the facts: the catch-all control turns an acceptance into

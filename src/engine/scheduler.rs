@@ -14,11 +14,12 @@ use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::{SpecialRange, special_purpose};
+use crate::Config;
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    CheckedSessionConfig, ConfigError, Failure, HandBack, Misalignment, Recipient,
-    RecipientOutcome, Recipients, Session, SessionEvent, Wait,
+    CheckedSessionConfig, Failure, HandBack, Misalignment, Recipient, RecipientOutcome, Recipients,
+    Session, SessionEvent, Wait,
 };
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
@@ -346,17 +347,17 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// A scheduler with nothing to do yet. `seed` feeds the CSPRNG behind DNS query IDs, MX
-    /// shuffles and catch-all local parts. A configuration the prober cannot probe with (an
-    /// EHLO name or sender that does not encode) is refused here, so that it can never become
-    /// a verdict on a mailbox.
-    pub fn new(config: EngineConfig, seed: [u8; 32]) -> Result<Self, ConfigError> {
+    /// shuffles and catch-all local parts: take it from the operating system's CSPRNG
+    /// ([`os_seed`](crate::driver::os_seed)), or fix it to replay a run.
+    #[must_use]
+    pub fn new(config: Config, seed: [u8; 32]) -> Self {
+        let config = config.engine;
         let mut dns_seed = seed;
         dns_seed[0] ^= 0x5a;
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
-        let session_config = config.session.clone().check()?;
-        let lock_step_config = Arc::new(session_config.without_pipelining());
-        let session_config = Arc::new(session_config);
-        Ok(Self {
+        let lock_step_config = Arc::new(config.session.without_pipelining());
+        let session_config = Arc::new(config.session.clone());
+        Self {
             config,
             session_config,
             lock_step_config,
@@ -382,7 +383,7 @@ impl Scheduler {
             epoch: None,
             settled: Vec::new(),
             stats: EngineStats::default(),
-        })
+        }
     }
 
     /// Takes an address as a user wrote it; `tag` comes back in its result. Its domain's MX
@@ -399,7 +400,6 @@ impl Scheduler {
                     address: raw.to_owned(),
                     mailbox: None,
                     domain: None,
-                    verdict: invalid.reason().verdict(),
                     reason: invalid.reason(),
                     detail: Some(invalid.to_string()),
                     mx: None,
@@ -422,7 +422,6 @@ impl Scheduler {
                 address: raw.to_owned(),
                 mailbox: Some(address.mailbox().to_owned()),
                 domain: Some(address.domain().to_owned()),
-                verdict: Reason::InvalidSyntax.verdict(),
                 reason: Reason::InvalidSyntax,
                 detail: Some(
                     "address literals are not probed unless allowed (--allow-literals)".into(),
@@ -1576,7 +1575,6 @@ impl Scheduler {
             address: j.address.original().to_owned(),
             mailbox: Some(j.address.mailbox().to_owned()),
             domain: Some(j.address.domain().to_owned()),
-            verdict: reason.verdict(),
             reason,
             detail: decided.detail,
             mx: decided.mx,

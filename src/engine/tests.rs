@@ -11,8 +11,7 @@ use hickory_proto::rr::rdata::{A, MX};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::*;
-use crate::dns::{LookupConfig, NameserverConfig, ResolverConfig, Transmit};
-use crate::session::{Sender, SessionConfig};
+use crate::dns::Transmit;
 use crate::verdict::Reason;
 
 /// A fake SMTP server: the reply to each command line.
@@ -36,21 +35,23 @@ struct Harness {
     rounds: Vec<Vec<String>>,
 }
 
+/// The settings as the builder makes them, open for a test to change one by one.
 fn config() -> EngineConfig {
-    let nameservers = NameserverConfig::with_servers(vec!["192.0.2.53:53".parse().expect("addr")]);
-    let session = SessionConfig::new("probe.test", Sender::Mailbox("probe@probe.test".into()));
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.domain_rate = None;
-    // The fake servers are on loopback.
-    config.allow_private_mx = true;
-    config
+    crate::Config::builder()
+        .sender("probe@probe.test")
+        .nameserver("192.0.2.53:53".parse().expect("addr"))
+        .domain_rate(None)
+        // The fake servers are on loopback.
+        .allow_private_mx(true)
+        .build()
+        .expect("a valid configuration")
+        .engine
 }
 
 impl Harness {
     fn new(config: EngineConfig) -> Self {
         Self {
-            scheduler: Scheduler::new(config, [5; 32]).expect("a valid configuration"),
+            scheduler: Scheduler::new(crate::Config { engine: config }, [5; 32]),
             now: Instant::now(),
             zone: HashMap::new(),
             connects: Vec::new(),

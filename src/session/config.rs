@@ -1,11 +1,11 @@
 //! How a probe session behaves: who it says it is, whom it says it sends for, how long it waits.
 
-use std::fmt;
 use std::ops::Deref;
 use std::time::Duration;
 
+pub use crate::config::ConfigError;
 use crate::smtp::reply::Limits;
-use crate::smtp::{Command, CommandError, ReversePath};
+use crate::smtp::{Command, ReversePath};
 
 /// The sender in `MAIL FROM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl SessionConfig {
                 Sender::Null => String::new(),
                 Sender::Mailbox(mailbox) => mailbox.clone(),
             },
-            error,
+            why: error.to_string(),
         })
     }
 
@@ -177,41 +177,3 @@ impl CheckedSessionConfig {
         })
     }
 }
-
-/// A configuration the prober cannot probe with: its own mistake, never a verdict on a mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// The EHLO name cannot be written into EHLO.
-    HeloName {
-        /// The name as configured.
-        name: String,
-        /// What is wrong with it.
-        error: CommandError,
-    },
-    /// The sender cannot be written into MAIL FROM.
-    Sender {
-        /// The sender as configured.
-        sender: String,
-        /// What is wrong with it.
-        error: CommandError,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::HeloName { name, error } => write!(
-                f,
-                "the EHLO name {name:?} cannot be used ({error}); give the domain name of the \
-                 host the probes come from, such as probe.example.com"
-            ),
-            Self::Sender { sender, error } => write!(
-                f,
-                "the sender {sender:?} cannot be used in MAIL FROM ({error}); give a mailbox on \
-                 a domain you control, such as verify@example.com"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}

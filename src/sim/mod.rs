@@ -10,6 +10,8 @@
 //! - [`net`]: an in-memory world for deterministic simulations of the whole engine: the same
 //!   dialogue and DNS answer logic behind virtual sockets, on a virtual clock, with seeded
 //!   faults and a stamp on every reply that says what it answered.
+//! - [`DocWorld`]: the smallest world, `example.test` with two mailboxes, for examples and doc
+//!   tests.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
 //!   addresses whose right verdicts are known, for `mxprobe bench`.
 //!
@@ -23,6 +25,9 @@
 )]
 
 pub mod dns;
+mod doc_world;
 pub mod net;
 pub mod smtp;
 pub mod world;
+
+pub use doc_world::DocWorld;

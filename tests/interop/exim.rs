@@ -141,9 +141,9 @@ fn verdicts_against_exim_with_quit_in_the_pipelined_group() {
     let nsd = Nsd::start(&nsd_program, "exim.interop.test.", &zone());
     let exim = Exim::start(&exim_program);
 
-    let mut config = engine_config(nsd.addr);
-    config.session.transcript = true;
-    config.smtp_port = exim.port;
+    let config = engine_config(nsd.addr)
+        .transcript(true)
+        .smtp_port(exim.port);
 
     let addresses = [
         "alice@exim.interop.test",

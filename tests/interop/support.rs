@@ -6,46 +6,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
-use mxprobe::driver::Engine;
-use mxprobe::engine::{EngineConfig, VerifyResult};
-use mxprobe::session::{Sender, SessionConfig};
-use mxprobe::verdict::{Reason, Verdict};
+use mxprobe::{Config, ConfigBuilder, Engine, Reason, Verdict, VerifyResult};
 
 /// The engine as the MTA tests run it: DNS from `dns` only, a probe identity of the test zone,
 /// no pause between sessions to a domain.
-pub fn engine_config(dns: SocketAddr) -> EngineConfig {
-    let mut nameservers = NameserverConfig::with_servers(vec![dns]);
-    nameservers.timeout = Duration::from_secs(2);
-    let session = SessionConfig::new(
-        "probe.interop.test",
-        Sender::Mailbox("probe@interop.test".into()),
-    );
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.domain_rate = None;
-    // The real servers under test listen on loopback.
-    config.allow_private_mx = true;
-    config
+pub fn engine_config(dns: SocketAddr) -> ConfigBuilder {
+    Config::builder()
+        .sender("probe@interop.test")
+        .helo_name("probe.interop.test")
+        .nameserver(dns)
+        .dns_timeout(Duration::from_secs(2))
+        .domain_rate(None)
+        // The real servers under test listen on loopback.
+        .allow_private_mx(true)
 }
 
 /// Each result as (address, verdict, reason), for one comparison with what is expected.
 pub fn summary(results: &[VerifyResult]) -> Vec<(&str, Verdict, Reason)> {
     results
         .iter()
-        .map(|r| (r.address.as_str(), r.verdict, r.reason))
+        .map(|r| (r.address.as_str(), r.verdict(), r.reason))
         .collect()
 }
 
 /// Runs the engine on `addresses` and returns their verdicts in submission order.
-pub fn verify(config: EngineConfig, addresses: &[&str]) -> Vec<VerifyResult> {
-    let engine = Engine::start(config).expect("start engine");
+pub fn verify(config: ConfigBuilder, addresses: &[&str]) -> Vec<VerifyResult> {
+    let config = config.build().expect("a valid configuration");
+    let (engine, results) = Engine::start(config).expect("start engine");
     let handle = engine.handle();
     for (tag, address) in addresses.iter().enumerate() {
         handle.submit(*address, tag as u64).expect("submit");
     }
     handle.finish();
-    let mut results: Vec<VerifyResult> = engine.results().iter().collect();
+    let mut results: Vec<VerifyResult> = results.collect();
     engine.join().expect("engine ran");
     results.sort_by_key(|r| r.tag);
     results

@@ -38,7 +38,8 @@
 
 use std::time::Duration;
 
-use mxprobe::engine::{BATCH_HOLD, EngineConfig, MAX_HAND_BACKS, TARGET_COOLDOWN};
+use mxprobe::Config;
+use mxprobe::engine::{BATCH_HOLD, MAX_HAND_BACKS, TARGET_COOLDOWN};
 use mxprobe::sim::net::Scenario;
 
 /// Added to the time bound for what the formula does not name (DNS answers in flight, QUIT
@@ -56,8 +57,8 @@ pub struct Bounds {
 
 impl Bounds {
     /// The bounds for `scenario` under `config`, with submissions until `last_submission`.
-    pub fn of(scenario: &Scenario, config: &EngineConfig, last_submission: Duration) -> Self {
-        let retries = u64::from(config.retries);
+    pub fn of(scenario: &Scenario, config: &Config, last_submission: Duration) -> Self {
+        let retries = u64::from(config.retries());
         let targets_of = |address: &str| -> u64 {
             address
                 .rsplit_once('@')
@@ -77,17 +78,17 @@ impl Bounds {
         let connections = per_address + per_domain;
 
         let gap = config
-            .domain_rate
+            .domain_rate()
             .filter(|rate| *rate > 0.0)
             .map_or(Duration::ZERO, |rate| Duration::from_secs_f64(1.0 / rate));
-        let per_session = config.session.timeouts.session + gap + BATCH_HOLD;
+        let per_session = config.timeouts().session + gap + BATCH_HOLD;
         let retry_waits = config
-            .retry_delay
-            .saturating_mul((1_u32 << config.retries.min(16)) - 1);
+            .retry_delay()
+            .saturating_mul((1_u32 << config.retries().min(16)) - 1);
         let addresses = saturating_u32(scenario.addresses.len() as u64);
         let cooldowns: u64 = scenario.addresses.iter().map(|a| targets_of(a)).sum();
         let duration = last_submission
-            .saturating_add(config.resolver.route_timeout)
+            .saturating_add(config.dns_route_timeout())
             .saturating_add(per_session.saturating_mul(saturating_u32(connections)))
             .saturating_add(retry_waits.saturating_mul(addresses))
             .saturating_add(TARGET_COOLDOWN.saturating_mul(saturating_u32(cooldowns)))

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use mxprobe::engine::{Census, EngineConfig, VerifyResult};
+use mxprobe::Config;
+use mxprobe::engine::{Census, VerifyResult};
 use mxprobe::sim::net::{Fate, Network, ReplyLog, stamp_of};
 use mxprobe::verdict::Reason;
 
@@ -67,7 +68,7 @@ pub fn describe(result: &VerifyResult) -> String {
         "result #{} {} {}/{}{smtp} attempts={}",
         result.tag,
         result.address,
-        result.verdict,
+        result.verdict(),
         result.reason.as_str(),
         result.attempts
     )
@@ -159,7 +160,7 @@ fn is_rcpt_for(command: &str, mailbox: &str) -> bool {
 ///   most as many dead entries as live ones above its compaction floor of 1,024 entries.
 pub fn census(
     census: &Census,
-    config: &EngineConfig,
+    config: &Config,
     submitted: usize,
     answered: usize,
 ) -> Result<(), Violation> {
@@ -172,10 +173,11 @@ pub fn census(
             "{} held and {} queued for {} jobs: an address waits in two places",
             census.held, census.queued, census.jobs
         ))
-    } else if census.sessions > config.concurrency.max(1) {
+    } else if census.sessions > config.concurrency() {
         Some(format!(
             "{} sessions, concurrency {}",
-            census.sessions, config.concurrency
+            census.sessions,
+            config.concurrency()
         ))
     } else if census.domains > submitted {
         Some(format!(

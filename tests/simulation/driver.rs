@@ -20,8 +20,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use mxprobe::Config;
 use mxprobe::dns::{SocketId, Transmit};
-use mxprobe::engine::{ConnId, ConnIo, EngineConfig, Scheduler, VerifyResult};
+use mxprobe::engine::{ConnId, ConnIo, Scheduler, VerifyResult};
 use mxprobe::sim::net::{ClientEvent, Network, Scenario};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -71,7 +72,7 @@ pub struct Outcome {
 /// One run in progress.
 pub struct Run {
     scenario: Scenario,
-    config: EngineConfig,
+    config: Config,
     scheduler: Scheduler,
     net: Network,
     origin: Instant,

@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use mxprobe::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 use mxprobe::driver::cpu::{self, CpuTime};
-use mxprobe::driver::{Engine, raise_open_files_limit};
-use mxprobe::engine::{EngineConfig, VerifyResult};
-use mxprobe::session::{Sender, SessionConfig, Timeouts};
+use mxprobe::driver::raise_open_files_limit;
+use mxprobe::session::Timeouts;
 use mxprobe::sim::smtp::SmtpFarm;
 use mxprobe::sim::world::{SHOWCASE, World, WorldSpec};
 use mxprobe::verdict::Reason;
+use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
 mod histogram;
 mod memory;
@@ -279,34 +278,37 @@ fn fit_concurrency(asked: usize, ends: u64, notices: &mut Vec<String>) -> Result
 
 /// The engine configuration both phases start from: the world's DNS and port, and the
 /// politeness limits lifted (the farm is ours and welcomes the load; `verify` keeps them).
-fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> EngineConfig {
-    let session = SessionConfig::new(
-        "probe.bench.test",
-        Sender::Mailbox("probe@probe.bench.test".into()),
-    );
-    let nameservers = NameserverConfig::with_servers(vec![target.dns]);
-    let mut config =
-        EngineConfig::new(session, ResolverConfig::new(LookupConfig::new(nameservers)));
-    config.smtp_port = target.smtp_port;
-    // The simulated world is on loopback.
-    config.allow_private_mx = true;
-    config.concurrency = concurrency;
-    config.per_mx = concurrency;
-    config.domain_rate = None;
-    config.rcpts_per_session = args.rcpts_per_session;
+fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> ConfigBuilder {
     // Retry greylisted addresses once the period is surely over.
     let period = target.spec.greylist_period;
-    config.retry_delay = period + period / 10 + Duration::from_millis(50);
-    config
+    Config::builder()
+        .sender("probe@probe.bench.test")
+        .nameserver(target.dns)
+        .smtp_port(target.smtp_port)
+        // The simulated world is on loopback.
+        .allow_private_mx(true)
+        .concurrency(concurrency)
+        .per_mx(concurrency)
+        .domain_rate(None)
+        .rcpts_per_session(args.rcpts_per_session)
+        .retry_delay(period + period / 10 + Duration::from_millis(50))
+}
+
+/// The configuration built, or why not, for the user.
+fn build(builder: ConfigBuilder) -> Result<Config, String> {
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// Phase 1: every showcase address, with short timeouts so the silent server costs seconds.
 fn run_showcase(target: &Target<'_>, args: &BenchArgs) -> Result<Vec<ShowcaseRow>, String> {
-    let mut config = engine_config(target, args, SHOWCASE.len());
     let spec = &target.spec;
     let slowest_reply = spec.latency + spec.jitter;
-    config.session.timeouts = Timeouts::all(Duration::from_secs(2) + slowest_reply * 4);
-    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    let config = build(
+        engine_config(target, args, SHOWCASE.len())
+            .timeouts(Timeouts::all(Duration::from_secs(2) + slowest_reply * 4)),
+    )?;
+    let (engine, verdicts) =
+        Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
     let handle = engine.handle();
     for (tag, case) in SHOWCASE.iter().enumerate() {
         handle
@@ -315,7 +317,7 @@ fn run_showcase(target: &Target<'_>, args: &BenchArgs) -> Result<Vec<ShowcaseRow
     }
     handle.finish();
     let mut results: Vec<Option<VerifyResult>> = vec![None; SHOWCASE.len()];
-    for result in engine.results() {
+    for result in verdicts {
         let tag = result.tag as usize;
         results[tag] = Some(result);
     }
@@ -341,7 +343,7 @@ fn run_load(
     notices: &mut Vec<String>,
 ) -> Result<LoadReport, String> {
     let spec = target.spec.clone();
-    let config = engine_config(target, args, concurrency);
+    let config = build(engine_config(target, args, concurrency))?;
     let count = args.addresses;
 
     let farm_before = target.farm.map(SmtpFarm::stats);
@@ -351,7 +353,8 @@ fn run_load(
     let memory_before = memory::resident();
     let started = Instant::now();
 
-    let engine = Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
+    let (engine, results) =
+        Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
     notices.extend(engine.notices().iter().cloned());
     let handle = engine.handle();
     let producer_spec = spec.clone();
@@ -373,7 +376,7 @@ fn run_load(
     let mut times = Histogram::default();
     let mut verdicts = [0u64; Reason::ALL.len()];
     let mut wrong = Wrong::default();
-    for result in engine.results() {
+    for result in results {
         times.record(result.elapsed);
         verdicts[reason_index(result.reason)] += 1;
         let expected = spec.expected(result.tag);

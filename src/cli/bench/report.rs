@@ -95,7 +95,7 @@ impl ShowcaseRow {
         Self {
             label: case.label,
             address: case.address,
-            verdict: result.verdict.as_str(),
+            verdict: result.verdict().as_str(),
             reason: result.reason,
             expected: case.expected,
             attempts: result.attempts,

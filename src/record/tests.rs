@@ -1,0 +1,123 @@
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use super::*;
+use crate::smtp::reply::{Limits, Status, parse_reply};
+
+fn reply(wire: &[u8]) -> OwnedReply {
+    let Ok(Status::Complete(reply)) = parse_reply(wire, &Limits::DEFAULT) else {
+        panic!("not a reply: {wire:?}");
+    };
+    reply.into_owned()
+}
+
+fn accepted() -> VerifyResult {
+    VerifyResult {
+        tag: 12,
+        address: "Alice <alice@example.com>".into(),
+        mailbox: Some("alice@example.com".into()),
+        domain: Some("example.com".into()),
+        reason: Reason::Accepted,
+        detail: None,
+        mx: Some("mx1.example.com".into()),
+        ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10))),
+        smtp: Some(reply(b"250-2.1.5 Ok\r\n250 2.1.5 see you\r\n")),
+        catch_all: Some(false),
+        flags: Flags {
+            role: false,
+            disposable: false,
+            free: true,
+        },
+        suggestion: None,
+        attempts: 1,
+        elapsed: Duration::from_micros(212_900),
+        transcript: None,
+    }
+}
+
+/// The field names, their order and their JSON types are the schema that every consumer of
+/// mxprobe's output parses: a change here is a change of contract.
+#[test]
+fn the_record_pins_the_output_schema() {
+    let json = serde_json::to_string(&accepted().record()).unwrap();
+    assert_eq!(
+        json,
+        r#"{"address":"Alice <alice@example.com>","verdict":"deliverable","reason":"accepted","domain":"example.com","mx":"mx1.example.com","ip":"192.0.2.10","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok\n2.1.5 see you"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":true},"attempts":1,"elapsed_ms":212,"line":12,"detail":null,"suggestion":null}"#
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, FIELDS[..14]);
+}
+
+#[test]
+fn a_transcript_is_the_last_field_and_only_when_kept() {
+    let mut result = accepted();
+    result.transcript = Some("S: 220 hi\r\n".into());
+    let value: serde_json::Value = serde_json::to_value(result.record()).unwrap();
+    let names: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, FIELDS);
+    assert_eq!(value["transcript"], "S: 220 hi\r\n");
+}
+
+#[test]
+fn nulls_and_an_undecided_result() {
+    let result = VerifyResult {
+        tag: 1,
+        address: "bob@".into(),
+        mailbox: None,
+        domain: None,
+        reason: Reason::InvalidSyntax,
+        detail: Some("the domain is empty".into()),
+        mx: None,
+        ip: None,
+        smtp: None,
+        catch_all: None,
+        flags: Flags::default(),
+        suggestion: None,
+        attempts: 0,
+        elapsed: Duration::ZERO,
+        transcript: None,
+    };
+    let value = serde_json::to_value(result.record()).unwrap();
+    assert_eq!(value["verdict"], "undeliverable");
+    assert_eq!(value["reason"], "invalid_syntax");
+    for null in ["domain", "mx", "ip", "smtp", "catch_all", "suggestion"] {
+        assert!(value[null].is_null(), "{null}");
+    }
+    assert_eq!(value["detail"], "the domain is empty");
+}
+
+#[test]
+fn a_reply_that_is_not_utf8_is_replaced_not_dropped() {
+    let mut result = accepted();
+    result.smtp = Some(reply(b"550 5.1.1 caf\xe9 inconnu\r\n"));
+    result.reason = Reason::MailboxNotFound;
+    let value = serde_json::to_value(result.record()).unwrap();
+    assert_eq!(value["smtp"]["message"], "5.1.1 caf\u{FFFD} inconnu");
+    assert_eq!(value["smtp"]["code"], 550);
+    assert_eq!(value["verdict"], "undeliverable");
+}
+
+#[test]
+fn every_reason_serializes_as_its_schema_name() {
+    for reason in Reason::ALL {
+        assert_eq!(
+            serde_json::to_value(reason).unwrap(),
+            serde_json::Value::from(reason.as_str())
+        );
+        assert_eq!(
+            serde_json::to_value(reason.verdict()).unwrap(),
+            serde_json::Value::from(reason.verdict().as_str())
+        );
+    }
+}
