@@ -4,95 +4,9 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
 use super::Format;
-use mxprobe::engine::VerifyResult;
-use mxprobe::verdict::Verdict;
-
-/// One verdict as the output schema has it. Field names and order are a contract.
-#[derive(Debug, Serialize)]
-pub struct Record<'a> {
-    /// The address as written on its input line.
-    pub address: &'a str,
-    pub verdict: &'static str,
-    pub reason: &'static str,
-    pub domain: Option<&'a str>,
-    pub mx: Option<&'a str>,
-    pub ip: Option<String>,
-    pub smtp: Option<Smtp>,
-    pub catch_all: Option<bool>,
-    pub flags: Flags,
-    pub attempts: u32,
-    pub elapsed_ms: u64,
-    /// The input line (or the position among the command-line arguments), from 1.
-    pub line: u64,
-    /// A sentence for people where the reason alone does not say everything.
-    pub detail: Option<&'a str>,
-    /// A popular provider the domain probably misspells.
-    pub suggestion: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<&'a str>,
-}
-
-/// The reply that decided.
-#[derive(Debug, Serialize)]
-pub struct Smtp {
-    pub code: u16,
-    pub enhanced: Option<String>,
-    /// The reply's text, its lines joined by newlines, codes left out.
-    pub message: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Flags {
-    pub role: bool,
-    pub disposable: bool,
-    pub free: bool,
-}
-
-impl<'a> Record<'a> {
-    /// The record of `result`, reported for the input `address` on `line` (a duplicate
-    /// shares its first occurrence's result but keeps its own text and line).
-    pub fn new(result: &'a VerifyResult, address: &'a str, line: u64, transcript: bool) -> Self {
-        Self {
-            address,
-            verdict: result.verdict().as_str(),
-            reason: result.reason.as_str(),
-            domain: result.domain.as_deref(),
-            mx: result.mx.as_deref(),
-            ip: result.ip.map(|ip| ip.to_string()),
-            smtp: result.smtp.as_ref().map(|reply| {
-                let reply = reply.as_reply();
-                Smtp {
-                    code: reply.code().get(),
-                    enhanced: reply.enhanced().map(|e| e.to_string()),
-                    message: reply
-                        .lines()
-                        .map(|line| String::from_utf8_lossy(line).into_owned())
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                }
-            }),
-            catch_all: result.catch_all,
-            flags: Flags {
-                role: result.flags.role,
-                disposable: result.flags.disposable,
-                free: result.flags.free,
-            },
-            attempts: result.attempts,
-            elapsed_ms: u64::try_from(result.elapsed.as_millis()).unwrap_or(u64::MAX),
-            line,
-            detail: result.detail.as_deref(),
-            suggestion: result.suggestion,
-            transcript: if transcript {
-                result.transcript.as_deref()
-            } else {
-                None
-            },
-        }
-    }
-}
+use mxprobe::record::reply_text;
+use mxprobe::{Record, Verdict};
 
 /// The CSV columns, in order.
 pub const CSV_HEADER: &str = "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,\
@@ -144,19 +58,22 @@ impl Writer {
 }
 
 fn csv_line(buffer: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
-    let smtp = record.smtp.as_ref();
+    let smtp = record.smtp.map(|reply| reply.as_reply());
     let fields: [String; 18] = [
         record.line.to_string(),
         record.address.to_owned(),
-        record.verdict.to_owned(),
-        record.reason.to_owned(),
+        record.verdict.as_str().to_owned(),
+        record.reason.as_str().to_owned(),
         record.detail.unwrap_or_default().to_owned(),
         record.domain.unwrap_or_default().to_owned(),
         record.mx.unwrap_or_default().to_owned(),
-        record.ip.clone().unwrap_or_default(),
-        smtp.map(|s| s.code.to_string()).unwrap_or_default(),
-        smtp.and_then(|s| s.enhanced.clone()).unwrap_or_default(),
-        smtp.map(|s| s.message.replace('\n', " "))
+        record.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        smtp.map(|s| s.code().get().to_string()).unwrap_or_default(),
+        smtp.and_then(|s| s.enhanced().map(|e| e.to_string()))
+            .unwrap_or_default(),
+        record
+            .smtp
+            .map(|reply| reply_text(reply).to_string().replace('\n', " "))
             .unwrap_or_default(),
         record.catch_all.map(|c| c.to_string()).unwrap_or_default(),
         record.flags.role.to_string(),
@@ -185,12 +102,12 @@ fn csv_line(buffer: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
 /// `address  verdict  reason  detail-or-reply`, the verdict colored on a terminal: green
 /// deliverable, red undeliverable, yellow risky, blue unknown.
 fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
-    let verdict = record.verdict;
-    let paint = match verdict {
-        "deliverable" => "32",
-        "undeliverable" => "31",
-        "risky" => "33",
-        _ => "34",
+    let verdict = record.verdict.as_str();
+    let paint = match record.verdict {
+        Verdict::Deliverable => "32",
+        Verdict::Undeliverable => "31",
+        Verdict::Risky => "33",
+        Verdict::Unknown => "34",
     };
     // The input is untrusted too, and a line refused for a control character holds one: it is
     // shown escaped (`a@x.test\r`), never written to the terminal as it is.
@@ -200,12 +117,16 @@ fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
     } else {
         text.push_str(&format!("{verdict:<13} "));
     }
-    text.push_str(&format!("{:<20}", record.reason));
-    let why = match (&record.smtp, record.detail) {
-        (Some(smtp), _) => format!(
+    text.push_str(&format!("{:<20}", record.reason.as_str()));
+    let why = match (record.smtp, record.detail) {
+        (Some(reply), _) => format!(
             "{} {}",
-            smtp.code,
-            smtp.message.lines().next().unwrap_or_default()
+            reply.as_reply().code().get(),
+            reply_text(reply)
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
         ),
         (None, Some(detail)) => detail.to_owned(),
         (None, None) => String::new(),

@@ -19,7 +19,7 @@ use clap::Args;
 
 use super::Format;
 use super::input::{Column, Input, Item, count_lines};
-use super::output::{Record, Tally, Writer};
+use super::output::{Tally, Writer};
 use super::progress::{Progress, summary};
 use super::resume::{DoneLines, read_done};
 use mxprobe::address::Address;
@@ -172,7 +172,12 @@ impl Shared {
         if self.failed.is_some() {
             return;
         }
-        let record = Record::new(result, address, line, self.transcript);
+        let mut record = result.record();
+        record.address = address;
+        record.line = line;
+        if !self.transcript {
+            record.transcript = None;
+        }
         // On a shared terminal, the progress line makes way for the record, then returns.
         self.progress.clear();
         if let Err(e) = self.writer.write(&record) {

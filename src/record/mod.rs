@@ -160,8 +160,15 @@ impl<T: fmt::Display> Serialize for Displayed<T> {
     }
 }
 
-/// A reply's text: its lines joined by newlines, codes left out, bytes that are not UTF-8
-/// replaced.
+/// A reply's text as the record's `smtp.message` has it: its lines joined by newlines, codes
+/// left out, bytes that are not UTF-8 replaced by U+FFFD. Written through `Display`, without an
+/// intermediate `String`.
+#[must_use]
+pub fn reply_text(reply: &OwnedReply) -> impl fmt::Display + '_ {
+    Message(reply)
+}
+
+/// See [`reply_text`].
 struct Message<'a>(&'a OwnedReply);
 
 impl Serialize for Message<'_> {
