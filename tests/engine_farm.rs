@@ -12,6 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use mxprobe::session::Timeouts;
+
+/// The tokio driver of the examples, under the same tests as the mio driver.
+#[path = "../examples/tokio_driver.rs"]
+#[allow(dead_code, reason = "its `main` is the example's, not the test's")]
+mod tokio_driver;
 use mxprobe::sim::dns::{DnsResponder, Misbehaviour, Zone};
 use mxprobe::sim::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
 use mxprobe::verdict::{Reason, Verdict};
@@ -209,6 +214,41 @@ fn verify(config: ConfigBuilder, addresses: &[&str]) -> HashMap<String, VerifyRe
     by_address
 }
 
+/// A way to run the engine: mxprobe's mio driver, or the tokio one of the examples.
+type Verify = fn(ConfigBuilder, &[&str]) -> HashMap<String, VerifyResult>;
+
+/// [`verify`] through `examples/tokio_driver.rs` on a current-thread tokio runtime.
+fn verify_on_tokio(config: ConfigBuilder, addresses: &[&str]) -> HashMap<String, VerifyResult> {
+    let config = config.build().expect("a valid configuration");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let by_address = runtime.block_on(async {
+        let (submit, submissions) = tokio::sync::mpsc::channel(64);
+        let (results, mut verdicts) = tokio::sync::mpsc::unbounded_channel();
+        let engine = tokio::spawn(tokio_driver::run(config, [7; 32], submissions, results));
+        for (tag, address) in addresses.iter().enumerate() {
+            submit
+                .send(((*address).to_owned(), tag as u64))
+                .await
+                .expect("submit");
+        }
+        drop(submit);
+        let mut by_address = HashMap::new();
+        while let Some(result) = verdicts.recv().await {
+            assert_eq!(addresses[result.tag as usize], result.address);
+            let previous = by_address.insert(result.address.clone(), result);
+            assert!(previous.is_none(), "an address answered twice");
+        }
+        let stats = engine.await.expect("the driver ran");
+        assert_eq!(stats.finished, addresses.len() as u64);
+        by_address
+    });
+    assert_eq!(by_address.len(), addresses.len(), "every address answered");
+    by_address
+}
+
 fn check(results: &HashMap<String, VerifyResult>, address: &str, verdict: Verdict, reason: Reason) {
     let result = &results[address];
     assert_eq!(
@@ -224,6 +264,16 @@ fn check(results: &HashMap<String, VerifyResult>, address: &str, verdict: Verdic
 /// nobody asked for ends as `protocol_error`, in either mode.
 #[test]
 fn servers_that_break_the_pairing_never_decide() {
+    pairing_breakers(verify);
+}
+
+/// The same, with the scheduler on a tokio runtime (`examples/tokio_driver.rs`).
+#[test]
+fn servers_that_break_the_pairing_never_decide_on_tokio() {
+    pairing_breakers(verify_on_tokio);
+}
+
+fn pairing_breakers(verify: Verify) {
     let world = world();
     let addresses = [
         "alice@drops.test",
@@ -268,6 +318,17 @@ fn servers_that_break_the_pairing_never_decide() {
 
 #[test]
 fn every_scenario_gets_its_verdict() {
+    every_scenario(verify);
+}
+
+/// The same, with the scheduler on a tokio runtime (`examples/tokio_driver.rs`): a driver
+/// built on the public sans-IO API alone gets every verdict right.
+#[test]
+fn every_scenario_gets_its_verdict_on_tokio() {
+    every_scenario(verify_on_tokio);
+}
+
+fn every_scenario(verify: Verify) {
     let world = world();
     let limited: Vec<String> = (0..6).map(|i| format!("u{i}@limited.test")).collect();
     let mut addresses = vec![
