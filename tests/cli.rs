@@ -27,6 +27,11 @@ struct World {
 /// `shop.test` with two mailboxes, `slow.test` answering every reply after 250 ms, both on
 /// loopback addresses of their own.
 fn world() -> World {
+    world_with_slow_latency(Duration::from_millis(250))
+}
+
+/// [`world`] with `slow.test` answering every reply after `slow_latency`.
+fn world_with_slow_latency(slow_latency: Duration) -> World {
     let (fast, slow) = (Ipv4Addr::new(127, 0, 0, 61), Ipv4Addr::new(127, 0, 0, 62));
     let port = loop {
         let port = TcpListener::bind((fast, 0))
@@ -39,7 +44,7 @@ fn world() -> World {
         }
     };
     let mut slow_mx = Personality::new("mx.slow.test").catch_all();
-    slow_mx.latency = Duration::from_millis(250);
+    slow_mx.latency = slow_latency;
     let farm = SmtpFarm::start(
         vec![
             (
@@ -336,6 +341,42 @@ fn check_complete(output: &PathBuf, addresses: &[String]) {
     }
 }
 
+/// Longest a test waits for the binary to do something it should do at once: a hang guard,
+/// not a measurement.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits for `child` to exit; kills it and fails if it has not within [`HANG_GUARD`].
+fn wait_guarded(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().ok();
+            panic!("mxprobe still running after {HANG_GUARD:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines of `child`'s stderr as they come, read on a thread of their own; the channel
+/// closes at EOF.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
 #[test]
 fn resume_after_kill_9_loses_nothing_and_repeats_nothing() {
     let world = world();
@@ -392,13 +433,18 @@ fn ctrl_c_stops_cleanly_and_resume_finishes() {
     let pid = i32::try_from(child.id()).expect("pid");
     // SIGINT, as Ctrl-C sends.
     assert_eq!(unsafe_free_kill(pid), 0);
-    let started = Instant::now();
-    let status = child.wait().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "stopped within the grace period"
-    );
+    let status = wait_guarded(&mut child);
     assert_eq!(status.code(), Some(130));
+    let stopped_at = std::fs::read_to_string(&output)
+        .expect("read")
+        .lines()
+        .count();
+    // The rest of the list would take most of half a minute: it was not asked.
+    assert!(
+        stopped_at < addresses.len(),
+        "stopped before the end: {stopped_at} of {}",
+        addresses.len()
+    );
     let mut stderr = String::new();
     child
         .stderr
@@ -427,8 +473,14 @@ fn unsafe_free_kill(pid: i32) -> i32 {
 
 #[test]
 fn a_second_ctrl_c_exits_at_once_with_whole_lines() {
-    let world = world();
+    // slow.test never answers in time: the probes in flight at the first Ctrl-C hold the
+    // graceful stop for its whole grace, so only the second Ctrl-C can end the run early.
+    // shop.test answers at once: its two lines say the run is under way.
+    let world = world_with_slow_latency(Duration::from_secs(3600));
     let (input, _) = slow_list("twice");
+    let mut list = String::from("alice@shop.test\nbob@shop.test\n");
+    list.push_str(&std::fs::read_to_string(&input).expect("read list"));
+    std::fs::write(&input, list).expect("write list");
     let output = temp("twice.jsonl");
     std::fs::remove_file(&output).ok();
     let mut command = world.command();
@@ -437,24 +489,41 @@ fn a_second_ctrl_c_exits_at_once_with_whole_lines() {
         .arg(&input)
         .arg("--output")
         .arg(&output)
-        .args(["--concurrency", "2", "--no-catch-all"]);
+        // Room for every session at once, so shop.test's is never stuck behind slow ones.
+        .args(["--concurrency", "64", "--no-catch-all"]);
     let mut child = command
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
+    let stderr = stderr_lines(&mut child);
     wait_for_lines(&output, 2, &mut child);
     let pid = i32::try_from(child.id()).expect("pid");
     assert_eq!(unsafe_free_kill(pid), 0);
-    std::thread::sleep(Duration::from_millis(50));
+    // The first Ctrl-C has been heard (two sent at once could arrive as one).
+    loop {
+        let line = stderr
+            .recv_timeout(HANG_GUARD)
+            .expect("mxprobe says it is stopping");
+        if line.contains("mxprobe: stopping") {
+            break;
+        }
+    }
     assert_eq!(unsafe_free_kill(pid), 0);
-    let started = Instant::now();
-    let status = child.wait().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "a second Ctrl-C exits at once"
-    );
+    let status = wait_guarded(&mut child);
     assert_eq!(status.code(), Some(130));
+    let said: Vec<String> = stderr.iter().collect();
+    assert!(
+        said.iter()
+            .any(|line| line.starts_with("mxprobe: stopped;")),
+        "the second Ctrl-C ended the run: {said:?}"
+    );
+    assert!(
+        !said
+            .iter()
+            .any(|line| line.starts_with("interrupted after")),
+        "not the graceful stop, which waits for the probes in flight: {said:?}"
+    );
     let text = std::fs::read_to_string(&output).expect("read");
     assert!(text.is_empty() || text.ends_with('\n'), "whole lines only");
     for line in text.lines() {

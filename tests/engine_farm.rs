@@ -644,8 +644,14 @@ fn five_thousand_sessions_at_once() {
     assert_eq!(farm.stats().data_commands, 0);
     drop(farm);
     drop(dns);
-    std::thread::sleep(Duration::from_millis(100));
-    let after = open_fds();
+    // Descriptors close as threads wind down (and other tests in this process open and close
+    // theirs): wait for the count to come back, failing only if it never does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut after = open_fds();
+    while after > before + 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        after = open_fds();
+    }
     assert!(
         after <= before + 2,
         "file descriptors leaked: {before} before, {after} after"
@@ -728,12 +734,16 @@ fn an_idle_engine_wakes_for_each_late_submission() {
     let (engine, results) = Engine::start(world.config.clone().build().unwrap()).expect("start");
     let handle = engine.handle();
     for (tag, pause) in [0u64, 5, 50, 200].into_iter().enumerate() {
+        // The pause is the input, not a wait for something: each submission comes a little
+        // later after the last verdict, when the loop may be awake, going to sleep, or asleep.
+        // Nothing below depends on how long it really lasted.
         std::thread::sleep(Duration::from_millis(pause));
         handle
             .submit(format!("user{tag}@plain.test"), tag as u64)
             .expect("submit");
+        // A hang guard: an engine the submission did not wake has no timer to wake it either.
         let result = results
-            .recv_timeout(Duration::from_secs(5))
+            .recv_timeout(Duration::from_secs(30))
             .expect("a verdict for a late submission");
         assert_eq!(result.tag, tag as u64);
         assert_eq!(result.reason, Reason::MailboxNotFound);
@@ -792,8 +802,10 @@ fn a_stop_is_heard_while_submissions_wait() {
     let world = world();
     let (engine, results) = Engine::start(without_room(&world)).expect("start");
     let handle = engine.handle();
+    let submitted_so_far = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let producer = {
         let handle = handle.clone();
+        let submitted_so_far = std::sync::Arc::clone(&submitted_so_far);
         std::thread::spawn(move || {
             // The server never answers: the one session holds the only place for 700 ms,
             // and the channel behind it fills up.
@@ -803,11 +815,21 @@ fn a_stop_is_heard_while_submissions_wait() {
                 .is_ok()
             {
                 submitted += 1;
+                submitted_so_far.store(submitted, std::sync::atomic::Ordering::SeqCst);
             }
             submitted
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // Stop once the channel is full (its 4,096 places and the one in flight), not after a
+    // guess at how long filling it takes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while submitted_so_far.load(std::sync::atomic::Ordering::SeqCst) <= 4_096 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the channel never filled up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         handle.stop();
@@ -815,9 +837,11 @@ fn a_stop_is_heard_while_submissions_wait() {
         engine.join().expect("engine ran");
         let _ = done.send(verdicts);
     });
+    // A hang guard: an engine that queued the stop behind thousands of silent sessions would
+    // take most of an hour.
     let verdicts = finished
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the engine ends within its stop grace");
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the engine ends after its stop grace");
     let submitted = producer.join().expect("producer");
     assert!(
         submitted > 4_096,
