@@ -24,6 +24,7 @@ mod result;
 mod scheduler;
 mod slab;
 pub mod special_purpose;
+mod timers;
 
 pub use config::EngineConfig;
 pub use result::VerifyResult;

@@ -1,7 +1,6 @@
 //! [`Scheduler`]: addresses in, verdicts out, every decision in between — sans-IO.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use super::config::EngineConfig;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::{SpecialRange, special_purpose};
+use super::timers::{Timer, Timers};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
@@ -97,8 +97,8 @@ pub struct EngineStats {
     pub peak_sessions: u64,
 }
 
-type JobId = super::slab::Key;
-type DomainId = usize;
+pub(super) type JobId = super::slab::Key;
+pub(super) type DomainId = usize;
 
 /// One submitted address, until its verdict. Kept small (64 bytes): a busy engine holds a
 /// hundred thousand, so the domain is a 32-bit index, the time a 64-bit count from the
@@ -249,20 +249,6 @@ struct Conn {
     deferred: Vec<(Member, RecipientOutcome)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Session(u64),
-    Domain(DomainId),
-    Retry(JobId, u16),
-    Backoff,
-    /// Start sessions for what was submitted: once per burst of submissions, so that the
-    /// addresses of one domain submitted together share sessions.
-    Schedule,
-}
-
-/// The timer heap is never compacted below this length: small heaps are cheap to keep.
-const MIN_TIMERS_COMPACT: usize = 1024;
-
 /// How long a server that refused a connection, or closed it, is left alone.
 pub const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
@@ -321,12 +307,7 @@ pub struct Scheduler {
     ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
     /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
-    /// The heap is compacted when it reaches this length: twice its live length after the
-    /// last compaction (a session's entry outlives it by up to a reply timeout, so at
-    /// thousands of sessions a second the dead would otherwise outnumber the live a
-    /// hundredfold).
-    timers_compact_at: usize,
+    timers: Timers,
     io: VecDeque<ConnIo>,
     results: VecDeque<VerifyResult>,
     next_conn: u64,
@@ -370,8 +351,7 @@ impl Scheduler {
             ready: VecDeque::new(),
             per_ip: HashMap::new(),
             ip_waiters: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timers_compact_at: MIN_TIMERS_COMPACT,
+            timers: Timers::default(),
             io: VecDeque::new(),
             results: VecDeque::new(),
             next_conn: 0,
@@ -543,11 +523,7 @@ impl Scheduler {
     /// Time has come for something.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.resolver.handle_timeout(now);
-        while let Some(&Reverse((at, timer))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Session(conn) => {
                     let due = self
@@ -643,13 +619,9 @@ impl Scheduler {
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, timer))) = self.timers.peek() {
-            if self.timer_is_live(at, timer) {
-                break;
-            }
-            self.timers.pop();
-        }
-        let own = self.timers.peek().map(|Reverse((at, _))| *at);
+        let own = self.with_timers(|timers, this| {
+            timers.next_deadline(|at, timer| this.timer_is_live(at, timer))
+        });
         match (own, self.resolver.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1069,13 +1041,20 @@ impl Scheduler {
     /// Adds a deadline, first dropping the dead entries if they have come to fill half the
     /// heap: memory stays proportional to what is live, at amortised constant cost per entry.
     fn push_timer(&mut self, at: Instant, timer: Timer) {
-        if self.timers.len() >= self.timers_compact_at {
-            let mut timers = std::mem::take(&mut self.timers);
-            timers.retain(|&Reverse((at, timer))| self.timer_is_live(at, timer));
-            self.timers = timers;
-            self.timers_compact_at = (self.timers.len() * 2).max(MIN_TIMERS_COMPACT);
-        }
-        self.timers.push(Reverse((at, timer)));
+        self.with_timers(|timers, this| {
+            timers.compact_if_due(|at, timer| this.timer_is_live(at, timer));
+        });
+        self.timers.push(at, timer);
+    }
+
+    /// Runs `f` on the timer heap beside the rest of the scheduler, which liveness reads. The
+    /// heap is moved out for the call (a few words, no allocation) and back after.
+    #[inline]
+    fn with_timers<R>(&mut self, f: impl FnOnce(&mut Timers, &Self) -> R) -> R {
+        let mut timers = std::mem::take(&mut self.timers);
+        let result = f(&mut timers, self);
+        self.timers = timers;
+        result
     }
 
     fn wake_domain(&mut self, domain: DomainId, at: Instant) {
