@@ -20,6 +20,8 @@
 
 mod calibration;
 mod config;
+mod domain;
+mod job;
 mod result;
 mod scheduler;
 mod slab;
@@ -27,10 +29,9 @@ pub mod special_purpose;
 mod timers;
 
 pub use config::EngineConfig;
+pub use domain::TARGET_COOLDOWN;
 pub use result::VerifyResult;
-pub use scheduler::{
-    BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler, TARGET_COOLDOWN,
-};
+pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler};
 
 #[cfg(test)]
 #[allow(

@@ -10,9 +10,11 @@ use rand::{RngExt, SeedableRng};
 
 use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
+use super::domain::{CatchAll, Domain, DomainId, MxSlots, RouteState, Target};
+use super::job::{Decided, Job, JobId, Member, Rare};
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
-use super::special_purpose::{SpecialRange, special_purpose};
+use super::special_purpose::special_purpose;
 use super::timers::{Timer, Timers};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
@@ -20,7 +22,6 @@ use crate::session::{
     CheckedSessionConfig, ConfigError, Failure, HandBack, Misalignment, Recipient,
     RecipientOutcome, Recipients, Session, SessionEvent, Wait,
 };
-use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
 
 /// Names one SMTP connection the scheduler asked the driver for.
@@ -97,145 +98,7 @@ pub struct EngineStats {
     pub peak_sessions: u64,
 }
 
-pub(super) type JobId = super::slab::Key;
-pub(super) type DomainId = usize;
-
-/// One submitted address, until its verdict. Kept small (64 bytes): a busy engine holds a
-/// hundred thousand, so the domain is a 32-bit index, the time a 64-bit count from the
-/// engine's epoch, the counters 16-bit, and what few addresses need sits behind one box.
-#[derive(Debug)]
-struct Job {
-    tag: u64,
-    address: Address,
-    /// When it was submitted, in nanoseconds since [`Scheduler::epoch`].
-    submitted: u64,
-    rare: Option<Box<Rare>>,
-    domain: u32,
-    attempts: u16,
-    retries: u16,
-    failovers: u16,
-    handed_back: u16,
-    /// Asked again without pipelining once already, after a session could not vouch for its
-    /// answer: its sessions are lock-step from now on.
-    lock_step: bool,
-}
-
-impl Job {
-    fn domain(&self) -> DomainId {
-        self.domain as DomainId
-    }
-
-    fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-}
-
-/// What only some addresses have.
-#[derive(Debug, Default)]
-struct Rare {
-    /// The last 4xx reply, kept for the verdict if the retries run out.
-    last_temporary: Option<Decided>,
-    /// The conversations it was part of (`--transcript`).
-    transcript: Option<String>,
-}
-
-/// A reply that decided, with the host that gave it.
-#[derive(Debug, Clone)]
-struct Decided {
-    reason: Reason,
-    reply: Option<OwnedReply>,
-    mx: Option<String>,
-    ip: Option<IpAddr>,
-    detail: Option<String>,
-}
-
-impl Decided {
-    /// The verdict of every address at a domain whose mail route could not be found.
-    fn route_failed(error: RouteError) -> Self {
-        Self {
-            reason: error.reason(),
-            reply: None,
-            mx: None,
-            ip: None,
-            detail: Some(error.to_string()),
-        }
-    }
-
-    /// The verdict of every address at a domain whose every mail server is at a
-    /// special-purpose address (RFC 6890): no packet goes there unless the configuration
-    /// allows it.
-    fn only_special_purpose(host: &str, ip: IpAddr, range: &SpecialRange) -> Self {
-        Self {
-            reason: Reason::NoMailServer,
-            reply: None,
-            mx: Some(host.to_owned()),
-            ip: Some(ip),
-            detail: Some(format!(
-                "every mail server of the domain is at a special-purpose address ({host} is \
-                 {ip}, in {range}); mxprobe does not connect to such addresses unless allowed \
-                 (--allow-private-mx)"
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CatchAll {
-    Untested,
-    Testing,
-    Known(bool),
-    Inconclusive,
-}
-
-#[derive(Debug)]
-enum RouteState {
-    Resolving,
-    Ready,
-    /// Every address at the domain gets this verdict.
-    Failed(Decided),
-}
-
-/// One address of one MX host, in failover order.
-#[derive(Debug)]
-struct Target {
-    host: String,
-    ip: IpAddr,
-    cooldown_until: Option<Instant>,
-    /// A pipelined session here could not vouch for its replies: no more pipelining here.
-    lock_step: bool,
-}
-
-#[derive(Debug)]
-struct Domain {
-    name: String,
-    route: RouteState,
-    targets: Vec<Target>,
-    queue: VecDeque<JobId>,
-    catch_all: CatchAll,
-    control_attempts: u32,
-    /// Accepted addresses waiting for the catch-all answer.
-    held: Vec<(JobId, Decided)>,
-    source: Option<IpAddr>,
-    next_connect_at: Option<Instant>,
-    wake_at: Option<Instant>,
-    in_ready: bool,
-    /// Most addresses per session here: lowered when the server says "too many recipients".
-    batch_limit: usize,
-    /// Sessions in flight here.
-    sessions: usize,
-    /// Facts of the domain name, worked out once for all its addresses.
-    disposable: bool,
-    free: bool,
-    suggestion: Option<&'static str>,
-}
-
-/// Who a session's recipient is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Member {
-    Job(JobId),
-    Control,
-}
-
+/// One session in flight, and who it asks about.
 #[derive(Debug)]
 struct Conn {
     session: Session,
@@ -249,8 +112,6 @@ struct Conn {
     deferred: Vec<(Member, RecipientOutcome)>,
 }
 
-/// How long a server that refused a connection, or closed it, is left alone.
-pub const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
 const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a domain's first queued address may wait for others to fill its session: input
@@ -303,8 +164,8 @@ pub struct Scheduler {
     /// Sessions in flight, boxed: the table's empty slots then cost a pointer, not a session.
     conns: HashMap<u64, Box<Conn>>,
     ready: VecDeque<DomainId>,
-    per_ip: HashMap<IpAddr, usize>,
-    ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
+    /// The per-MX-address cap, across domains.
+    mx_slots: MxSlots,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
     /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
     timers: Timers,
@@ -349,8 +210,7 @@ impl Scheduler {
             routing: HashMap::new(),
             conns: HashMap::new(),
             ready: VecDeque::new(),
-            per_ip: HashMap::new(),
-            ip_waiters: HashMap::new(),
+            mx_slots: MxSlots::default(),
             timers: Timers::default(),
             io: VecDeque::new(),
             results: VecDeque::new(),
@@ -421,18 +281,7 @@ impl Scheduler {
         }
         let domain = self.domain_for(&address, now);
         let submitted = self.since_epoch(now);
-        let job = self.jobs.insert(Job {
-            tag,
-            address,
-            submitted,
-            rare: None,
-            domain: u32::try_from(domain).expect("fewer than 2^32 domains"),
-            attempts: 0,
-            retries: 0,
-            failovers: 0,
-            handed_back: 0,
-            lock_step: false,
-        });
+        let job = self.jobs.insert(Job::new(tag, address, submitted, domain));
         match &self.domains[domain].route {
             RouteState::Failed(decided) => {
                 let decided = decided.clone();
@@ -728,40 +577,14 @@ impl Scheduler {
             self.source_rotation += 1;
             Some(ip)
         };
-        let flags = address.flags();
-        let mut domain = Domain {
-            name: name.to_owned(),
-            route: RouteState::Resolving,
-            targets: Vec::new(),
-            queue: VecDeque::new(),
-            catch_all: CatchAll::Untested,
-            control_attempts: 0,
-            held: Vec::new(),
-            source,
-            next_connect_at: None,
-            wake_at: None,
-            in_ready: false,
-            batch_limit: self.config.rcpts_per_session.max(1),
-            sessions: 0,
-            disposable: flags.disposable,
-            free: flags.free,
-            suggestion: address.domain_suggestion(),
-        };
+        let mut domain = Domain::new(address, source, self.config.rcpts_per_session.max(1));
         if let Some(ip) = address.address_literal() {
             match special_purpose(ip).filter(|_| !self.config.allow_private_mx) {
                 Some(range) => {
                     domain.route =
                         RouteState::Failed(Decided::only_special_purpose(name, ip, range));
                 }
-                None => {
-                    domain.route = RouteState::Ready;
-                    domain.targets.push(Target {
-                        host: name.to_owned(),
-                        ip,
-                        cooldown_until: None,
-                        lock_step: false,
-                    });
-                }
+                None => domain.route_ready(vec![Target::new(name.to_owned(), ip)]),
             }
         }
         self.domains.push(domain);
@@ -801,12 +624,7 @@ impl Scheduler {
                     Some(range) => {
                         refused.get_or_insert((host.name.as_str(), ip, range));
                     }
-                    None => targets.push(Target {
-                        host: host.name.clone(),
-                        ip,
-                        cooldown_until: None,
-                        lock_step: false,
-                    }),
+                    None => targets.push(Target::new(host.name.clone(), ip)),
                 }
             }
         }
@@ -817,9 +635,7 @@ impl Scheduler {
             };
             return self.fail_route(domain, decided, now);
         }
-        let d = &mut self.domains[domain];
-        d.targets = targets;
-        d.route = RouteState::Ready;
+        self.domains[domain].route_ready(targets);
         self.mark_ready(domain);
     }
 
@@ -861,7 +677,7 @@ impl Scheduler {
                 self.domains[domain].in_ready = false;
                 if self.try_start(domain, now) {
                     started += 1;
-                    if self.has_work(domain) {
+                    if self.domains[domain].has_work() {
                         self.mark_ready(domain);
                     }
                 }
@@ -872,14 +688,11 @@ impl Scheduler {
         }
     }
 
-    fn has_work(&self, domain: DomainId) -> bool {
-        let d = &self.domains[domain];
-        !d.queue.is_empty() || (d.catch_all == CatchAll::Untested && !d.held.is_empty())
-    }
-
     /// Starts one session for `domain` if politeness allows; otherwise arranges to be woken.
     fn try_start(&mut self, domain: DomainId, now: Instant) -> bool {
-        if !self.has_work(domain) || !matches!(self.domains[domain].route, RouteState::Ready) {
+        if !self.domains[domain].has_work()
+            || !matches!(self.domains[domain].route, RouteState::Ready)
+        {
             return false;
         }
         // A session that would leave room: with one in flight here already, wait for it to
@@ -900,27 +713,23 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(at) = self.domains[domain].next_connect_at
-            && at > now
-        {
+        if let Some(at) = self.domains[domain].rate_wait(now) {
             self.wake_domain(domain, at);
             return false;
         }
         // The first target not cooling down; a lower-preference MX only after the ones before.
-        let d = &self.domains[domain];
-        let Some(target) = d
-            .targets
-            .iter()
-            .position(|t| t.cooldown_until.is_none_or(|until| until <= now))
-        else {
-            if let Some(soonest) = d.targets.iter().filter_map(|t| t.cooldown_until).min() {
-                self.wake_domain(domain, soonest);
+        let target = match self.domains[domain].available_target(now) {
+            Ok(target) => target,
+            Err(soonest) => {
+                if let Some(soonest) = soonest {
+                    self.wake_domain(domain, soonest);
+                }
+                return false;
             }
-            return false;
         };
-        let ip = d.targets[target].ip;
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.per_mx.max(1) {
-            self.ip_waiters.entry(ip).or_default().push(domain);
+        let ip = self.domains[domain].targets[target].ip;
+        if self.mx_slots.is_full(ip, self.config.per_mx.max(1)) {
+            self.mx_slots.wait(ip, domain);
             return false;
         }
 
@@ -936,10 +745,8 @@ impl Scheduler {
                 members.push(Member::Job(job));
             }
         }
-        let d = &mut self.domains[domain];
-        if self.config.catch_all && d.catch_all == CatchAll::Untested {
+        if self.config.catch_all && self.domains[domain].take_control() {
             members.push(Member::Control);
-            d.catch_all = CatchAll::Testing;
             self.stats.controls += 1;
         }
         if members.is_empty() {
@@ -988,12 +795,9 @@ impl Scheduler {
             &self.session_config
         };
         let session = Session::new(Arc::clone(config), recipients, now);
-        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.mx_slots.take(ip);
         let d = &mut self.domains[domain];
-        d.sessions += 1;
-        if let Some(rate) = self.config.domain_rate.filter(|r| *r > 0.0) {
-            d.next_connect_at = Some(now + Duration::from_secs_f64(1.0 / rate));
-        }
+        d.session_started(now, self.config.domain_rate);
         let from = d.source;
         self.conns.insert(
             conn,
@@ -1058,9 +862,7 @@ impl Scheduler {
     }
 
     fn wake_domain(&mut self, domain: DomainId, at: Instant) {
-        let d = &mut self.domains[domain];
-        if d.wake_at.is_none_or(|w| at < w) {
-            d.wake_at = Some(at);
+        if self.domains[domain].wake(at) {
             self.push_timer(at, Timer::Domain(domain));
         }
     }
@@ -1153,7 +955,7 @@ impl Scheduler {
                     last_words,
                 });
             }
-            if self.has_work(domain) {
+            if self.domains[domain].has_work() {
                 self.mark_ready(domain);
             }
         } else {
@@ -1166,17 +968,9 @@ impl Scheduler {
         let d = &mut self.domains[c.domain];
         d.sessions = d.sessions.saturating_sub(1);
         let ip = d.targets.get(c.target).map(|t| t.ip);
-        if let Some(ip) = ip {
-            if let Some(count) = self.per_ip.get_mut(&ip) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.per_ip.remove(&ip);
-                }
-            }
-            if let Some(waiters) = self.ip_waiters.remove(&ip) {
-                for domain in waiters {
-                    self.mark_ready(domain);
-                }
+        if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release(ip)) {
+            for domain in waiters {
+                self.mark_ready(domain);
             }
         }
     }
@@ -1241,13 +1035,9 @@ impl Scheduler {
                     self.push_timer(now + delay, Timer::Retry(job, retries));
                 } else if reason == Reason::Accepted
                     && self.config.catch_all
-                    && matches!(
-                        self.domains[domain].catch_all,
-                        CatchAll::Untested | CatchAll::Testing
-                    )
+                    && self.domains[domain].awaits_catch_all()
                 {
-                    self.domains[domain].held.push((job, decided));
-                    if self.domains[domain].catch_all == CatchAll::Untested {
+                    if self.domains[domain].hold(job, decided) {
                         self.mark_ready(domain);
                     }
                 } else {
@@ -1289,8 +1079,7 @@ impl Scheduler {
                 why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
             ) => {
                 // The server takes fewer recipients per session than we sent: send fewer.
-                let d = &mut self.domains[domain];
-                d.batch_limit = d.batch_limit.min(answered.max(1));
+                self.domains[domain].limit_batch(answered.max(1));
                 let Some(j) = self.jobs.get_mut(job) else {
                     return;
                 };
@@ -1316,9 +1105,7 @@ impl Scheduler {
                 // lock-step from now on (where a lost or extra reply shows at once, at the
                 // command it lands on), and the address once more, before the misalignment is
                 // its verdict.
-                if let Some(t) = self.domains[domain].targets.get_mut(target) {
-                    t.lock_step = true;
-                }
+                self.domains[domain].lock_step(target);
                 let Some(j) = self.jobs.get_mut(job) else {
                     return;
                 };
@@ -1398,9 +1185,7 @@ impl Scheduler {
         ip: Option<IpAddr>,
         now: Instant,
     ) {
-        if let Some(t) = self.domains[domain].targets.get_mut(target) {
-            t.cooldown_until = Some(now + TARGET_COOLDOWN);
-        }
+        self.domains[domain].cool_down(target, now);
         let targets = self.domains[domain].targets.len();
         let Some(j) = self.jobs.get_mut(job) else {
             return;
@@ -1444,14 +1229,10 @@ impl Scheduler {
                 HandBack::ConnectFailed | HandBack::ConnectionLost | HandBack::ServiceUnavailable,
             )
             | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                if let Some(t) = d.targets.get_mut(target) {
-                    t.cooldown_until = Some(now + TARGET_COOLDOWN);
-                }
+                d.cool_down(target, now);
             }
             RecipientOutcome::Unconfirmed(_) => {
-                if let Some(t) = d.targets.get_mut(target) {
-                    t.lock_step = true;
-                }
+                d.lock_step(target);
             }
             _ => {}
         }
@@ -1539,10 +1320,7 @@ impl Scheduler {
             (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => last,
             _ => decided,
         };
-        let catch_all = match domain.catch_all {
-            CatchAll::Known(known) => Some(known),
-            _ => None,
-        };
+        let catch_all = domain.catch_all_known();
         let reason = final_reason(decided.reason, catch_all, domain.disposable);
         let flags = Flags {
             role: is_role_account(j.address.local_part()),
@@ -1589,24 +1367,5 @@ fn control_local_part(rng: &mut StdRng) -> String {
         if !is_role_account(&local) {
             return local;
         }
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// The engine holds up to `concurrency × rcpts_per_session + lookahead` of these (about
-    /// 100,000 at 10,000 sessions): their size is most of its memory per session.
-    #[test]
-    fn a_held_address_stays_small() {
-        assert!(
-            std::mem::size_of::<Job>() <= 64,
-            "{}",
-            std::mem::size_of::<Job>()
-        );
-        assert!(std::mem::size_of::<Address>() <= 24);
-        // A slot of the jobs table: the job and its stamp.
-        assert!(std::mem::size_of::<(u32, Job)>() <= 72);
     }
 }
