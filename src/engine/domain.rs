@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::job::{Decided, JobId};
+use super::policy::{ControlAnswer, ServerNote};
 use crate::address::Address;
 
 /// Names a domain: its index in the scheduler's table. Domains are never forgotten in a run.
@@ -76,7 +77,7 @@ pub(super) struct Domain {
     pub(super) queue: VecDeque<JobId>,
     pub(super) catch_all: CatchAll,
     /// Controls sent that did not decide.
-    pub(super) control_attempts: u32,
+    control_attempts: u32,
     /// Accepted addresses waiting for the catch-all answer.
     pub(super) held: Vec<(JobId, Decided)>,
     /// The source address its connections come from, if configured.
@@ -163,9 +164,35 @@ impl Domain {
         }
     }
 
+    /// The control's answer came (or did not): the catch-all state it leaves.
+    pub(super) fn settle_control(&mut self, answer: ControlAnswer) {
+        self.catch_all = match answer {
+            ControlAnswer::Known(known) => CatchAll::Known(known),
+            ControlAnswer::AskAgain => {
+                self.control_attempts += 1;
+                CatchAll::Untested
+            }
+            ControlAnswer::Inconclusive => CatchAll::Inconclusive,
+        };
+    }
+
+    /// Controls sent that did not decide, so far.
+    pub(super) fn control_attempts(&self) -> u32 {
+        self.control_attempts
+    }
+
+    /// Applies what an outcome taught about the server at `target`.
+    pub(super) fn learn(&mut self, target: usize, note: ServerNote, now: Instant) {
+        match note {
+            ServerNote::CoolDown => self.cool_down(target, now),
+            ServerNote::LockStep => self.lock_step(target),
+            ServerNote::AtMost(recipients) => self.limit_batch(recipients),
+        }
+    }
+
     /// The server at `target` refused a connection or closed it: it is left alone for
     /// [`TARGET_COOLDOWN`].
-    pub(super) fn cool_down(&mut self, target: usize, now: Instant) {
+    fn cool_down(&mut self, target: usize, now: Instant) {
         if let Some(t) = self.targets.get_mut(target) {
             t.cooldown_until = Some(now + TARGET_COOLDOWN);
         }
@@ -173,14 +200,14 @@ impl Domain {
 
     /// A pipelined session at `target` could not vouch for its replies: sessions there are
     /// lock-step from now on.
-    pub(super) fn lock_step(&mut self, target: usize) {
+    fn lock_step(&mut self, target: usize) {
         if let Some(t) = self.targets.get_mut(target) {
             t.lock_step = true;
         }
     }
 
     /// The servers take at most `recipients` a session.
-    pub(super) fn limit_batch(&mut self, recipients: usize) {
+    fn limit_batch(&mut self, recipients: usize) {
         self.batch_limit = self.batch_limit.min(recipients);
     }
 

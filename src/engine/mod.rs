@@ -22,6 +22,7 @@ mod calibration;
 mod config;
 mod domain;
 mod job;
+mod policy;
 mod result;
 mod scheduler;
 mod slab;
@@ -30,8 +31,9 @@ mod timers;
 
 pub use config::EngineConfig;
 pub use domain::TARGET_COOLDOWN;
+pub use policy::MAX_HAND_BACKS;
 pub use result::VerifyResult;
-pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler};
+pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, Scheduler};
 
 #[cfg(test)]
 #[allow(

@@ -12,6 +12,7 @@ use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
 use super::domain::{CatchAll, Domain, DomainId, MxSlots, RouteState, Target};
 use super::job::{Decided, Job, JobId, Member, Rare};
+use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts};
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::special_purpose;
@@ -19,10 +20,10 @@ use super::timers::{Timer, Timers};
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    CheckedSessionConfig, ConfigError, Failure, HandBack, Misalignment, Recipient,
-    RecipientOutcome, Recipients, Session, SessionEvent, Wait,
+    CheckedSessionConfig, ConfigError, Recipient, RecipientOutcome, Recipients, Session,
+    SessionEvent,
 };
-use crate::verdict::{Reason, Stage};
+use crate::verdict::Reason;
 
 /// Names one SMTP connection the scheduler asked the driver for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,8 +119,6 @@ const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// arriving address by address, across many domains, would otherwise start a session per
 /// address whenever a slot is free. Short against any server's reply time.
 pub const BATCH_HOLD: Duration = Duration::from_millis(20);
-/// Hand-backs for "too many recipients" before an address is given up on.
-pub const MAX_HAND_BACKS: u16 = 4;
 /// Length of the random local part of the catch-all control.
 const CONTROL_LOCAL_LEN: usize = 20;
 
@@ -975,6 +974,8 @@ impl Scheduler {
         }
     }
 
+    /// What a session said about one of its recipients: the policy decides, the scheduler
+    /// carries it out.
     #[allow(
         clippy::too_many_arguments,
         reason = "the facts of one outcome, passed as they are"
@@ -989,233 +990,86 @@ impl Scheduler {
         calibration: Option<Calibration>,
         now: Instant,
     ) {
-        let (mx, ip) = self.domains[domain]
-            .targets
-            .get(target)
-            .map_or((None, None), |t| (Some(t.host.clone()), Some(t.ip)));
         let Member::Job(job) = member else {
             self.on_control(domain, target, &outcome, now);
             return;
         };
-        if !self.jobs.contains(job) {
+        let Some(j) = self.jobs.get(job) else {
             return;
+        };
+        let d = &self.domains[domain];
+        let server = d.targets.get(target);
+        let decision = policy::decide(
+            outcome,
+            &Facts {
+                mx: server.map(|t| t.host.as_str()),
+                ip: server.map(|t| t.ip),
+                calibration,
+                answered,
+                retries: j.retries,
+                retries_allowed: self.config.retries,
+                retry_delay: self.config.retry_delay,
+                awaits_catch_all: self.config.catch_all && d.awaits_catch_all(),
+                failovers: j.failovers,
+                targets: d.targets.len(),
+                handed_back: j.handed_back,
+                lock_step: j.lock_step,
+            },
+        );
+        if let Some(note) = decision.server {
+            self.domains[domain].learn(target, note, now);
         }
-        match outcome {
-            RecipientOutcome::Replied {
-                stage,
-                reply,
-                reason,
-            } => {
-                let detail = match calibration {
-                    Some(rule) => Some(rule.detail(&reply.as_reply())),
-                    None => (stage != Stage::RcptTo)
-                        .then(|| format!("the server answered at {}", stage.as_str())),
-                };
-                let decided = Decided {
-                    reason,
-                    reply: Some(reply),
-                    mx,
-                    ip,
-                    detail,
-                };
-                if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
-                    && u32::from(self.jobs[job].retries) < self.config.retries.min(u16::MAX.into())
-                {
-                    let Some(j) = self.jobs.get_mut(job) else {
-                        return;
-                    };
-                    j.rare().last_temporary = Some(decided);
-                    let delay = self
-                        .config
-                        .retry_delay
-                        .saturating_mul(2u32.saturating_pow(u32::from(j.retries)));
-                    j.retries += 1;
-                    self.stats.retries += 1;
-                    let retries = j.retries;
-                    self.push_timer(now + delay, Timer::Retry(job, retries));
-                } else if reason == Reason::Accepted
-                    && self.config.catch_all
-                    && self.domains[domain].awaits_catch_all()
-                {
-                    if self.domains[domain].hold(job, decided) {
-                        self.mark_ready(domain);
-                    }
-                } else {
-                    self.finish_job(job, decided, now);
-                }
-            }
-            RecipientOutcome::Smtputf8Unsupported => self.finish_job(
-                job,
-                Decided {
-                    reason: Reason::Smtputf8Unsupported,
-                    reply: None,
-                    mx,
-                    ip,
-                    detail: Some(
-                        "the address needs SMTPUTF8 and the server does not offer it".into(),
-                    ),
-                },
-                now,
-            ),
-            RecipientOutcome::HandedBack(
-                why @ (HandBack::ConnectFailed
-                | HandBack::ServiceUnavailable
-                | HandBack::ConnectionLost),
-            ) => {
-                let reason = if why == HandBack::ServiceUnavailable {
-                    Reason::TemporaryFailure
-                } else {
-                    Reason::ConnectionFailed
-                };
-                self.fail_over(domain, target, job, reason, why.to_string(), mx, ip, now);
-            }
-            RecipientOutcome::Failed(failure @ Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                // Postfix too treats a silent server like one that cannot be reached, and
-                // tries the next MX; if it was the last, the timeout is the precise reason.
-                let why = failure.to_string();
-                self.fail_over(domain, target, job, Reason::Timeout, why, mx, ip, now);
-            }
-            RecipientOutcome::HandedBack(
-                why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
-            ) => {
-                // The server takes fewer recipients per session than we sent: send fewer.
-                self.domains[domain].limit_batch(answered.max(1));
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                j.handed_back = j.handed_back.saturating_add(1);
-                if j.handed_back >= MAX_HAND_BACKS {
-                    self.finish_job(
-                        job,
-                        Decided {
-                            reason: Reason::TemporaryFailure,
-                            reply: None,
-                            mx,
-                            ip,
-                            detail: Some(why.to_string()),
-                        },
-                        now,
-                    );
-                } else {
-                    self.domains[domain].queue.push_front(job);
-                }
-            }
-            RecipientOutcome::Unconfirmed(misalignment) => {
-                // The session could not vouch for this answer: this server is asked in
-                // lock-step from now on (where a lost or extra reply shows at once, at the
-                // command it lands on), and the address once more, before the misalignment is
-                // its verdict.
-                self.domains[domain].lock_step(target);
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.lock_step {
-                    let detail = misalignment.to_string();
-                    // Unproven twice because the server went silent: a timeout; otherwise the
-                    // server broke the exchange.
-                    let reason = match &misalignment {
-                        Misalignment::Unproven(Some(Failure::Timeout(_))) => Reason::Timeout,
-                        _ => Reason::ProtocolError,
-                    };
-                    self.finish_job(
-                        job,
-                        Decided {
-                            reason,
-                            reply: misalignment.reply().cloned(),
-                            mx,
-                            ip,
-                            detail: Some(detail),
-                        },
-                        now,
-                    );
-                } else {
-                    j.lock_step = true;
-                    self.stats.lock_step_retries += 1;
-                    self.domains[domain].queue.push_front(job);
-                    self.mark_ready(domain);
-                }
-            }
-            RecipientOutcome::Failed(failure) => {
-                let (reason, reply) = match &failure {
-                    Failure::Timeout(_) => (Reason::Timeout, None),
-                    Failure::Protocol(violation) => {
-                        (Reason::ProtocolError, violation.reply().cloned())
-                    }
-                };
-                self.finish_job(
-                    job,
-                    Decided {
-                        reason,
-                        reply,
-                        mx,
-                        ip,
-                        detail: Some(failure.to_string()),
-                    },
-                    now,
-                );
-            }
-            RecipientOutcome::Unencodable(error) => self.finish_job(
-                job,
-                Decided {
-                    reason: Reason::InvalidSyntax,
-                    reply: None,
-                    mx: None,
-                    ip: None,
-                    detail: Some(error.to_string()),
-                },
-                now,
-            ),
-        }
+        self.carry_out(domain, job, decision.action, now);
     }
 
-    /// The MX at `target` failed this job: cool it down and try the next, or give up with
-    /// `reason` (the last server's failure decides it) and `why` in the detail.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the facts of one failover, passed as they are"
-    )]
-    fn fail_over(
-        &mut self,
-        domain: DomainId,
-        target: usize,
-        job: JobId,
-        reason: Reason,
-        why: String,
-        mx: Option<String>,
-        ip: Option<IpAddr>,
-        now: Instant,
-    ) {
-        self.domains[domain].cool_down(target, now);
-        let targets = self.domains[domain].targets.len();
+    /// Does what the policy decided for `job` (queued at `domain`).
+    fn carry_out(&mut self, domain: DomainId, job: JobId, action: Action, now: Instant) {
         let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
-        j.failovers = j.failovers.saturating_add(1);
-        self.stats.failovers += 1;
-        if usize::from(j.failovers) >= targets {
-            self.finish_job(
-                job,
-                Decided {
-                    reason,
-                    reply: None,
-                    mx,
-                    ip,
-                    detail: Some(format!("every mail server failed; the last: {why}")),
-                },
-                now,
-            );
-        } else {
-            self.domains[domain].queue.push_front(job);
-            self.mark_ready(domain);
+        match action {
+            Action::Finish(decided) => self.finish_job(job, decided, now),
+            Action::RetryAfter {
+                delay,
+                last_temporary,
+            } => {
+                j.rare().last_temporary = Some(last_temporary);
+                j.retries += 1;
+                self.stats.retries += 1;
+                let retries = j.retries;
+                self.push_timer(now + delay, Timer::Retry(job, retries));
+            }
+            Action::Hold(decided) => {
+                if self.domains[domain].hold(job, decided) {
+                    self.mark_ready(domain);
+                }
+            }
+            Action::Requeue => {
+                // Not marked ready: the session that handed it back is ending, and its end
+                // brings the domain back.
+                j.handed_back = j.handed_back.saturating_add(1);
+                self.domains[domain].queue.push_front(job);
+            }
+            Action::LockStepRetry => {
+                j.lock_step = true;
+                self.stats.lock_step_retries += 1;
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
+            }
+            Action::FailOver => {
+                j.failovers = j.failovers.saturating_add(1);
+                self.stats.failovers += 1;
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
+            }
+            Action::LastServerFailed(decided) => {
+                self.stats.failovers += 1;
+                self.finish_job(job, decided, now);
+            }
         }
     }
 
     /// The catch-all control's answer, and the addresses that waited for it.
-    ///
-    /// Every control that did not decide counts against one budget (the retries, one try per
-    /// MX address, and two more for hand-backs), whatever the reason: a control that could be
-    /// asked again for free would keep a domain whose servers have gone away busy forever,
-    /// with accepted addresses held waiting for it.
     fn on_control(
         &mut self,
         domain: DomainId,
@@ -1224,69 +1078,30 @@ impl Scheduler {
         now: Instant,
     ) {
         let d = &mut self.domains[domain];
-        match outcome {
-            RecipientOutcome::HandedBack(
-                HandBack::ConnectFailed | HandBack::ConnectionLost | HandBack::ServiceUnavailable,
-            )
-            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                d.cool_down(target, now);
-            }
-            RecipientOutcome::Unconfirmed(_) => {
-                d.lock_step(target);
-            }
-            _ => {}
+        let decision = policy::decide_control(
+            outcome,
+            &ControlFacts {
+                retries_allowed: self.config.retries,
+                targets: d.targets.len(),
+                attempts: d.control_attempts(),
+                stopping: self.stopping,
+            },
+        );
+        if let Some(note) = decision.server {
+            d.learn(target, note, now);
         }
-        let budget = self
-            .config
-            .retries
-            .saturating_add(u32::try_from(d.targets.len()).unwrap_or(u32::MAX))
-            .saturating_add(2);
-        d.catch_all = match outcome {
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::Accepted,
-                ..
-            } => CatchAll::Known(true),
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::MailboxNotFound | Reason::MailboxDisabled,
-                ..
-            } => CatchAll::Known(false),
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::Greylisted | Reason::TemporaryFailure,
-                ..
-            }
-            | RecipientOutcome::HandedBack(_)
-            | RecipientOutcome::Unconfirmed(_)
-            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting)))
-                if !self.stopping =>
-            {
-                d.control_attempts += 1;
-                if d.control_attempts > budget {
-                    CatchAll::Inconclusive
-                } else {
-                    CatchAll::Untested
-                }
-            }
-            _ => CatchAll::Inconclusive,
-        };
-        if self.stopping && d.catch_all == CatchAll::Untested {
-            d.catch_all = CatchAll::Inconclusive;
-        }
-        match d.catch_all {
-            CatchAll::Known(_) | CatchAll::Inconclusive => {
-                let held: Vec<(JobId, Decided)> = d.held.drain(..).collect();
-                for (job, decided) in held {
+        d.settle_control(decision.answer);
+        match decision.answer {
+            ControlAnswer::Known(_) | ControlAnswer::Inconclusive => {
+                for (job, decided) in std::mem::take(&mut d.held) {
                     self.finish_job(job, decided, now);
                 }
             }
-            CatchAll::Untested => {
+            ControlAnswer::AskAgain => {
                 if !d.held.is_empty() || !d.queue.is_empty() {
                     self.mark_ready(domain);
                 }
             }
-            CatchAll::Testing => {}
         }
     }
 
