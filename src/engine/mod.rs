@@ -10,10 +10,22 @@
 //! ```
 //!
 //! - `config.rs`: the knobs, with the reasoning behind each default.
-//! - `scheduler.rs`: [`Scheduler`], the state machine: per-domain queues, batching,
-//!   politeness (global, per-MX-address and per-domain-rate caps; domains take turns), MX
-//!   failover in preference order, greylisting retries with backoff, the catch-all control.
+//! - `scheduler.rs`: [`Scheduler`], the sans-IO entry points (`submit`, `handle_*`, `poll_*`)
+//!   and the wiring between the parts below: starting sessions (batching, domains taking
+//!   turns, the caps), collecting what they settle, carrying out what the policy decides.
+//! - `policy.rs`: the outcome policy, a pure function: an outcome and its facts in, a decision
+//!   out (retry with backoff, hold for the catch-all answer, fail over to the next MX, ask
+//!   again in lock-step or in a smaller session, or the verdict). Tested by table.
+//! - `domain.rs`: a domain's state and transitions: its route, its MX targets in failover
+//!   order with their cooldowns, its queue, the catch-all control's state, the domain-rate
+//!   cap, and the per-MX-address slots shared across domains.
+//! - `job.rs`: one address until its verdict, kept to 64 bytes; the reply that decided it.
+//! - `timers.rs`: the heap of deadlines, with lazy deletion and compaction.
+//! - `calibration.rs`: what a permanent refusal the reply table cannot explain means, judged
+//!   against the rest of its session.
 //! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
+//! - `slab.rs`: the table of jobs, with stamped keys.
+//! - [`special_purpose`]: the RFC 6890 ranges no probe connects to unless allowed.
 //!
 //! The driver (`crate::driver::Engine`) runs a scheduler on a `mio` loop; tests drive one by
 //! hand.

@@ -1,4 +1,10 @@
-//! [`Scheduler`]: addresses in, verdicts out, every decision in between — sans-IO.
+//! [`Scheduler`]: addresses in, verdicts out — sans-IO.
+//!
+//! The plumbing between the engine's parts: the calling contract (`submit`, `handle_*`,
+//! `poll_*`), starting sessions within the caps, collecting what they settle, and carrying out
+//! what [`policy`] decides about each outcome. A domain's state lives in
+//! [`domain`](super::domain), a job's in [`job`](super::job), deadlines in
+//! [`timers`](super::timers).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
