@@ -26,7 +26,7 @@ pub const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 
 /// What is known of whether the domain accepts any local part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CatchAll {
+enum CatchAll {
     /// The control has not been sent (or must be sent again).
     Untested,
     /// The control is in a session.
@@ -75,7 +75,7 @@ pub(super) struct Domain {
     pub(super) route: RouteState,
     pub(super) targets: Vec<Target>,
     pub(super) queue: VecDeque<JobId>,
-    pub(super) catch_all: CatchAll,
+    catch_all: CatchAll,
     /// Controls sent that did not decide.
     control_attempts: u32,
     /// Accepted addresses waiting for the catch-all answer.
@@ -161,6 +161,23 @@ impl Domain {
             true
         } else {
             false
+        }
+    }
+
+    /// The session that was to carry the control never started: it is due again.
+    pub(super) fn control_unsent(&mut self) {
+        self.catch_all = CatchAll::Untested;
+    }
+
+    /// The run is stopping: the queue is dropped, and unless a control is in flight the
+    /// catch-all answer stays unknown and the held addresses go into `release` for their
+    /// verdicts.
+    pub(super) fn abandon(&mut self, release: &mut Vec<(JobId, Decided)>) {
+        self.queue.clear();
+        self.in_ready = false;
+        if self.catch_all != CatchAll::Testing {
+            self.catch_all = CatchAll::Inconclusive;
+            release.append(&mut self.held);
         }
     }
 

@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
-use super::domain::{CatchAll, Domain, DomainId, MxSlots, RouteState, Target};
+use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
 use super::job::{Decided, Job, JobId, Member, Rare};
 use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts};
 use super::result::{VerifyResult, final_reason};
@@ -346,7 +346,7 @@ impl Scheduler {
         for member in c.members.iter().rev() {
             match member {
                 Member::Job(job) => self.domains[domain].queue.push_front(*job),
-                Member::Control => self.domains[domain].catch_all = CatchAll::Untested,
+                Member::Control => self.domains[domain].control_unsent(),
             }
         }
         let until = now + RESOURCE_BACKOFF;
@@ -518,12 +518,7 @@ impl Scheduler {
         self.ready.clear();
         let mut release = Vec::new();
         for domain in &mut self.domains {
-            domain.queue.clear();
-            domain.in_ready = false;
-            if domain.catch_all != CatchAll::Testing {
-                domain.catch_all = CatchAll::Inconclusive;
-                release.append(&mut domain.held);
-            }
+            domain.abandon(&mut release);
         }
         for (job, decided) in release {
             self.finish_job(job, decided, now);
