@@ -9,27 +9,45 @@
 //!            hold for the catch-all answer / verdict
 //! ```
 //!
-//! - `config.rs`: the knobs, with the reasoning behind each default.
-//! - `scheduler.rs`: [`Scheduler`], the state machine: per-domain queues, batching,
-//!   politeness (global, per-MX-address and per-domain-rate caps; domains take turns), MX
-//!   failover in preference order, greylisting retries with backoff, the catch-all control.
+//! - `config.rs`: the settings as the scheduler reads them (built and checked by
+//!   [`ConfigBuilder`](crate::ConfigBuilder), whose methods give the reasoning behind each
+//!   default).
+//! - `scheduler.rs`: [`Scheduler`], the sans-IO entry points (`submit`, `handle_*`, `poll_*`)
+//!   and the wiring between the parts below: starting sessions (batching, domains taking
+//!   turns, the caps), collecting what they settle, carrying out what the policy decides.
+//! - `policy.rs`: the outcome policy, a pure function: an outcome and its facts in, a decision
+//!   out (retry with backoff, hold for the catch-all answer, fail over to the next MX, ask
+//!   again in lock-step or in a smaller session, or the verdict). Tested by table.
+//! - `domain.rs`: a domain's state and transitions: its route, its MX targets in failover
+//!   order with their cooldowns, its queue, the catch-all control's state, the domain-rate
+//!   cap, and the per-MX-address slots shared across domains.
+//! - `job.rs`: one address until its verdict, kept to 64 bytes; the reply that decided it.
+//! - `timers.rs`: the heap of deadlines, with lazy deletion and compaction.
+//! - `calibration.rs`: what a permanent refusal the reply table cannot explain means, judged
+//!   against the rest of its session.
 //! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
+//! - `slab.rs`: the table of jobs, with stamped keys.
+//! - [`special_purpose`]: the RFC 6890 ranges no probe connects to unless allowed.
 //!
 //! The driver (`crate::driver::Engine`) runs a scheduler on a `mio` loop; tests drive one by
 //! hand.
 
 mod calibration;
 mod config;
+mod domain;
+mod job;
+mod policy;
 mod result;
 mod scheduler;
 mod slab;
 pub mod special_purpose;
+mod timers;
 
 pub(crate) use config::EngineConfig;
+pub use domain::TARGET_COOLDOWN;
+pub use policy::MAX_HAND_BACKS;
 pub use result::VerifyResult;
-pub use scheduler::{
-    BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, MAX_HAND_BACKS, Scheduler, TARGET_COOLDOWN,
-};
+pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, Scheduler};
 
 #[cfg(test)]
 #[allow(

@@ -1,7 +1,12 @@
-//! [`Scheduler`]: addresses in, verdicts out, every decision in between — sans-IO.
+//! [`Scheduler`]: addresses in, verdicts out — sans-IO.
+//!
+//! The plumbing between the engine's parts: the calling contract (`submit`, `handle_*`,
+//! `poll_*`), starting sessions within the caps, collecting what they settle, and carrying out
+//! what [`policy`] decides about each outcome. A domain's state lives in
+//! [`domain`](super::domain), a job's in [`job`](super::job), deadlines in
+//! [`timers`](super::timers).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,18 +16,20 @@ use rand::{RngExt, SeedableRng};
 
 use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
+use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
+use super::job::{Decided, Job, JobId, Member, Rare};
+use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts};
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
-use super::special_purpose::{SpecialRange, special_purpose};
+use super::special_purpose::special_purpose;
+use super::timers::{Timer, Timers};
 use crate::Config;
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
 use crate::session::{
-    CheckedSessionConfig, Failure, HandBack, Misalignment, Recipient, RecipientOutcome, Recipients,
-    Session, SessionEvent, Wait,
+    CheckedSessionConfig, Recipient, RecipientOutcome, Recipients, Session, SessionEvent,
 };
-use crate::smtp::reply::OwnedReply;
-use crate::verdict::{Reason, Stage};
+use crate::verdict::Reason;
 
 /// Names one SMTP connection the scheduler asked the driver for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,145 +105,7 @@ pub struct EngineStats {
     pub peak_sessions: u64,
 }
 
-type JobId = super::slab::Key;
-type DomainId = usize;
-
-/// One submitted address, until its verdict. Kept small (64 bytes): a busy engine holds a
-/// hundred thousand, so the domain is a 32-bit index, the time a 64-bit count from the
-/// engine's epoch, the counters 16-bit, and what few addresses need sits behind one box.
-#[derive(Debug)]
-struct Job {
-    tag: u64,
-    address: Address,
-    /// When it was submitted, in nanoseconds since [`Scheduler::epoch`].
-    submitted: u64,
-    rare: Option<Box<Rare>>,
-    domain: u32,
-    attempts: u16,
-    retries: u16,
-    failovers: u16,
-    handed_back: u16,
-    /// Asked again without pipelining once already, after a session could not vouch for its
-    /// answer: its sessions are lock-step from now on.
-    lock_step: bool,
-}
-
-impl Job {
-    fn domain(&self) -> DomainId {
-        self.domain as DomainId
-    }
-
-    fn rare(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-}
-
-/// What only some addresses have.
-#[derive(Debug, Default)]
-struct Rare {
-    /// The last 4xx reply, kept for the verdict if the retries run out.
-    last_temporary: Option<Decided>,
-    /// The conversations it was part of (`--transcript`).
-    transcript: Option<String>,
-}
-
-/// A reply that decided, with the host that gave it.
-#[derive(Debug, Clone)]
-struct Decided {
-    reason: Reason,
-    reply: Option<OwnedReply>,
-    mx: Option<String>,
-    ip: Option<IpAddr>,
-    detail: Option<String>,
-}
-
-impl Decided {
-    /// The verdict of every address at a domain whose mail route could not be found.
-    fn route_failed(error: RouteError) -> Self {
-        Self {
-            reason: error.reason(),
-            reply: None,
-            mx: None,
-            ip: None,
-            detail: Some(error.to_string()),
-        }
-    }
-
-    /// The verdict of every address at a domain whose every mail server is at a
-    /// special-purpose address (RFC 6890): no packet goes there unless the configuration
-    /// allows it.
-    fn only_special_purpose(host: &str, ip: IpAddr, range: &SpecialRange) -> Self {
-        Self {
-            reason: Reason::NoMailServer,
-            reply: None,
-            mx: Some(host.to_owned()),
-            ip: Some(ip),
-            detail: Some(format!(
-                "every mail server of the domain is at a special-purpose address ({host} is \
-                 {ip}, in {range}); mxprobe does not connect to such addresses unless allowed \
-                 (--allow-private-mx)"
-            )),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CatchAll {
-    Untested,
-    Testing,
-    Known(bool),
-    Inconclusive,
-}
-
-#[derive(Debug)]
-enum RouteState {
-    Resolving,
-    Ready,
-    /// Every address at the domain gets this verdict.
-    Failed(Decided),
-}
-
-/// One address of one MX host, in failover order.
-#[derive(Debug)]
-struct Target {
-    host: String,
-    ip: IpAddr,
-    cooldown_until: Option<Instant>,
-    /// A pipelined session here could not vouch for its replies: no more pipelining here.
-    lock_step: bool,
-}
-
-#[derive(Debug)]
-struct Domain {
-    name: String,
-    route: RouteState,
-    targets: Vec<Target>,
-    queue: VecDeque<JobId>,
-    catch_all: CatchAll,
-    control_attempts: u32,
-    /// Accepted addresses waiting for the catch-all answer.
-    held: Vec<(JobId, Decided)>,
-    source: Option<IpAddr>,
-    next_connect_at: Option<Instant>,
-    wake_at: Option<Instant>,
-    in_ready: bool,
-    /// Most addresses per session here: lowered when the server says "too many recipients".
-    batch_limit: usize,
-    /// Sessions in flight here.
-    sessions: usize,
-    /// Facts of the domain name, worked out once for all its addresses.
-    disposable: bool,
-    free: bool,
-    suggestion: Option<&'static str>,
-}
-
-/// Who a session's recipient is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Member {
-    Job(JobId),
-    Control,
-}
-
+/// One session in flight, and who it asks about.
 #[derive(Debug)]
 struct Conn {
     session: Session,
@@ -250,30 +119,12 @@ struct Conn {
     deferred: Vec<(Member, RecipientOutcome)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Session(u64),
-    Domain(DomainId),
-    Retry(JobId, u16),
-    Backoff,
-    /// Start sessions for what was submitted: once per burst of submissions, so that the
-    /// addresses of one domain submitted together share sessions.
-    Schedule,
-}
-
-/// The timer heap is never compacted below this length: small heaps are cheap to keep.
-const MIN_TIMERS_COMPACT: usize = 1024;
-
-/// How long a server that refused a connection, or closed it, is left alone.
-pub const TARGET_COOLDOWN: Duration = Duration::from_secs(60);
 /// How long new connections wait after the system ran out of sockets.
 const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a domain's first queued address may wait for others to fill its session: input
 /// arriving address by address, across many domains, would otherwise start a session per
 /// address whenever a slot is free. Short against any server's reply time.
 pub const BATCH_HOLD: Duration = Duration::from_millis(20);
-/// Hand-backs for "too many recipients" before an address is given up on.
-pub const MAX_HAND_BACKS: u16 = 4;
 /// Length of the random local part of the catch-all control.
 const CONTROL_LOCAL_LEN: usize = 20;
 
@@ -318,16 +169,11 @@ pub struct Scheduler {
     /// Sessions in flight, boxed: the table's empty slots then cost a pointer, not a session.
     conns: HashMap<u64, Box<Conn>>,
     ready: VecDeque<DomainId>,
-    per_ip: HashMap<IpAddr, usize>,
-    ip_waiters: HashMap<IpAddr, Vec<DomainId>>,
+    /// The per-MX-address cap, across domains.
+    mx_slots: MxSlots,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
     /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
-    /// The heap is compacted when it reaches this length: twice its live length after the
-    /// last compaction (a session's entry outlives it by up to a reply timeout, so at
-    /// thousands of sessions a second the dead would otherwise outnumber the live a
-    /// hundredfold).
-    timers_compact_at: usize,
+    timers: Timers,
     io: VecDeque<ConnIo>,
     results: VecDeque<VerifyResult>,
     next_conn: u64,
@@ -369,10 +215,8 @@ impl Scheduler {
             routing: HashMap::new(),
             conns: HashMap::new(),
             ready: VecDeque::new(),
-            per_ip: HashMap::new(),
-            ip_waiters: HashMap::new(),
-            timers: BinaryHeap::new(),
-            timers_compact_at: MIN_TIMERS_COMPACT,
+            mx_slots: MxSlots::default(),
+            timers: Timers::default(),
             io: VecDeque::new(),
             results: VecDeque::new(),
             next_conn: 0,
@@ -440,18 +284,7 @@ impl Scheduler {
         }
         let domain = self.domain_for(&address, now);
         let submitted = self.since_epoch(now);
-        let job = self.jobs.insert(Job {
-            tag,
-            address,
-            submitted,
-            rare: None,
-            domain: u32::try_from(domain).expect("fewer than 2^32 domains"),
-            attempts: 0,
-            retries: 0,
-            failovers: 0,
-            handed_back: 0,
-            lock_step: false,
-        });
+        let job = self.jobs.insert(Job::new(tag, address, submitted, domain));
         match &self.domains[domain].route {
             RouteState::Failed(decided) => {
                 let decided = decided.clone();
@@ -511,7 +344,7 @@ impl Scheduler {
         for member in c.members.iter().rev() {
             match member {
                 Member::Job(job) => self.domains[domain].queue.push_front(*job),
-                Member::Control => self.domains[domain].catch_all = CatchAll::Untested,
+                Member::Control => self.domains[domain].control_unsent(),
             }
         }
         let until = now + RESOURCE_BACKOFF;
@@ -542,11 +375,7 @@ impl Scheduler {
     /// Time has come for something.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.resolver.handle_timeout(now);
-        while let Some(&Reverse((at, timer))) = self.timers.peek() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, timer)) = self.timers.pop_due(now) {
             match timer {
                 Timer::Session(conn) => {
                     let due = self
@@ -642,13 +471,9 @@ impl Scheduler {
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        while let Some(&Reverse((at, timer))) = self.timers.peek() {
-            if self.timer_is_live(at, timer) {
-                break;
-            }
-            self.timers.pop();
-        }
-        let own = self.timers.peek().map(|Reverse((at, _))| *at);
+        let own = self.with_timers(|timers, this| {
+            timers.next_deadline(|at, timer| this.timer_is_live(at, timer))
+        });
         match (own, self.resolver.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -691,12 +516,7 @@ impl Scheduler {
         self.ready.clear();
         let mut release = Vec::new();
         for domain in &mut self.domains {
-            domain.queue.clear();
-            domain.in_ready = false;
-            if domain.catch_all != CatchAll::Testing {
-                domain.catch_all = CatchAll::Inconclusive;
-                release.append(&mut domain.held);
-            }
+            domain.abandon(&mut release);
         }
         for (job, decided) in release {
             self.finish_job(job, decided, now);
@@ -755,40 +575,14 @@ impl Scheduler {
             self.source_rotation += 1;
             Some(ip)
         };
-        let flags = address.flags();
-        let mut domain = Domain {
-            name: name.to_owned(),
-            route: RouteState::Resolving,
-            targets: Vec::new(),
-            queue: VecDeque::new(),
-            catch_all: CatchAll::Untested,
-            control_attempts: 0,
-            held: Vec::new(),
-            source,
-            next_connect_at: None,
-            wake_at: None,
-            in_ready: false,
-            batch_limit: self.config.rcpts_per_session.max(1),
-            sessions: 0,
-            disposable: flags.disposable,
-            free: flags.free,
-            suggestion: address.domain_suggestion(),
-        };
+        let mut domain = Domain::new(address, source, self.config.rcpts_per_session.max(1));
         if let Some(ip) = address.address_literal() {
             match special_purpose(ip).filter(|_| !self.config.allow_private_mx) {
                 Some(range) => {
                     domain.route =
                         RouteState::Failed(Decided::only_special_purpose(name, ip, range));
                 }
-                None => {
-                    domain.route = RouteState::Ready;
-                    domain.targets.push(Target {
-                        host: name.to_owned(),
-                        ip,
-                        cooldown_until: None,
-                        lock_step: false,
-                    });
-                }
+                None => domain.route_ready(vec![Target::new(name.to_owned(), ip)]),
             }
         }
         self.domains.push(domain);
@@ -828,12 +622,7 @@ impl Scheduler {
                     Some(range) => {
                         refused.get_or_insert((host.name.as_str(), ip, range));
                     }
-                    None => targets.push(Target {
-                        host: host.name.clone(),
-                        ip,
-                        cooldown_until: None,
-                        lock_step: false,
-                    }),
+                    None => targets.push(Target::new(host.name.clone(), ip)),
                 }
             }
         }
@@ -844,9 +633,7 @@ impl Scheduler {
             };
             return self.fail_route(domain, decided, now);
         }
-        let d = &mut self.domains[domain];
-        d.targets = targets;
-        d.route = RouteState::Ready;
+        self.domains[domain].route_ready(targets);
         self.mark_ready(domain);
     }
 
@@ -888,7 +675,7 @@ impl Scheduler {
                 self.domains[domain].in_ready = false;
                 if self.try_start(domain, now) {
                     started += 1;
-                    if self.has_work(domain) {
+                    if self.domains[domain].has_work() {
                         self.mark_ready(domain);
                     }
                 }
@@ -899,14 +686,11 @@ impl Scheduler {
         }
     }
 
-    fn has_work(&self, domain: DomainId) -> bool {
-        let d = &self.domains[domain];
-        !d.queue.is_empty() || (d.catch_all == CatchAll::Untested && !d.held.is_empty())
-    }
-
     /// Starts one session for `domain` if politeness allows; otherwise arranges to be woken.
     fn try_start(&mut self, domain: DomainId, now: Instant) -> bool {
-        if !self.has_work(domain) || !matches!(self.domains[domain].route, RouteState::Ready) {
+        if !self.domains[domain].has_work()
+            || !matches!(self.domains[domain].route, RouteState::Ready)
+        {
             return false;
         }
         // A session that would leave room: with one in flight here already, wait for it to
@@ -927,27 +711,23 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(at) = self.domains[domain].next_connect_at
-            && at > now
-        {
+        if let Some(at) = self.domains[domain].rate_wait(now) {
             self.wake_domain(domain, at);
             return false;
         }
         // The first target not cooling down; a lower-preference MX only after the ones before.
-        let d = &self.domains[domain];
-        let Some(target) = d
-            .targets
-            .iter()
-            .position(|t| t.cooldown_until.is_none_or(|until| until <= now))
-        else {
-            if let Some(soonest) = d.targets.iter().filter_map(|t| t.cooldown_until).min() {
-                self.wake_domain(domain, soonest);
+        let target = match self.domains[domain].available_target(now) {
+            Ok(target) => target,
+            Err(soonest) => {
+                if let Some(soonest) = soonest {
+                    self.wake_domain(domain, soonest);
+                }
+                return false;
             }
-            return false;
         };
-        let ip = d.targets[target].ip;
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.per_mx.max(1) {
-            self.ip_waiters.entry(ip).or_default().push(domain);
+        let ip = self.domains[domain].targets[target].ip;
+        if self.mx_slots.is_full(ip, self.config.per_mx.max(1)) {
+            self.mx_slots.wait(ip, domain);
             return false;
         }
 
@@ -963,10 +743,8 @@ impl Scheduler {
                 members.push(Member::Job(job));
             }
         }
-        let d = &mut self.domains[domain];
-        if self.config.catch_all && d.catch_all == CatchAll::Untested {
+        if self.config.catch_all && self.domains[domain].take_control() {
             members.push(Member::Control);
-            d.catch_all = CatchAll::Testing;
             self.stats.controls += 1;
         }
         if members.is_empty() {
@@ -1015,12 +793,9 @@ impl Scheduler {
             &self.session_config
         };
         let session = Session::new(Arc::clone(config), recipients, now);
-        *self.per_ip.entry(ip).or_insert(0) += 1;
+        self.mx_slots.take(ip);
         let d = &mut self.domains[domain];
-        d.sessions += 1;
-        if let Some(rate) = self.config.domain_rate.filter(|r| *r > 0.0) {
-            d.next_connect_at = Some(now + Duration::from_secs_f64(1.0 / rate));
-        }
+        d.session_started(now, self.config.domain_rate);
         let from = d.source;
         self.conns.insert(
             conn,
@@ -1068,19 +843,24 @@ impl Scheduler {
     /// Adds a deadline, first dropping the dead entries if they have come to fill half the
     /// heap: memory stays proportional to what is live, at amortised constant cost per entry.
     fn push_timer(&mut self, at: Instant, timer: Timer) {
-        if self.timers.len() >= self.timers_compact_at {
-            let mut timers = std::mem::take(&mut self.timers);
-            timers.retain(|&Reverse((at, timer))| self.timer_is_live(at, timer));
-            self.timers = timers;
-            self.timers_compact_at = (self.timers.len() * 2).max(MIN_TIMERS_COMPACT);
-        }
-        self.timers.push(Reverse((at, timer)));
+        self.with_timers(|timers, this| {
+            timers.compact_if_due(|at, timer| this.timer_is_live(at, timer));
+        });
+        self.timers.push(at, timer);
+    }
+
+    /// Runs `f` on the timer heap beside the rest of the scheduler, which liveness reads. The
+    /// heap is moved out for the call (a few words, no allocation) and back after.
+    #[inline]
+    fn with_timers<R>(&mut self, f: impl FnOnce(&mut Timers, &Self) -> R) -> R {
+        let mut timers = std::mem::take(&mut self.timers);
+        let result = f(&mut timers, self);
+        self.timers = timers;
+        result
     }
 
     fn wake_domain(&mut self, domain: DomainId, at: Instant) {
-        let d = &mut self.domains[domain];
-        if d.wake_at.is_none_or(|w| at < w) {
-            d.wake_at = Some(at);
+        if self.domains[domain].wake(at) {
             self.push_timer(at, Timer::Domain(domain));
         }
     }
@@ -1173,7 +953,7 @@ impl Scheduler {
                     last_words,
                 });
             }
-            if self.has_work(domain) {
+            if self.domains[domain].has_work() {
                 self.mark_ready(domain);
             }
         } else {
@@ -1186,21 +966,15 @@ impl Scheduler {
         let d = &mut self.domains[c.domain];
         d.sessions = d.sessions.saturating_sub(1);
         let ip = d.targets.get(c.target).map(|t| t.ip);
-        if let Some(ip) = ip {
-            if let Some(count) = self.per_ip.get_mut(&ip) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.per_ip.remove(&ip);
-                }
-            }
-            if let Some(waiters) = self.ip_waiters.remove(&ip) {
-                for domain in waiters {
-                    self.mark_ready(domain);
-                }
+        if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release(ip)) {
+            for domain in waiters {
+                self.mark_ready(domain);
             }
         }
     }
 
+    /// What a session said about one of its recipients: the policy decides, the scheduler
+    /// carries it out.
     #[allow(
         clippy::too_many_arguments,
         reason = "the facts of one outcome, passed as they are"
@@ -1215,242 +989,86 @@ impl Scheduler {
         calibration: Option<Calibration>,
         now: Instant,
     ) {
-        let (mx, ip) = self.domains[domain]
-            .targets
-            .get(target)
-            .map_or((None, None), |t| (Some(t.host.clone()), Some(t.ip)));
         let Member::Job(job) = member else {
             self.on_control(domain, target, &outcome, now);
             return;
         };
-        if !self.jobs.contains(job) {
+        let Some(j) = self.jobs.get(job) else {
             return;
+        };
+        let d = &self.domains[domain];
+        let server = d.targets.get(target);
+        let decision = policy::decide(
+            outcome,
+            &Facts {
+                mx: server.map(|t| t.host.as_str()),
+                ip: server.map(|t| t.ip),
+                calibration,
+                answered,
+                retries: j.retries,
+                retries_allowed: self.config.retries,
+                retry_delay: self.config.retry_delay,
+                awaits_catch_all: self.config.catch_all && d.awaits_catch_all(),
+                failovers: j.failovers,
+                targets: d.targets.len(),
+                handed_back: j.handed_back,
+                lock_step: j.lock_step,
+            },
+        );
+        if let Some(note) = decision.server {
+            self.domains[domain].learn(target, note, now);
         }
-        match outcome {
-            RecipientOutcome::Replied {
-                stage,
-                reply,
-                reason,
-            } => {
-                let detail = match calibration {
-                    Some(rule) => Some(rule.detail(&reply.as_reply())),
-                    None => (stage != Stage::RcptTo)
-                        .then(|| format!("the server answered at {}", stage.as_str())),
-                };
-                let decided = Decided {
-                    reason,
-                    reply: Some(reply),
-                    mx,
-                    ip,
-                    detail,
-                };
-                if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
-                    && u32::from(self.jobs[job].retries) < self.config.retries.min(u16::MAX.into())
-                {
-                    let Some(j) = self.jobs.get_mut(job) else {
-                        return;
-                    };
-                    j.rare().last_temporary = Some(decided);
-                    let delay = self
-                        .config
-                        .retry_delay
-                        .saturating_mul(2u32.saturating_pow(u32::from(j.retries)));
-                    j.retries += 1;
-                    self.stats.retries += 1;
-                    let retries = j.retries;
-                    self.push_timer(now + delay, Timer::Retry(job, retries));
-                } else if reason == Reason::Accepted
-                    && self.config.catch_all
-                    && matches!(
-                        self.domains[domain].catch_all,
-                        CatchAll::Untested | CatchAll::Testing
-                    )
-                {
-                    self.domains[domain].held.push((job, decided));
-                    if self.domains[domain].catch_all == CatchAll::Untested {
-                        self.mark_ready(domain);
-                    }
-                } else {
-                    self.finish_job(job, decided, now);
-                }
-            }
-            RecipientOutcome::Smtputf8Unsupported => self.finish_job(
-                job,
-                Decided {
-                    reason: Reason::Smtputf8Unsupported,
-                    reply: None,
-                    mx,
-                    ip,
-                    detail: Some(
-                        "the address needs SMTPUTF8 and the server does not offer it".into(),
-                    ),
-                },
-                now,
-            ),
-            RecipientOutcome::HandedBack(
-                why @ (HandBack::ConnectFailed
-                | HandBack::ServiceUnavailable
-                | HandBack::ConnectionLost),
-            ) => {
-                let reason = if why == HandBack::ServiceUnavailable {
-                    Reason::TemporaryFailure
-                } else {
-                    Reason::ConnectionFailed
-                };
-                self.fail_over(domain, target, job, reason, why.to_string(), mx, ip, now);
-            }
-            RecipientOutcome::Failed(failure @ Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                // Postfix too treats a silent server like one that cannot be reached, and
-                // tries the next MX; if it was the last, the timeout is the precise reason.
-                let why = failure.to_string();
-                self.fail_over(domain, target, job, Reason::Timeout, why, mx, ip, now);
-            }
-            RecipientOutcome::HandedBack(
-                why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
-            ) => {
-                // The server takes fewer recipients per session than we sent: send fewer.
-                let d = &mut self.domains[domain];
-                d.batch_limit = d.batch_limit.min(answered.max(1));
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                j.handed_back = j.handed_back.saturating_add(1);
-                if j.handed_back >= MAX_HAND_BACKS {
-                    self.finish_job(
-                        job,
-                        Decided {
-                            reason: Reason::TemporaryFailure,
-                            reply: None,
-                            mx,
-                            ip,
-                            detail: Some(why.to_string()),
-                        },
-                        now,
-                    );
-                } else {
-                    self.domains[domain].queue.push_front(job);
-                }
-            }
-            RecipientOutcome::Unconfirmed(misalignment) => {
-                // The session could not vouch for this answer: this server is asked in
-                // lock-step from now on (where a lost or extra reply shows at once, at the
-                // command it lands on), and the address once more, before the misalignment is
-                // its verdict.
-                if let Some(t) = self.domains[domain].targets.get_mut(target) {
-                    t.lock_step = true;
-                }
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.lock_step {
-                    let detail = misalignment.to_string();
-                    // Unproven twice because the server went silent: a timeout; otherwise the
-                    // server broke the exchange.
-                    let reason = match &misalignment {
-                        Misalignment::Unproven(Some(Failure::Timeout(_))) => Reason::Timeout,
-                        _ => Reason::ProtocolError,
-                    };
-                    self.finish_job(
-                        job,
-                        Decided {
-                            reason,
-                            reply: misalignment.reply().cloned(),
-                            mx,
-                            ip,
-                            detail: Some(detail),
-                        },
-                        now,
-                    );
-                } else {
-                    j.lock_step = true;
-                    self.stats.lock_step_retries += 1;
-                    self.domains[domain].queue.push_front(job);
-                    self.mark_ready(domain);
-                }
-            }
-            RecipientOutcome::Failed(failure) => {
-                let (reason, reply) = match &failure {
-                    Failure::Timeout(_) => (Reason::Timeout, None),
-                    Failure::Protocol(violation) => {
-                        (Reason::ProtocolError, violation.reply().cloned())
-                    }
-                };
-                self.finish_job(
-                    job,
-                    Decided {
-                        reason,
-                        reply,
-                        mx,
-                        ip,
-                        detail: Some(failure.to_string()),
-                    },
-                    now,
-                );
-            }
-            RecipientOutcome::Unencodable(error) => self.finish_job(
-                job,
-                Decided {
-                    reason: Reason::InvalidSyntax,
-                    reply: None,
-                    mx: None,
-                    ip: None,
-                    detail: Some(error.to_string()),
-                },
-                now,
-            ),
-        }
+        self.carry_out(domain, job, decision.action, now);
     }
 
-    /// The MX at `target` failed this job: cool it down and try the next, or give up with
-    /// `reason` (the last server's failure decides it) and `why` in the detail.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the facts of one failover, passed as they are"
-    )]
-    fn fail_over(
-        &mut self,
-        domain: DomainId,
-        target: usize,
-        job: JobId,
-        reason: Reason,
-        why: String,
-        mx: Option<String>,
-        ip: Option<IpAddr>,
-        now: Instant,
-    ) {
-        if let Some(t) = self.domains[domain].targets.get_mut(target) {
-            t.cooldown_until = Some(now + TARGET_COOLDOWN);
-        }
-        let targets = self.domains[domain].targets.len();
+    /// Does what the policy decided for `job` (queued at `domain`).
+    fn carry_out(&mut self, domain: DomainId, job: JobId, action: Action, now: Instant) {
         let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
-        j.failovers = j.failovers.saturating_add(1);
-        self.stats.failovers += 1;
-        if usize::from(j.failovers) >= targets {
-            self.finish_job(
-                job,
-                Decided {
-                    reason,
-                    reply: None,
-                    mx,
-                    ip,
-                    detail: Some(format!("every mail server failed; the last: {why}")),
-                },
-                now,
-            );
-        } else {
-            self.domains[domain].queue.push_front(job);
-            self.mark_ready(domain);
+        match action {
+            Action::Finish(decided) => self.finish_job(job, decided, now),
+            Action::RetryAfter {
+                delay,
+                last_temporary,
+            } => {
+                j.rare().last_temporary = Some(last_temporary);
+                j.retries += 1;
+                self.stats.retries += 1;
+                let retries = j.retries;
+                self.push_timer(now + delay, Timer::Retry(job, retries));
+            }
+            Action::Hold(decided) => {
+                if self.domains[domain].hold(job, decided) {
+                    self.mark_ready(domain);
+                }
+            }
+            Action::Requeue => {
+                // Not marked ready: the session that handed it back is ending, and its end
+                // brings the domain back.
+                j.handed_back = j.handed_back.saturating_add(1);
+                self.domains[domain].queue.push_front(job);
+            }
+            Action::LockStepRetry => {
+                j.lock_step = true;
+                self.stats.lock_step_retries += 1;
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
+            }
+            Action::FailOver => {
+                j.failovers = j.failovers.saturating_add(1);
+                self.stats.failovers += 1;
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
+            }
+            Action::LastServerFailed(decided) => {
+                self.stats.failovers += 1;
+                self.finish_job(job, decided, now);
+            }
         }
     }
 
     /// The catch-all control's answer, and the addresses that waited for it.
-    ///
-    /// Every control that did not decide counts against one budget (the retries, one try per
-    /// MX address, and two more for hand-backs), whatever the reason: a control that could be
-    /// asked again for free would keep a domain whose servers have gone away busy forever,
-    /// with accepted addresses held waiting for it.
     fn on_control(
         &mut self,
         domain: DomainId,
@@ -1459,73 +1077,30 @@ impl Scheduler {
         now: Instant,
     ) {
         let d = &mut self.domains[domain];
-        match outcome {
-            RecipientOutcome::HandedBack(
-                HandBack::ConnectFailed | HandBack::ConnectionLost | HandBack::ServiceUnavailable,
-            )
-            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
-                if let Some(t) = d.targets.get_mut(target) {
-                    t.cooldown_until = Some(now + TARGET_COOLDOWN);
-                }
-            }
-            RecipientOutcome::Unconfirmed(_) => {
-                if let Some(t) = d.targets.get_mut(target) {
-                    t.lock_step = true;
-                }
-            }
-            _ => {}
+        let decision = policy::decide_control(
+            outcome,
+            &ControlFacts {
+                retries_allowed: self.config.retries,
+                targets: d.targets.len(),
+                attempts: d.control_attempts(),
+                stopping: self.stopping,
+            },
+        );
+        if let Some(note) = decision.server {
+            d.learn(target, note, now);
         }
-        let budget = self
-            .config
-            .retries
-            .saturating_add(u32::try_from(d.targets.len()).unwrap_or(u32::MAX))
-            .saturating_add(2);
-        d.catch_all = match outcome {
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::Accepted,
-                ..
-            } => CatchAll::Known(true),
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::MailboxNotFound | Reason::MailboxDisabled,
-                ..
-            } => CatchAll::Known(false),
-            RecipientOutcome::Replied {
-                stage: Stage::RcptTo,
-                reason: Reason::Greylisted | Reason::TemporaryFailure,
-                ..
-            }
-            | RecipientOutcome::HandedBack(_)
-            | RecipientOutcome::Unconfirmed(_)
-            | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting)))
-                if !self.stopping =>
-            {
-                d.control_attempts += 1;
-                if d.control_attempts > budget {
-                    CatchAll::Inconclusive
-                } else {
-                    CatchAll::Untested
-                }
-            }
-            _ => CatchAll::Inconclusive,
-        };
-        if self.stopping && d.catch_all == CatchAll::Untested {
-            d.catch_all = CatchAll::Inconclusive;
-        }
-        match d.catch_all {
-            CatchAll::Known(_) | CatchAll::Inconclusive => {
-                let held: Vec<(JobId, Decided)> = d.held.drain(..).collect();
-                for (job, decided) in held {
+        d.settle_control(decision.answer);
+        match decision.answer {
+            ControlAnswer::Known(_) | ControlAnswer::Inconclusive => {
+                for (job, decided) in std::mem::take(&mut d.held) {
                     self.finish_job(job, decided, now);
                 }
             }
-            CatchAll::Untested => {
+            ControlAnswer::AskAgain => {
                 if !d.held.is_empty() || !d.queue.is_empty() {
                     self.mark_ready(domain);
                 }
             }
-            CatchAll::Testing => {}
         }
     }
 
@@ -1559,10 +1134,7 @@ impl Scheduler {
             (Reason::Timeout | Reason::ConnectionFailed, Some(last)) => last,
             _ => decided,
         };
-        let catch_all = match domain.catch_all {
-            CatchAll::Known(known) => Some(known),
-            _ => None,
-        };
+        let catch_all = domain.catch_all_known();
         let reason = final_reason(decided.reason, catch_all, domain.disposable);
         let flags = Flags {
             role: is_role_account(j.address.local_part()),
@@ -1608,24 +1180,5 @@ fn control_local_part(rng: &mut StdRng) -> String {
         if !is_role_account(&local) {
             return local;
         }
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// The engine holds up to `concurrency × rcpts_per_session + lookahead` of these (about
-    /// 100,000 at 10,000 sessions): their size is most of its memory per session.
-    #[test]
-    fn a_held_address_stays_small() {
-        assert!(
-            std::mem::size_of::<Job>() <= 64,
-            "{}",
-            std::mem::size_of::<Job>()
-        );
-        assert!(std::mem::size_of::<Address>() <= 24);
-        // A slot of the jobs table: the job and its stamp.
-        assert!(std::mem::size_of::<(u32, Job)>() <= 72);
     }
 }

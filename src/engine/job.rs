@@ -1,0 +1,144 @@
+//! One submitted address from submission to verdict ([`Job`]), who a session asks about
+//! ([`Member`]), and a reply that decided ([`Decided`]).
+//!
+//! A busy engine holds a hundred thousand jobs, so a [`Job`] is kept to 64 bytes (a size test
+//! holds it there): the domain is a 32-bit index, the time a 64-bit count from the engine's
+//! epoch, the counters 16-bit, and what few addresses need sits behind one box ([`Rare`]).
+
+use std::net::IpAddr;
+
+use super::special_purpose::SpecialRange;
+use crate::address::Address;
+use crate::dns::RouteError;
+use crate::smtp::reply::OwnedReply;
+use crate::verdict::Reason;
+
+use super::domain::DomainId;
+
+/// Names a job in the scheduler's table.
+pub(super) type JobId = super::slab::Key;
+
+/// One submitted address, until its verdict.
+#[derive(Debug)]
+pub(super) struct Job {
+    pub(super) tag: u64,
+    pub(super) address: Address,
+    /// When it was submitted, in nanoseconds since the scheduler's epoch.
+    pub(super) submitted: u64,
+    pub(super) rare: Option<Box<Rare>>,
+    domain: u32,
+    /// Sessions it was sent in.
+    pub(super) attempts: u16,
+    /// Times it was asked again after a 4xx.
+    pub(super) retries: u16,
+    /// Mail servers that failed it.
+    pub(super) failovers: u16,
+    /// Times a server handed it back for taking fewer recipients than were sent.
+    pub(super) handed_back: u16,
+    /// Asked again without pipelining once already, after a session could not vouch for its
+    /// answer: its sessions are lock-step from now on.
+    pub(super) lock_step: bool,
+}
+
+impl Job {
+    /// A job not yet asked about.
+    pub(super) fn new(tag: u64, address: Address, submitted: u64, domain: DomainId) -> Self {
+        Self {
+            tag,
+            address,
+            submitted,
+            rare: None,
+            domain: u32::try_from(domain).expect("fewer than 2^32 domains"),
+            attempts: 0,
+            retries: 0,
+            failovers: 0,
+            handed_back: 0,
+            lock_step: false,
+        }
+    }
+
+    pub(super) fn domain(&self) -> DomainId {
+        self.domain as DomainId
+    }
+
+    /// What only some addresses have, made on first use.
+    pub(super) fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+}
+
+/// What only some addresses have.
+#[derive(Debug, Default)]
+pub(super) struct Rare {
+    /// The last 4xx reply, kept for the verdict if the retries run out.
+    pub(super) last_temporary: Option<Decided>,
+    /// The conversations it was part of (`--transcript`).
+    pub(super) transcript: Option<String>,
+}
+
+/// Who a session's recipient is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Member {
+    Job(JobId),
+    /// The catch-all control: a random local part at the domain.
+    Control,
+}
+
+/// A reply that decided, with the host that gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Decided {
+    pub(super) reason: Reason,
+    pub(super) reply: Option<OwnedReply>,
+    pub(super) mx: Option<String>,
+    pub(super) ip: Option<IpAddr>,
+    pub(super) detail: Option<String>,
+}
+
+impl Decided {
+    /// The verdict of every address at a domain whose mail route could not be found.
+    pub(super) fn route_failed(error: RouteError) -> Self {
+        Self {
+            reason: error.reason(),
+            reply: None,
+            mx: None,
+            ip: None,
+            detail: Some(error.to_string()),
+        }
+    }
+
+    /// The verdict of every address at a domain whose every mail server is at a
+    /// special-purpose address (RFC 6890): no packet goes there unless the configuration
+    /// allows it.
+    pub(super) fn only_special_purpose(host: &str, ip: IpAddr, range: &SpecialRange) -> Self {
+        Self {
+            reason: Reason::NoMailServer,
+            reply: None,
+            mx: Some(host.to_owned()),
+            ip: Some(ip),
+            detail: Some(format!(
+                "every mail server of the domain is at a special-purpose address ({host} is \
+                 {ip}, in {range}); mxprobe does not connect to such addresses unless allowed \
+                 (--allow-private-mx)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The engine holds up to `concurrency × rcpts_per_session + lookahead` of these (about
+    /// 100,000 at 10,000 sessions): their size is most of its memory per session.
+    #[test]
+    fn a_held_address_stays_small() {
+        assert!(
+            std::mem::size_of::<Job>() <= 64,
+            "{}",
+            std::mem::size_of::<Job>()
+        );
+        assert!(std::mem::size_of::<Address>() <= 24);
+        // A slot of the jobs table: the job and its stamp.
+        assert!(std::mem::size_of::<(u32, Job)>() <= 72);
+    }
+}
