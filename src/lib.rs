@@ -111,7 +111,7 @@ pub mod verdict;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use driver::{Engine, EngineReport, EngineStopped, Handle, NoResult, Results};
-pub use engine::VerifyResult;
+pub use engine::{Priority, SubmitOptions, VerifyResult};
 pub use record::Record;
 pub use verdict::{Reason, Verdict};
 

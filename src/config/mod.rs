@@ -215,6 +215,7 @@ pub struct ConfigBuilder {
     allow_address_literals: bool,
     allow_private_mx: bool,
     lookahead: usize,
+    remember_results: usize,
 }
 
 impl Default for ConfigBuilder {
@@ -245,6 +246,7 @@ impl Default for ConfigBuilder {
             allow_address_literals: engine.allow_address_literals,
             allow_private_mx: engine.allow_private_mx,
             lookahead: engine.lookahead,
+            remember_results: engine.remember_results,
         }
     }
 }
@@ -456,6 +458,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// Finished results kept to answer later submissions of the same mailbox without a probe:
+    /// the most recent `results`, the oldest forgotten first. Default 0 (none): a front end
+    /// with its own cache wants every submission it makes probed. A second submission of a
+    /// mailbox still in flight always joins that probe, whatever this says. `mxprobe verify`
+    /// keeps 20,000, a few megabytes, for the repeats of a list.
+    pub fn remember_results(mut self, results: usize) -> Self {
+        self.remember_results = results;
+        self
+    }
+
     /// Checks every setting and makes the [`Config`], or says what to change.
     pub fn build(self) -> Result<Config, ConfigError> {
         let (sender, sender_domain) = sender(self.sender.as_deref())?;
@@ -549,6 +561,7 @@ impl ConfigBuilder {
             allow_address_literals: self.allow_address_literals,
             allow_private_mx: self.allow_private_mx,
             lookahead: self.lookahead,
+            remember_results: self.remember_results,
         };
         Ok(Config { engine })
     }

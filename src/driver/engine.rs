@@ -22,7 +22,7 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::{DnsSockets, SmtpSockets};
 use crate::Config;
-use crate::engine::{EngineStats, Scheduler, VerifyResult};
+use crate::engine::{EngineStats, Priority, Scheduler, SubmitOptions, VerifyResult};
 
 const WAKER: Token = Token(0);
 const DNS_TOKENS: usize = 1;
@@ -46,7 +46,7 @@ const HAND_OUT_EVERY: usize = 256;
 const DNS_SOCKETS: u64 = 512;
 
 enum Message {
-    Submit(String, u64),
+    Submit(String, u64, SubmitOptions),
     Finish,
 }
 
@@ -54,6 +54,9 @@ enum Message {
 #[derive(Debug, Clone)]
 pub struct Handle {
     sender: SyncSender<Message>,
+    /// Real-time submissions: a channel of their own, taken in before the bulk one and
+    /// whether or not the engine is full, so that they never wait behind a list.
+    urgent: SyncSender<Message>,
     /// Set by [`stop`](Handle::stop). A flag, not a message: a stop must not queue behind
     /// thousands of submissions the engine has no room for.
     stop: Arc<AtomicBool>,
@@ -76,8 +79,23 @@ impl Handle {
     /// Submits an address as a user wrote it; `tag` comes back in its result. Waits while
     /// the engine's input queue is full, so a fast producer cannot outrun memory.
     pub fn submit(&self, address: impl Into<String>, tag: u64) -> Result<(), EngineStopped> {
-        self.sender
-            .send(Message::Submit(address.into(), tag))
+        self.submit_with(address, tag, SubmitOptions::default())
+    }
+
+    /// [`submit`](Self::submit) with a priority and a deadline. A real-time submission is
+    /// taken in at once, ahead of every bulk one waiting, even when the engine is full.
+    pub fn submit_with(
+        &self,
+        address: impl Into<String>,
+        tag: u64,
+        options: SubmitOptions,
+    ) -> Result<(), EngineStopped> {
+        let channel = match options.priority {
+            Priority::RealTime => &self.urgent,
+            Priority::Bulk => &self.sender,
+        };
+        channel
+            .send(Message::Submit(address.into(), tag, options))
             .map_err(|_| EngineStopped)?;
         self.wake();
         Ok(())
@@ -237,15 +255,21 @@ impl Engine {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let (urgent, urgent_inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let inboxes = Inboxes {
+            bulk: inbox,
+            urgent: urgent_inbox,
+        };
         let seed = super::os_seed()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
-            .spawn(move || run(poll, config, seed, &inbox, &stopped, consumer))?;
+            .spawn(move || run(poll, config, seed, &inboxes, &stopped, consumer))?;
         Ok(Self {
             handle: Handle {
                 sender,
+                urgent,
                 stop,
                 waker,
             },
@@ -309,12 +333,29 @@ impl Outbox {
     }
 }
 
+/// The two ways in: bulk submissions (and the finish), and real-time ones.
+struct Inboxes {
+    bulk: Receiver<Message>,
+    urgent: Receiver<Message>,
+}
+
+impl Inboxes {
+    /// Takes every real-time submission waiting.
+    fn take_urgent(&self, scheduler: &mut Scheduler, now: Instant) {
+        while let Ok(message) = self.urgent.try_recv() {
+            if let Message::Submit(address, tag, options) = message {
+                scheduler.submit_with(&address, tag, options, now);
+            }
+        }
+    }
+}
+
 /// The engine thread: the loop described in the module documentation.
 fn run(
     mut poll: Poll,
     config: Config,
     seed: [u8; 32],
-    inbox: &Receiver<Message>,
+    inboxes: &Inboxes,
     stop: &AtomicBool,
     consumer: Consumer,
 ) -> io::Result<EngineReport> {
@@ -339,19 +380,29 @@ fn run(
             abandoned += scheduler.abandon_queued(now);
             stop_deadline = Some(now + STOP_GRACE);
         }
-        // Take submissions while there is room; a full scheduler leaves them in the bounded
-        // channel, and the producer waits.
+        // Real-time submissions first, whatever the room: someone waits for each. Then bulk
+        // ones while there is room; a full scheduler leaves them in the bounded channel, and
+        // the producer waits. Real-time ones are taken again after: any sent before a finish
+        // are in their channel by the time the finish is read.
         let mut intake_full = false;
+        if stop_deadline.is_none() {
+            inboxes.take_urgent(&mut scheduler, now);
+        }
         while input_open && stop_deadline.is_none() {
             if scheduler.pending() >= max_pending {
                 intake_full = true;
                 break;
             }
-            match inbox.try_recv() {
-                Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
+            match inboxes.bulk.try_recv() {
+                Ok(Message::Submit(address, tag, options)) => {
+                    scheduler.submit_with(&address, tag, options, now);
+                }
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
                 Err(TryRecvError::Empty) => break,
             }
+        }
+        if stop_deadline.is_none() {
+            inboxes.take_urgent(&mut scheduler, now);
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
         dns.flush(poll.registry(), &mut scheduler, now);

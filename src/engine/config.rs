@@ -39,6 +39,8 @@ pub(crate) struct EngineConfig {
     pub allow_private_mx: bool,
     /// Addresses taken in beyond what the sessions in flight carry.
     pub lookahead: usize,
+    /// Finished results kept for later submissions of the same mailbox.
+    pub remember_results: usize,
 }
 
 /// The defaults of the settings that have plain values.
@@ -54,6 +56,7 @@ pub(crate) struct Defaults {
     pub allow_address_literals: bool,
     pub allow_private_mx: bool,
     pub lookahead: usize,
+    pub remember_results: usize,
 }
 
 impl EngineConfig {
@@ -70,5 +73,6 @@ impl EngineConfig {
         allow_address_literals: false,
         allow_private_mx: false,
         lookahead: 16_384,
+        remember_results: 0,
     };
 }

@@ -88,6 +88,8 @@ pub(super) struct Domain {
     pub(super) wake_at: Option<Instant>,
     /// In the scheduler's ready queue.
     pub(super) in_ready: bool,
+    /// In the scheduler's line of domains with real-time work.
+    pub(super) in_urgent: bool,
     /// Most addresses per session here: lowered when the server says "too many recipients".
     pub(super) batch_limit: usize,
     /// Sessions in flight here.
@@ -114,6 +116,7 @@ impl Domain {
             next_connect_at: None,
             wake_at: None,
             in_ready: false,
+            in_urgent: false,
             batch_limit,
             sessions: 0,
             disposable: flags.disposable,
@@ -175,6 +178,7 @@ impl Domain {
     pub(super) fn abandon(&mut self, release: &mut Vec<(JobId, Decided)>) {
         self.queue.clear();
         self.in_ready = false;
+        self.in_urgent = false;
         if self.catch_all != CatchAll::Testing {
             self.catch_all = CatchAll::Inconclusive;
             release.append(&mut self.held);

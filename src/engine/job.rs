@@ -38,6 +38,9 @@ pub(super) struct Job {
     /// Asked again without pipelining once already, after a session could not vouch for its
     /// answer: its sessions are lock-step from now on.
     pub(super) lock_step: bool,
+    /// Someone is waiting ([`Priority::RealTime`](super::Priority::RealTime)): first in its
+    /// domain's queue.
+    pub(super) urgent: bool,
 }
 
 impl Job {
@@ -54,6 +57,7 @@ impl Job {
             failovers: 0,
             handed_back: 0,
             lock_step: false,
+            urgent: false,
         }
     }
 
@@ -74,6 +78,26 @@ pub(super) struct Rare {
     pub(super) last_temporary: Option<Decided>,
     /// The conversations it was part of (`--transcript`).
     pub(super) transcript: Option<String>,
+    /// The deadline of the job's own submission, in nanoseconds since the epoch.
+    pub(super) deadline: Option<u64>,
+    /// The job's own submission was answered `unknown/timeout` at its deadline: the probe
+    /// goes on for the submissions that joined it and for the results remembered.
+    pub(super) answered: bool,
+    /// Later submissions of the same mailbox, which get the job's result.
+    pub(super) joined: Vec<Joined>,
+}
+
+/// A submission of a mailbox already in flight, waiting for that probe's result.
+#[derive(Debug)]
+pub(super) struct Joined {
+    /// Its tag.
+    pub(super) tag: u64,
+    /// Its text as submitted.
+    pub(super) address: String,
+    /// When it was submitted, in nanoseconds since the epoch.
+    pub(super) submitted: u64,
+    /// Its deadline, in nanoseconds since the epoch.
+    pub(super) deadline: Option<u64>,
 }
 
 /// Who a session's recipient is.

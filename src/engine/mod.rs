@@ -23,6 +23,9 @@
 //!   cap, and the per-MX-address slots shared across domains.
 //! - `job.rs`: one address until its verdict, kept to 64 bytes; the reply that decided it.
 //! - `timers.rs`: the heap of deadlines, with lazy deletion and compaction.
+//! - `duplicates.rs`: the mailboxes in flight (a second submission joins the first one's
+//!   probe) and the results remembered for later submissions.
+//! - `submission.rs`: [`SubmitOptions`]: real-time ahead of bulk, and a deadline.
 //! - `calibration.rs`: what a permanent refusal the reply table cannot explain means, judged
 //!   against the rest of its session.
 //! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
@@ -35,12 +38,14 @@
 mod calibration;
 mod config;
 mod domain;
+mod duplicates;
 mod job;
 mod policy;
 mod result;
 mod scheduler;
 mod slab;
 pub mod special_purpose;
+mod submission;
 mod timers;
 
 pub(crate) use config::EngineConfig;
@@ -48,6 +53,7 @@ pub use domain::TARGET_COOLDOWN;
 pub use policy::MAX_HAND_BACKS;
 pub use result::VerifyResult;
 pub use scheduler::{BATCH_HOLD, Census, ConnId, ConnIo, EngineStats, Scheduler};
+pub use submission::{Priority, SubmitOptions};
 
 #[cfg(test)]
 #[allow(

@@ -17,11 +17,13 @@ use rand::{RngExt, SeedableRng};
 use super::calibration::{Calibration, calibrate};
 use super::config::EngineConfig;
 use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
-use super::job::{Decided, Job, JobId, Member, Rare};
+use super::duplicates::Duplicates;
+use super::job::{Decided, Job, JobId, Joined, Member, Rare};
 use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts};
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::special_purpose;
+use super::submission::{Priority, SubmitOptions};
 use super::timers::{Timer, Timers};
 use crate::Config;
 use crate::address::{Address, Flags, is_role_account};
@@ -77,6 +79,8 @@ pub struct Census {
     pub timers: usize,
     /// Verdicts waiting to be taken.
     pub results: usize,
+    /// Finished results remembered for later submissions (at most `remember_results`).
+    pub remembered: usize,
 }
 
 /// Counters of what the engine did.
@@ -103,6 +107,12 @@ pub struct EngineStats {
     pub resource_backoffs: u64,
     /// The most SMTP sessions that were in flight at once.
     pub peak_sessions: u64,
+    /// Submissions of a mailbox already in flight, which joined its probe.
+    pub joined: u64,
+    /// Submissions answered from the results remembered.
+    pub remembered: u64,
+    /// Submissions answered `unknown/timeout` at their deadline while the probe went on.
+    pub past_deadline: u64,
 }
 
 /// One session in flight, and who it asks about.
@@ -169,6 +179,14 @@ pub struct Scheduler {
     /// Sessions in flight, boxed: the table's empty slots then cost a pointer, not a session.
     conns: HashMap<u64, Box<Conn>>,
     ready: VecDeque<DomainId>,
+    /// Domains with real-time work queued: served before `ready`.
+    urgent: VecDeque<DomainId>,
+    /// Mailboxes in flight, and results remembered.
+    duplicates: Duplicates,
+    /// Submissions that joined a job in flight and wait for its result: they count in
+    /// [`pending`](Self::pending) like jobs, or a list of one address repeated would grow
+    /// memory without bound.
+    joined_waiting: usize,
     /// The per-MX-address cap, across domains.
     mx_slots: MxSlots,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
@@ -203,6 +221,7 @@ impl Scheduler {
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
         let lock_step_config = Arc::new(config.session.without_pipelining());
         let session_config = Arc::new(config.session.clone());
+        let duplicates = Duplicates::new(config.remember_results);
         Self {
             config,
             session_config,
@@ -215,6 +234,9 @@ impl Scheduler {
             routing: HashMap::new(),
             conns: HashMap::new(),
             ready: VecDeque::new(),
+            urgent: VecDeque::new(),
+            duplicates,
+            joined_waiting: 0,
             mx_slots: MxSlots::default(),
             timers: Timers::default(),
             io: VecDeque::new(),
@@ -233,8 +255,17 @@ impl Scheduler {
     /// Takes an address as a user wrote it; `tag` comes back in its result. Its domain's MX
     /// lookup starts at once; sessions start at the next [`handle_timeout`](Self::handle_timeout)
     /// (due at once: see [`poll_timeout`](Self::poll_timeout)), so that a burst of submissions
-    /// is batched by domain.
+    /// is batched by domain. A bulk submission without a deadline: see
+    /// [`submit_with`](Self::submit_with).
     pub fn submit(&mut self, raw: &str, tag: u64, now: Instant) {
+        self.submit_with(raw, tag, SubmitOptions::default(), now);
+    }
+
+    /// [`submit`](Self::submit), with a priority and a deadline ([`SubmitOptions`]). A mailbox
+    /// already in flight is not probed again: the submission joins that probe and gets its
+    /// result under its own tag and text; one finished lately is answered from memory when
+    /// the configuration keeps results.
+    pub fn submit_with(&mut self, raw: &str, tag: u64, options: SubmitOptions, now: Instant) {
         self.stats.submitted += 1;
         let address = match Address::parse(raw) {
             Ok(address) => address,
@@ -282,18 +313,68 @@ impl Scheduler {
             });
             return;
         }
-        let domain = self.domain_for(&address, now);
         let submitted = self.since_epoch(now);
-        let job = self.jobs.insert(Job::new(tag, address, submitted, domain));
+        let deadline = options.deadline.map(|deadline| {
+            let nanos = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+            submitted.saturating_add(nanos)
+        });
+        let urgent = options.priority == Priority::RealTime;
+        let key = self.duplicates.key(address.mailbox());
+        if let Some(job) = self.duplicates.in_flight(key)
+            && let Some(j) = self.jobs.get_mut(job)
+            && j.address.mailbox() == address.mailbox()
+        {
+            j.rare().joined.push(Joined {
+                tag,
+                address: raw.to_owned(),
+                submitted,
+                deadline,
+            });
+            let hurry = urgent && !j.urgent;
+            j.urgent |= urgent;
+            self.stats.joined += 1;
+            self.joined_waiting += 1;
+            if let Some(deadline) = deadline {
+                let at = self.at_since_epoch(deadline);
+                self.push_timer(at, Timer::Deadline(job, tag));
+            }
+            if hurry {
+                self.hurry(job);
+            }
+            return;
+        }
+        if let Some(known) = self.duplicates.recall(key, address.mailbox()) {
+            let mut result = known.clone();
+            result.tag = tag;
+            result.address = raw.to_owned();
+            self.stats.remembered += 1;
+            self.emit(result);
+            return;
+        }
+        let domain = self.domain_for(&address, now);
+        let mut j = Job::new(tag, address, submitted, domain);
+        j.urgent = urgent;
+        if deadline.is_some() {
+            j.rare().deadline = deadline;
+        }
+        let job = self.jobs.insert(j);
+        self.duplicates.started(key, job);
+        if let Some(deadline) = deadline {
+            let at = self.at_since_epoch(deadline);
+            self.push_timer(at, Timer::Deadline(job, tag));
+        }
         match &self.domains[domain].route {
             RouteState::Failed(decided) => {
                 let decided = decided.clone();
                 self.finish_job(job, decided, now);
             }
-            RouteState::Resolving => self.domains[domain].queue.push_back(job),
+            RouteState::Resolving => self.enqueue(job, domain),
             RouteState::Ready => {
-                self.domains[domain].queue.push_back(job);
+                self.enqueue(job, domain);
                 self.mark_ready(domain);
+                if urgent {
+                    self.mark_urgent(domain);
+                }
             }
         }
         // Sessions start at the next timeout, not now: the rest of a burst of submissions
@@ -417,6 +498,7 @@ impl Scheduler {
                     }
                 }
                 Timer::Schedule => self.schedule_at = None,
+                Timer::Deadline(job, tag) => self.past_deadline(job, tag, now),
             }
         }
         self.pump(now);
@@ -484,7 +566,7 @@ impl Scheduler {
     /// [`poll_result`](Self::poll_result): what a caller must count to keep memory bounded.
     #[must_use]
     pub fn pending(&self) -> usize {
-        self.jobs.len() + self.results.len()
+        self.jobs.len() + self.joined_waiting + self.results.len()
     }
 
     /// True while the session on `conn` is running.
@@ -510,10 +592,23 @@ impl Scheduler {
             keep.extend(domain.held.iter().map(|(job, _)| *job));
         }
         self.stopping = true;
-        let before = self.jobs.len();
-        self.jobs.retain(|job, _| keep.contains(&job));
-        let abandoned = before - self.jobs.len();
+        let (mut abandoned, mut joined_dropped) = (0, 0);
+        self.jobs.retain(|job, j| {
+            let kept = keep.contains(&job);
+            if !kept {
+                // The job's own submission, unless answered at its deadline, and those that
+                // joined it.
+                let rare = j.rare.as_deref();
+                abandoned += usize::from(!rare.is_some_and(|rare| rare.answered));
+                let joined = rare.map_or(0, |rare| rare.joined.len());
+                abandoned += joined;
+                joined_dropped += joined;
+            }
+            kept
+        });
+        self.joined_waiting -= joined_dropped;
         self.ready.clear();
+        self.urgent.clear();
         let mut release = Vec::new();
         for domain in &mut self.domains {
             domain.abandon(&mut release);
@@ -553,6 +648,7 @@ impl Scheduler {
             domains: self.domains.len(),
             timers: self.timers.len(),
             results: self.results.len(),
+            remembered: self.duplicates.remembered(),
         }
     }
 
@@ -635,6 +731,18 @@ impl Scheduler {
         }
         self.domains[domain].route_ready(targets);
         self.mark_ready(domain);
+        if self.front_is_urgent(domain) {
+            self.mark_urgent(domain);
+        }
+    }
+
+    /// True if the first address queued at `domain` is real-time.
+    fn front_is_urgent(&self, domain: DomainId) -> bool {
+        self.domains[domain]
+            .queue
+            .front()
+            .and_then(|job| self.jobs.get(*job))
+            .is_some_and(|j| j.urgent)
     }
 
     /// No session can start for `domain`: every address there, queued or to come, gets
@@ -655,13 +763,123 @@ impl Scheduler {
         }
     }
 
+    /// Puts `domain` in line ahead of the rest: it has real-time work queued.
+    fn mark_urgent(&mut self, domain: DomainId) {
+        let d = &mut self.domains[domain];
+        if !d.in_urgent {
+            d.in_urgent = true;
+            self.urgent.push_back(domain);
+        }
+    }
+
+    /// Queues `job` at its domain: a real-time job behind the real-time ones already there,
+    /// ahead of the rest.
+    fn enqueue(&mut self, job: JobId, domain: DomainId) {
+        let urgent = self.jobs.get(job).is_some_and(|j| j.urgent);
+        let queue = &mut self.domains[domain].queue;
+        if urgent {
+            let at = queue
+                .iter()
+                .take_while(|queued| self.jobs.get(**queued).is_some_and(|j| j.urgent))
+                .count();
+            queue.insert(at, job);
+        } else {
+            queue.push_back(job);
+        }
+    }
+
+    /// `job` just became real-time (a real-time submission joined it): if it waits in its
+    /// domain's queue, it moves ahead, and the domain into the line for the next session.
+    fn hurry(&mut self, job: JobId) {
+        let Some(domain) = self.jobs.get(job).map(Job::domain) else {
+            return;
+        };
+        let queue = &mut self.domains[domain].queue;
+        if let Some(at) = queue.iter().position(|queued| *queued == job) {
+            queue.remove(at);
+            self.enqueue(job, domain);
+            if matches!(self.domains[domain].route, RouteState::Ready) {
+                self.mark_ready(domain);
+                self.mark_urgent(domain);
+            }
+        }
+    }
+
+    /// The deadline of submission `tag` of `job` has come: it is answered `unknown/timeout`
+    /// now, and the probe goes on for the others and for memory.
+    fn past_deadline(&mut self, job: JobId, tag: u64, now: Instant) {
+        let elapsed_now = self.since_epoch(now);
+        let Some(j) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let Some(rare) = j.rare.as_mut() else {
+            return;
+        };
+        let (address, submitted, deadline) = if j.tag == tag && !rare.answered {
+            let Some(deadline) = rare.deadline else {
+                return;
+            };
+            rare.answered = true;
+            (j.address.original().to_owned(), j.submitted, deadline)
+        } else if let Some(at) = rare.joined.iter().position(|joined| joined.tag == tag) {
+            let joined = rare.joined.swap_remove(at);
+            let Some(deadline) = joined.deadline else {
+                rare.joined.push(joined);
+                return;
+            };
+            self.joined_waiting -= 1;
+            (joined.address, joined.submitted, deadline)
+        } else {
+            return;
+        };
+        let waited = Duration::from_nanos(deadline.saturating_sub(submitted));
+        let j = &self.jobs[job];
+        let domain = &self.domains[j.domain()];
+        let result = VerifyResult {
+            tag,
+            address,
+            mailbox: Some(j.address.mailbox().to_owned()),
+            domain: Some(j.address.domain().to_owned()),
+            reason: Reason::Timeout,
+            detail: Some(format!(
+                "no verdict within the {waited:?} the submission allowed; the probe goes on, \
+                 and a later submission of this mailbox gets its result"
+            )),
+            mx: None,
+            ip: None,
+            smtp: None,
+            catch_all: None,
+            flags: Flags {
+                role: is_role_account(j.address.local_part()),
+                disposable: domain.disposable,
+                free: domain.free,
+            },
+            suggestion: domain.suggestion,
+            attempts: u32::from(j.attempts),
+            elapsed: Duration::from_nanos(elapsed_now.saturating_sub(submitted)),
+            transcript: None,
+        };
+        self.stats.past_deadline += 1;
+        self.emit(result);
+    }
+
     /// Starts sessions while there is room, one per domain per turn.
     fn schedule(&mut self, now: Instant) {
         if self.stopping || self.backoff_until.is_some_and(|until| until > now) {
             return;
         }
-        // Rounds over the ready domains, one session each per round, until the room is used
-        // up or a whole round starts nothing.
+        // Domains with someone waiting first, then rounds over the ready domains, one session
+        // each per round, until the room is used up or a whole round starts nothing.
+        while let Some(domain) = self.urgent.pop_front() {
+            if self.conns.len() >= self.config.concurrency.max(1) {
+                self.urgent.push_front(domain);
+                return;
+            }
+            self.domains[domain].in_urgent = false;
+            if self.try_start(domain, now) && self.domains[domain].has_work() {
+                self.mark_ready(domain);
+            }
+        }
         loop {
             let round = self.ready.len();
             let mut started = 0;
@@ -696,8 +914,9 @@ impl Scheduler {
         // A session that would leave room: with one in flight here already, wait for it to
         // end (it brings the domain back, and the queue will have grown) rather than spend a
         // connection on a few addresses; with none, give a fresh address a moment for company.
+        let urgent = self.front_is_urgent(domain);
         let d = &self.domains[domain];
-        if d.queue.len() < d.batch_limit {
+        if d.queue.len() < d.batch_limit && !urgent {
             if d.sessions > 0 {
                 return false;
             }
@@ -837,6 +1056,12 @@ impl Scheduler {
             Timer::Retry(job, retries) => self.jobs.get(job).is_some_and(|j| j.retries == retries),
             Timer::Backoff => self.backoff_until == Some(at),
             Timer::Schedule => self.schedule_at == Some(at),
+            Timer::Deadline(job, tag) => self.jobs.get(job).is_some_and(|j| {
+                j.rare.as_ref().is_some_and(|rare| {
+                    (j.tag == tag && !rare.answered && rare.deadline.is_some())
+                        || rare.joined.iter().any(|joined| joined.tag == tag)
+                })
+            }),
         }
     }
 
@@ -1128,6 +1353,9 @@ impl Scheduler {
         let Rare {
             last_temporary,
             transcript,
+            deadline: _,
+            answered,
+            joined,
         } = j.rare.map(|rare| *rare).unwrap_or_default();
         // A retried address that never got past 4xx keeps its last 4xx reply.
         let decided = match (&decided.reason, last_temporary) {
@@ -1142,7 +1370,7 @@ impl Scheduler {
             free: domain.free,
         };
         let suggestion = domain.suggestion;
-        self.emit(VerifyResult {
+        let result = VerifyResult {
             tag: j.tag,
             address: j.address.original().to_owned(),
             mailbox: Some(j.address.mailbox().to_owned()),
@@ -1158,7 +1386,25 @@ impl Scheduler {
             attempts: u32::from(j.attempts),
             elapsed,
             transcript,
+        };
+        let key = self.duplicates.key(j.address.mailbox());
+        self.duplicates.finished(key, job, || VerifyResult {
+            address: String::new(),
+            transcript: None,
+            ..result.clone()
         });
+        let now_nanos = self.since_epoch(now);
+        self.joined_waiting -= joined.len();
+        for waiting in joined {
+            let mut shared = result.clone();
+            shared.tag = waiting.tag;
+            shared.address = waiting.address;
+            shared.elapsed = Duration::from_nanos(now_nanos.saturating_sub(waiting.submitted));
+            self.emit(shared);
+        }
+        if !answered {
+            self.emit(result);
+        }
     }
 
     fn emit(&mut self, result: VerifyResult) {

@@ -965,3 +965,223 @@ fn a_control_whose_servers_vanish_gives_up_and_the_held_addresses_get_their_verd
     );
     assert!(h.scheduler.is_idle());
 }
+
+impl Harness {
+    /// Submits with options; the tag is the submission's number.
+    fn submit_with(&mut self, address: &str, options: SubmitOptions) -> u64 {
+        let tag = self.scheduler.stats().submitted;
+        self.scheduler.submit_with(address, tag, options, self.now);
+        self.drain();
+        tag
+    }
+
+    fn results_for(&self, tag: u64) -> Vec<&VerifyResult> {
+        self.results.iter().filter(|r| r.tag == tag).collect()
+    }
+}
+
+#[test]
+fn a_mailbox_submitted_again_while_in_flight_joins_the_probe() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    h.submit("alice@one.test");
+    h.submit("Alice <alice@one.test>");
+    h.submit("bob@one.test");
+    h.settle();
+    h.submit("alice@one.test"); // while the session waits to be played
+    let (_, heard) = h.play(postfix(&["alice@one.test"]));
+    let rcpts: Vec<&String> = heard.iter().filter(|l| l.starts_with("RCPT")).collect();
+    assert_eq!(rcpts.len(), 2, "alice asked once: {rcpts:?}");
+    assert_eq!(h.results.len(), 4, "every submission answered");
+    for tag in [0, 1, 3] {
+        let results = h.results_for(tag);
+        assert_eq!(results.len(), 1, "tag {tag}: exactly one result");
+        assert_eq!(results[0].reason, Reason::Accepted);
+        assert_eq!(
+            results[0].smtp.as_ref().map(|r| r.as_reply().code().get()),
+            Some(250)
+        );
+    }
+    assert_eq!(
+        h.results_for(1)[0].address,
+        "Alice <alice@one.test>",
+        "its own text"
+    );
+    assert_eq!(h.results_for(2)[0].reason, Reason::MailboxNotFound);
+    let stats = h.scheduler.stats();
+    assert_eq!((stats.joined, stats.sessions, stats.finished), (2, 1, 4));
+    assert_eq!(h.scheduler.pending(), 0);
+    assert!(h.scheduler.is_idle());
+}
+
+#[test]
+fn joined_submissions_count_as_pending_so_memory_stays_bounded() {
+    let mut h = Harness::new(config());
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    for _ in 0..5 {
+        h.submit("alice@one.test");
+    }
+    assert_eq!(h.scheduler.pending(), 5, "one job, four waiting on it");
+    assert_eq!(h.scheduler.census().jobs, 1);
+}
+
+#[test]
+fn finished_results_are_remembered_only_when_asked() {
+    for (remember, expected_sessions) in [(0, 2), (10, 1)] {
+        let mut config = config();
+        config.catch_all = false;
+        config.remember_results = remember;
+        let mut h = Harness::new(config);
+        h.mx("one.test", 10, [127, 0, 0, 9]);
+        h.submit("alice@one.test");
+        h.settle();
+        h.play(postfix(&["alice@one.test"]));
+        h.submit("alice@one.test");
+        h.settle();
+        while !h.connects.is_empty() {
+            h.play(postfix(&["alice@one.test"]));
+        }
+        let again = h.results_for(1);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].reason, Reason::Accepted);
+        assert_eq!(again[0].address, "alice@one.test");
+        let stats = h.scheduler.stats();
+        assert_eq!(
+            stats.sessions, expected_sessions,
+            "remember {remember}: {:#?}",
+            h.results
+        );
+        assert_eq!(stats.remembered, u64::from(remember > 0));
+        assert_eq!(h.scheduler.census().remembered, usize::from(remember > 0));
+    }
+}
+
+#[test]
+fn at_its_deadline_a_submission_is_answered_timeout_and_the_probe_goes_on() {
+    let mut config = config();
+    config.catch_all = false;
+    config.remember_results = 10;
+    let mut h = Harness::new(config);
+    h.mx("slow.test", 10, [127, 0, 0, 9]);
+    let hurried = h.submit_with(
+        "alice@slow.test",
+        SubmitOptions::real_time().deadline(Duration::from_secs(5)),
+    );
+    let patient = h.submit_with("alice@slow.test", SubmitOptions::bulk());
+    h.settle();
+    assert_eq!(h.connects.len(), 1);
+    h.advance(Duration::from_secs(4));
+    assert!(h.results.is_empty(), "nothing before the deadline");
+    h.advance(Duration::from_secs(2));
+    let answered = h.results_for(hurried);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].reason, Reason::Timeout);
+    assert_eq!(answered[0].verdict(), crate::Verdict::Unknown);
+    assert!(
+        answered[0]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("5s"),
+        "{:?}",
+        answered[0].detail
+    );
+    assert!(
+        h.results_for(patient).is_empty(),
+        "the other waits for the probe"
+    );
+    // The server answers at last: the patient one gets the verdict, the hurried one nothing
+    // more, and the verdict is remembered.
+    h.play(postfix(&["alice@slow.test"]));
+    assert_eq!(h.results_for(hurried).len(), 1, "never answered twice");
+    assert_eq!(h.results_for(patient)[0].reason, Reason::Accepted);
+    let later = h.submit_with("alice@slow.test", SubmitOptions::real_time());
+    assert_eq!(h.results_for(later)[0].reason, Reason::Accepted);
+    let stats = h.scheduler.stats();
+    assert_eq!(
+        (stats.past_deadline, stats.remembered, stats.sessions),
+        (1, 1, 1)
+    );
+    assert!(h.scheduler.is_idle());
+}
+
+#[test]
+fn a_deadline_after_the_verdict_changes_nothing() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    let tag = h.submit_with(
+        "alice@one.test",
+        SubmitOptions::bulk().deadline(Duration::from_secs(5)),
+    );
+    h.settle();
+    h.play(postfix(&[]));
+    h.advance(Duration::from_secs(10));
+    let results = h.results_for(tag);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].reason, Reason::MailboxNotFound);
+    assert_eq!(h.scheduler.stats().past_deadline, 0);
+}
+
+#[test]
+fn real_time_work_takes_the_next_free_session_ahead_of_bulk() {
+    let mut config = config();
+    config.catch_all = false;
+    config.concurrency = 1;
+    config.rcpts_per_session = 2;
+    let mut h = Harness::new(config);
+    h.mx("bulk.test", 10, [127, 0, 0, 9]);
+    h.mx("other.test", 10, [127, 0, 0, 10]);
+    h.mx("now.test", 10, [127, 0, 0, 8]);
+    for local in ["a", "b", "c", "d"] {
+        h.submit(&format!("{local}@bulk.test"));
+        h.submit(&format!("{local}@other.test"));
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 1, "the one session is taken by bulk work");
+    h.submit_with("x@now.test", SubmitOptions::real_time());
+    h.settle_dns();
+    h.play(postfix(&[]));
+    h.advance(Duration::ZERO);
+    assert_eq!(h.connects.len(), 1);
+    assert_eq!(
+        h.connects[0].1.ip(),
+        IpAddr::from([127, 0, 0, 8]),
+        "the real-time domain goes next, without waiting for company"
+    );
+    let (_, heard) = h.play(postfix(&[]));
+    assert!(heard.iter().any(|l| l.contains("x@now.test")), "{heard:?}");
+}
+
+#[test]
+fn a_real_time_submission_of_a_queued_address_moves_it_ahead() {
+    let mut config = config();
+    config.catch_all = false;
+    config.concurrency = 1;
+    config.rcpts_per_session = 2;
+    let mut h = Harness::new(config);
+    h.mx("bulk.test", 10, [127, 0, 0, 9]);
+    for local in ["a", "b", "c", "d", "e", "f"] {
+        h.submit(&format!("{local}@bulk.test"));
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 1, "a and b in flight, the rest queued");
+    h.submit_with("f@bulk.test", SubmitOptions::real_time());
+    let mut order = Vec::new();
+    while !h.connects.is_empty() {
+        let (_, heard) = h.play(postfix(&[]));
+        order.extend(heard.into_iter().filter(|l| l.starts_with("RCPT")));
+        h.advance(BATCH_HOLD);
+    }
+    assert_eq!(
+        order.len(),
+        6,
+        "f asked once for both submissions: {order:?}"
+    );
+    assert_eq!(order[2], "RCPT TO:<f@bulk.test>", "{order:?}");
+    assert_eq!(h.results.len(), 7);
+    assert_eq!(h.scheduler.stats().joined, 1);
+}

@@ -34,6 +34,9 @@ pub(super) enum Timer {
     /// Start sessions for what was submitted: once per burst of submissions, so that the
     /// addresses of one domain submitted together share sessions.
     Schedule,
+    /// The deadline of a submission (its tag) answered by a job: live while that submission
+    /// waits.
+    Deadline(JobId, u64),
 }
 
 /// The timer heap is never compacted below this length: small heaps are cheap to keep.
