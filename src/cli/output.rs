@@ -1,6 +1,9 @@
 //! Verdicts written out: JSON Lines (the schema of DESIGN.md §3), CSV, or aligned text for
-//! people. Each verdict is formatted whole and written with one call, then flushed, so an
-//! interrupted run leaves whole lines only, and `--resume` can read them back.
+//! people. Records are formatted whole into a buffer, and the buffer is written, whole lines
+//! only, when it fills or whenever the caller has nothing more at hand (no verdict waiting):
+//! one system call for many records when verdicts pour in, none held back when they trickle.
+//! A run killed mid-write leaves at most one record cut short, at the end, which `--resume`
+//! cuts off before it appends.
 
 use std::io::{self, Write};
 
@@ -12,12 +15,16 @@ use mxprobe::{Record, Verdict};
 pub const CSV_HEADER: &str = "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,\
 smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms";
 
-/// Writes records in one format, one flushed line each.
+/// Records buffered beyond this are written at once.
+const BUFFER: usize = 64 * 1024;
+
+/// Writes records in one format, whole lines each.
 pub struct Writer {
     out: Box<dyn Write + Send>,
     format: Format,
     color: bool,
-    line: Vec<u8>,
+    /// Whole records not yet written.
+    buffer: Vec<u8>,
 }
 
 impl Writer {
@@ -27,7 +34,7 @@ impl Writer {
             out,
             format,
             color,
-            line: Vec::with_capacity(512),
+            buffer: Vec::with_capacity(BUFFER + 4096),
         }
     }
 
@@ -41,18 +48,37 @@ impl Writer {
         Ok(())
     }
 
-    /// Formats `record` and writes it whole, then flushes.
+    /// Formats `record` into the buffer, and writes the buffer if it is full.
     pub fn write(&mut self, record: &Record<'_>) -> io::Result<()> {
-        self.line.clear();
-        match self.format {
+        let start = self.buffer.len();
+        let formatted = match self.format {
             Format::Jsonl => {
-                serde_json::to_writer(&mut self.line, record).map_err(io::Error::other)?;
+                serde_json::to_writer(&mut self.buffer, record).map_err(io::Error::other)
             }
-            Format::Csv => csv_line(&mut self.line, record)?,
-            Format::Human => human_line(&mut self.line, record, self.color),
+            Format::Csv => csv_line(&mut self.buffer, record),
+            Format::Human => {
+                human_line(&mut self.buffer, record, self.color);
+                Ok(())
+            }
+        };
+        if let Err(e) = formatted {
+            // Nothing of a record that failed to format is written.
+            self.buffer.truncate(start);
+            return Err(e);
         }
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, and flushes it to the file or terminal.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
         self.out.flush()
     }
 }

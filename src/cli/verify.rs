@@ -2,12 +2,18 @@
 //! input line out, as each completes.
 //!
 //! Three threads: a reader that turns input lines into submissions (skipping lines an earlier
-//! run finished, and folding duplicates into the first occurrence), the engine, and this one,
-//! which writes verdicts as they come — for every occurrence of a duplicated address. A fourth
-//! waits for Ctrl-C: once stops taking work and lets the probes in flight finish; twice exits
-//! at once, after the line being written.
+//! run finished), the engine, and this one, which writes verdicts as they come. A fourth waits
+//! for Ctrl-C: once stops taking work and lets the probes in flight finish; twice exits at
+//! once, after the lines being written.
+//!
+//! It is built on the library's public API alone: [`Config`], [`Engine`], the [`Record`] of
+//! the output schema. Duplicates are the engine's too: a repeat of a mailbox in flight joins
+//! its probe, and one finished lately is answered from the engine's memory of the last
+//! [`REMEMBERED`] results — so the command line parses nothing twice and keeps no table of
+//! its own, and its memory does not grow with the input.
+//!
+//! [`Record`]: mxprobe::Record
 
-use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -22,14 +28,13 @@ use super::input::{Column, Input, Item, count_lines};
 use super::output::{Tally, Writer};
 use super::progress::{Progress, summary};
 use super::resume::{DoneLines, read_done};
-use mxprobe::address::Address;
 use mxprobe::dns::parse_server;
-use mxprobe::{Config, ConfigError, Engine, Handle, Reason, VerifyResult};
+use mxprobe::{Config, ConfigError, Engine, Handle, NoResult, Reason, VerifyResult};
 
-/// Verdicts remembered for later duplicates (about a kilobyte each). A repeat further back than
-/// this is verified again: right, only not deduplicated, and memory stays bounded whatever the
-/// input's size.
-const RECENT_VERDICTS: usize = 50_000;
+/// Verdicts the engine remembers for later repeats of a mailbox (a few hundred bytes each: 20,000
+/// are a few megabytes). A repeat further back than this is verified again: right, only not
+/// deduplicated, and memory stays bounded whatever the input's size.
+pub const REMEMBERED: usize = 20_000;
 
 /// The exit status after Ctrl-C, as shells expect (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
@@ -151,16 +156,9 @@ fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     parse_server(text).map_err(|e| e.to_string())
 }
 
-/// What the reader and the writer share: the output, and where duplicates stand.
+/// What the reader and the writer share: the output and its counts.
 struct Shared {
     writer: Writer,
-    /// Occurrences waiting for the verdict of their first occurrence, by its tag (its line).
-    waiting: HashMap<u64, Vec<(u64, String)>>,
-    /// The tag submitted for each mailbox in flight.
-    in_flight: HashMap<String, u64>,
-    /// Recent verdicts, for later duplicates.
-    recent: HashMap<String, VerifyResult>,
-    recent_order: VecDeque<String>,
     tally: Tally,
     progress: Progress,
     transcript: bool,
@@ -168,13 +166,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn write(&mut self, result: &VerifyResult, address: &str, line: u64) {
+    fn write(&mut self, result: &VerifyResult) {
         if self.failed.is_some() {
             return;
         }
         let mut record = result.record();
-        record.address = address;
-        record.line = line;
         if !self.transcript {
             record.transcript = None;
         }
@@ -188,14 +184,13 @@ impl Shared {
         self.progress.update(&self.tally);
     }
 
-    fn remember(&mut self, mailbox: String, result: VerifyResult) {
-        if self.recent.len() >= RECENT_VERDICTS
-            && let Some(oldest) = self.recent_order.pop_front()
+    /// Writes out what is buffered: nothing more is at hand for now.
+    fn flush(&mut self) {
+        if self.failed.is_none()
+            && let Err(e) = self.writer.flush()
         {
-            self.recent.remove(&oldest);
+            self.failed = Some(format!("cannot write the verdicts: {e}"));
         }
-        self.recent_order.push_back(mailbox.clone());
-        self.recent.insert(mailbox, result);
     }
 }
 
@@ -249,11 +244,13 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         Some(path) => Input::open(path, args.column.clone()).map_err(|e| e.to_string())?,
         None => Input::arguments(args.addresses.clone()),
     };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    // Counted only for the progress line: a long file is read twice otherwise.
     let total = match &args.input {
-        Some(path) => count_lines(path),
+        Some(path) if show_progress => count_lines(path),
+        Some(_) => None,
         None => Some(args.addresses.len() as u64),
     };
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let resumed = done.len();
 
     let (engine, results) =
@@ -263,10 +260,6 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
     }
     let shared = Arc::new(Mutex::new(Shared {
         writer,
-        waiting: HashMap::new(),
-        in_flight: HashMap::new(),
-        recent: HashMap::new(),
-        recent_order: VecDeque::new(),
         tally: Tally::default(),
         progress: Progress::new(show_progress, total, resumed),
         transcript: args.transcript,
@@ -289,21 +282,22 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
             .map_err(|e| format!("cannot start the input thread: {e}"))?
     };
 
-    for result in results {
-        let mut guard = lock(&shared);
-        let occurrences = guard.waiting.remove(&result.tag).unwrap_or_default();
-        if let Some(mailbox) = &result.mailbox
-            && guard.in_flight.get(mailbox) == Some(&result.tag)
-        {
-            guard.in_flight.remove(mailbox);
-        }
-        for (line, text) in &occurrences {
-            guard.write(&result, text, *line);
-        }
-        if let Some(mailbox) = result.mailbox.clone() {
-            guard.remember(mailbox, result);
-        }
+    // Verdicts as they come, buffered while more are waiting, written out whenever none is.
+    loop {
+        let result = match results.try_recv() {
+            Ok(result) => result,
+            Err(NoResult::NotYet) => {
+                lock(&shared).flush();
+                match results.recv() {
+                    Some(result) => result,
+                    None => break,
+                }
+            }
+            Err(NoResult::Ended) => break,
+        };
+        lock(&shared).write(&result);
     }
+    lock(&shared).flush();
     let report = engine
         .join()
         .map_err(|e| format!("the engine failed: {e}"))?;
@@ -354,38 +348,16 @@ fn read_input(
             Ok(None) => break None,
             Err(error) => break Some(format!("cannot read the input: {error}")),
         };
-        let (line, text) = match item {
-            Item::Address { line, .. } | Item::Unreadable { line, .. } if done.contains(line) => {
-                continue;
-            }
+        match item {
+            Item::Address { line, .. } | Item::Unreadable { line, .. } if done.contains(line) => {}
             Item::Unreadable { line, text, detail } => {
-                lock(shared).write(&unreadable(&text, detail), &text, line);
-                continue;
+                lock(shared).write(&unreadable(line, text, detail));
             }
-            Item::Address { line, text } => (line, text),
-        };
-        let mailbox = Address::parse(&text).ok().map(|a| a.mailbox().to_owned());
-        {
-            let mut guard = lock(shared);
-            if let Some(mailbox) = &mailbox {
-                if let Some(&tag) = guard.in_flight.get(mailbox) {
-                    guard.waiting.entry(tag).or_default().push((line, text));
-                    continue;
+            Item::Address { line, text } => {
+                if handle.submit(text, line).is_err() {
+                    break None;
                 }
-                if let Some(result) = guard.recent.get(mailbox).cloned() {
-                    guard.write(&result, &text, line);
-                    continue;
-                }
-                guard.in_flight.insert(mailbox.clone(), line);
             }
-            guard
-                .waiting
-                .entry(line)
-                .or_default()
-                .push((line, text.clone()));
-        }
-        if handle.submit(text, line).is_err() {
-            break None;
         }
     };
     handle.finish();
@@ -393,10 +365,10 @@ fn read_input(
 }
 
 /// The verdict of a line that cannot be read.
-fn unreadable(text: &str, detail: String) -> VerifyResult {
+fn unreadable(line: u64, text: String, detail: String) -> VerifyResult {
     VerifyResult {
-        tag: 0,
-        address: text.to_owned(),
+        tag: line,
+        address: text,
         mailbox: None,
         domain: None,
         reason: Reason::InvalidSyntax,
@@ -429,6 +401,7 @@ fn watch_signals(
             for _ in signals.forever() {
                 if interrupted.swap(true, Ordering::SeqCst) {
                     let mut guard = lock(&shared);
+                    guard.flush();
                     guard.progress.clear();
                     say("mxprobe: stopped; rerun the same command with --resume to finish");
                     std::process::exit(i32::from(INTERRUPTED));
@@ -457,7 +430,8 @@ fn engine_config(args: &VerifyArgs) -> Result<Config, String> {
         .allow_address_literals(args.allow_literals)
         .allow_private_mx(args.allow_private_mx)
         .source_ips(args.source_ips.iter().copied())
-        .transcript(args.transcript);
+        .transcript(args.transcript)
+        .remember_results(REMEMBERED);
     if let Some(helo) = &args.helo {
         builder = builder.helo_name(helo.as_str());
     }
