@@ -343,10 +343,7 @@ impl Scheduler {
             }
             return;
         }
-        if let Some(known) = self.duplicates.recall(key, address.mailbox()) {
-            let mut result = known.clone();
-            result.tag = tag;
-            result.address = raw.to_owned();
+        if let Some(result) = self.duplicates.recall(key, address.mailbox(), tag, raw) {
             self.stats.remembered += 1;
             self.emit(result);
             return;
@@ -1388,11 +1385,7 @@ impl Scheduler {
             transcript,
         };
         let key = self.duplicates.key(j.address.mailbox());
-        self.duplicates.finished(key, job, || VerifyResult {
-            address: String::new(),
-            transcript: None,
-            ..result.clone()
-        });
+        self.duplicates.finished(key, job, &result);
         let now_nanos = self.since_epoch(now);
         self.joined_waiting -= joined.len();
         for waiting in joined {
