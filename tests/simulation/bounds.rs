@@ -56,8 +56,14 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds for `scenario` under `config`, with submissions until `last_submission`.
-    pub fn of(scenario: &Scenario, config: &Config, last_submission: Duration) -> Self {
+    /// The bounds for `addresses` (the scenario's, and any repeats) at `scenario`'s domains
+    /// under `config`, with submissions until `last_submission`.
+    pub fn of(
+        scenario: &Scenario,
+        addresses: &[String],
+        config: &Config,
+        last_submission: Duration,
+    ) -> Self {
         let retries = u64::from(config.retries());
         let targets_of = |address: &str| -> u64 {
             address
@@ -65,8 +71,7 @@ impl Bounds {
                 .and_then(|(_, domain)| scenario.domain(domain))
                 .map_or(1, |domain| domain.targets.max(1) as u64)
         };
-        let per_address: u64 = scenario
-            .addresses
+        let per_address: u64 = addresses
             .iter()
             .map(|address| retries + targets_of(address) + u64::from(MAX_HAND_BACKS))
             .sum();
@@ -85,8 +90,8 @@ impl Bounds {
         let retry_waits = config
             .retry_delay()
             .saturating_mul((1_u32 << config.retries().min(16)) - 1);
-        let addresses = saturating_u32(scenario.addresses.len() as u64);
-        let cooldowns: u64 = scenario.addresses.iter().map(|a| targets_of(a)).sum();
+        let cooldowns: u64 = addresses.iter().map(|a| targets_of(a)).sum();
+        let addresses = saturating_u32(addresses.len() as u64);
         let duration = last_submission
             .saturating_add(config.dns_route_timeout())
             .saturating_add(per_session.saturating_mul(saturating_u32(connections)))

@@ -153,6 +153,8 @@ fn is_rcpt_for(command: &str, mailbox: &str) -> bool {
 ///
 /// - `jobs` ≤ addresses submitted and not yet answered;
 /// - `held + queued` ≤ `jobs` (an address waits in one place at a time);
+/// - `jobs` ≤ the submissions not yet answered, plus those answered at their deadline (whose
+///   probes go on);
 /// - `sessions` ≤ `concurrency`;
 /// - `domains` ≤ addresses submitted (one per distinct domain at most);
 /// - `timers` ≤ 4 × (`sessions` + `domains` + `jobs` + 2) + 1024: one live entry per session,
@@ -163,8 +165,10 @@ pub fn census(
     config: &Config,
     submitted: usize,
     answered: usize,
+    past_deadline: u64,
 ) -> Result<(), Violation> {
-    let open = submitted.saturating_sub(answered);
+    // A submission answered at its deadline leaves its probe running in the background.
+    let open = submitted.saturating_sub(answered) + usize::try_from(past_deadline).unwrap_or(0);
     let timer_bound = 4 * (census.sessions + census.domains + census.jobs + 2) + 1024;
     let broken = if census.jobs > open {
         Some(format!("{} jobs for {open} open addresses", census.jobs))

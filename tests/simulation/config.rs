@@ -20,8 +20,8 @@ fn secs(rng: &mut StdRng, range: std::ops::RangeInclusive<u64>) -> Duration {
     Duration::from_secs(rng.random_range(range))
 }
 
-/// The configuration of the run of `seed`.
-pub fn engine_config(seed: u64) -> Config {
+/// The configuration of the run of `seed`, remembering `remember` results.
+pub fn engine_config(seed: u64, remember: usize) -> Config {
     let rng = &mut StdRng::seed_from_u64(seed ^ CONFIG_STREAM);
     let mut config = Config::builder()
         .sender("probe@sim.test")
@@ -61,6 +61,7 @@ pub fn engine_config(seed: u64) -> Config {
         // 2001:db8::/32), which the engine refuses unless allowed. Nothing is ever sent to
         // them: the world is in memory.
         .allow_private_mx(true)
+        .remember_results(remember)
         .build()
         .expect("the simulation's configurations are valid")
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use mxprobe::Config;
 use mxprobe::dns::{SocketId, Transmit};
-use mxprobe::engine::{ConnId, ConnIo, Scheduler, VerifyResult};
+use mxprobe::engine::{ConnId, ConnIo, Scheduler, SubmitOptions, VerifyResult};
 use mxprobe::sim::net::{ClientEvent, Network, Scenario};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -36,6 +36,23 @@ const MAX_TURNS_PER_INSTANT: u64 = 200_000;
 
 /// Mixed into the seed for the submission times.
 const SUBMIT_STREAM: u64 = 0x5b3e_1700_0000_0002;
+
+/// Mixed into the seed for the front end's traffic: repeats, priorities, deadlines.
+const FRONT_END_STREAM: u64 = 0xf207_e9d0_0000_0003;
+
+/// What a run submits besides the scenario's addresses, each once, in bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Only that: the runs the regression seeds were found in.
+    Plain,
+    /// For half the seeds (drawn), what an API front end adds: repeats of addresses (some
+    /// while the first is in flight, some after), real-time submissions, deadlines, and an
+    /// engine that remembers results.
+    Drawn,
+}
+
+/// One submission to make: when, its tag, the address, its options.
+type Submission = (Duration, u64, String, SubmitOptions);
 
 /// What the client side knows of one SMTP connection.
 #[derive(Debug, Default)]
@@ -77,10 +94,12 @@ pub struct Run {
     net: Network,
     origin: Instant,
     now: Instant,
-    /// Submissions not yet made: (when, tag, address).
-    pending: VecDeque<(Duration, u64, String)>,
+    /// Submissions not yet made.
+    pending: VecDeque<Submission>,
     /// Every submission made, by tag.
     submitted: BTreeMap<u64, String>,
+    /// The deadline of each submission made with one.
+    deadlines: BTreeMap<u64, Instant>,
     results: BTreeMap<u64, VerifyResult>,
     conns: BTreeMap<u64, ConnTrack>,
     bounds: Bounds,
@@ -93,9 +112,16 @@ pub struct Run {
 
 impl Run {
     /// The run of `seed`, its clock starting at `origin`.
-    pub fn new(seed: u64, origin: Instant) -> Self {
+    pub fn new(seed: u64, origin: Instant, traffic: Traffic) -> Self {
         let scenario = Scenario::generate(seed);
-        let config = config::engine_config(seed);
+        let front_end = &mut StdRng::seed_from_u64(seed ^ FRONT_END_STREAM);
+        let front_end =
+            (traffic == Traffic::Drawn && front_end.random_bool(0.5)).then_some(front_end);
+        let remember = match &front_end {
+            Some(_) => StdRng::seed_from_u64(seed ^ FRONT_END_STREAM ^ 1).random_range(0..=8),
+            None => 0,
+        };
+        let config = config::engine_config(seed, remember);
         let rng = &mut StdRng::seed_from_u64(seed ^ SUBMIT_STREAM);
         let spread = if rng.random_bool(0.5) {
             Duration::ZERO
@@ -108,14 +134,21 @@ impl Run {
             .map(|_| rng.random_range(Duration::ZERO..=spread))
             .collect();
         times.sort_unstable();
-        let pending: VecDeque<(Duration, u64, String)> = times
+        let mut pending: Vec<Submission> = times
             .iter()
             .zip(&scenario.addresses)
             .enumerate()
-            .map(|(tag, (at, address))| (*at, tag as u64, address.clone()))
+            .map(|(tag, (at, address))| {
+                (*at, tag as u64, address.clone(), SubmitOptions::default())
+            })
             .collect();
-        let last = times.last().copied().unwrap_or_default();
-        let bounds = Bounds::of(&scenario, &config, last);
+        if let Some(rng) = front_end {
+            front_end_traffic(&mut pending, spread, rng);
+        }
+        let last = pending.iter().map(|s| s.0).max().unwrap_or_default();
+        let addresses: Vec<String> = pending.iter().map(|s| s.2.clone()).collect();
+        let bounds = Bounds::of(&scenario, &addresses, &config, last);
+        let pending = VecDeque::from(pending);
         let mut net = Network::new(&scenario, origin);
         net.note(origin, &scenario.summary());
         net.note(origin, &format!("config: {config:?}"));
@@ -129,6 +162,7 @@ impl Run {
             now: origin,
             pending,
             submitted: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
             results: BTreeMap::new(),
             conns: BTreeMap::new(),
             bounds,
@@ -201,7 +235,7 @@ impl Run {
             let next = [
                 self.scheduler.poll_timeout(),
                 self.net.next_at(),
-                self.pending.front().map(|(at, _, _)| self.origin + *at),
+                self.pending.front().map(|(at, ..)| self.origin + *at),
             ]
             .into_iter()
             .flatten()
@@ -254,15 +288,23 @@ impl Run {
     }
 
     fn submit_due(&mut self) {
-        while let Some((at, _, _)) = self.pending.front() {
+        while let Some((at, ..)) = self.pending.front() {
             if self.origin + *at > self.now {
                 return;
             }
-            let Some((_, tag, address)) = self.pending.pop_front() else {
+            let Some((_, tag, address, options)) = self.pending.pop_front() else {
                 return;
             };
-            self.net.note(self.now, &format!("submit #{tag} {address}"));
-            self.scheduler.submit(&address, tag, self.now);
+            let note = match (options.priority, options.deadline) {
+                (mxprobe::Priority::Bulk, None) => String::new(),
+                (priority, deadline) => format!(" ({priority:?}, deadline {deadline:?})"),
+            };
+            self.net
+                .note(self.now, &format!("submit #{tag} {address}{note}"));
+            self.scheduler.submit_with(&address, tag, options, self.now);
+            if let Some(deadline) = options.deadline {
+                self.deadlines.insert(tag, self.now + deadline);
+            }
             self.submitted.insert(tag, address);
         }
     }
@@ -322,6 +364,7 @@ impl Run {
             &self.config,
             self.submitted.len(),
             self.results.len(),
+            self.scheduler.stats().past_deadline,
         )?;
         check::world_bounded(&self.net)
     }
@@ -439,6 +482,18 @@ impl Run {
         if let Err(violation) = check::alignment(&result, &self.net) {
             self.breach(violation);
         }
+        if let Some(&deadline) = self.deadlines.get(&result.tag)
+            && self.now > deadline
+        {
+            let late = self.now - deadline;
+            self.breach(
+                Violation::new(
+                    "a submission with a deadline is answered by it",
+                    format!("{line}: {late:?} after its deadline"),
+                )
+                .on_tag(result.tag),
+            );
+        }
         self.results.insert(result.tag, result);
     }
 
@@ -464,4 +519,30 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// Adds what an API front end sends to the scenario's submissions: repeats of a fifth of the
+/// addresses (at a random later time: some while the first is in flight, some after), and to
+/// any submission a quarter's chance of being real-time and a quarter's of a deadline of 1 to
+/// 60 seconds. Sorted by time after, the scenario's own submissions first at equal times.
+fn front_end_traffic(pending: &mut Vec<Submission>, spread: Duration, rng: &mut StdRng) {
+    let originals = pending.len();
+    if originals > 0 {
+        let repeats = rng.random_range(0..=originals / 5 + 1);
+        for n in 0..repeats {
+            let (at, _, address, _) = pending[rng.random_range(0..originals)].clone();
+            let later = rng.random_range(Duration::ZERO..=spread + Duration::from_secs(30));
+            let tag = (originals + n) as u64;
+            pending.push((at + later, tag, address, SubmitOptions::default()));
+        }
+    }
+    for (.., options) in pending.iter_mut() {
+        if rng.random_bool(0.25) {
+            *options = SubmitOptions::real_time();
+        }
+        if rng.random_bool(0.25) {
+            *options = options.deadline(Duration::from_millis(rng.random_range(1_000..=60_000)));
+        }
+    }
+    pending.sort_by_key(|(at, tag, ..)| (*at, *tag));
 }
