@@ -292,8 +292,8 @@ fn run(
         .saturating_add(config.lookahead);
     let mut scheduler = Scheduler::new(config, seed)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-    let mut dns = DnsSockets::new(DNS_TOKENS);
-    let mut smtp = SmtpSockets::new(SMTP_TOKENS);
+    let mut dns = DnsSockets::new(DNS_TOKENS..SMTP_TOKENS);
+    let mut smtp = SmtpSockets::new(SMTP_TOKENS..usize::MAX);
     let mut events = Events::with_capacity(4096);
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;

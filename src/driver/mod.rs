@@ -22,14 +22,12 @@
 )]
 
 pub mod cpu;
-mod dns_sockets;
 mod engine;
 mod os;
 mod routes;
-mod smtp_sockets;
+mod socket;
 
-pub use dns_sockets::{DnsClient, DnsSockets};
 pub use engine::{Engine, EngineHandle, EngineReport, EngineStopped};
 pub use os::{RESERVED_FDS, os_seed, raise_open_files_limit};
 pub use routes::{RouteResolution, resolve_routes};
-pub use smtp_sockets::SmtpSockets;
+use socket::{DnsSockets, SmtpSockets};

@@ -40,7 +40,7 @@ pub fn resolve_routes(
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut resolver = Resolver::new(config, super::os_seed()?);
-    let mut sockets = DnsSockets::new(0);
+    let mut sockets = DnsSockets::new(0..usize::MAX);
     let mut waiting: VecDeque<usize> = (0..domains.len()).collect();
     let mut in_flight: HashMap<RouteId, usize> = HashMap::new();
     let mut results: Vec<Option<Result<MailRoute, RouteError>>> = vec![None; domains.len()];

@@ -1,33 +1,34 @@
-//! The sockets of the DNS client: what [`Transmit`] asks for, made real with `socket2` and
-//! `mio`, and what happens on them fed back to the [`Resolver`].
+//! The sockets of the DNS client: what [`Transmit`] asks for, made real with the driver's
+//! [`SocketTable`] and its recipes, and what happens on them fed back to the [`Resolver`].
 //!
-//! - **UDP**: one socket per try, bound to port 0 so the kernel picks a random ephemeral port
-//!   (Linux randomises it), and *connected* to the server: the kernel then drops datagrams from
-//!   any other source before they reach us, and reports ICMP "port unreachable" as an error on
-//!   the next read, which becomes `handle_socket_closed` — a dead server is skipped at once
-//!   instead of after a timeout. The resolver checks the source again anyway (RFC 5452).
-//! - **TCP**: a nonblocking connect (`EINPROGRESS`), completion seen as writability and
-//!   confirmed with `take_error`, then the framed query written as the socket accepts it,
-//!   then every byte read handed over until EOF.
+//! - **UDP** ([`connect_udp`]): one socket per try, on a random port and connected to the
+//!   server, so ICMP "port unreachable" comes back as an error on the next read, which becomes
+//!   `handle_socket_closed` — a dead server is skipped at once instead of after a timeout. The
+//!   resolver checks the source again anyway (RFC 5452).
+//! - **TCP** ([`connect_tcp`]): completion of the nonblocking connect seen as writability and
+//!   confirmed with `take_error` and `peer_addr`, then the framed query written as the socket
+//!   accepts it, then every byte read handed over until EOF.
+//! - **Interest**: readable, and writable too while a query waits to be written; once it is
+//!   written the socket is re-registered for readability alone.
 //!
 //! Every readiness event is drained until `WouldBlock`, since mio's notifications are
 //! edge-triggered; spurious wakeups find nothing and do nothing.
 
-use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::Instant;
 
+use mio::event::Source;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
-use slab::Slab;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::{Registered, SocketTable, connect_tcp, connect_udp};
 use crate::dns::{Resolver, SocketId, Transmit};
 use crate::engine::Scheduler;
 
 /// Whatever holds the DNS client: the resolver alone, or the engine's scheduler around it.
-pub trait DnsClient {
+pub(crate) trait DnsClient {
     /// The next socket operation.
     fn poll_transmit(&mut self) -> Option<Transmit>;
     /// A datagram arrived.
@@ -89,6 +90,15 @@ enum DnsSocket {
     },
 }
 
+impl Registered for DnsSocket {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Self::Udp { socket, .. } => socket,
+            Self::Tcp { stream, .. } => stream,
+        }
+    }
+}
+
 /// Whether a socket still has bytes to write (and so wants writability) after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Writing {
@@ -116,49 +126,42 @@ impl DnsSocket {
     }
 }
 
-/// The DNS client's sockets, registered with one `mio::Poll` under tokens from `first_token`
-/// on.
+/// The DNS client's sockets, registered with one `mio::Poll` under tokens from one range.
 #[derive(Debug)]
-pub struct DnsSockets {
-    sockets: Slab<DnsSocket>,
-    by_id: HashMap<SocketId, usize>,
-    first_token: usize,
+pub(crate) struct DnsSockets {
+    sockets: SocketTable<SocketId, DnsSocket>,
     buffer: Box<[u8]>,
 }
 
 impl DnsSockets {
-    /// No sockets yet. Tokens from `first_token` up are this set's; the caller keeps others
-    /// below it.
+    /// No sockets yet; tokens from `tokens` only.
     #[must_use]
-    pub fn new(first_token: usize) -> Self {
+    pub(crate) fn new(tokens: Range<usize>) -> Self {
         Self {
-            sockets: Slab::new(),
-            by_id: HashMap::new(),
-            first_token,
+            sockets: SocketTable::new(tokens),
             buffer: vec![0; READ_BUFFER].into_boxed_slice(),
         }
     }
 
     /// True if `token` is one of these sockets'.
     #[must_use]
-    pub fn owns(&self, token: Token) -> bool {
-        token.0 >= self.first_token && self.sockets.contains(token.0 - self.first_token)
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        self.sockets.owns(token)
     }
 
     /// Open sockets.
     #[must_use]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sockets.len()
     }
 
-    /// True if no socket is open.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.sockets.is_empty()
-    }
-
     /// Carries out every transmit the resolver has, and feeds back failures to open or send.
-    pub fn flush(&mut self, registry: &Registry, resolver: &mut impl DnsClient, now: Instant) {
+    pub(crate) fn flush(
+        &mut self,
+        registry: &Registry,
+        resolver: &mut impl DnsClient,
+        now: Instant,
+    ) {
         while let Some(transmit) = resolver.poll_transmit() {
             let failed = match transmit {
                 Transmit::Udp {
@@ -191,17 +194,14 @@ impl DnsSockets {
     }
 
     /// Handles readiness of one of these sockets' tokens.
-    pub fn ready(
+    pub(crate) fn ready(
         &mut self,
         registry: &Registry,
         token: Token,
         resolver: &mut impl DnsClient,
         now: Instant,
     ) {
-        let Some(key) = token.0.checked_sub(self.first_token) else {
-            return;
-        };
-        let Some(socket) = self.sockets.get_mut(key) else {
+        let Some((key, socket)) = self.sockets.by_token(token) else {
             return;
         };
         let id = socket.id();
@@ -230,15 +230,11 @@ impl DnsSockets {
         match outcome {
             // Everything written: from now on only readability matters.
             Ok(Writing::Done) if was_writing == Writing::Pending => {
-                let result = match socket {
-                    DnsSocket::Udp { socket, .. } => {
-                        registry.reregister(socket, token, Interest::READABLE)
-                    }
-                    DnsSocket::Tcp { stream, .. } => {
-                        registry.reregister(stream, token, Interest::READABLE)
-                    }
-                };
-                if result.is_err() {
+                if self
+                    .sockets
+                    .reregister(registry, key, Interest::READABLE)
+                    .is_err()
+                {
                     self.close(registry, id);
                     resolver.handle_socket_closed(id, now);
                 }
@@ -258,31 +254,19 @@ impl DnsSockets {
         server: SocketAddr,
         payload: Vec<u8>,
     ) -> io::Result<()> {
-        let socket = Socket::new(
-            Domain::for_address(server),
-            Type::DGRAM,
-            Some(Protocol::UDP),
-        )?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&SockAddr::from(unspecified_for(server)))?;
-        socket.connect(&SockAddr::from(server))?;
-        let mut socket = UdpSocket::from_std(socket.into());
+        let socket = connect_udp(server)?;
         let unsent = match socket.send(&payload) {
             Ok(_) => None,
             Err(e) if e.kind() == ErrorKind::WouldBlock => Some(payload),
             Err(e) => return Err(e),
         };
-        let entry = self.sockets.vacant_entry();
-        let token = Token(self.first_token + entry.key());
         let interest = if unsent.is_some() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         };
-        registry.register(&mut socket, token, interest)?;
-        self.by_id.insert(id, entry.key());
-        entry.insert(DnsSocket::Udp { id, socket, unsent });
-        Ok(())
+        let socket = DnsSocket::Udp { id, socket, unsent };
+        self.sockets.insert(registry, id, socket, interest)
     }
 
     fn open_tcp(
@@ -292,52 +276,24 @@ impl DnsSockets {
         server: SocketAddr,
         payload: Vec<u8>,
     ) -> io::Result<()> {
-        let socket = Socket::new(
-            Domain::for_address(server),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_nonblocking(true)?;
-        socket.set_tcp_nodelay(true)?;
-        match socket.connect(&SockAddr::from(server)) {
-            Ok(()) => {}
-            // A nonblocking connect reports EINPROGRESS; completion shows as writability.
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        let mut stream = TcpStream::from_std(socket.into());
-        let entry = self.sockets.vacant_entry();
-        let token = Token(self.first_token + entry.key());
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        self.by_id.insert(id, entry.key());
-        entry.insert(DnsSocket::Tcp {
+        let stream = connect_tcp(server, None)?;
+        let socket = DnsSocket::Tcp {
             id,
             stream,
             connected: false,
             out: payload,
             written: 0,
-        });
-        Ok(())
+        };
+        self.sockets.insert(
+            registry,
+            id,
+            socket,
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
 
     fn close(&mut self, registry: &Registry, id: SocketId) {
-        let Some(key) = self.by_id.remove(&id) else {
-            return;
-        };
-        let mut socket = self.sockets.remove(key);
-        // Deregistering can only fail for a socket mio does not know; closing follows anyway.
-        let _ = match &mut socket {
-            DnsSocket::Udp { socket, .. } => registry.deregister(socket),
-            DnsSocket::Tcp { stream, .. } => registry.deregister(stream),
-        };
-    }
-}
-
-fn unspecified_for(server: SocketAddr) -> SocketAddr {
-    match server {
-        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        self.sockets.deregister(registry, id);
     }
 }
 
