@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::{DnsSockets, SmtpSockets};
+use super::{DnsInput, DnsSockets, SmtpSockets};
 use crate::engine::{EngineConfig, EngineStats, Scheduler, VerifyResult};
 
 const WAKER: Token = Token(0);
@@ -320,7 +320,11 @@ fn run(
             }
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
-        dns.flush(poll.registry(), &mut scheduler, now);
+        while let Some(transmit) = scheduler.poll_dns_transmit() {
+            dns.transmit(poll.registry(), transmit, |input| {
+                feed_dns(&mut scheduler, input, now);
+            });
+        }
         outbox.hand_out(&mut scheduler);
         let done = !input_open && scheduler.is_idle();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
@@ -363,7 +367,9 @@ fn run(
             if smtp.owns(token) {
                 smtp.ready(event, &mut scheduler, now);
             } else if dns.owns(token) {
-                dns.ready(poll.registry(), token, &mut scheduler, now);
+                dns.ready(poll.registry(), token, |input| {
+                    feed_dns(&mut scheduler, input, now);
+                });
             }
         }
         if scheduler.poll_timeout().is_some_and(|at| at <= now) {
@@ -381,4 +387,17 @@ fn run(
         concurrency,
         cpu: super::cpu::this_thread(),
     })
+}
+
+/// Hands what happened on a DNS socket to the scheduler's DNS client.
+fn feed_dns(scheduler: &mut Scheduler, input: DnsInput<'_>, now: Instant) {
+    match input {
+        DnsInput::Udp {
+            socket,
+            from,
+            bytes,
+        } => scheduler.handle_udp(socket, from, bytes, now),
+        DnsInput::Tcp { socket, bytes } => scheduler.handle_tcp(socket, bytes, now),
+        DnsInput::Closed { socket } => scheduler.handle_dns_closed(socket, now),
+    }
 }

@@ -30,4 +30,4 @@ mod socket;
 pub use engine::{Engine, EngineHandle, EngineReport, EngineStopped};
 pub use os::{RESERVED_FDS, os_seed, raise_open_files_limit};
 pub use routes::{RouteResolution, resolve_routes};
-use socket::{DnsSockets, SmtpSockets};
+use socket::{DnsInput, DnsSockets, SmtpSockets};

@@ -40,7 +40,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-pub(crate) use dns::DnsSockets;
+pub(crate) use dns::{DnsInput, DnsSockets};
 pub(crate) use smtp::SmtpSockets;
 
 /// What a table keeps per socket: the socket and its protocol's state around it.

@@ -1,5 +1,5 @@
 //! The sockets of the DNS client: what [`Transmit`] asks for, made real with the driver's
-//! [`SocketTable`] and its recipes, and what happens on them fed back to the [`Resolver`].
+//! [`SocketTable`] and its recipes, and what happens on them handed back to the loop for the [`Resolver`](crate::dns::Resolver).
 //!
 //! - **UDP** ([`connect_udp`]): one socket per try, on a random port and connected to the
 //!   server, so ICMP "port unreachable" comes back as an error on the next read, which becomes
@@ -8,6 +8,8 @@
 //! - **TCP** ([`connect_tcp`]): completion of the nonblocking connect seen as writability and
 //!   confirmed with `take_error` and `peer_addr`, then the framed query written as the socket
 //!   accepts it, then every byte read handed over until EOF.
+//! - **Inputs** go back to the loop as [`DnsInput`]s, through a closure called for each
+//!   one as it is read: these sockets know nothing of the client they serve.
 //! - **Interest**: readable, and writable too while a query waits to be written; once it is
 //!   written the socket is re-registered for readability alone.
 //!
@@ -17,56 +19,44 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::time::Instant;
 
 use mio::event::Source;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 
 use super::{Registered, SocketTable, connect_tcp, connect_udp};
-use crate::dns::{Resolver, SocketId, Transmit};
-use crate::engine::Scheduler;
+use crate::dns::{SocketId, Transmit};
 
-/// Whatever holds the DNS client: the resolver alone, or the engine's scheduler around it.
-pub(crate) trait DnsClient {
-    /// The next socket operation.
-    fn poll_transmit(&mut self) -> Option<Transmit>;
+/// What happened on one of the DNS client's sockets, handed back to the loop, which feeds it
+/// to whatever holds the client: the resolver alone (`handle_udp`, `handle_tcp`,
+/// `handle_socket_closed`) or the engine's scheduler around it (`handle_udp`, `handle_tcp`,
+/// `handle_dns_closed`). The bytes borrow the sockets' one read buffer, reused for every read:
+/// no allocation per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DnsInput<'a> {
     /// A datagram arrived.
-    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant);
+    Udp {
+        /// The try it arrived on.
+        socket: SocketId,
+        /// Its source.
+        from: SocketAddr,
+        /// The datagram.
+        bytes: &'a [u8],
+    },
     /// Stream bytes arrived.
-    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant);
-    /// The socket failed or closed.
-    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant);
-}
-
-impl DnsClient for Resolver {
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        Resolver::poll_transmit(self)
-    }
-    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant) {
-        Resolver::handle_udp(self, socket, from, bytes, now);
-    }
-    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant) {
-        Resolver::handle_tcp(self, socket, bytes, now);
-    }
-    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant) {
-        Resolver::handle_socket_closed(self, socket, now);
-    }
-}
-
-impl DnsClient for Scheduler {
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.poll_dns_transmit()
-    }
-    fn handle_udp(&mut self, socket: SocketId, from: SocketAddr, bytes: &[u8], now: Instant) {
-        Scheduler::handle_udp(self, socket, from, bytes, now);
-    }
-    fn handle_tcp(&mut self, socket: SocketId, bytes: &[u8], now: Instant) {
-        Scheduler::handle_tcp(self, socket, bytes, now);
-    }
-    fn handle_socket_closed(&mut self, socket: SocketId, now: Instant) {
-        self.handle_dns_closed(socket, now);
-    }
+    Tcp {
+        /// The try they arrived on.
+        socket: SocketId,
+        /// What one read returned.
+        bytes: &'a [u8],
+    },
+    /// The socket failed, closed, or could not be opened (`EMFILE`, no route): a try that
+    /// failed, after which the client moves on to the next server or ends the lookup. The
+    /// socket is already gone from the table.
+    Closed {
+        /// The try.
+        socket: SocketId,
+    },
 }
 
 /// Largest datagram or read: a DNS message over TCP is at most 65,535 octets, and the resolver
@@ -155,51 +145,46 @@ impl DnsSockets {
         self.sockets.len()
     }
 
-    /// Carries out every transmit the resolver has, and feeds back failures to open or send.
-    pub(crate) fn flush(
+    /// Carries out one of the client's transmits. A socket that could not be opened comes
+    /// back through `on_input` as [`DnsInput::Closed`].
+    pub(crate) fn transmit(
         &mut self,
         registry: &Registry,
-        resolver: &mut impl DnsClient,
-        now: Instant,
+        transmit: Transmit,
+        mut on_input: impl FnMut(DnsInput<'_>),
     ) {
-        while let Some(transmit) = resolver.poll_transmit() {
-            let failed = match transmit {
-                Transmit::Udp {
-                    socket,
-                    server,
-                    payload,
-                } => self
-                    .open_udp(registry, socket, server, payload)
-                    .err()
-                    .map(|_| socket),
-                Transmit::Tcp {
-                    socket,
-                    server,
-                    payload,
-                } => self
-                    .open_tcp(registry, socket, server, payload)
-                    .err()
-                    .map(|_| socket),
-                Transmit::Close { socket } => {
-                    self.close(registry, socket);
-                    None
-                }
-            };
-            // A socket that could not be opened (EMFILE, no route) is a try that failed: the
-            // resolver moves on to the next server, or ends the lookup.
-            if let Some(socket) = failed {
-                resolver.handle_socket_closed(socket, now);
+        let opened = match transmit {
+            Transmit::Udp {
+                socket,
+                server,
+                payload,
+            } => self
+                .open_udp(registry, socket, server, payload)
+                .map_err(|_| socket),
+            Transmit::Tcp {
+                socket,
+                server,
+                payload,
+            } => self
+                .open_tcp(registry, socket, server, payload)
+                .map_err(|_| socket),
+            Transmit::Close { socket } => {
+                self.close(registry, socket);
+                Ok(())
             }
+        };
+        if let Err(socket) = opened {
+            on_input(DnsInput::Closed { socket });
         }
     }
 
-    /// Handles readiness of one of these sockets' tokens.
+    /// Handles readiness of one of these sockets' tokens: drains the socket, handing what it
+    /// read to `on_input` as it goes, and a failure last, as [`DnsInput::Closed`].
     pub(crate) fn ready(
         &mut self,
         registry: &Registry,
         token: Token,
-        resolver: &mut impl DnsClient,
-        now: Instant,
+        mut on_input: impl FnMut(DnsInput<'_>),
     ) {
         let Some((key, socket)) = self.sockets.by_token(token) else {
             return;
@@ -208,7 +193,7 @@ impl DnsSockets {
         let was_writing = socket.writing();
         let outcome = match socket {
             DnsSocket::Udp { socket, unsent, .. } => {
-                drain_udp(socket, unsent, &mut self.buffer, id, resolver, now)
+                drain_udp(socket, unsent, &mut self.buffer, id, &mut on_input)
             }
             DnsSocket::Tcp {
                 stream,
@@ -223,8 +208,7 @@ impl DnsSockets {
                 written,
                 &mut self.buffer,
                 id,
-                resolver,
-                now,
+                &mut on_input,
             ),
         };
         match outcome {
@@ -236,13 +220,13 @@ impl DnsSockets {
                     .is_err()
                 {
                     self.close(registry, id);
-                    resolver.handle_socket_closed(id, now);
+                    on_input(DnsInput::Closed { socket: id });
                 }
             }
             Ok(_) => {}
             Err(_) => {
                 self.close(registry, id);
-                resolver.handle_socket_closed(id, now);
+                on_input(DnsInput::Closed { socket: id });
             }
         }
     }
@@ -303,8 +287,7 @@ fn drain_udp(
     unsent: &mut Option<Vec<u8>>,
     buffer: &mut [u8],
     id: SocketId,
-    resolver: &mut impl DnsClient,
-    now: Instant,
+    on_input: &mut impl FnMut(DnsInput<'_>),
 ) -> io::Result<Writing> {
     if let Some(payload) = unsent {
         match socket.send(payload) {
@@ -315,7 +298,11 @@ fn drain_udp(
     }
     loop {
         match socket.recv_from(buffer) {
-            Ok((len, from)) => resolver.handle_udp(id, from, &buffer[..len], now),
+            Ok((len, from)) => on_input(DnsInput::Udp {
+                socket: id,
+                from,
+                bytes: &buffer[..len],
+            }),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Writing::Done),
             // ICMP port unreachable on a connected socket, and the like.
             Err(e) => return Err(e),
@@ -324,10 +311,6 @@ fn drain_udp(
 }
 
 /// Completes the connect, writes what is left, and reads until `WouldBlock` or EOF.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the fields of one socket, split so the resolver can be borrowed alongside"
-)]
 fn drive_tcp(
     stream: &mut TcpStream,
     connected: &mut bool,
@@ -335,8 +318,7 @@ fn drive_tcp(
     written: &mut usize,
     buffer: &mut [u8],
     id: SocketId,
-    resolver: &mut impl DnsClient,
-    now: Instant,
+    on_input: &mut impl FnMut(DnsInput<'_>),
 ) -> io::Result<Writing> {
     if !*connected {
         // Writable after a nonblocking connect means done or failed; take_error tells which,
@@ -362,7 +344,10 @@ fn drive_tcp(
     loop {
         match stream.read(buffer) {
             Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
-            Ok(n) => resolver.handle_tcp(id, &buffer[..n], now),
+            Ok(n) => on_input(DnsInput::Tcp {
+                socket: id,
+                bytes: &buffer[..n],
+            }),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Writing::Done),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
