@@ -1,15 +1,23 @@
 //! The one place that does I/O and reads the clock: `mio` event loops around the sans-IO
 //! state machines.
 //!
-//! - `dns_sockets.rs`: the DNS client's UDP and TCP sockets ([`DnsSockets`]).
-//! - `smtp_sockets.rs`: the engine's SMTP connections ([`SmtpSockets`]).
+//! - `socket.rs`: the sockets. One table type (`SocketTable`: tokens from its own range, a
+//!   slab of sockets, registration with `epoll`) and one recipe each for a nonblocking TCP
+//!   connect (with an optional source address) and a connected UDP socket. On top of them,
+//!   what each protocol does on an event:
+//!   - `socket/smtp.rs`: the engine's SMTP connections (`SmtpSockets`): carries out the
+//!     scheduler's `ConnIo`, drains reads into the scheduler, writes what it has.
+//!   - `socket/dns.rs`: the DNS client's UDP and TCP sockets (`DnsSockets`): carries out the
+//!     client's `Transmit`s and hands what it reads back to the loop as `DnsInput`s, through
+//!     a closure, so that the same sockets serve the engine's scheduler and the resolver
+//!     alone.
 //! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through an
 //!   [`EngineHandle`], verdicts on a channel.
-//! - `cpu.rs`: CPU time of the process and its threads, from `/proc` ([`cpu`]).
-//! - `os.rs`: the open-file limit ([`raise_open_files_limit`], [`RESERVED_FDS`]) and the
-//!   seed from the OS ([`os_seed`]).
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
+//! - `os.rs`: the open-file limit ([`raise_open_files_limit`], [`RESERVED_FDS`]) and the
+//!   seed from the OS ([`os_seed`]).
+//! - `cpu.rs`: CPU time of the process and its threads, from `/proc` ([`cpu`]).
 //!
 //! The rules every loop here keeps (STYLE.md habit 8): the state machine decides what happens;
 //! the loop drains each readiness event until `WouldBlock`, feeds what it read and the current

@@ -222,3 +222,86 @@ fn is_out_of_resources(error: &io::Error) -> bool {
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, TcpListener};
+    use std::time::Duration;
+
+    use mio::{Events, Poll};
+
+    use super::*;
+
+    struct Udp(UdpSocket);
+
+    impl Registered for Udp {
+        fn source(&mut self) -> &mut dyn Source {
+            &mut self.0
+        }
+    }
+
+    fn loopback_udp() -> Udp {
+        let peer = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        Udp(connect_udp(peer.local_addr().unwrap()).unwrap())
+    }
+
+    #[test]
+    fn tokens_come_from_the_range_only_and_are_reused_after_removal() {
+        let poll = Poll::new().unwrap();
+        let mut table = SocketTable::new(10..12);
+        for id in [1, 2] {
+            table
+                .insert(poll.registry(), id, loopback_udp(), Interest::READABLE)
+                .unwrap();
+        }
+        assert!(table.owns(Token(10)) && table.owns(Token(11)));
+        assert!(!table.owns(Token(9)) && !table.owns(Token(12)));
+        assert_eq!(table.by_token(Token(12)).map(|(slot, _)| slot), None);
+
+        let full = table
+            .insert(poll.registry(), 3, loopback_udp(), Interest::READABLE)
+            .unwrap_err();
+        assert!(is_out_of_resources(&full));
+        assert_eq!(table.len(), 2);
+
+        assert!(table.remove(1).is_some());
+        assert!(!table.owns(Token(10)));
+        assert!(table.deregister(poll.registry(), 1).is_none());
+        table
+            .insert(poll.registry(), 3, loopback_udp(), Interest::READABLE)
+            .unwrap();
+        assert_eq!(table.slot_of(3), Some(0));
+        assert!(table.owns(Token(10)));
+    }
+
+    #[test]
+    fn a_udp_socket_is_on_a_port_of_its_own_and_connected_to_its_peer() {
+        let peer = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let socket = connect_udp(peer.local_addr().unwrap()).unwrap();
+        assert_ne!(socket.local_addr().unwrap().port(), 0);
+        assert_eq!(socket.peer_addr().unwrap(), peer.local_addr().unwrap());
+    }
+
+    #[test]
+    fn a_tcp_connect_from_a_source_address_completes_as_writability() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = listener.local_addr().unwrap();
+        let mut stream = connect_tcp(to, Some(IpAddr::from(Ipv4Addr::LOCALHOST))).unwrap();
+        let mut poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut stream, Token(1), Interest::WRITABLE)
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.token() == Token(1) && e.is_writable())
+        );
+        assert!(stream.take_error().unwrap().is_none());
+        assert_eq!(stream.peer_addr().unwrap(), to);
+        assert_eq!(stream.local_addr().unwrap().ip(), Ipv4Addr::LOCALHOST);
+        assert!(stream.nodelay().unwrap());
+    }
+}
