@@ -1,5 +1,6 @@
 //! The sockets of the DNS client: what [`Transmit`] asks for, made real with the driver's
-//! [`SocketTable`] and its recipes, and what happens on them handed back to the loop for the [`Resolver`](crate::dns::Resolver).
+//! [`SocketTable`] and its recipes, and what happens on them handed back to the loop, which
+//! feeds the [`Resolver`](crate::dns::Resolver) (alone, or inside the engine's scheduler).
 //!
 //! - **UDP** ([`connect_udp`]): one socket per try, on a random port and connected to the
 //!   server, so ICMP "port unreachable" comes back as an error on the next read, which becomes
