@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::{DnsSockets, SmtpSockets};
+use super::{DnsInput, DnsSockets, SmtpSockets};
 use crate::Config;
 use crate::engine::{EngineStats, Priority, Scheduler, SubmitOptions, VerifyResult};
 
@@ -367,8 +367,8 @@ fn run(
     let concurrency = config.concurrency();
     let max_pending = config.intake();
     let mut scheduler = Scheduler::new(config, seed);
-    let mut dns = DnsSockets::new(DNS_TOKENS);
-    let mut smtp = SmtpSockets::new(SMTP_TOKENS);
+    let mut dns = DnsSockets::new(DNS_TOKENS..SMTP_TOKENS);
+    let mut smtp = SmtpSockets::new(SMTP_TOKENS..usize::MAX);
     let mut events = Events::with_capacity(4096);
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
@@ -405,7 +405,11 @@ fn run(
             inboxes.take_urgent(&mut scheduler, now);
         }
         smtp.flush(poll.registry(), &mut scheduler, now);
-        dns.flush(poll.registry(), &mut scheduler, now);
+        while let Some(transmit) = scheduler.poll_dns_transmit() {
+            dns.transmit(poll.registry(), transmit, |input| {
+                feed_dns(&mut scheduler, input, now);
+            });
+        }
         outbox.hand_out(&mut scheduler);
         let done = !input_open && scheduler.is_idle();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
@@ -448,7 +452,9 @@ fn run(
             if smtp.owns(token) {
                 smtp.ready(event, &mut scheduler, now);
             } else if dns.owns(token) {
-                dns.ready(poll.registry(), token, &mut scheduler, now);
+                dns.ready(poll.registry(), token, |input| {
+                    feed_dns(&mut scheduler, input, now);
+                });
             }
         }
         if scheduler.poll_timeout().is_some_and(|at| at <= now) {
@@ -467,4 +473,17 @@ fn run(
         #[cfg(feature = "sim")]
         cpu: super::cpu::this_thread(),
     })
+}
+
+/// Hands what happened on a DNS socket to the scheduler's DNS client.
+fn feed_dns(scheduler: &mut Scheduler, input: DnsInput<'_>, now: Instant) {
+    match input {
+        DnsInput::Udp {
+            socket,
+            from,
+            bytes,
+        } => scheduler.handle_udp(socket, from, bytes, now),
+        DnsInput::Tcp { socket, bytes } => scheduler.handle_tcp(socket, bytes, now),
+        DnsInput::Closed { socket } => scheduler.handle_dns_closed(socket, now),
+    }
 }

@@ -1,14 +1,24 @@
 //! The one place that does I/O and reads the clock: `mio` event loops around the sans-IO
 //! state machines.
 //!
-//! - `dns_sockets.rs`: the DNS client's UDP and TCP sockets ([`DnsSockets`]).
-//! - `smtp_sockets.rs`: the engine's SMTP connections ([`SmtpSockets`]).
+//! - `socket.rs`: the sockets. One table type (`SocketTable`: tokens from its own range, a
+//!   slab of sockets, registration with `epoll`) and one recipe each for a nonblocking TCP
+//!   connect (with an optional source address) and a connected UDP socket. On top of them,
+//!   what each protocol does on an event:
+//!   - `socket/smtp.rs`: the engine's SMTP connections (`SmtpSockets`): carries out the
+//!     scheduler's `ConnIo`, drains reads into the scheduler, writes what it has.
+//!   - `socket/dns.rs`: the DNS client's UDP and TCP sockets (`DnsSockets`): carries out the
+//!     client's `Transmit`s and hands what it reads back to the loop as `DnsInput`s, through
+//!     a closure, so that the same sockets serve the engine's scheduler and the resolver
+//!     alone.
 //! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through a
 //!   [`Handle`], verdicts as [`Results`] or to a callback.
-//! - `cpu.rs` (feature `sim`): CPU time of the process and its threads, from `/proc`, for
-//!   `mxprobe bench`.
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
+//! - `os.rs`: the open-file limit ([`raise_open_files_limit`], [`RESERVED_FDS`]) and the
+//!   seed from the OS ([`os_seed`]).
+//! - `cpu.rs` (feature `sim`): CPU time of the process and its threads, from `/proc`, for
+//!   `mxprobe bench`.
 //!
 //! The rules every loop here keeps (STYLE.md habit 8): the state machine decides what happens;
 //! the loop drains each readiness event until `WouldBlock`, feeds what it read and the current
@@ -22,42 +32,12 @@
 
 #[cfg(feature = "sim")]
 pub mod cpu;
-mod dns_sockets;
 mod engine;
+mod os;
 mod routes;
-mod smtp_sockets;
+mod socket;
 
-pub use dns_sockets::{DnsClient, DnsSockets};
 pub use engine::{Engine, EngineReport, EngineStopped, Handle, NoResult, Results};
+pub use os::{RESERVED_FDS, os_seed, raise_open_files_limit};
 pub use routes::{RouteResolution, resolve_routes};
-pub use smtp_sockets::SmtpSockets;
-
-/// File descriptors kept free for everything that is not a probe socket: stdio, the epoll
-/// instance, output and input files, the simulator's sockets in benchmarks.
-pub const RESERVED_FDS: u64 = 64;
-
-/// Raises the soft limit on open files (`RLIMIT_NOFILE`) toward `wanted` and returns the soft
-/// limit now in force. Above the hard limit only a privileged process (root, or
-/// `CAP_SYS_RESOURCE`) may go, up to the kernel's `fs.nr_open`; this tries, and otherwise stops
-/// at the hard limit. A loop with thousands of sockets in flight needs more than the common
-/// default of 1,024; one that cannot have them must know before it opens them, and run fewer
-/// at once, rather than fail with `EMFILE` halfway.
-pub fn raise_open_files_limit(wanted: u64) -> std::io::Result<u64> {
-    let soft = rlimit::increase_nofile_limit(wanted)?;
-    if soft >= wanted {
-        return Ok(soft);
-    }
-    // Refused without the privilege; the soft limit raised above stays.
-    match rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted) {
-        Ok(()) => Ok(wanted),
-        Err(_) => Ok(soft),
-    }
-}
-
-/// 32 bytes from the operating system's CSPRNG, to seed the sans-IO core's random numbers
-/// (DNS query IDs, MX shuffles, catch-all local parts).
-pub fn os_seed() -> std::io::Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| std::io::Error::other(e.to_string()))?;
-    Ok(seed)
-}
+use socket::{DnsInput, DnsSockets, SmtpSockets};

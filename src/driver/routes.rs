@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mio::{Events, Poll};
 
-use super::DnsSockets;
+use super::{DnsInput, DnsSockets};
 use crate::dns::{MailRoute, Resolver, ResolverConfig, RouteError, RouteId};
 
 /// One domain's routing, as [`resolve_routes`] reports it.
@@ -40,7 +40,7 @@ pub fn resolve_routes(
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let mut resolver = Resolver::new(config, super::os_seed()?);
-    let mut sockets = DnsSockets::new(0);
+    let mut sockets = DnsSockets::new(0..usize::MAX);
     let mut waiting: VecDeque<usize> = (0..domains.len()).collect();
     let mut in_flight: HashMap<RouteId, usize> = HashMap::new();
     let mut results: Vec<Option<Result<MailRoute, RouteError>>> = vec![None; domains.len()];
@@ -56,7 +56,11 @@ pub fn resolve_routes(
             let id = resolver.resolve(&domains[index], now);
             in_flight.insert(id, index);
         }
-        sockets.flush(poll.registry(), &mut resolver, now);
+        while let Some(transmit) = resolver.poll_transmit() {
+            sockets.transmit(poll.registry(), transmit, |input| {
+                feed(&mut resolver, input, now);
+            });
+        }
         while let Some(event) = resolver.poll_event() {
             if let Some(index) = in_flight.remove(&event.id) {
                 results[index] = Some(event.result);
@@ -83,7 +87,9 @@ pub fn resolve_routes(
         }
         let now = Instant::now();
         for event in &events {
-            sockets.ready(poll.registry(), event.token(), &mut resolver, now);
+            sockets.ready(poll.registry(), event.token(), |input| {
+                feed(&mut resolver, input, now);
+            });
         }
         if resolver.poll_timeout().is_some_and(|at| at <= now) {
             resolver.handle_timeout(now);
@@ -100,4 +106,17 @@ pub fn resolve_routes(
             ))),
         })
         .collect())
+}
+
+/// Hands what happened on a DNS socket to the resolver.
+fn feed(resolver: &mut Resolver, input: DnsInput<'_>, now: Instant) {
+    match input {
+        DnsInput::Udp {
+            socket,
+            from,
+            bytes,
+        } => resolver.handle_udp(socket, from, bytes, now),
+        DnsInput::Tcp { socket, bytes } => resolver.handle_tcp(socket, bytes, now),
+        DnsInput::Closed { socket } => resolver.handle_socket_closed(socket, now),
+    }
 }

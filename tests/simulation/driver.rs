@@ -1,7 +1,7 @@
 //! One run: the real [`Scheduler`] against the in-memory world, with this file playing the
 //! driver's part exactly as `src/driver` does, and every invariant checked as it goes.
 //!
-//! The driver's contract, as `src/driver/engine.rs`, `smtp_sockets.rs` and `dns_sockets.rs`
+//! The driver's contract, as `src/driver/engine.rs`, `socket/smtp.rs` and `socket/dns.rs`
 //! carry it out, and as it is mirrored here:
 //!
 //! - each turn: take the submissions that are due, then carry out every [`ConnIo`] (connect;

@@ -1,16 +1,12 @@
-//! The engine's SMTP connections: what [`ConnIo`] asks for, made real with `socket2` and `mio`,
-//! and what happens on them fed back to the [`Scheduler`].
+//! The engine's SMTP connections: what [`ConnIo`] asks for, made real with the driver's
+//! [`SocketTable`] and [`connect_tcp`], and what happens on them fed back to the [`Scheduler`].
 //!
-//! - **Connect**: a nonblocking socket (IPv4 or IPv6 as the target is), `TCP_NODELAY` (a probe
-//!   writes small commands and waits for each answer: Nagle's algorithm would only add delay),
-//!   bound to the configured source address if there is one, then `connect`, which answers
-//!   `EINPROGRESS`. The first event after it says the attempt is over (epoll reports a
-//!   connecting socket only when the handshake completes or fails); `take_error` tells which,
-//!   since writable alone can also mean "failed". The socket is read only when the event says
-//!   it is readable.
-//! - **Out of resources** (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL` when the
-//!   ephemeral ports run out): the scheduler is told so, requeues the addresses and backs
-//!   off; nothing is lost and nothing counts as the server's failure.
+//! - **Connect**: the first event after the nonblocking connect says the attempt is over
+//!   (epoll reports a connecting socket only when the handshake completes or fails);
+//!   `take_error` tells which, since writable alone can also mean "failed". The socket is read
+//!   only when the event says it is readable.
+//! - **Out of resources** (see [`is_out_of_resources`]): the scheduler is told so, requeues
+//!   the addresses and backs off; nothing is lost and nothing counts as the server's failure.
 //! - **Readiness**: a socket is registered once, for reading and writing, and never
 //!   re-registered: mio is edge-triggered, so a writable edge comes only when the socket was
 //!   full and has room again, and costs nothing otherwise (tokio registers its sockets the same
@@ -23,17 +19,16 @@
 //! - **Close**: the session's last words (its QUIT) are written if the socket takes them at
 //!   once, then the socket is closed without lingering.
 
-use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::time::Instant;
 
-use mio::event::Event;
+use mio::event::{Event, Source};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use slab::Slab;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::{Registered, SocketTable, connect_tcp, is_out_of_resources};
 use crate::engine::{ConnId, ConnIo, Scheduler};
 
 /// Bytes read per `read` call.
@@ -46,51 +41,37 @@ struct SmtpSocket {
     connected: bool,
 }
 
-/// The engine's SMTP sockets, registered with one `mio::Poll` under tokens from `first_token`
-/// up to (not including) `end_token`.
+impl Registered for SmtpSocket {
+    fn source(&mut self) -> &mut dyn Source {
+        &mut self.stream
+    }
+}
+
+/// The engine's SMTP sockets, registered with one `mio::Poll` under tokens from one range.
 #[derive(Debug)]
-pub struct SmtpSockets {
-    sockets: Slab<SmtpSocket>,
-    by_conn: HashMap<ConnId, usize>,
-    first_token: usize,
+pub(crate) struct SmtpSockets {
+    sockets: SocketTable<ConnId, SmtpSocket>,
     buffer: Box<[u8]>,
 }
 
 impl SmtpSockets {
-    /// No sockets yet; tokens from `first_token` up.
+    /// No sockets yet; tokens from `tokens` only.
     #[must_use]
-    pub fn new(first_token: usize) -> Self {
+    pub(crate) fn new(tokens: Range<usize>) -> Self {
         Self {
-            sockets: Slab::new(),
-            by_conn: HashMap::new(),
-            first_token,
+            sockets: SocketTable::new(tokens),
             buffer: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
 
     /// True if `token` names one of these sockets.
     #[must_use]
-    pub fn owns(&self, token: Token) -> bool {
-        token
-            .0
-            .checked_sub(self.first_token)
-            .is_some_and(|key| self.sockets.contains(key))
-    }
-
-    /// Open connections.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.sockets.len()
-    }
-
-    /// True if none is open.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.sockets.is_empty()
+    pub(crate) fn owns(&self, token: Token) -> bool {
+        self.sockets.owns(token)
     }
 
     /// Carries out every connection operation the scheduler has.
-    pub fn flush(&mut self, registry: &Registry, scheduler: &mut Scheduler, now: Instant) {
+    pub(crate) fn flush(&mut self, registry: &Registry, scheduler: &mut Scheduler, now: Instant) {
         while let Some(io) = scheduler.poll_conn_io() {
             match io {
                 ConnIo::Connect { conn, to, from } => match self.open(registry, conn, to, from) {
@@ -104,13 +85,9 @@ impl SmtpSockets {
     }
 
     /// Handles a readiness event of one of these sockets.
-    pub fn ready(&mut self, event: &Event, scheduler: &mut Scheduler, now: Instant) {
-        let token = event.token();
+    pub(crate) fn ready(&mut self, event: &Event, scheduler: &mut Scheduler, now: Instant) {
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-        let Some(key) = token.0.checked_sub(self.first_token) else {
-            return;
-        };
-        let Some(socket) = self.sockets.get_mut(key) else {
+        let Some((key, socket)) = self.sockets.by_token(event.token()) else {
             return;
         };
         let conn = socket.conn;
@@ -136,8 +113,8 @@ impl SmtpSockets {
     }
 
     /// Writes what the scheduler has for `conn`, as far as the socket takes it.
-    pub fn write(&mut self, conn: ConnId, scheduler: &mut Scheduler, now: Instant) {
-        let Some(&key) = self.by_conn.get(&conn) else {
+    pub(crate) fn write(&mut self, conn: ConnId, scheduler: &mut Scheduler, now: Instant) {
+        let Some(key) = self.sockets.slot_of(conn) else {
             return;
         };
         let Some(socket) = self.sockets.get_mut(key) else {
@@ -215,80 +192,30 @@ impl SmtpSockets {
         to: SocketAddr,
         from: Option<IpAddr>,
     ) -> io::Result<()> {
-        let socket = new_nonblocking_socket(to)?;
-        socket.set_tcp_nodelay(true)?;
-        if let Some(ip) = from {
-            socket.bind(&SockAddr::from(SocketAddr::new(ip, 0)))?;
-        }
-        match socket.connect(&SockAddr::from(to)) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        let mut stream = TcpStream::from_std(socket.into());
-        let entry = self.sockets.vacant_entry();
-        let token = Token(self.first_token + entry.key());
-        registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        self.by_conn.insert(conn, entry.key());
-        entry.insert(SmtpSocket {
+        let stream = connect_tcp(to, from)?;
+        let socket = SmtpSocket {
             conn,
             stream,
             connected: false,
-        });
-        Ok(())
+        };
+        self.sockets.insert(
+            registry,
+            conn,
+            socket,
+            Interest::READABLE | Interest::WRITABLE,
+        )
     }
 
     /// Closes the connection; dropping the stream closes the descriptor, which takes it out of
     /// the poll set.
     fn close(&mut self, conn: ConnId, last_words: &[u8]) {
-        let Some(key) = self.by_conn.remove(&conn) else {
+        let Some(mut socket) = self.sockets.remove(conn) else {
             return;
         };
-        let mut socket = self.sockets.remove(key);
         if socket.connected && !last_words.is_empty() {
             // Best effort: the QUIT goes if the socket takes it now; the session is over
             // either way.
             let _ = socket.stream.write(last_words);
         }
     }
-}
-
-/// A TCP socket for `to`'s family, nonblocking from birth where the system allows
-/// (`SOCK_NONBLOCK`: one system call instead of three).
-fn new_nonblocking_socket(to: SocketAddr) -> io::Result<Socket> {
-    #[cfg(any(
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "linux",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    ))]
-    {
-        Socket::new(
-            Domain::for_address(to),
-            Type::STREAM.nonblocking(),
-            Some(Protocol::TCP),
-        )
-    }
-    #[cfg(not(any(
-        target_os = "android",
-        target_os = "freebsd",
-        target_os = "linux",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    )))]
-    {
-        let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
-        Ok(socket)
-    }
-}
-
-/// Errors that say "the system is out of something", not "the server is unreachable".
-fn is_out_of_resources(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
-    )
 }
