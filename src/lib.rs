@@ -97,6 +97,8 @@
 //! - `sim`: the simulated world and CPU accounting. An embedder's build leaves both out with
 //!   `default-features = false`.
 
+#![deny(missing_docs)]
+
 pub mod address;
 pub mod config;
 pub mod dns;

@@ -91,9 +91,9 @@ pub(super) struct Facts<'a> {
     pub(super) answered: usize,
     /// Retries after a 4xx made so far.
     pub(super) retries: u16,
-    /// Retries allowed (`EngineConfig::retries`).
+    /// Retries allowed (`ConfigBuilder::retries`).
     pub(super) retries_allowed: u32,
-    /// The wait before the first retry (`EngineConfig::retry_delay`).
+    /// The wait before the first retry (`ConfigBuilder::retry_delay`).
     pub(super) retry_delay: Duration,
     /// True if an accepted address waits for the domain's catch-all answer: controls are on
     /// and the answer is not in.
@@ -276,7 +276,7 @@ pub(super) enum ControlAnswer {
 /// What weighs on the control's outcome besides the outcome itself.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ControlFacts {
-    /// Retries allowed an address (`EngineConfig::retries`): the control's budget starts there.
+    /// Retries allowed an address (`ConfigBuilder::retries`): the control's budget starts there.
     pub(super) retries_allowed: u32,
     /// The domain's mail-server addresses: one more try each.
     pub(super) targets: usize,
