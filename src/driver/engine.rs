@@ -39,15 +39,32 @@ const CONSUMER_POLL: Duration = Duration::from_millis(10);
 /// and touches all its places up front).
 const CHANNEL_CAPACITY: usize = 4096;
 
+/// Places in the channel of real-time submissions: each is someone waiting, so there are few,
+/// and they are taken every turn whatever the engine's room.
+const URGENT_CAPACITY: usize = 256;
+
 /// Events handled between two hand-outs of verdicts within a turn.
 const HAND_OUT_EVERY: usize = 256;
 
 /// Sockets the DNS client may hold at once, for the file-descriptor budget.
 const DNS_SOCKETS: u64 = 512;
 
+/// What a handle sends the loop. A submission with options carries them boxed: the channel
+/// allocates and touches all its places up front, and most submissions have none.
 enum Message {
-    Submit(String, u64, SubmitOptions),
+    Submit(String, u64),
+    SubmitWith(String, u64, Box<SubmitOptions>),
     Finish,
+}
+
+impl Message {
+    fn submission(address: String, tag: u64, options: SubmitOptions) -> Self {
+        if options == SubmitOptions::default() {
+            Self::Submit(address, tag)
+        } else {
+            Self::SubmitWith(address, tag, Box::new(options))
+        }
+    }
 }
 
 /// Submits addresses to a running [`Engine`] from any thread. Cheap to clone.
@@ -95,7 +112,7 @@ impl Handle {
             Priority::Bulk => &self.sender,
         };
         channel
-            .send(Message::Submit(address.into(), tag, options))
+            .send(Message::submission(address.into(), tag, options))
             .map_err(|_| EngineStopped)?;
         self.wake();
         Ok(())
@@ -255,7 +272,7 @@ impl Engine {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
-        let (urgent, urgent_inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let (urgent, urgent_inbox) = mpsc::sync_channel(URGENT_CAPACITY);
         let inboxes = Inboxes {
             bulk: inbox,
             urgent: urgent_inbox,
@@ -343,8 +360,12 @@ impl Inboxes {
     /// Takes every real-time submission waiting.
     fn take_urgent(&self, scheduler: &mut Scheduler, now: Instant) {
         while let Ok(message) = self.urgent.try_recv() {
-            if let Message::Submit(address, tag, options) = message {
-                scheduler.submit_with(&address, tag, options, now);
+            match message {
+                Message::Submit(address, tag) => scheduler.submit(&address, tag, now),
+                Message::SubmitWith(address, tag, options) => {
+                    scheduler.submit_with(&address, tag, *options, now);
+                }
+                Message::Finish => {}
             }
         }
     }
@@ -394,8 +415,9 @@ fn run(
                 break;
             }
             match inboxes.bulk.try_recv() {
-                Ok(Message::Submit(address, tag, options)) => {
-                    scheduler.submit_with(&address, tag, options, now);
+                Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
+                Ok(Message::SubmitWith(address, tag, options)) => {
+                    scheduler.submit_with(&address, tag, *options, now);
                 }
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
                 Err(TryRecvError::Empty) => break,

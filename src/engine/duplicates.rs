@@ -8,18 +8,22 @@
 //! ([`remember_results`](crate::ConfigBuilder::remember_results)): a bounded number of them,
 //! the oldest forgotten first, so memory does not grow with the input.
 //!
-//! Mailboxes are keyed by a 64-bit SipHash of the normalised mailbox under a random key, so the
-//! tables hold eight bytes a key, not a copy of the text, and cannot be flooded by crafted
-//! addresses. Two mailboxes whose keys collide are told apart by comparing the text; the
-//! second then simply goes unshared.
+//! Mailboxes are keyed by 32 bits of a SipHash of the normalised mailbox under a random key, and
+//! a job by its slot in the jobs table: eight bytes an entry, not a copy of the text, in tables
+//! crafted addresses cannot flood. The caller compares the mailbox of the job (or result) found
+//! with its own, so two mailboxes whose keys collide (about one pair in four billion) are told
+//! apart; the second then simply goes unshared. The in-flight table is touched twice per
+//! address, so its size is its cost: at 24,000 addresses in flight it is a quarter of a
+//! megabyte.
 //!
-//! A remembered result keeps what a later submission needs and no more ([`Remembered`]: its
-//! strings in one allocation, the reply in another), in a ring of slots allocated as it fills.
-//! Whole results in a hash map cost several times as much once the allocator's fragmentation
-//! is counted (`docs/benchmarks.md`, the verify path).
+//! A remembered result keeps what a later submission needs and no more: its fixed parts in a
+//! queue, its text and reply bytes in one ring of bytes ([`Memory`]), so that keeping one
+//! allocates nothing. Whole results in a hash map cost several times the memory once the
+//! allocator's fragmentation is counted, and their allocations were a tenth of `mxprobe
+//! verify`'s CPU (`docs/benchmarks.md`, the verify path).
 
-use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -27,25 +31,20 @@ use std::time::Duration;
 use super::job::JobId;
 use super::result::VerifyResult;
 use crate::address::Flags;
-use crate::smtp::reply::OwnedReply;
+use crate::smtp::reply::{OwnedReply, ReplyMeta};
 use crate::verdict::Reason;
 
 /// A mailbox's key in the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct MailboxKey(u64);
+pub(super) struct MailboxKey(u32);
 
 /// The tables. See the module documentation.
 #[derive(Debug)]
 pub(super) struct Duplicates {
     keys: RandomState,
-    in_flight: HashMap<u64, JobId, BuildHasherDefault<KeyHasher>>,
-    /// Key → its slot in `ring`.
-    recent: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
-    /// The results remembered; once full, the next one takes the oldest's slot.
-    ring: Vec<Remembered>,
-    /// The slot the next result takes once the ring is full.
-    next: usize,
-    capacity: usize,
+    /// Key → the slot of its job in the jobs table.
+    in_flight: HashMap<u32, u32, BuildHasherDefault<KeyHasher>>,
+    memory: Memory,
 }
 
 impl Duplicates {
@@ -54,22 +53,21 @@ impl Duplicates {
         Self {
             keys: RandomState::new(),
             in_flight: HashMap::default(),
-            recent: HashMap::default(),
-            ring: Vec::new(),
-            next: 0,
-            capacity,
+            memory: Memory::new(capacity),
         }
     }
 
     /// The key of a normalised mailbox.
     #[inline]
     pub(super) fn key(&self, mailbox: &str) -> MailboxKey {
-        MailboxKey(self.keys.hash_one(mailbox))
+        // The low half of SipHash's output: every bit of it depends on every key bit.
+        MailboxKey(self.keys.hash_one(mailbox) as u32)
     }
 
-    /// The job probing the mailbox with this key, if one is (the caller compares mailboxes).
+    /// The slot of the job probing the mailbox with this key, if one is: the caller finds its
+    /// key ([`Slab::key_at`](super::slab::Slab::key_at)) and compares mailboxes.
     #[inline]
-    pub(super) fn in_flight(&self, key: MailboxKey) -> Option<JobId> {
+    pub(super) fn in_flight(&self, key: MailboxKey) -> Option<u32> {
         self.in_flight.get(&key.0).copied()
     }
 
@@ -77,39 +75,20 @@ impl Duplicates {
     /// stays with its job.
     #[inline]
     pub(super) fn started(&mut self, key: MailboxKey, job: JobId) {
-        self.in_flight.entry(key.0).or_insert(job);
+        self.in_flight.entry(key.0).or_insert(job.index());
     }
 
     /// `job` has its `result`, remembered for later submissions when results are kept.
     pub(super) fn finished(&mut self, key: MailboxKey, job: JobId, result: &VerifyResult) {
         if let Entry::Occupied(entry) = self.in_flight.entry(key.0)
-            && *entry.get() == job
+            && *entry.get() == job.index()
         {
             entry.remove();
         } else {
             // Not the key's job (a colliding mailbox): not shared, not remembered.
             return;
         }
-        if self.capacity == 0 {
-            return;
-        }
-        let entry = Remembered::new(key.0, result);
-        if let Some(&slot) = self.recent.get(&key.0) {
-            self.ring[slot as usize] = entry;
-            return;
-        }
-        let slot = if self.ring.len() < self.capacity {
-            self.ring.push(entry);
-            self.ring.len() - 1
-        } else {
-            let slot = self.next;
-            self.next = (self.next + 1) % self.capacity;
-            let oldest = std::mem::replace(&mut self.ring[slot], entry);
-            self.recent.remove(&oldest.key);
-            slot
-        };
-        let slot = u32::try_from(slot).expect("fewer than 2^32 results remembered");
-        self.recent.insert(key.0, slot);
+        self.memory.keep(key.0, result);
     }
 
     /// The remembered result of `mailbox`, as submission `tag` of `address` gets it.
@@ -121,27 +100,48 @@ impl Duplicates {
         tag: u64,
         address: &str,
     ) -> Option<VerifyResult> {
-        let slot = *self.recent.get(&key.0)?;
-        let entry = &self.ring[slot as usize];
-        (entry.mailbox() == mailbox).then(|| entry.result(tag, address))
+        self.memory.recall(key.0, mailbox, tag, address)
     }
 
     /// Results remembered now.
     pub(super) fn remembered(&self) -> usize {
-        self.recent.len()
+        self.memory.entries.len()
     }
 }
 
-/// What a later submission of a mailbox needs of its result: everything but its own tag, text
-/// and transcript. The strings share one allocation.
+/// Bytes of text (mailbox, domain, MX host, detail, reply) set aside per result remembered: a
+/// typical result needs half of it, and a ring of bytes sized so holds `capacity` of them.
+const BYTES_PER_RESULT: usize = 192;
+
+/// The results remembered: what each needs besides text in a queue, oldest first, and the
+/// text of all of them in one ring of bytes, so that keeping a result allocates nothing. A
+/// new result's text goes after the last one's, or at the ring's start when it does not fit
+/// before the end; the oldest results whose text it overwrites are forgotten, and so is the
+/// oldest when `capacity` are kept.
+#[derive(Debug)]
+struct Memory {
+    capacity: usize,
+    /// Allocated on first use, `capacity × BYTES_PER_RESULT` long; its pages are touched as
+    /// text reaches them.
+    ring: Vec<u8>,
+    /// Where the next result's text goes.
+    head: usize,
+    entries: VecDeque<Remembered>,
+    /// The sequence number of `entries[0]`; each result kept takes the next.
+    first: u64,
+    /// Key → the sequence number of its result.
+    index: HashMap<u32, u64, BuildHasherDefault<KeyHasher>>,
+}
+
+/// A result without its text: where its text is in the ring, and the rest.
 #[derive(Debug)]
 struct Remembered {
-    key: u64,
-    /// Mailbox, domain, MX host and detail, one after the other; `ends` says where each ends.
-    text: Box<str>,
-    ends: [u32; 4],
-    /// Which of the four a result had (an empty one is not none).
-    has: [bool; 4],
+    key: u32,
+    /// Where its text starts in the ring: mailbox, domain, MX host, detail and the reply's
+    /// bytes, one after the other.
+    start: u32,
+    /// Their lengths, `None` for a part the result did not have.
+    lens: [Option<u16>; 5],
     reason: Reason,
     catch_all: Option<bool>,
     flags: Flags,
@@ -149,28 +149,92 @@ struct Remembered {
     elapsed: Duration,
     ip: Option<IpAddr>,
     suggestion: Option<&'static str>,
-    smtp: Option<OwnedReply>,
+    reply: Option<ReplyMeta>,
 }
 
 impl Remembered {
-    fn new(key: u64, result: &VerifyResult) -> Self {
-        let parts = [
-            result.mailbox.as_deref(),
-            result.domain.as_deref(),
-            result.mx.as_deref(),
-            result.detail.as_deref(),
-        ];
-        let mut text = String::with_capacity(parts.iter().flatten().map(|p| p.len()).sum());
-        let mut ends = [0; 4];
-        for (end, part) in ends.iter_mut().zip(parts) {
-            text.push_str(part.unwrap_or_default());
-            *end = u32::try_from(text.len()).expect("a result's text is under 4 GiB");
-        }
+    fn len(&self) -> usize {
+        self.lens
+            .iter()
+            .flatten()
+            .map(|len| usize::from(*len))
+            .sum()
+    }
+}
+
+impl Memory {
+    fn new(capacity: usize) -> Self {
         Self {
+            capacity,
+            ring: Vec::new(),
+            head: 0,
+            entries: VecDeque::new(),
+            first: 0,
+            index: HashMap::default(),
+        }
+    }
+
+    /// Keeps `result` under `key`, forgetting what it must to make room.
+    fn keep(&mut self, key: u32, result: &VerifyResult) {
+        if self.capacity == 0 {
+            return;
+        }
+        let wire = result.smtp.as_ref().map(|reply| reply.as_reply().wire());
+        let parts = [
+            result.mailbox.as_deref().map(str::as_bytes),
+            result.domain.as_deref().map(str::as_bytes),
+            result.mx.as_deref().map(str::as_bytes),
+            result.detail.as_deref().map(str::as_bytes),
+            wire,
+        ];
+        let mut lens = [None; 5];
+        for (len, part) in lens.iter_mut().zip(parts) {
+            match part.map(|part| u16::try_from(part.len())) {
+                Some(Ok(n)) => *len = Some(n),
+                // A part past 64 KiB: not worth remembering.
+                Some(Err(_)) => return,
+                None => {}
+            }
+        }
+        let total: usize = lens.iter().flatten().map(|len| usize::from(*len)).sum();
+        if self.ring.is_empty() {
+            self.ring = vec![0; self.capacity.saturating_mul(BYTES_PER_RESULT)];
+        }
+        if total > self.ring.len() / 8 {
+            return;
+        }
+        // Where the text goes; the rest of the ring past `head` is skipped if it does not fit.
+        let skipped = if self.head + total > self.ring.len() {
+            let skipped = self.head..self.ring.len();
+            self.head = 0;
+            skipped
+        } else {
+            0..0
+        };
+        let written = self.head..self.head + total;
+        while let Some(oldest) = self.entries.front() {
+            let start = oldest.start as usize;
+            let end = start + oldest.len();
+            let overwritten = start < written.end && written.start < end;
+            let in_skipped = skipped.contains(&start);
+            if !(overwritten || in_skipped || self.entries.len() >= self.capacity) {
+                break;
+            }
+            if self.index.get(&oldest.key) == Some(&self.first) {
+                self.index.remove(&oldest.key);
+            }
+            self.entries.pop_front();
+            self.first += 1;
+        }
+        let mut at = self.head;
+        for part in parts.into_iter().flatten() {
+            self.ring[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        self.entries.push_back(Remembered {
             key,
-            text: text.into_boxed_str(),
-            ends,
-            has: parts.map(|part| part.is_some()),
+            start: u32::try_from(self.head).expect("the ring is under 4 GiB"),
+            lens,
             reason: result.reason,
             catch_all: result.catch_all,
             flags: result.flags,
@@ -178,42 +242,60 @@ impl Remembered {
             elapsed: result.elapsed,
             ip: result.ip,
             suggestion: result.suggestion,
-            smtp: result.smtp.clone(),
+            reply: result.smtp.as_ref().map(OwnedReply::meta),
+        });
+        self.head = at;
+        let sequence = self.first + self.entries.len() as u64 - 1;
+        self.index.insert(key, sequence);
+    }
+
+    /// The result remembered for `mailbox` (under `key`), as submission `tag` of `address`
+    /// gets it.
+    fn recall(&self, key: u32, mailbox: &str, tag: u64, address: &str) -> Option<VerifyResult> {
+        let sequence = *self.index.get(&key)?;
+        let entry = self
+            .entries
+            .get(usize::try_from(sequence.checked_sub(self.first)?).ok()?)?;
+        let mut parts = [None; 5];
+        let mut at = entry.start as usize;
+        for (part, len) in parts.iter_mut().zip(entry.lens) {
+            if let Some(len) = len {
+                let len = usize::from(len);
+                *part = Some(&self.ring[at..at + len]);
+                at += len;
+            }
         }
-    }
-
-    /// The `n`th string, if the result had it.
-    fn part(&self, n: usize) -> Option<&str> {
-        let start = if n == 0 { 0 } else { self.ends[n - 1] as usize };
-        self.has[n].then(|| &self.text[start..self.ends[n] as usize])
-    }
-
-    fn mailbox(&self) -> &str {
-        self.part(0).unwrap_or_default()
-    }
-
-    fn result(&self, tag: u64, address: &str) -> VerifyResult {
-        VerifyResult {
+        let text =
+            |n: usize| parts[n].map(|bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned());
+        if parts[0] != Some(mailbox.as_bytes()) {
+            return None;
+        }
+        Some(VerifyResult {
             tag,
             address: address.to_owned(),
-            mailbox: self.part(0).map(str::to_owned),
-            domain: self.part(1).map(str::to_owned),
-            reason: self.reason,
-            detail: self.part(3).map(str::to_owned),
-            mx: self.part(2).map(str::to_owned),
-            ip: self.ip,
-            smtp: self.smtp.clone(),
-            catch_all: self.catch_all,
-            flags: self.flags,
-            suggestion: self.suggestion,
-            attempts: self.attempts,
-            elapsed: self.elapsed,
+            mailbox: text(0),
+            domain: text(1),
+            reason: entry.reason,
+            detail: text(3),
+            mx: text(2),
+            ip: entry.ip,
+            smtp: entry
+                .reply
+                .zip(parts[4])
+                .map(|(meta, wire)| OwnedReply::from_meta(meta, wire)),
+            catch_all: entry.catch_all,
+            flags: entry.flags,
+            suggestion: entry.suggestion,
+            attempts: entry.attempts,
+            elapsed: entry.elapsed,
             transcript: None,
-        }
+        })
     }
 }
 
-/// A `Hasher` for keys that are already SipHash outputs: it passes them through.
+/// A `Hasher` for keys that are already SipHash outputs: it spreads their 32 bits over the 64
+/// the table uses (its bucket from the low bits, its tag from the top seven) with one
+/// multiplication.
 #[derive(Debug, Default)]
 pub(super) struct KeyHasher(u64);
 
@@ -223,16 +305,20 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; anything else is folded in, never dropped.
+        // Only `write_u32` is used; anything else is folded in, never dropped.
         for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(SPREAD);
         }
     }
 
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
+    fn write_u32(&mut self, key: u32) {
+        self.0 = u64::from(key).wrapping_mul(SPREAD);
     }
 }
+
+/// 2⁶⁴ divided by the golden ratio, made odd: multiplying by it moves every input bit into the
+/// high bits (Knuth's multiplicative hashing).
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[cfg(test)]
 mod tests {
@@ -273,11 +359,11 @@ mod tests {
         tables.started(key, second);
         assert_eq!(
             tables.in_flight(key),
-            Some(first),
+            Some(first.index()),
             "the key stays with its job"
         );
         tables.finished(key, second, &result("a@x.test"));
-        assert_eq!(tables.in_flight(key), Some(first));
+        assert_eq!(tables.in_flight(key), Some(first.index()));
         tables.finished(key, first, &result("a@x.test"));
         assert_eq!(tables.in_flight(key), None);
         let recalled = tables.recall(key, "a@x.test", 1, "a@x.test");
@@ -318,7 +404,7 @@ mod tests {
         tables.started(key, first);
         tables.finished(key, second, &result("a@x.test"));
         assert_eq!(tables.remembered(), 0);
-        assert_eq!(tables.in_flight(key), Some(first));
+        assert_eq!(tables.in_flight(key), Some(first.index()));
     }
 
     #[test]
@@ -378,10 +464,58 @@ mod tests {
             tables.finished(key, job, &result(name));
         }
         assert_eq!(tables.remembered(), 3);
-        assert_eq!(tables.ring.len(), 3, "no more slots than the capacity");
+        assert_eq!(tables.memory.entries.len(), 3, "no more than the capacity");
         for (i, name) in names.iter().enumerate() {
             let found = tables.recall(tables.key(name), name, 0, name).is_some();
             assert_eq!(found, i >= 7, "{name}");
+        }
+    }
+
+    /// Results of every size, kept in a small ring that wraps many times: whatever is
+    /// recalled is exactly what was kept, the newest is always there, and no more than the
+    /// capacity is held.
+    #[test]
+    fn the_ring_of_text_wraps_and_never_mixes_results() {
+        let mut slab = Slab::default();
+        let mut tables = Duplicates::new(10);
+        let mut kept: Vec<(String, VerifyResult)> = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for n in 0..2_000 {
+            let mailbox = format!("user{n}@d{}.test", next(7));
+            let detail_len = next(150) as usize; // within an eighth of the ring: always kept
+            let full = VerifyResult {
+                mx: (next(2) == 0).then(|| format!("mx{}.example", next(100))),
+                detail: (detail_len > 0).then(|| "x".repeat(detail_len)),
+                domain: Some(mailbox.split('@').nth(1).unwrap().to_owned()),
+                attempts: next(5) as u32,
+                ..result(&mailbox)
+            };
+            let job = slab.insert(());
+            let key = tables.key(&mailbox);
+            tables.started(key, job);
+            tables.finished(key, job, &full);
+            let newest = tables
+                .recall(key, &mailbox, 1, "a")
+                .expect("the newest is kept");
+            assert_eq!(newest.detail, full.detail);
+            assert!(tables.remembered() <= 10);
+            kept.push((mailbox, full));
+            for (mailbox, full) in kept.iter().rev().take(40) {
+                if let Some(found) = tables.recall(tables.key(mailbox), mailbox, 1, "a") {
+                    let expected = VerifyResult {
+                        tag: 1,
+                        address: "a".into(),
+                        ..full.clone()
+                    };
+                    assert_eq!(found, expected, "{mailbox}");
+                }
+            }
         }
     }
 }

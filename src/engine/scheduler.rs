@@ -320,7 +320,8 @@ impl Scheduler {
         });
         let urgent = options.priority == Priority::RealTime;
         let key = self.duplicates.key(address.mailbox());
-        if let Some(job) = self.duplicates.in_flight(key)
+        if let Some(slot) = self.duplicates.in_flight(key)
+            && let Some(job) = self.jobs.key_at(slot)
             && let Some(j) = self.jobs.get_mut(job)
             && j.address.mailbox() == address.mailbox()
         {

@@ -16,6 +16,14 @@ pub struct Key {
     stamp: u32,
 }
 
+impl Key {
+    /// The slot's index, without the stamp ([`Slab::key_at`] finds the key again).
+    #[must_use]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 /// Values under stamped keys. See the module documentation.
 #[derive(Debug)]
 pub struct Slab<T> {
@@ -64,6 +72,16 @@ impl<T> Slab<T> {
             .get_mut(key.index as usize)
             .filter(|(stamp, _)| *stamp == key.stamp)
             .map(|(_, value)| value)
+    }
+
+    /// The key of the value in slot `index`, if one is there: for tables that keep a slot's
+    /// index alone and check the value they find.
+    #[must_use]
+    pub fn key_at(&self, index: u32) -> Option<Key> {
+        self.entries.get(index as usize).map(|(stamp, _)| Key {
+            index,
+            stamp: *stamp,
+        })
     }
 
     /// True if `key` still names a value.

@@ -256,7 +256,38 @@ pub struct OwnedReply {
     quirks: Quirks,
 }
 
+/// What an [`OwnedReply`] is besides its bytes: for a store that keeps the bytes of many
+/// replies in one buffer (the engine's remembered results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplyMeta {
+    code: ReplyCode,
+    enhanced: Option<EnhancedCode>,
+    line_count: usize,
+    quirks: Quirks,
+}
+
 impl OwnedReply {
+    /// The reply without its bytes ([`OwnedReply::from_meta`] puts them back).
+    pub(crate) fn meta(&self) -> ReplyMeta {
+        ReplyMeta {
+            code: self.code,
+            enhanced: self.enhanced,
+            line_count: self.line_count,
+            quirks: self.quirks,
+        }
+    }
+
+    /// The reply `meta` was taken from, given its bytes back.
+    pub(crate) fn from_meta(meta: ReplyMeta, wire: &[u8]) -> Self {
+        Self {
+            code: meta.code,
+            enhanced: meta.enhanced,
+            wire: wire.into(),
+            line_count: meta.line_count,
+            quirks: meta.quirks,
+        }
+    }
+
     /// The borrowed view, with every accessor of [`Reply`].
     #[must_use]
     pub fn as_reply(&self) -> Reply<'_> {
