@@ -117,16 +117,18 @@ impl ServerScript {
         })
     }
 
-    /// Whether `address` (lowercased) is a mailbox: listed, or its local part starts with one
-    /// of the prefixes.
+    /// Whether `address` (lowercased) is a mailbox: listed, or its local part is one of the
+    /// prefixes followed by digits.
     fn has_mailbox(&self, address: &str) -> bool {
         if self.mailboxes.contains(address) {
             return true;
         }
         let local = address.rsplit_once('@').map_or(address, |(local, _)| local);
-        self.mailbox_prefixes
-            .iter()
-            .any(|prefix| local.starts_with(prefix.as_str()))
+        self.mailbox_prefixes.iter().any(|prefix| {
+            local.strip_prefix(prefix.as_str()).is_some_and(|number| {
+                !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
     }
 
     /// How long the next reply waits: latency, tarpit and a fresh draw of jitter.

@@ -27,8 +27,8 @@ pub struct Personality {
     pub hostname: String,
     /// Full addresses that exist; RCPT compares them case-insensitively.
     pub mailboxes: HashSet<String>,
-    /// Local-part prefixes: at every domain this server receives for, a local part that
-    /// starts with one of them exists (case-insensitively). Generated worlds of millions of
+    /// Local-part prefixes: at every domain this server receives for, a local part that is one
+    /// of them followed by digits exists (case-insensitively). Generated worlds of millions of
     /// mailboxes use this instead of listing them.
     pub mailbox_prefixes: Vec<String>,
     /// Every RCPT is accepted, whether the mailbox exists or not.
@@ -141,8 +141,10 @@ impl Personality {
         self
     }
 
-    /// Every local part that starts with `prefix` exists, at any domain: `user` makes
-    /// `user1@a.test` and `User42@b.test` exist, not `nobody@a.test`.
+    /// Every local part that is `prefix` followed by digits exists, at any domain: `user` makes
+    /// `user1@a.test` and `User42@b.test` exist, not `nobody@a.test` nor `userx7@a.test`. Digits
+    /// only: a prober's random catch-all control (`usera8…`) must not exist by accident, as it
+    /// did about once in a million controls when any local part starting with `user` did.
     #[must_use]
     pub fn mailbox_prefix(mut self, prefix: &str) -> Self {
         self.mailbox_prefixes.push(prefix.to_owned());

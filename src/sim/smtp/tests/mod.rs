@@ -826,6 +826,9 @@ fn exchange_rows() -> Vec<ExchangeRow> {
                 ("RCPT TO:<nobody@one.test>", "550 "),
                 ("RCPT TO:<auser@one.test>", "550 "),
                 ("RCPT TO:<one.test@user>", "550 "),
+                ("RCPT TO:<user@one.test>", "550 "),
+                ("RCPT TO:<usera8k2x@one.test>", "550 "),
+                ("RCPT TO:<user12x@one.test>", "550 "),
             ],
         ),
         (
