@@ -165,8 +165,7 @@ impl Config {
     /// flight carry, plus the lookahead.
     #[must_use]
     pub fn intake(&self) -> usize {
-        (self.engine.concurrency * self.engine.rcpts_per_session)
-            .saturating_add(self.engine.lookahead)
+        self.engine.intake()
     }
 
     /// The same configuration with fewer sessions at once: what a driver does when the

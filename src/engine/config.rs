@@ -60,6 +60,11 @@ pub(crate) struct Defaults {
 }
 
 impl EngineConfig {
+    /// Addresses the engine holds at most: what its sessions carry, plus the lookahead.
+    pub(crate) fn intake(&self) -> usize {
+        (self.concurrency * self.rcpts_per_session).saturating_add(self.lookahead)
+    }
+
     /// See the builder's methods for why each is what it is.
     pub(crate) const DEFAULTS: Defaults = Defaults {
         smtp_port: 25,

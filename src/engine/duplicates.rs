@@ -57,6 +57,13 @@ impl Duplicates {
         }
     }
 
+    /// Makes room in the in-flight table for `addresses` at once (the engine's intake), so
+    /// that it never grows in a run: a table that doubles holds its old and new halves at
+    /// once, and half again of its memory at the peak.
+    pub(super) fn reserve_in_flight(&mut self, addresses: usize) {
+        self.in_flight.reserve(addresses);
+    }
+
     /// The key of a normalised mailbox.
     #[inline]
     pub(super) fn key(&self, mailbox: &str) -> MailboxKey {

@@ -221,7 +221,8 @@ impl Scheduler {
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
         let lock_step_config = Arc::new(config.session.without_pipelining());
         let session_config = Arc::new(config.session.clone());
-        let duplicates = Duplicates::new(config.remember_results);
+        let mut duplicates = Duplicates::new(config.remember_results);
+        duplicates.reserve_in_flight(config.intake());
         Self {
             config,
             session_config,
