@@ -39,11 +39,12 @@
 //! ```
 //!
 //! Results come in completion order; the tag given to [`Handle::submit`] says which is which.
-//! [`VerifyResult::record`] gives the JSON record of the output schema (`docs/output.md`).
-//! Submissions wait while the engine is full, and the engine holds back verdicts nobody reads,
-//! so a list of any length runs in bounded memory — submit from one thread and read on
-//! another, as above. [`Engine::start_with_callback`] calls a function with each verdict
-//! instead.
+//! [`VerifyResult::record`] gives the [`Record`] of the output schema, the JSON object
+//! `mxprobe verify` writes. Submissions wait while the engine is full, and the engine holds
+//! back verdicts nobody reads, so a list of any length runs in bounded memory — submit from one
+//! thread and read on another, as above. [`Engine::start_with_callback`] calls a function with
+//! each verdict instead. [`Handle::submit_with`] takes [`SubmitOptions`]: real-time ahead of
+//! bulk, and a deadline. A mailbox submitted again while it is being probed joins that probe.
 //!
 //! # Bring your own event loop
 //!
