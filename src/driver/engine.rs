@@ -4,9 +4,10 @@
 //! # The loop
 //!
 //! One thread, one `mio::Poll`: a [`mio::Waker`] (token 0) for the handle, the DNS client's
-//! sockets and the SMTP connections each under their own range of tokens. Every turn: take
-//! submissions while the scheduler has room (a bounded channel makes a fast producer wait:
-//! ten million input lines never sit in memory at once), carry out what the scheduler asks
+//! sockets and the SMTP connections each under their own range of tokens. Every turn: take the
+//! real-time submissions (a channel of their own, taken whatever the room), then bulk ones
+//! while the scheduler has room (a bounded channel makes a fast producer wait: ten million
+//! input lines never sit in memory at once), carry out what the scheduler asks
 //! for, hand out verdicts (on a bounded channel as well: a slow consumer slows the intake, it
 //! does not grow memory), then sleep in `poll` until an event, a wakeup or the scheduler's
 //! next deadline. An idle engine sleeps without a timeout and uses no CPU.
