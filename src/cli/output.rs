@@ -25,16 +25,26 @@ pub struct Writer {
     color: bool,
     /// Whole records not yet written.
     buffer: Vec<u8>,
+    /// Write every record at once: the output is a terminal, which a person reads as it comes
+    /// and which the progress line shares.
+    write_through: bool,
 }
 
 impl Writer {
-    /// `color` applies to the human format only.
-    pub fn new(out: Box<dyn Write + Send>, format: Format, color: bool) -> Self {
+    /// `color` applies to the human format only; `write_through` writes each record at once
+    /// (for a terminal).
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        format: Format,
+        color: bool,
+        write_through: bool,
+    ) -> Self {
         Self {
             out,
             format,
             color,
             buffer: Vec::with_capacity(BUFFER + 4096),
+            write_through,
         }
     }
 
@@ -67,7 +77,7 @@ impl Writer {
             return Err(e);
         }
         self.buffer.push(b'\n');
-        if self.buffer.len() >= BUFFER {
+        if self.write_through || self.buffer.len() >= BUFFER {
             self.flush()?;
         }
         Ok(())

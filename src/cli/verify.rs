@@ -216,7 +216,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         (Some(path), true) => read_done(path, format).map_err(|e| e.to_string())?,
         _ => (DoneLines::default(), false),
     };
-    let (out, color): (Box<dyn Write + Send>, bool) = match &args.output {
+    let (out, color, terminal): (Box<dyn Write + Send>, bool, bool) = match &args.output {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
@@ -225,15 +225,17 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
                 .truncate(!args.resume)
                 .open(path)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            (Box::new(file), false)
+            (Box::new(file), false, false)
         }
         None => {
-            let color = std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            (Box::new(std::io::stdout()), color)
+            let terminal = std::io::stdout().is_terminal();
+            let color = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            (Box::new(std::io::stdout()), color, terminal)
         }
     };
-    let mut writer = Writer::new(out, format, color);
+    // On a terminal each record goes out as it comes, past the progress line they share;
+    // elsewhere records are buffered and go out whole when no verdict is waiting.
+    let mut writer = Writer::new(out, format, color, terminal);
     if !has_content {
         writer
             .header()
