@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::address::Flags;
+use crate::address::{Address, Flags};
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Verdict};
 
@@ -45,6 +45,35 @@ pub struct VerifyResult {
 }
 
 impl VerifyResult {
+    /// The result of submission `tag` of `text`, decided by `reason` with nothing else known
+    /// yet: no server, no reply, no session. The mailbox and domain come from `parsed`, if
+    /// the text parsed. Callers fill in what they know with struct update syntax.
+    pub(super) fn decided(
+        tag: u64,
+        text: &str,
+        parsed: Option<&Address>,
+        reason: Reason,
+        detail: Option<String>,
+    ) -> Self {
+        Self {
+            tag,
+            address: text.to_owned(),
+            mailbox: parsed.map(|a| a.mailbox().to_owned()),
+            domain: parsed.map(|a| a.domain().to_owned()),
+            reason,
+            detail,
+            mx: None,
+            ip: None,
+            smtp: None,
+            catch_all: None,
+            flags: Flags::default(),
+            suggestion: None,
+            attempts: 0,
+            elapsed: Duration::ZERO,
+            transcript: None,
+        }
+    }
+
     /// deliverable, undeliverable, risky or unknown: what the [`reason`](Self::reason) means.
     /// Derived, never stored, so the two cannot disagree.
     #[must_use]

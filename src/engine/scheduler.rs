@@ -271,46 +271,23 @@ impl Scheduler {
         let address = match Address::parse(raw) {
             Ok(address) => address,
             Err(invalid) => {
-                self.emit(VerifyResult {
+                let detail = Some(invalid.to_string());
+                self.emit(VerifyResult::decided(
                     tag,
-                    address: raw.to_owned(),
-                    mailbox: None,
-                    domain: None,
-                    reason: invalid.reason(),
-                    detail: Some(invalid.to_string()),
-                    mx: None,
-                    ip: None,
-                    smtp: None,
-                    catch_all: None,
-                    flags: crate::address::Flags::default(),
-                    suggestion: None,
-                    attempts: 0,
-                    elapsed: Duration::ZERO,
-                    transcript: None,
-                });
+                    raw,
+                    None,
+                    invalid.reason(),
+                    detail,
+                ));
                 return;
             }
         };
         if address.address_literal().is_some() && !self.config.allow_address_literals {
-            let flags = address.flags();
+            let detail = "address literals are not probed unless allowed (--allow-literals)";
+            let reason = Reason::InvalidSyntax;
             self.emit(VerifyResult {
-                tag,
-                address: raw.to_owned(),
-                mailbox: Some(address.mailbox().to_owned()),
-                domain: Some(address.domain().to_owned()),
-                reason: Reason::InvalidSyntax,
-                detail: Some(
-                    "address literals are not probed unless allowed (--allow-literals)".into(),
-                ),
-                mx: None,
-                ip: None,
-                smtp: None,
-                catch_all: None,
-                flags,
-                suggestion: None,
-                attempts: 0,
-                elapsed: Duration::ZERO,
-                transcript: None,
+                flags: address.flags(),
+                ..VerifyResult::decided(tag, raw, Some(&address), reason, Some(detail.into()))
             });
             return;
         }
@@ -834,20 +811,11 @@ impl Scheduler {
         let waited = Duration::from_nanos(deadline.saturating_sub(submitted));
         let j = &self.jobs[job];
         let domain = &self.domains[j.domain()];
+        let detail = format!(
+            "no verdict within the {waited:?} the submission allowed; the probe goes on, and a \
+             later submission of this mailbox gets its result"
+        );
         let result = VerifyResult {
-            tag,
-            address,
-            mailbox: Some(j.address.mailbox().to_owned()),
-            domain: Some(j.address.domain().to_owned()),
-            reason: Reason::Timeout,
-            detail: Some(format!(
-                "no verdict within the {waited:?} the submission allowed; the probe goes on, \
-                 and a later submission of this mailbox gets its result"
-            )),
-            mx: None,
-            ip: None,
-            smtp: None,
-            catch_all: None,
             flags: Flags {
                 role: is_role_account(j.address.local_part()),
                 disposable: domain.disposable,
@@ -856,7 +824,13 @@ impl Scheduler {
             suggestion: domain.suggestion,
             attempts: u32::from(j.attempts),
             elapsed: Duration::from_nanos(elapsed_now.saturating_sub(submitted)),
-            transcript: None,
+            ..VerifyResult::decided(
+                tag,
+                &address,
+                Some(&j.address),
+                Reason::Timeout,
+                Some(detail),
+            )
         };
         self.stats.past_deadline += 1;
         self.emit(result);
