@@ -97,6 +97,8 @@
 //! - `cli` (default): the `mxprobe` command line. Implies `sim`.
 //! - `sim`: the simulated world and CPU accounting. An embedder's build leaves both out with
 //!   `default-features = false`.
+//! - `store` (in `cli`): the on-disk store of jobs, results and the verdict cache (SQLite),
+//!   for long-running front ends.
 
 #![deny(missing_docs)]
 
@@ -110,6 +112,8 @@ pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod smtp;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod verdict;
 
 pub use config::{Config, ConfigBuilder, ConfigError};

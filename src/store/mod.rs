@@ -1,0 +1,581 @@
+//! [`Store`]: what a long-running mxprobe keeps on disk — bulk jobs with their input lines, the
+//! result of every line, and a cache of verdicts — in one SQLite file.
+//!
+//! This is the store the HTTP service (`mxprobe serve`) and `verify --store` are built on. It
+//! owes its callers three things:
+//!
+//! - **Nothing acknowledged is lost.** A job's lines go in within one transaction
+//!   ([`Store::begin_job`] … [`Upload::commit`]): a caller answers `202` only after the
+//!   commit, and an upload cut short (a dropped connection, a malformed line, a crash) leaves
+//!   nothing behind. The file is in WAL mode with `synchronous = FULL`: a committed
+//!   transaction survives `kill -9` and a power cut.
+//! - **Every line answered exactly once.** A result is stored under its job and line, and a
+//!   second result for the same line is ignored ([`Store::save_results`]). After a restart
+//!   [`Store::unanswered`] gives the lines still owed, in order, so a job finishes where it
+//!   stopped.
+//! - **The same list twice probes nothing twice.** Each verdict is cached for its reason's
+//!   time to live ([`ttl`]): long when the answer is a fact about the mailbox, none when it
+//!   says only that this attempt failed.
+//!
+//! Jobs belong to an owner (the hash of the API token that made them); every read that names a
+//! job also names its owner, and another owner's job is as good as absent.
+//!
+//! One [`Store`] is one connection: the service gives it to one writer thread. Times are
+//! passed in (`now`), never read here, so that tests can move them.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::engine::VerifyResult;
+use crate::verdict::Reason;
+
+#[cfg(test)]
+mod tests;
+
+/// The schema, applied to a new file; `user_version` says which one a file has.
+const SCHEMA: &str = "
+CREATE TABLE jobs (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('running', 'finished', 'cancelled')),
+    created_ms  INTEGER NOT NULL,
+    finished_ms INTEGER,
+    lines       INTEGER NOT NULL,
+    answered    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_by_owner ON jobs (owner, created_ms);
+CREATE TABLE lines (
+    job     TEXT NOT NULL,
+    line    INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY (job, line)
+) WITHOUT ROWID;
+CREATE TABLE results (
+    job    TEXT NOT NULL,
+    line   INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (job, line)
+) WITHOUT ROWID;
+CREATE TABLE cache (
+    mailbox    TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How long a verdict of each reason is reused for another submission of its mailbox; `None`:
+/// never.
+///
+/// | reasons | TTL | why |
+/// |---|---|---|
+/// | `invalid_syntax` | 365 days | the grammar does not change |
+/// | `accepted`, `mailbox_not_found`, `mailbox_disabled` | 7 days | a fact about the mailbox, which people create and close |
+/// | `domain_not_found`, `null_mx`, `no_mail_server`, `accept_all`, `mailbox_full`, `disposable`, `smtputf8_unsupported` | 1 day | facts about the domain or its servers, which change with DNS and configuration |
+/// | every `unknown` but `smtputf8_unsupported` | none | they say this attempt failed, not what the mailbox is |
+#[must_use]
+pub fn ttl(reason: Reason) -> Option<Duration> {
+    const DAY: u64 = 24 * 60 * 60;
+    match reason {
+        Reason::InvalidSyntax => Some(Duration::from_secs(365 * DAY)),
+        Reason::Accepted | Reason::MailboxNotFound | Reason::MailboxDisabled => {
+            Some(Duration::from_secs(7 * DAY))
+        }
+        Reason::DomainNotFound
+        | Reason::NullMx
+        | Reason::NoMailServer
+        | Reason::AcceptAll
+        | Reason::MailboxFull
+        | Reason::Disposable
+        | Reason::Smtputf8Unsupported => Some(Duration::from_secs(DAY)),
+        Reason::Greylisted
+        | Reason::TemporaryFailure
+        | Reason::Blocked
+        | Reason::SenderRejected
+        | Reason::Timeout
+        | Reason::ConnectionFailed
+        | Reason::ProtocolError
+        | Reason::DnsFailure => None,
+    }
+}
+
+/// A job's name: 32 hexadecimal digits from the operating system's CSPRNG, so that names
+/// cannot be guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(String);
+
+impl JobId {
+    fn random() -> Result<Self, StoreError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// The name as given by a client; `None` unless it is 32 lower-case hexadecimal digits.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(text.to_owned()))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Lines are still owed a result.
+    Running,
+    /// Every line has its result.
+    Finished,
+    /// Its owner cancelled it; the results so far stay.
+    Cancelled,
+}
+
+impl JobState {
+    /// The name stored and shown: `running`, `finished`, `cancelled`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "running" => Ok(Self::Running),
+            "finished" => Ok(Self::Finished),
+            "cancelled" => Ok(Self::Cancelled),
+            other => Err(StoreError::Corrupt(format!("a job in state {other:?}"))),
+        }
+    }
+}
+
+/// What a job is and how far it has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    /// Its name.
+    pub id: JobId,
+    /// Where it stands.
+    pub state: JobState,
+    /// When it was committed.
+    pub created: SystemTime,
+    /// When its last line was answered, or it was cancelled.
+    pub finished: Option<SystemTime>,
+    /// Input lines.
+    pub lines: u64,
+    /// Lines with their result.
+    pub answered: u64,
+    /// Results so far per reason, in the order of [`Reason::ALL`]; reasons without results
+    /// are left out.
+    pub reasons: Vec<(Reason, u64)>,
+}
+
+/// Why the store could not do something. None of these is a verdict on a mailbox.
+#[derive(Debug)]
+pub enum StoreError {
+    /// SQLite refused: the file cannot be opened or written, the disk is full...
+    Sqlite(rusqlite::Error),
+    /// The file holds something this code did not write.
+    Corrupt(String),
+    /// The file was written by a newer mxprobe.
+    NewerSchema(i64),
+    /// The operating system gave no randomness for a job's name.
+    Random(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(e) => write!(f, "the store failed: {e}"),
+            Self::Corrupt(what) => write!(f, "the store holds {what}, which mxprobe never writes"),
+            Self::NewerSchema(version) => write!(
+                f,
+                "the store was written by a newer mxprobe (schema {version}, this one knows \
+                 {SCHEMA_VERSION}); upgrade mxprobe or use another file"
+            ),
+            Self::Random(e) => write!(f, "no randomness for a job's name: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
+/// The store: one SQLite connection. See the module documentation.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens the store at `path`, making it if it does not exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::prepare(Connection::open(path)?)
+    }
+
+    /// A store in memory, gone when dropped: for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::prepare(Connection::open_in_memory()?)
+    }
+
+    fn prepare(conn: Connection) -> Result<Self, StoreError> {
+        // WAL lets readers read while the writer writes; FULL syncs the WAL at every commit,
+        // so that what was acknowledged survives a power cut too.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        match version {
+            0 => {
+                conn.execute_batch(&format!(
+                    "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))?;
+            }
+            SCHEMA_VERSION => {}
+            newer => return Err(StoreError::NewerSchema(newer)),
+        }
+        Ok(Self { conn })
+    }
+
+    /// Starts a job for `owner`: push its lines into the [`Upload`], then commit it. Until the
+    /// commit nothing of it is visible, and dropping the upload leaves nothing behind.
+    pub fn begin_job(&mut self, owner: &str, now: SystemTime) -> Result<Upload<'_>, StoreError> {
+        let id = JobId::random()?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO jobs (id, owner, state, created_ms, lines) VALUES (?1, ?2, 'running', ?3, 0)",
+            params![id.as_str(), owner, millis(now)],
+        )?;
+        Ok(Upload { tx, id, lines: 0 })
+    }
+
+    /// The job `id` if `owner` made it.
+    pub fn job(&self, owner: &str, id: &JobId) -> Result<Option<JobSummary>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT state, created_ms, finished_ms, lines, answered FROM jobs \
+                 WHERE id = ?1 AND owner = ?2",
+                params![id.as_str(), owner],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((state, created, finished, lines, answered)) = row else {
+            return Ok(None);
+        };
+        let mut counts = self.conn.prepare_cached(
+            "SELECT reason, count(*) FROM results WHERE job = ?1 GROUP BY reason",
+        )?;
+        let mut by_reason: Vec<(Reason, u64)> = Vec::new();
+        for row in counts.query_map(params![id.as_str()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })? {
+            let (reason, count) = row?;
+            by_reason.push((parse_reason(&reason)?, count_of(count)));
+        }
+        by_reason.sort_by_key(|(reason, _)| Reason::ALL.iter().position(|r| r == reason));
+        Ok(Some(JobSummary {
+            id: id.clone(),
+            state: JobState::parse(&state)?,
+            created: time(created),
+            finished: finished.map(time),
+            lines: count_of(lines),
+            answered: count_of(answered),
+            reasons: by_reason,
+        }))
+    }
+
+    /// The jobs `owner` made, oldest first.
+    pub fn jobs(&self, owner: &str) -> Result<Vec<JobSummary>, StoreError> {
+        let mut ids = self
+            .conn
+            .prepare_cached("SELECT id FROM jobs WHERE owner = ?1 ORDER BY created_ms, id")?;
+        let ids: Vec<String> = ids
+            .query_map(params![owner], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job) = self.job(owner, &JobId(id))? {
+                jobs.push(job);
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Jobs still running, of every owner, oldest first: what a restarted service resumes.
+    pub fn running_jobs(&self) -> Result<Vec<JobId>, StoreError> {
+        let mut ids = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE state = 'running' ORDER BY created_ms, id",
+        )?;
+        let ids = ids
+            .query_map([], |row| row.get::<_, String>(0).map(JobId))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Up to `limit` lines of job `id` after line `after` that have no result yet, in order,
+    /// with their text.
+    pub fn unanswered(
+        &self,
+        id: &JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut lines = self.conn.prepare_cached(
+            "SELECT l.line, l.address FROM lines l \
+             WHERE l.job = ?1 AND l.line > ?2 \
+             AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job = l.job AND r.line = l.line) \
+             ORDER BY l.line LIMIT ?3",
+        )?;
+        let rows = lines
+            .query_map(
+                params![id.as_str(), signed(after), signed(limit as u64)],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )?
+            .map(|row| row.map(|(line, text)| (count_of(line), text)))
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Stores results of job `id`, each under its line (its `tag`), in one transaction, and
+    /// caches each verdict for its reason's TTL. A line that already has its result keeps the
+    /// first: a redelivered result changes nothing. The job is finished once every line is
+    /// answered. Returns how many results were new.
+    pub fn save_results(
+        &mut self,
+        id: &JobId,
+        results: &[VerifyResult],
+        now: SystemTime,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for result in results {
+                let record = json(result)?;
+                added += insert.execute(params![
+                    id.as_str(),
+                    signed(result.tag),
+                    result.reason.as_str(),
+                    record
+                ])?;
+                cache_in(&tx, result, &record, now)?;
+            }
+        }
+        tx.execute(
+            "UPDATE jobs SET answered = answered + ?2 WHERE id = ?1",
+            params![id.as_str(), signed(added as u64)],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET state = 'finished', finished_ms = ?2 \
+             WHERE id = ?1 AND state = 'running' AND answered >= lines",
+            params![id.as_str(), millis(now)],
+        )?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Up to `limit` results of job `id` after line `after`, in line order, as the records'
+    /// JSON. `None` if `owner` did not make the job.
+    pub fn results(
+        &self,
+        owner: &str,
+        id: &JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<(u64, String)>>, StoreError> {
+        if !self.owns(owner, id)? {
+            return Ok(None);
+        }
+        let mut rows = self.conn.prepare_cached(
+            "SELECT line, record FROM results WHERE job = ?1 AND line > ?2 ORDER BY line LIMIT ?3",
+        )?;
+        let rows = rows
+            .query_map(
+                params![id.as_str(), signed(after), signed(limit as u64)],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+            )?
+            .map(|row| row.map(|(line, record)| (count_of(line), record)))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(rows))
+    }
+
+    /// Cancels job `id` if `owner` made it and it is running; its results so far stay.
+    /// Returns whether it was cancelled now.
+    pub fn cancel(&mut self, owner: &str, id: &JobId, now: SystemTime) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_ms = ?3 \
+             WHERE id = ?1 AND owner = ?2 AND state = 'running'",
+            params![id.as_str(), owner, millis(now)],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// The cached verdict of `mailbox` (normalised), as the record's JSON, if one is still
+    /// fresh at `now`.
+    pub fn cached(&self, mailbox: &str, now: SystemTime) -> Result<Option<String>, StoreError> {
+        let record = self
+            .conn
+            .query_row(
+                "SELECT record FROM cache WHERE mailbox = ?1 AND expires_ms > ?2",
+                params![mailbox, millis(now)],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(record)
+    }
+
+    /// Caches `result` for its reason's TTL (results of reasons without one are not kept).
+    pub fn cache(&mut self, result: &VerifyResult, now: SystemTime) -> Result<(), StoreError> {
+        let record = json(result)?;
+        cache_in(&self.conn, result, &record, now)
+    }
+
+    /// Drops cached verdicts whose time has passed; returns how many.
+    pub fn expire(&mut self, now: SystemTime) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM cache WHERE expires_ms <= ?1",
+            params![millis(now)],
+        )?)
+    }
+
+    fn owns(&self, owner: &str, id: &JobId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM jobs WHERE id = ?1 AND owner = ?2",
+                params![id.as_str(), owner],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}
+
+/// A job being uploaded: its lines go in one by one, and all of it is stored at
+/// [`commit`](Self::commit), or nothing of it if the upload is dropped.
+#[derive(Debug)]
+pub struct Upload<'a> {
+    tx: Transaction<'a>,
+    id: JobId,
+    lines: u64,
+}
+
+impl Upload<'_> {
+    /// Adds the next line (numbered from 1), as the client sent it.
+    pub fn push(&mut self, address: &str) -> Result<u64, StoreError> {
+        self.lines += 1;
+        self.tx
+            .prepare_cached("INSERT INTO lines (job, line, address) VALUES (?1, ?2, ?3)")?
+            .execute(params![self.id.as_str(), signed(self.lines), address])?;
+        Ok(self.lines)
+    }
+
+    /// Lines pushed so far.
+    #[must_use]
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Stores the job and all its lines, durably; returns its name. A job of no lines is
+    /// finished at once.
+    pub fn commit(self) -> Result<JobId, StoreError> {
+        self.tx.execute(
+            "UPDATE jobs SET lines = ?2, \
+             state = CASE WHEN ?2 = 0 THEN 'finished' ELSE state END, \
+             finished_ms = CASE WHEN ?2 = 0 THEN created_ms ELSE NULL END \
+             WHERE id = ?1",
+            params![self.id.as_str(), signed(self.lines)],
+        )?;
+        self.tx.commit()?;
+        Ok(self.id)
+    }
+}
+
+/// Puts `record` (the JSON of `result`) in the cache for its reason's TTL.
+fn cache_in(
+    conn: &Connection,
+    result: &VerifyResult,
+    record: &str,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    let (Some(mailbox), Some(ttl)) = (result.mailbox.as_deref(), ttl(result.reason)) else {
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "INSERT INTO cache (mailbox, reason, record, expires_ms) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (mailbox) DO UPDATE SET reason = ?2, record = ?3, expires_ms = ?4",
+    )?
+    .execute(params![
+        mailbox,
+        result.reason.as_str(),
+        record,
+        millis(now + ttl)
+    ])?;
+    Ok(())
+}
+
+fn json(result: &VerifyResult) -> Result<String, StoreError> {
+    serde_json::to_string(&result.record())
+        .map_err(|e| StoreError::Corrupt(format!("a record that does not serialize ({e})")))
+}
+
+fn parse_reason(text: &str) -> Result<Reason, StoreError> {
+    Reason::ALL
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("a result of reason {text:?}")))
+}
+
+/// Milliseconds since the Unix epoch, as SQLite's integers hold them.
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn time(millis: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+}
+
+/// A line number or count as SQLite stores it (they never reach 2⁶³).
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

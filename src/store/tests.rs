@@ -1,0 +1,287 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::address::Flags;
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+fn result(line: u64, mailbox: &str, reason: Reason) -> VerifyResult {
+    VerifyResult {
+        tag: line,
+        address: mailbox.into(),
+        mailbox: Some(mailbox.into()),
+        domain: mailbox.split('@').nth(1).map(str::to_owned),
+        reason,
+        detail: None,
+        mx: None,
+        ip: None,
+        smtp: None,
+        catch_all: None,
+        flags: Flags::default(),
+        suggestion: None,
+        attempts: 1,
+        elapsed: Duration::ZERO,
+        transcript: None,
+    }
+}
+
+fn job_of(store: &mut Store, owner: &str, lines: &[&str]) -> JobId {
+    let mut upload = store.begin_job(owner, at(0)).unwrap();
+    for line in lines {
+        upload.push(line).unwrap();
+    }
+    upload.commit().unwrap()
+}
+
+#[test]
+fn a_committed_job_is_there_with_its_lines_in_order() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(
+        &mut store,
+        "token-a",
+        &["a@x.test", "b@x.test", "not an address"],
+    );
+    let job = store.job("token-a", &id).unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.lines, job.answered),
+        (JobState::Running, 3, 0)
+    );
+    assert_eq!(job.created, at(0));
+    let lines = store.unanswered(&id, 0, 10).unwrap();
+    assert_eq!(
+        lines,
+        [
+            (1, "a@x.test".to_owned()),
+            (2, "b@x.test".to_owned()),
+            (3, "not an address".to_owned())
+        ]
+    );
+    assert_eq!(
+        store.unanswered(&id, 1, 1).unwrap(),
+        [(2, "b@x.test".to_owned())]
+    );
+    assert_eq!(store.running_jobs().unwrap(), [id]);
+}
+
+#[test]
+fn an_upload_dropped_before_its_commit_leaves_nothing() {
+    let mut store = Store::open_in_memory().unwrap();
+    {
+        let mut upload = store.begin_job("token-a", at(0)).unwrap();
+        upload.push("a@x.test").unwrap();
+        upload.push("b@x.test").unwrap();
+        // The client went away, or a line was malformed: no commit.
+    }
+    assert!(store.jobs("token-a").unwrap().is_empty());
+    assert!(store.running_jobs().unwrap().is_empty());
+}
+
+#[test]
+fn jobs_are_visible_only_to_their_owner() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "token-a", &["a@x.test"]);
+    assert!(store.job("token-b", &id).unwrap().is_none());
+    assert!(store.results("token-b", &id, 0, 10).unwrap().is_none());
+    assert!(!store.cancel("token-b", &id, at(1)).unwrap());
+    assert!(store.jobs("token-b").unwrap().is_empty());
+    assert_eq!(store.jobs("token-a").unwrap().len(), 1);
+    assert_eq!(
+        store.job("token-a", &id).unwrap().unwrap().state,
+        JobState::Running
+    );
+}
+
+#[test]
+fn every_line_is_answered_exactly_once_and_the_job_finishes() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &["a@x.test", "b@x.test", "c@x.test"]);
+    let first = [
+        result(2, "b@x.test", Reason::MailboxNotFound),
+        result(1, "a@x.test", Reason::Accepted),
+    ];
+    assert_eq!(store.save_results(&id, &first, at(5)).unwrap(), 2);
+    // Redelivered, with another verdict: the first stays.
+    let again = [result(1, "a@x.test", Reason::Timeout)];
+    assert_eq!(store.save_results(&id, &again, at(6)).unwrap(), 0);
+    assert_eq!(
+        store.unanswered(&id, 0, 10).unwrap(),
+        [(3, "c@x.test".to_owned())]
+    );
+    let job = store.job("t", &id).unwrap().unwrap();
+    assert_eq!((job.state, job.answered), (JobState::Running, 2));
+    assert_eq!(
+        job.reasons,
+        [(Reason::Accepted, 1), (Reason::MailboxNotFound, 1)]
+    );
+    store
+        .save_results(&id, &[result(3, "c@x.test", Reason::Greylisted)], at(7))
+        .unwrap();
+    let job = store.job("t", &id).unwrap().unwrap();
+    assert_eq!((job.state, job.answered), (JobState::Finished, 3));
+    assert_eq!(job.finished, Some(at(7)));
+    assert!(store.running_jobs().unwrap().is_empty());
+
+    let results = store.results("t", &id, 0, 10).unwrap().unwrap();
+    assert_eq!(
+        results.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "in input order"
+    );
+    let first: serde_json::Value = serde_json::from_str(&results[0].1).unwrap();
+    assert_eq!(first["reason"], "accepted");
+    assert_eq!(first["line"], 1);
+    let after = store.results("t", &id, 2, 10).unwrap().unwrap();
+    assert_eq!(after.len(), 1);
+}
+
+#[test]
+fn a_cancelled_job_keeps_its_results_and_takes_no_more_state() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &["a@x.test", "b@x.test"]);
+    store
+        .save_results(&id, &[result(1, "a@x.test", Reason::Accepted)], at(1))
+        .unwrap();
+    assert!(store.cancel("t", &id, at(2)).unwrap());
+    assert!(!store.cancel("t", &id, at(3)).unwrap(), "once");
+    let job = store.job("t", &id).unwrap().unwrap();
+    assert_eq!((job.state, job.answered), (JobState::Cancelled, 1));
+    assert!(store.running_jobs().unwrap().is_empty());
+}
+
+#[test]
+fn an_empty_job_is_finished_at_once() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &[]);
+    let job = store.job("t", &id).unwrap().unwrap();
+    assert_eq!((job.state, job.lines), (JobState::Finished, 0));
+}
+
+#[test]
+fn verdicts_are_cached_for_their_reasons_ttl_and_unknowns_not_at_all() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .cache(&result(0, "a@x.test", Reason::Accepted), at(0))
+        .unwrap();
+    store
+        .cache(&result(0, "g@x.test", Reason::Greylisted), at(0))
+        .unwrap();
+    store
+        .cache(&result(0, "n@gone.test", Reason::DomainNotFound), at(0))
+        .unwrap();
+    let day = 24 * 60 * 60;
+    let cached = |store: &Store, mailbox: &str, secs: u64| {
+        store.cached(mailbox, at(secs)).unwrap().map(|record| {
+            serde_json::from_str::<serde_json::Value>(&record).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+    };
+    assert_eq!(
+        cached(&store, "a@x.test", 6 * day).as_deref(),
+        Some("accepted")
+    );
+    assert_eq!(cached(&store, "a@x.test", 7 * day), None, "7 days");
+    assert_eq!(cached(&store, "g@x.test", 1), None, "never an unknown");
+    assert_eq!(
+        cached(&store, "n@gone.test", day - 1).as_deref(),
+        Some("domain_not_found")
+    );
+    assert_eq!(cached(&store, "n@gone.test", day), None, "1 day");
+    // A newer verdict replaces the older one.
+    store
+        .cache(&result(0, "a@x.test", Reason::MailboxNotFound), at(10))
+        .unwrap();
+    assert_eq!(
+        cached(&store, "a@x.test", 11).as_deref(),
+        Some("mailbox_not_found")
+    );
+    assert_eq!(
+        store.expire(at(2 * day)).unwrap(),
+        1,
+        "the domain's verdict"
+    );
+}
+
+#[test]
+fn saved_results_fill_the_cache() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &["a@x.test"]);
+    store
+        .save_results(&id, &[result(1, "a@x.test", Reason::Accepted)], at(0))
+        .unwrap();
+    assert!(store.cached("a@x.test", at(1)).unwrap().is_some());
+}
+
+#[test]
+fn every_reason_has_a_ttl_decision_and_unknowns_are_not_reused() {
+    for reason in Reason::ALL {
+        let kept = ttl(reason);
+        if reason.verdict() == crate::Verdict::Unknown && reason != Reason::Smtputf8Unsupported {
+            assert_eq!(kept, None, "{reason}");
+        } else {
+            assert!(kept.is_some(), "{reason}");
+        }
+    }
+}
+
+#[test]
+fn job_names_are_random_hex_and_parse_back() {
+    let mut store = Store::open_in_memory().unwrap();
+    let a = job_of(&mut store, "t", &[]);
+    let b = job_of(&mut store, "t", &[]);
+    assert_ne!(a, b);
+    assert_eq!(JobId::parse(a.as_str()), Some(a.clone()));
+    for bad in [
+        "",
+        "xyz",
+        "../../etc/passwd",
+        &a.as_str().to_uppercase(),
+        &format!("{a}0"),
+    ] {
+        assert_eq!(JobId::parse(bad), None, "{bad:?}");
+    }
+}
+
+/// What was committed is in the file when it is opened again, as after a crash; a store
+/// from a newer mxprobe is refused with a message that says what to do.
+#[test]
+fn a_reopened_file_has_every_committed_job_and_refuses_newer_schemas() {
+    let dir = std::env::temp_dir().join(format!("mxprobe-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("store.db");
+    let id = {
+        let mut store = Store::open(&path).unwrap();
+        let id = job_of(&mut store, "t", &["a@x.test", "b@x.test"]);
+        store
+            .save_results(&id, &[result(1, "a@x.test", Reason::Accepted)], at(1))
+            .unwrap();
+        // An upload in progress when the process dies.
+        let mut upload = store.begin_job("t", at(2)).unwrap();
+        upload.push("lost@x.test").unwrap();
+        std::mem::forget(upload);
+        id
+    };
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.running_jobs().unwrap(), std::slice::from_ref(&id));
+    assert_eq!(
+        store.unanswered(&id, 0, 10).unwrap(),
+        [(2, "b@x.test".to_owned())]
+    );
+    assert_eq!(
+        store.jobs("t").unwrap().len(),
+        1,
+        "the uncommitted upload is not there"
+    );
+    drop(store);
+
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let error = Store::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::NewerSchema(99)), "{error}");
+    assert!(error.to_string().contains("newer mxprobe"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
