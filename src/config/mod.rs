@@ -219,7 +219,7 @@ pub struct ConfigBuilder {
 
 impl Default for ConfigBuilder {
     fn default() -> Self {
-        let engine = EngineConfig::DEFAULTS;
+        // The reasoning behind each default is on its method below.
         let session = SessionConfig::new("", Sender::Null);
         Self {
             sender: None,
@@ -229,23 +229,23 @@ impl Default for ConfigBuilder {
             dns_attempts: None,
             dns_lookup_timeout: None,
             dns_route_timeout: None,
-            smtp_port: engine.smtp_port,
-            concurrency: engine.concurrency,
-            per_mx: engine.per_mx,
-            domain_rate: engine.domain_rate,
-            rcpts_per_session: engine.rcpts_per_session,
-            catch_all: engine.catch_all,
-            retries: engine.retries,
-            retry_delay: engine.retry_delay,
+            smtp_port: 25,
+            concurrency: 100,
+            per_mx: 4,
+            domain_rate: Some(10.0),
+            rcpts_per_session: 8,
+            catch_all: true,
+            retries: 2,
+            retry_delay: Duration::from_secs(120),
             timeouts: session.timeouts,
             pipelining: session.pipelining,
             max_recipients_per_transaction: session.max_recipients_per_transaction,
             transcript: session.transcript,
             source_ips: Vec::new(),
-            allow_address_literals: engine.allow_address_literals,
-            allow_private_mx: engine.allow_private_mx,
-            lookahead: engine.lookahead,
-            remember_results: engine.remember_results,
+            allow_address_literals: false,
+            allow_private_mx: false,
+            lookahead: 16_384,
+            remember_results: 0,
         }
     }
 }

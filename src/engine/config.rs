@@ -43,41 +43,9 @@ pub(crate) struct EngineConfig {
     pub remember_results: usize,
 }
 
-/// The defaults of the settings that have plain values.
-pub(crate) struct Defaults {
-    pub smtp_port: u16,
-    pub concurrency: usize,
-    pub per_mx: usize,
-    pub domain_rate: Option<f64>,
-    pub rcpts_per_session: usize,
-    pub catch_all: bool,
-    pub retries: u32,
-    pub retry_delay: Duration,
-    pub allow_address_literals: bool,
-    pub allow_private_mx: bool,
-    pub lookahead: usize,
-    pub remember_results: usize,
-}
-
 impl EngineConfig {
     /// Addresses the engine holds at most: what its sessions carry, plus the lookahead.
     pub(crate) fn intake(&self) -> usize {
         (self.concurrency * self.rcpts_per_session).saturating_add(self.lookahead)
     }
-
-    /// See the builder's methods for why each is what it is.
-    pub(crate) const DEFAULTS: Defaults = Defaults {
-        smtp_port: 25,
-        concurrency: 100,
-        per_mx: 4,
-        domain_rate: Some(10.0),
-        rcpts_per_session: 8,
-        catch_all: true,
-        retries: 2,
-        retry_delay: Duration::from_secs(120),
-        allow_address_literals: false,
-        allow_private_mx: false,
-        lookahead: 16_384,
-        remember_results: 0,
-    };
 }

@@ -334,22 +334,10 @@ mod tests {
     use crate::smtp::reply::{Limits, Status, parse_reply};
 
     fn result(mailbox: &str) -> VerifyResult {
+        let parsed = crate::address::Address::parse(mailbox).ok();
         VerifyResult {
-            tag: 0,
-            address: String::new(),
-            mailbox: Some(mailbox.into()),
-            domain: None,
-            reason: Reason::Accepted,
-            detail: None,
-            mx: None,
-            ip: None,
-            smtp: None,
-            catch_all: None,
-            flags: Flags::default(),
-            suggestion: None,
             attempts: 1,
-            elapsed: Duration::ZERO,
-            transcript: None,
+            ..VerifyResult::decided(0, "", parsed.as_ref(), Reason::Accepted, None)
         }
     }
 

@@ -48,7 +48,7 @@ impl VerifyResult {
     /// The result of submission `tag` of `text`, decided by `reason` with nothing else known
     /// yet: no server, no reply, no session. The mailbox and domain come from `parsed`, if
     /// the text parsed. Callers fill in what they know with struct update syntax.
-    pub(super) fn decided(
+    pub(crate) fn decided(
         tag: u64,
         text: &str,
         parsed: Option<&Address>,

@@ -1,29 +1,17 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::address::Flags;
+use crate::address::Address;
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
 fn result(line: u64, mailbox: &str, reason: Reason) -> VerifyResult {
+    let parsed = Address::parse(mailbox).ok();
     VerifyResult {
-        tag: line,
-        address: mailbox.into(),
-        mailbox: Some(mailbox.into()),
-        domain: mailbox.split('@').nth(1).map(str::to_owned),
-        reason,
-        detail: None,
-        mx: None,
-        ip: None,
-        smtp: None,
-        catch_all: None,
-        flags: Flags::default(),
-        suggestion: None,
         attempts: 1,
-        elapsed: Duration::ZERO,
-        transcript: None,
+        ..VerifyResult::decided(line, mailbox, parsed.as_ref(), reason, None)
     }
 }
 
