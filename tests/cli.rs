@@ -296,6 +296,20 @@ fn exit_codes_and_messages_say_what_to_do() {
     let output = run(command, None);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open /nonexistent/list.txt"));
+    // A setting out of its range is refused before anything is probed, naming its flag.
+    for (flag, value) in [
+        ("--concurrency", "0"),
+        ("--timeout", "0"),
+        ("--retry-delay", "0"),
+    ] {
+        let mut command = world.command();
+        command.args([flag, value, "a@shop.test"]);
+        let output = run(command, None);
+        assert_eq!(output.status.code(), Some(1), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with(&format!("mxprobe: {flag}:")), "{stderr}");
+        assert!(output.stdout.is_empty(), "no verdict from a bad setting");
+    }
 }
 
 /// 40 addresses at a server that answers each reply after 250 ms, one session at a time.

@@ -12,11 +12,9 @@ use mxprobe::address::parse_domain;
 use mxprobe::dns::{
     LookupConfig, MailRoute, NameserverConfig, ResolverConfig, RouteError, parse_server,
 };
+use mxprobe::config::RESOLV_CONF;
 use mxprobe::driver::{RouteResolution, resolve_routes};
 use mxprobe::engine::special_purpose::special_purpose;
-
-/// Where resolv.conf is read from when no `--dns-server` is given.
-const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 #[derive(Debug, Args)]
 pub struct MxArgs {

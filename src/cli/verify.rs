@@ -455,6 +455,7 @@ fn engine_config(args: &VerifyArgs) -> Result<Config, String> {
                 "retry_delay" => "--retry-delay",
                 "dns_timeout" => "--dns-timeout",
                 "concurrency" => "--concurrency",
+                name if name.starts_with("timeouts.") => "--timeout",
                 _ => "the configuration",
             },
             _ => "the configuration",
