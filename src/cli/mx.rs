@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::Format;
 use mxprobe::address::parse_domain;
+use mxprobe::config::RESOLV_CONF;
 use mxprobe::dns::{
     LookupConfig, MailRoute, NameserverConfig, ResolverConfig, RouteError, parse_server,
 };
-use mxprobe::config::RESOLV_CONF;
 use mxprobe::driver::{RouteResolution, resolve_routes};
 use mxprobe::engine::special_purpose::special_purpose;
 
