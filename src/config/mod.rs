@@ -215,6 +215,7 @@ pub struct ConfigBuilder {
     allow_private_mx: bool,
     lookahead: usize,
     remember_results: usize,
+    late_results: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -246,6 +247,7 @@ impl Default for ConfigBuilder {
             allow_private_mx: false,
             lookahead: 16_384,
             remember_results: 0,
+            late_results: false,
         }
     }
 }
@@ -467,6 +469,17 @@ impl ConfigBuilder {
         self
     }
 
+    /// Whether a submission answered `unknown/timeout` at its deadline
+    /// ([`SubmitOptions::deadline`](crate::SubmitOptions::deadline)) gets a second result when
+    /// the probe it started ends: the probe's own verdict, under the same tag. Default false:
+    /// one result per submission. A front end with a cache turns it on, so that the work
+    /// done past a deadline is kept (`mxprobe serve` does); it then recognises the second
+    /// result by its tag, which it has already answered.
+    pub fn late_results(mut self, deliver: bool) -> Self {
+        self.late_results = deliver;
+        self
+    }
+
     /// Checks every setting and makes the [`Config`], or says what to change.
     pub fn build(self) -> Result<Config, ConfigError> {
         let (sender, sender_domain) = sender(self.sender.as_deref())?;
@@ -561,6 +574,7 @@ impl ConfigBuilder {
             allow_private_mx: self.allow_private_mx,
             lookahead: self.lookahead,
             remember_results: self.remember_results,
+            late_results: self.late_results,
         };
         Ok(Config { engine })
     }

@@ -34,6 +34,7 @@ fn the_defaults_are_the_documented_ones() {
     assert_eq!(engine.retry_delay, Duration::from_secs(120));
     assert!(!engine.allow_private_mx);
     assert!(!engine.allow_address_literals);
+    assert_eq!((engine.remember_results, engine.late_results), (0, false));
     assert!(engine.session.pipelining);
     assert!(!engine.session.transcript);
     assert_eq!(engine.session.timeouts, Timeouts::default());
@@ -64,6 +65,8 @@ fn flat_settings_reach_the_engine() {
         .allow_address_literals(true)
         .allow_private_mx(true)
         .lookahead(10)
+        .remember_results(5)
+        .late_results(true)
         .build()
         .unwrap();
     assert_eq!(config.helo_name(), "probe.example.com");
@@ -99,6 +102,7 @@ fn flat_settings_reach_the_engine() {
         ["127.0.0.9".parse::<std::net::IpAddr>().unwrap()]
     );
     assert!(engine.allow_address_literals && engine.allow_private_mx);
+    assert_eq!((engine.remember_results, engine.late_results), (5, true));
     assert_eq!(config.intake(), 7 * 3 + 10);
 }
 

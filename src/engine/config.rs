@@ -41,6 +41,8 @@ pub(crate) struct EngineConfig {
     pub lookahead: usize,
     /// Finished results kept for later submissions of the same mailbox.
     pub remember_results: usize,
+    /// Deliver a probe's own result to a submission already answered at its deadline.
+    pub late_results: bool,
 }
 
 impl EngineConfig {

@@ -113,6 +113,9 @@ pub struct EngineStats {
     pub remembered: u64,
     /// Submissions answered `unknown/timeout` at their deadline while the probe went on.
     pub past_deadline: u64,
+    /// Second results, the probe's own, delivered to submissions answered at their deadline
+    /// ([`late_results`](crate::ConfigBuilder::late_results)); not counted in `finished`.
+    pub late: u64,
 }
 
 /// One session in flight, and who it asks about.
@@ -1373,6 +1376,9 @@ impl Scheduler {
         }
         if !answered {
             self.emit(result);
+        } else if self.config.late_results {
+            self.stats.late += 1;
+            self.results.push_back(result);
         }
     }
 

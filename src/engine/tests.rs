@@ -1108,6 +1108,34 @@ fn at_its_deadline_a_submission_is_answered_timeout_and_the_probe_goes_on() {
 }
 
 #[test]
+fn with_late_results_a_submission_answered_at_its_deadline_gets_the_probes_own_verdict_too() {
+    for late in [false, true] {
+        let mut config = config();
+        config.catch_all = false;
+        config.late_results = late;
+        let mut h = Harness::new(config);
+        h.mx("slow.test", 10, [127, 0, 0, 9]);
+        let hurried = h.submit_with(
+            "alice@slow.test",
+            SubmitOptions::real_time().deadline(Duration::from_secs(5)),
+        );
+        h.settle();
+        h.advance(Duration::from_secs(6));
+        assert_eq!(h.results_for(hurried)[0].reason, Reason::Timeout);
+        h.play(postfix(&["alice@slow.test"]));
+        let reasons: Vec<Reason> = h.results_for(hurried).iter().map(|r| r.reason).collect();
+        if late {
+            assert_eq!(reasons, [Reason::Timeout, Reason::Accepted]);
+        } else {
+            assert_eq!(reasons, [Reason::Timeout]);
+        }
+        let stats = h.scheduler.stats();
+        assert_eq!((stats.finished, stats.late), (1, u64::from(late)));
+        assert!(h.scheduler.is_idle());
+    }
+}
+
+#[test]
 fn a_deadline_after_the_verdict_changes_nothing() {
     let mut config = config();
     config.catch_all = false;
