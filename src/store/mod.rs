@@ -4,11 +4,14 @@
 //! This is the store the HTTP service (`mxprobe serve`) and `verify --store` are built on. It
 //! owes its callers three things:
 //!
-//! - **Nothing acknowledged is lost.** A job's lines go in within one transaction
-//!   ([`Store::begin_job`] … [`Upload::commit`]): a caller answers `202` only after the
-//!   commit, and an upload cut short (a dropped connection, a malformed line, a crash) leaves
-//!   nothing behind. The file is in WAL mode with `synchronous = FULL`: a committed
-//!   transaction survives `kill -9` and a power cut.
+//! - **Nothing acknowledged is lost.** A job's lines go in batch by batch
+//!   ([`Store::begin_job`], [`Store::upload`], [`Store::commit_job`]) and the job exists for
+//!   its owner only from the commit on: a caller answers `202` only after it, and an upload
+//!   cut short leaves nothing visible — [`Store::abandon_job`] removes it, and a crash's
+//!   half-uploaded jobs are removed when the store is next opened for writing. The batches
+//!   are transactions of their own, so that the one writer can save results between them
+//!   while a long upload comes in. The file is in WAL mode with `synchronous = FULL`: a
+//!   committed transaction survives `kill -9` and a power cut.
 //! - **Every line answered exactly once.** A result is stored under its job and line, and a
 //!   second result for the same line is ignored ([`Store::save_results`]). After a restart
 //!   [`Store::unanswered`] gives the lines still owed, in order, so a job finishes where it
@@ -20,14 +23,15 @@
 //! Jobs belong to an owner (the hash of the API token that made them); every read that names a
 //! job also names its owner, and another owner's job is as good as absent.
 //!
-//! One [`Store`] is one connection: the service gives it to one writer thread. Times are
-//! passed in (`now`), never read here, so that tests can move them.
+//! One [`Store`] is one connection: the service gives the writing one ([`Store::open`]) to one
+//! writer thread, and reads on others ([`Store::open_reader`]); WAL lets them read while it
+//! writes. Times are passed in (`now`), never read here, so that tests can move them.
 
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::engine::VerifyResult;
 use crate::verdict::Reason;
@@ -40,7 +44,7 @@ const SCHEMA: &str = "
 CREATE TABLE jobs (
     id          TEXT PRIMARY KEY,
     owner       TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('running', 'finished', 'cancelled')),
+    state       TEXT NOT NULL CHECK (state IN ('uploading', 'running', 'finished', 'cancelled')),
     created_ms  INTEGER NOT NULL,
     finished_ms INTEGER,
     lines       INTEGER NOT NULL,
@@ -201,6 +205,13 @@ pub enum StoreError {
     NewerSchema(i64),
     /// The operating system gave no randomness for a job's name.
     Random(String),
+    /// An upload's line numbers went backwards: a bug in the caller.
+    LineOrder {
+        /// The line given.
+        line: u64,
+        /// The last line before it.
+        after: u64,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -214,6 +225,9 @@ impl fmt::Display for StoreError {
                  {SCHEMA_VERSION}); upgrade mxprobe or use another file"
             ),
             Self::Random(e) => write!(f, "no randomness for a job's name: {e}"),
+            Self::LineOrder { line, after } => {
+                write!(f, "an upload gave line {line} after line {after}")
+            }
         }
     }
 }
@@ -233,14 +247,45 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `path`, making it if it does not exist.
+    /// Opens the store at `path` for writing, making it if it does not exist, and removes
+    /// the jobs a crash left half uploaded. One process writes a file at a time.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::prepare(Connection::open(path)?)
+        let store = Self::prepare(Connection::open(path)?)?;
+        store.remove_uploads()?;
+        Ok(store)
+    }
+
+    /// Opens the store at `path` to read, beside the writer: it must exist, and nothing is
+    /// changed through this connection.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        match version {
+            SCHEMA_VERSION => Ok(Self { conn }),
+            0 => Err(StoreError::Corrupt("no mxprobe schema".into())),
+            newer => Err(StoreError::NewerSchema(newer)),
+        }
     }
 
     /// A store in memory, gone when dropped: for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::prepare(Connection::open_in_memory()?)
+    }
+
+    /// Deletes jobs still uploading, with their lines: at open, none is being uploaded.
+    fn remove_uploads(&self) -> Result<usize, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM lines WHERE job IN (SELECT id FROM jobs WHERE state = 'uploading')",
+            [],
+        )?;
+        let removed = tx.execute("DELETE FROM jobs WHERE state = 'uploading'", [])?;
+        tx.commit()?;
+        Ok(removed)
     }
 
     fn prepare(conn: Connection) -> Result<Self, StoreError> {
@@ -261,16 +306,73 @@ impl Store {
         Ok(Self { conn })
     }
 
-    /// Starts a job for `owner`: push its lines into the [`Upload`], then commit it. Until the
-    /// commit nothing of it is visible, and dropping the upload leaves nothing behind.
-    pub fn begin_job(&mut self, owner: &str, now: SystemTime) -> Result<Upload<'_>, StoreError> {
+    /// Starts a job for `owner`: add its lines with [`upload`](Self::upload), then
+    /// [`commit_job`](Self::commit_job) it, or [`abandon_job`](Self::abandon_job). Until the
+    /// commit nobody sees it.
+    pub fn begin_job(&mut self, owner: &str, now: SystemTime) -> Result<Upload, StoreError> {
         let id = JobId::random()?;
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO jobs (id, owner, state, created_ms, lines) VALUES (?1, ?2, 'running', ?3, 0)",
+        self.conn.execute(
+            "INSERT INTO jobs (id, owner, state, created_ms, lines) \
+             VALUES (?1, ?2, 'uploading', ?3, 0)",
             params![id.as_str(), owner, millis(now)],
         )?;
-        Ok(Upload { tx, id, lines: 0 })
+        Ok(Upload {
+            id,
+            lines: 0,
+            last_line: 0,
+        })
+    }
+
+    /// Adds a batch of lines to `upload`, in one transaction: each with its line number (from
+    /// 1, increasing: numbers may be skipped, as blank lines and comments are) and its text as
+    /// the client sent it. A number not above the last one is refused and nothing of the batch
+    /// is added.
+    pub fn upload(&mut self, upload: &mut Upload, lines: &[(u64, &str)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut last = upload.last_line;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO lines (job, line, address) VALUES (?1, ?2, ?3)")?;
+            for &(line, text) in lines {
+                if line <= last {
+                    return Err(StoreError::LineOrder { line, after: last });
+                }
+                last = line;
+                insert.execute(params![upload.id.as_str(), signed(line), text])?;
+            }
+        }
+        tx.commit()?;
+        upload.last_line = last;
+        upload.lines += lines.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the job of `upload` and all its lines visible to its owner and to the work: from
+    /// here on it is acknowledged. A job of no lines is finished at once. Returns its name.
+    pub fn commit_job(&mut self, upload: Upload) -> Result<JobId, StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET lines = ?2, \
+             state = CASE WHEN ?2 = 0 THEN 'finished' ELSE 'running' END, \
+             finished_ms = CASE WHEN ?2 = 0 THEN created_ms ELSE NULL END \
+             WHERE id = ?1 AND state = 'uploading'",
+            params![upload.id.as_str(), signed(upload.lines)],
+        )?;
+        Ok(upload.id)
+    }
+
+    /// Removes the job of `upload` and its lines: the upload failed.
+    pub fn abandon_job(&mut self, upload: Upload) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM lines WHERE job = ?1",
+            params![upload.id.as_str()],
+        )?;
+        tx.execute(
+            "DELETE FROM jobs WHERE id = ?1 AND state = 'uploading'",
+            params![upload.id.as_str()],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The job `id` if `owner` made it.
@@ -279,7 +381,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT state, created_ms, finished_ms, lines, answered FROM jobs \
-                 WHERE id = ?1 AND owner = ?2",
+                 WHERE id = ?1 AND owner = ?2 AND state != 'uploading'",
                 params![id.as_str(), owner],
                 |row| {
                     Ok((
@@ -319,9 +421,10 @@ impl Store {
 
     /// The jobs `owner` made, oldest first.
     pub fn jobs(&self, owner: &str) -> Result<Vec<JobSummary>, StoreError> {
-        let mut ids = self
-            .conn
-            .prepare_cached("SELECT id FROM jobs WHERE owner = ?1 ORDER BY created_ms, id")?;
+        let mut ids = self.conn.prepare_cached(
+            "SELECT id FROM jobs WHERE owner = ?1 AND state != 'uploading' \
+                 ORDER BY created_ms, id",
+        )?;
         let ids: Vec<String> = ids
             .query_map(params![owner], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
@@ -396,15 +499,33 @@ impl Store {
                 cache_in(&tx, result, &record, now)?;
             }
         }
-        tx.execute(
-            "UPDATE jobs SET answered = answered + ?2 WHERE id = ?1",
-            params![id.as_str(), signed(added as u64)],
-        )?;
-        tx.execute(
-            "UPDATE jobs SET state = 'finished', finished_ms = ?2 \
-             WHERE id = ?1 AND state = 'running' AND answered >= lines",
-            params![id.as_str(), millis(now)],
-        )?;
+        count_answered(&tx, id, added, now)?;
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Stores results of job `id` that are records already (a cached verdict given to a line):
+    /// each its line, reason and record JSON, in one transaction, as
+    /// [`save_results`](Self::save_results) does, without caching them again. Returns how
+    /// many were new.
+    pub fn save_records(
+        &mut self,
+        id: &JobId,
+        records: &[(u64, Reason, String)],
+        now: SystemTime,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (line, reason, record) in records {
+                added +=
+                    insert.execute(params![id.as_str(), signed(*line), reason.as_str(), record])?;
+            }
+        }
+        count_answered(&tx, id, added, now)?;
         tx.commit()?;
         Ok(added)
     }
@@ -477,7 +598,7 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT 1 FROM jobs WHERE id = ?1 AND owner = ?2",
+                "SELECT 1 FROM jobs WHERE id = ?1 AND owner = ?2 AND state != 'uploading'",
                 params![id.as_str(), owner],
                 |_| Ok(()),
             )
@@ -486,44 +607,45 @@ impl Store {
     }
 }
 
-/// A job being uploaded: its lines go in one by one, and all of it is stored at
-/// [`commit`](Self::commit), or nothing of it if the upload is dropped.
+/// A job being uploaded ([`Store::begin_job`]): what has gone in so far.
 #[derive(Debug)]
-pub struct Upload<'a> {
-    tx: Transaction<'a>,
+pub struct Upload {
     id: JobId,
     lines: u64,
+    last_line: u64,
 }
 
-impl Upload<'_> {
-    /// Adds the next line (numbered from 1), as the client sent it.
-    pub fn push(&mut self, address: &str) -> Result<u64, StoreError> {
-        self.lines += 1;
-        self.tx
-            .prepare_cached("INSERT INTO lines (job, line, address) VALUES (?1, ?2, ?3)")?
-            .execute(params![self.id.as_str(), signed(self.lines), address])?;
-        Ok(self.lines)
+impl Upload {
+    /// The job's name, once committed.
+    #[must_use]
+    pub fn id(&self) -> &JobId {
+        &self.id
     }
 
-    /// Lines pushed so far.
+    /// Lines added so far.
     #[must_use]
     pub fn lines(&self) -> u64 {
         self.lines
     }
+}
 
-    /// Stores the job and all its lines, durably; returns its name. A job of no lines is
-    /// finished at once.
-    pub fn commit(self) -> Result<JobId, StoreError> {
-        self.tx.execute(
-            "UPDATE jobs SET lines = ?2, \
-             state = CASE WHEN ?2 = 0 THEN 'finished' ELSE state END, \
-             finished_ms = CASE WHEN ?2 = 0 THEN created_ms ELSE NULL END \
-             WHERE id = ?1",
-            params![self.id.as_str(), signed(self.lines)],
-        )?;
-        self.tx.commit()?;
-        Ok(self.id)
-    }
+/// Adds `added` new results to job `id`'s count, and finishes it if that was its last line.
+fn count_answered(
+    conn: &Connection,
+    id: &JobId,
+    added: usize,
+    now: SystemTime,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE jobs SET answered = answered + ?2 WHERE id = ?1",
+        params![id.as_str(), signed(added as u64)],
+    )?;
+    conn.execute(
+        "UPDATE jobs SET state = 'finished', finished_ms = ?2 \
+         WHERE id = ?1 AND state = 'running' AND answered >= lines",
+        params![id.as_str(), millis(now)],
+    )?;
+    Ok(())
 }
 
 /// Puts `record` (the JSON of `result`) in the cache for its reason's TTL.

@@ -17,10 +17,12 @@ fn result(line: u64, mailbox: &str, reason: Reason) -> VerifyResult {
 
 fn job_of(store: &mut Store, owner: &str, lines: &[&str]) -> JobId {
     let mut upload = store.begin_job(owner, at(0)).unwrap();
-    for line in lines {
-        upload.push(line).unwrap();
-    }
-    upload.commit().unwrap()
+    let numbered: Vec<(u64, &str)> = (1..).zip(lines.iter().copied()).collect();
+    // In two batches, as a streamed upload comes.
+    let (first, rest) = numbered.split_at(numbered.len() / 2);
+    store.upload(&mut upload, first).unwrap();
+    store.upload(&mut upload, rest).unwrap();
+    store.commit_job(upload).unwrap()
 }
 
 #[test]
@@ -54,16 +56,70 @@ fn a_committed_job_is_there_with_its_lines_in_order() {
 }
 
 #[test]
-fn an_upload_dropped_before_its_commit_leaves_nothing() {
+fn an_upload_is_invisible_until_committed_and_abandoned_leaves_nothing() {
     let mut store = Store::open_in_memory().unwrap();
-    {
-        let mut upload = store.begin_job("token-a", at(0)).unwrap();
-        upload.push("a@x.test").unwrap();
-        upload.push("b@x.test").unwrap();
-        // The client went away, or a line was malformed: no commit.
-    }
+    let mut upload = store.begin_job("token-a", at(0)).unwrap();
+    store
+        .upload(&mut upload, &[(1, "a@x.test"), (3, "b@x.test")])
+        .unwrap();
+    assert_eq!(upload.lines(), 2);
+    let id = upload.id().clone();
     assert!(store.jobs("token-a").unwrap().is_empty());
+    assert_eq!(store.job("token-a", &id).unwrap(), None);
+    assert_eq!(store.results("token-a", &id, 0, 10).unwrap(), None);
     assert!(store.running_jobs().unwrap().is_empty());
+    // Line numbers only go up; a batch that breaks that adds nothing.
+    let error = store
+        .upload(&mut upload, &[(4, "c@x.test"), (2, "d@x.test")])
+        .unwrap_err();
+    assert!(
+        matches!(error, StoreError::LineOrder { line: 2, after: 4 }),
+        "{error}"
+    );
+    assert_eq!(upload.lines(), 2);
+    // The client went away, or a line was malformed: abandoned.
+    store.abandon_job(upload).unwrap();
+    assert!(store.jobs("token-a").unwrap().is_empty());
+    let left: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM lines", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn lines_keep_the_numbers_they_were_given() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut upload = store.begin_job("t", at(0)).unwrap();
+    store
+        .upload(&mut upload, &[(2, "a@x.test"), (5, "b@x.test")])
+        .unwrap();
+    let id = store.commit_job(upload).unwrap();
+    assert_eq!(store.job("t", &id).unwrap().unwrap().lines, 2);
+    assert_eq!(
+        store.unanswered(&id, 0, 10).unwrap(),
+        [(2, "a@x.test".to_owned()), (5, "b@x.test".to_owned())]
+    );
+    let cached = (5, Reason::Accepted, r#"{"address":"b@x.test"}"#.to_owned());
+    assert_eq!(
+        store.save_records(&id, &[cached.clone()], at(1)).unwrap(),
+        1
+    );
+    assert_eq!(store.save_records(&id, &[cached], at(1)).unwrap(), 0);
+    store
+        .save_results(
+            &id,
+            &[result(2, "a@x.test", Reason::MailboxNotFound)],
+            at(2),
+        )
+        .unwrap();
+    let job = store.job("t", &id).unwrap().unwrap();
+    assert_eq!((job.state, job.answered), (JobState::Finished, 2));
+    let results = store.results("t", &id, 0, 10).unwrap().unwrap();
+    assert_eq!(
+        results.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
+        [2, 5]
+    );
 }
 
 #[test]
@@ -248,11 +304,20 @@ fn a_reopened_file_has_every_committed_job_and_refuses_newer_schemas() {
             .unwrap();
         // An upload in progress when the process dies.
         let mut upload = store.begin_job("t", at(2)).unwrap();
-        upload.push("lost@x.test").unwrap();
-        std::mem::forget(upload);
+        store.upload(&mut upload, &[(1, "lost@x.test")]).unwrap();
         id
     };
+    // A reader beside a writer sees the committed job; the writer's open cleans up.
+    let reader = Store::open_reader(&path).unwrap();
+    assert_eq!(reader.running_jobs().unwrap(), std::slice::from_ref(&id));
     let store = Store::open(&path).unwrap();
+    assert_eq!(reader.jobs("t").unwrap().len(), 1);
+    let lines: i64 = reader
+        .conn
+        .query_row("SELECT count(*) FROM lines", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(lines, 2, "the lost upload's line is gone");
+    drop(reader);
     assert_eq!(store.running_jobs().unwrap(), std::slice::from_ref(&id));
     assert_eq!(
         store.unanswered(&id, 0, 10).unwrap(),
