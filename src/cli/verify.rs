@@ -15,7 +15,6 @@
 //! [`Record`]: mxprobe::Record
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,12 +23,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::Format;
+use super::engine_args::EngineArgs;
 use super::input::{Column, Input, Item, count_lines};
 use super::output::{Tally, Writer};
 use super::progress::{Progress, summary};
 use super::resume::{DoneLines, read_done};
-use mxprobe::dns::parse_server;
-use mxprobe::{Config, ConfigError, Engine, Handle, NoResult, Reason, VerifyResult};
+use mxprobe::{Engine, Handle, NoResult, Reason, VerifyResult};
 
 /// Verdicts the engine remembers for later repeats of a mailbox (a few hundred bytes each: 20,000
 /// are a few megabytes). A repeat further back than this is verified again: right, only not
@@ -72,88 +71,12 @@ pub struct VerifyArgs {
     #[arg(long, requires = "output")]
     resume: bool,
 
-    /// The sender in MAIL FROM (`<>` for the null sender). Use a real mailbox on a domain you
-    /// control, with SPF and a reverse DNS that matches --helo: servers check senders, and
-    /// greylisters key on them.
-    #[arg(long, value_name = "ADDRESS")]
-    from: String,
-
-    /// The name in EHLO: the DNS name of the machine mxprobe runs on, whose A record and
-    /// reverse DNS match its address [default: the domain of --from].
-    #[arg(long, value_name = "NAME")]
-    helo: Option<String>,
-
-    /// A nameserver to ask instead of those in /etc/resolv.conf, as IP or IP:PORT (repeatable).
-    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
-    dns_servers: Vec<SocketAddr>,
-
-    /// Seconds to wait for one DNS answer before asking the next server [default:
-    /// resolv.conf's timeout, or 5].
-    #[arg(long = "dns-timeout", value_name = "SECS")]
-    dns_timeout: Option<u64>,
-
-    /// The port mail servers listen on. Change it only to point mxprobe at test servers.
-    #[arg(long = "smtp-port", value_name = "PORT", default_value_t = 25)]
-    smtp_port: u16,
-
-    /// A source address to connect from (repeatable: used round-robin per domain, so retries
-    /// keep the address greylisters key on).
-    #[arg(long = "source-ip", value_name = "IP")]
-    source_ips: Vec<IpAddr>,
-
-    /// SMTP sessions at once (lowered, with a notice, if the open-file limit does not allow).
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    concurrency: usize,
-
-    /// Sessions at once per MX address: many domains share one server, and politeness is
-    /// owed to the server.
-    #[arg(long = "per-mx", value_name = "N", default_value_t = 4)]
-    per_mx: usize,
-
-    /// New connections per second per domain (0: no limit).
-    #[arg(long = "domain-rate", value_name = "PER_SEC", default_value_t = 10.0)]
-    domain_rate: f64,
-
-    /// Seconds to wait for each reply (and the connection); a session may take six times
-    /// that in all. Slower servers get unknown/timeout, never a verdict.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    timeout: u64,
-
-    /// How often an address answered 4xx (greylisting) is asked again.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    retries: u32,
-
-    /// Seconds before the first retry; each later one waits twice as long. Greylisters
-    /// usually want 1 to 5 minutes.
-    #[arg(long = "retry-delay", value_name = "SECS", default_value_t = 120)]
-    retry_delay: u64,
-
-    /// Do not ask a random address at each domain to detect catch-all domains.
-    #[arg(long = "no-catch-all")]
-    no_catch_all: bool,
-
-    /// Probe address literals (user@[192.0.2.1]); by default they are refused.
-    #[arg(long = "allow-literals")]
-    allow_literals: bool,
-
-    /// Connect to mail servers at special-purpose addresses (RFC 6890: loopback, private,
-    /// link-local, CGNAT, documentation, unique-local...). By default they are refused, with
-    /// undeliverable/no_mail_server, so that a domain pointed at your own network cannot aim
-    /// the prober there. For tests, simulators and intranets.
-    #[arg(long = "allow-private-mx")]
-    allow_private_mx: bool,
-
-    /// Add the SMTP conversation to each verdict.
-    #[arg(long)]
-    transcript: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
 
     /// No progress line and no summary on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
-}
-
-fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
-    parse_server(text).map_err(|e| e.to_string())
 }
 
 /// What the reader and the writer share: the output and its counts.
@@ -202,7 +125,7 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// Runs `verify`; returns the exit status.
 pub fn run(args: VerifyArgs) -> Result<u8, String> {
     let started = Instant::now();
-    let config = engine_config(&args)?;
+    let config = args.engine.config(REMEMBERED)?;
     let format = args.format.unwrap_or(match &args.output {
         None if std::io::stdout().is_terminal() => Format::Human,
         _ => Format::Jsonl,
@@ -264,7 +187,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         writer,
         tally: Tally::default(),
         progress: Progress::new(show_progress, total, resumed),
-        transcript: args.transcript,
+        transcript: args.engine.transcript,
         failed: None,
     }));
 
@@ -415,53 +338,6 @@ fn watch_signals(
         })
         .map_err(|e| format!("cannot watch for Ctrl-C: {e}"))?;
     Ok(())
-}
-
-/// The engine's configuration from the flags; an error names the flag to fix.
-fn engine_config(args: &VerifyArgs) -> Result<Config, String> {
-    let mut builder = Config::builder()
-        .sender(args.from.as_str())
-        .smtp_port(args.smtp_port)
-        .concurrency(args.concurrency)
-        .per_mx(args.per_mx)
-        .domain_rate((args.domain_rate > 0.0).then_some(args.domain_rate))
-        .retries(args.retries)
-        .retry_delay(Duration::from_secs(args.retry_delay))
-        .timeout(Duration::from_secs(args.timeout))
-        .catch_all(!args.no_catch_all)
-        .allow_address_literals(args.allow_literals)
-        .allow_private_mx(args.allow_private_mx)
-        .source_ips(args.source_ips.iter().copied())
-        .transcript(args.transcript)
-        .remember_results(REMEMBERED);
-    if let Some(helo) = &args.helo {
-        builder = builder.helo_name(helo.as_str());
-    }
-    if !args.dns_servers.is_empty() {
-        builder = builder.nameservers(args.dns_servers.iter().copied());
-    }
-    if let Some(secs) = args.dns_timeout {
-        builder = builder.dns_timeout(Duration::from_secs(secs.max(1)));
-    }
-    builder.build().map_err(|e| {
-        let flag = match &e {
-            ConfigError::NoSender | ConfigError::Sender { .. } => "--from",
-            ConfigError::NoHeloName | ConfigError::HeloName { .. } => "--helo",
-            ConfigError::Nameservers { .. } => "--dns-server",
-            ConfigError::Setting { name, .. } => match *name {
-                "smtp_port" => "--smtp-port",
-                "per_mx" => "--per-mx",
-                "domain_rate" => "--domain-rate",
-                "retry_delay" => "--retry-delay",
-                "dns_timeout" => "--dns-timeout",
-                "concurrency" => "--concurrency",
-                name if name.starts_with("timeouts.") => "--timeout",
-                _ => "the configuration",
-            },
-            _ => "the configuration",
-        };
-        format!("{flag}: {e}")
-    })
 }
 
 /// A message for people, on stderr.
