@@ -117,7 +117,7 @@ pub mod store;
 pub mod verdict;
 
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use driver::{Engine, EngineReport, EngineStopped, Handle, NoResult, Results};
+pub use driver::{Engine, EngineReport, EngineSnapshot, EngineStopped, Handle, NoResult, Results};
 pub use engine::{Priority, SubmitOptions, VerifyResult};
 pub use record::Record;
 pub use verdict::{Reason, Verdict};

@@ -748,6 +748,19 @@ fn an_idle_engine_wakes_for_each_late_submission() {
         assert_eq!(result.tag, tag as u64);
         assert_eq!(result.reason, Reason::MailboxNotFound);
     }
+    // An idle engine's snapshot is its final state: every verdict counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while handle.snapshot().stats.finished < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            handle.snapshot()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let snapshot = handle.snapshot();
+    assert_eq!(snapshot.census.jobs, 0);
+    assert!(snapshot.resolver.lookups.udp_queries >= 1, "{snapshot:?}");
     handle.finish();
     assert!(results.recv().is_none());
     engine.join().expect("engine ran");

@@ -13,9 +13,9 @@
 //! next deadline. An idle engine sleeps without a timeout and uses no CPU.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,8 @@ use mio::{Events, Poll, Token, Waker};
 
 use super::{DnsInput, DnsSockets, SmtpSockets};
 use crate::Config;
-use crate::engine::{EngineStats, Priority, Scheduler, SubmitOptions, VerifyResult};
+use crate::dns::ResolverStats;
+use crate::engine::{Census, EngineStats, Priority, Scheduler, SubmitOptions, VerifyResult};
 
 const WAKER: Token = Token(0);
 const DNS_TOKENS: usize = 1;
@@ -34,6 +35,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the loop looks whether a slow consumer has made room for more verdicts.
 const CONSUMER_POLL: Duration = Duration::from_millis(10);
+
+/// How often the loop refreshes the [`EngineSnapshot`] a [`Handle`] reads.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
 /// Places in each of the two channels (submissions in, verdicts out). The loop drains both
 /// every turn, so a few thousand keep it busy; more would only be memory (a channel allocates
@@ -79,6 +83,21 @@ pub struct Handle {
     /// thousands of submissions the engine has no room for.
     stop: Arc<AtomicBool>,
     waker: Arc<Waker>,
+    /// The engine's counters as of the loop's last refresh.
+    snapshot: Arc<Mutex<EngineSnapshot>>,
+}
+
+/// The engine's counters while it runs, refreshed four times a second: what a service's
+/// metrics show ([`Handle::snapshot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineSnapshot {
+    /// The scheduler's counters.
+    pub stats: EngineStats,
+    /// The DNS client's counters.
+    pub resolver: ResolverStats,
+    /// What the scheduler holds: addresses, queues, sessions.
+    pub census: Census,
 }
 
 /// The engine has stopped and takes no more addresses.
@@ -130,6 +149,12 @@ impl Handle {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.wake();
+    }
+
+    /// The engine's counters, as of at most a quarter of a second ago.
+    #[must_use]
+    pub fn snapshot(&self) -> EngineSnapshot {
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn wake(&self) {
@@ -281,15 +306,25 @@ impl Engine {
         let seed = super::os_seed()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let snapshot = Arc::new(Mutex::new(EngineSnapshot::default()));
+        let published = Arc::clone(&snapshot);
         let thread = std::thread::Builder::new()
             .name("mxprobe-engine".into())
-            .spawn(move || run(poll, config, seed, &inboxes, &stopped, consumer))?;
+            .spawn(move || {
+                let shared = Shared {
+                    inboxes: &inboxes,
+                    stop: &stopped,
+                    snapshot: &published,
+                };
+                run(poll, config, seed, &shared, consumer)
+            })?;
         Ok(Self {
             handle: Handle {
                 sender,
                 urgent,
                 stop,
                 waker,
+                snapshot,
             },
             thread,
             notices,
@@ -373,14 +408,26 @@ impl Inboxes {
 }
 
 /// The engine thread: the loop described in the module documentation.
+/// What the engine thread shares with its [`Handle`]s.
+struct Shared<'a> {
+    inboxes: &'a Inboxes,
+    stop: &'a AtomicBool,
+    snapshot: &'a Mutex<EngineSnapshot>,
+}
+
 fn run(
     mut poll: Poll,
     config: Config,
     seed: [u8; 32],
-    inboxes: &Inboxes,
-    stop: &AtomicBool,
+    shared: &Shared<'_>,
     consumer: Consumer,
 ) -> io::Result<EngineReport> {
+    let Shared {
+        inboxes,
+        stop,
+        snapshot,
+    } = *shared;
+    let mut published = Instant::now();
     let mut outbox = Outbox {
         consumer,
         listening: true,
@@ -434,6 +481,19 @@ fn run(
             });
         }
         outbox.hand_out(&mut scheduler);
+        // Fresh every SNAPSHOT_EVERY while busy, and whenever the work runs out, so that an
+        // idle engine's snapshot is its final state.
+        if now.saturating_duration_since(published) >= SNAPSHOT_EVERY || scheduler.is_idle() {
+            published = now;
+            // Never wait for a reader: a busy lock skips this refresh.
+            if let Ok(mut slot) = snapshot.try_lock() {
+                *slot = EngineSnapshot {
+                    stats: scheduler.stats(),
+                    resolver: scheduler.resolver_stats(),
+                    census: scheduler.census(),
+                };
+            }
+        }
         let done = !input_open && scheduler.is_idle();
         let grace_over = stop_deadline.is_some_and(|deadline| now >= deadline);
         if done || grace_over {
@@ -442,6 +502,10 @@ fn run(
         let mut timeout = scheduler
             .poll_timeout()
             .map(|at| at.saturating_duration_since(now));
+        // Keep the snapshot fresh while work is in hand.
+        if !scheduler.is_idle() {
+            timeout = Some(timeout.map_or(SNAPSHOT_EVERY, |t| t.min(SNAPSHOT_EVERY)));
+        }
         if let Some(deadline) = stop_deadline {
             let left = deadline.saturating_duration_since(now);
             timeout = Some(timeout.map_or(left, |t| t.min(left)));

@@ -37,7 +37,7 @@ mod os;
 mod routes;
 mod socket;
 
-pub use engine::{Engine, EngineReport, EngineStopped, Handle, NoResult, Results};
+pub use engine::{Engine, EngineReport, EngineSnapshot, EngineStopped, Handle, NoResult, Results};
 pub use os::{RESERVED_FDS, os_seed, raise_open_files_limit};
 pub use routes::{RouteResolution, resolve_routes};
 use socket::{DnsInput, DnsSockets, SmtpSockets};
