@@ -176,8 +176,12 @@ impl Csv {
         let mut scratch = [0; SCRATCH];
         let line_before = self.reader.line();
         // At most one byte past the limit, so that a record too long stops at the same byte
-        // whatever the chunks. `size <= max_line` holds between calls.
-        let room = (max_line - self.record.size).saturating_add(1).min(SCRATCH);
+        // whatever the chunks. `size <= max_line` holds between calls, unless the limit was
+        // lowered since: then the record is refused.
+        let room = max_line
+            .saturating_sub(self.record.size)
+            .saturating_add(1)
+            .min(SCRATCH);
         let (result, read, written) = self.reader.read_field(input, &mut scratch[..room]);
         let consumed = &input[..read];
         if let Some(nul) = memchr::memchr(0, consumed) {

@@ -226,8 +226,8 @@ impl Json {
         max_line: usize,
     ) -> Result<(), UploadError> {
         let bytes = &chunk[i..i + len];
-        let room = max_line - self.string_len;
-        if let Some(nul) = memchr::memchr(0, &bytes[..bytes.len().min(room + 1)]) {
+        let room = max_line.saturating_sub(self.string_len);
+        if let Some(nul) = memchr::memchr(0, &bytes[..bytes.len().min(room.saturating_add(1))]) {
             return Err(UploadError::Binary {
                 at: Place::Byte(self.offset + (i + nul) as u64),
             });

@@ -84,8 +84,11 @@ impl Lines {
     /// Checks the next `piece` of the current line (bytes without LF) before it is kept: a NUL
     /// byte, or one byte too many.
     fn check(&self, piece: &[u8], max_line: usize) -> Result<(), UploadError> {
-        // `partial` never holds more than `max_line + 1` bytes, so there is room for one more.
-        let room = max_line.saturating_add(2) - self.partial.len();
+        // `partial` holds at most `max_line + 1` bytes, so there is room for one more (unless
+        // the limit was lowered since: then the line is refused).
+        let room = max_line
+            .saturating_add(2)
+            .saturating_sub(self.partial.len());
         let seen = &piece[..piece.len().min(room)];
         let at = Place::Line(self.ended + 1);
         if memchr::memchr(0, seen).is_some() {

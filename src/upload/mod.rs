@@ -53,7 +53,9 @@
 //!   `["a@x.test", "b@y.test"]`. An item's `line` is the element's position in the array, from 1.
 //!   Every element is an item, trimmed like a line, even when blank or starting with `#`: JSON
 //!   has no comments, and each element the client sent gets its result at its position.
-//!   Strings are decoded by `serde_json`; a leading byte-order mark is allowed.
+//!   Strings are decoded by `serde_json`; an escaped control character (`\n`, `\u0000`) is
+//!   decoded and left in the text for `Address::parse` to refuse by name, as a raw one in a
+//!   line is. A leading byte-order mark is allowed.
 //!
 //! **CSV line numbers.** A record's `line` is the `csv` crate's `Position::line`, as `verify`
 //! reports it: the line on which the reader stood when the record before it ended. That is the
@@ -155,7 +157,8 @@ impl Parser {
 
     /// Lines (CSV records, JSON strings) of at most `bytes` bytes, not counting their line
     /// end (or a JSON string's quotes); a longer one is an error. Set it before the first
-    /// [`feed`](Self::feed).
+    /// [`feed`](Self::feed): lowered later, it refuses the line being read if that is already
+    /// longer.
     #[must_use]
     pub fn with_max_line(mut self, bytes: usize) -> Self {
         self.max_line = bytes;

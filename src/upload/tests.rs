@@ -889,6 +889,25 @@ fn a_10_mb_line_is_refused_having_held_no_more_than_max_line() {
 }
 
 #[test]
+fn a_limit_lowered_below_the_line_being_read_refuses_it() {
+    for (format, start) in [
+        (Format::Lines, &b"abcdef"[..]),
+        (by_number(1), b"abcdef"),
+        (Format::Json, b"[\"abcdef"),
+    ] {
+        let mut out = Vec::new();
+        let mut parser = Parser::new(format.clone());
+        parser.feed(start, &mut out).expect("a good start");
+        let mut parser = parser.with_max_line(2);
+        let error = parser.feed(b"g", &mut out).expect_err("too long now");
+        assert!(
+            matches!(error, UploadError::TooLong { limit: 2, .. }),
+            "{format:?}: {error:?}"
+        );
+    }
+}
+
+#[test]
 fn messages_say_what_where_and_what_to_do() {
     let message = |error: UploadError| error.to_string();
     assert_eq!(
