@@ -99,6 +99,8 @@
 //!   `default-features = false`.
 //! - `store` (in `cli`): the on-disk store of jobs, results and the verdict cache (SQLite),
 //!   for long-running front ends.
+//! - `upload` (in `cli`): the streaming parser of bulk-job uploads (plain lines, a JSON array of
+//!   strings, CSV), sans-IO and in bounded memory, for the HTTP service.
 
 #![deny(missing_docs)]
 
@@ -114,6 +116,8 @@ pub mod sim;
 pub mod smtp;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "upload")]
+pub mod upload;
 pub mod verdict;
 
 pub use config::{Config, ConfigBuilder, ConfigError};

@@ -16,13 +16,14 @@ mod checks;
 /// A target's property check: panics if a guarantee is broken.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
     ("address", checks::address),
     ("dns_response", checks::dns_response),
     ("session", checks::session),
+    ("upload", checks::upload),
 ];
 
 fn files_of(target: &str) -> Vec<PathBuf> {
@@ -101,6 +102,12 @@ fn dns_response_corpus_holds() {
 fn session_corpus_holds() {
     let (name, check) = TARGETS[5];
     assert!(replay(name, check) > 0, "the session seeds are missing");
+}
+
+#[test]
+fn upload_corpus_holds() {
+    let (name, check) = TARGETS[6];
+    assert!(replay(name, check) > 0, "the upload seeds are missing");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The properties the fuzz targets check, one function per target.
 //!
-//! Each function takes arbitrary bytes and panics if a guarantee of `mxprobe::smtp` is broken.
+//! Each function takes arbitrary bytes and panics if a guarantee of `mxprobe` is broken.
 //! The fuzz targets in `fuzz_targets/` call them under libFuzzer (nightly); the regression test
 //! `tests/fuzz_corpus.rs` of the main crate includes this file and replays every seed, corpus
 //! and artifact file through them on stable Rust, so CI catches regressions without nightly.
@@ -773,4 +773,101 @@ pub fn session(data: &[u8]) {
         let verb = body.split(|&b| b == b' ').next().unwrap_or_default();
         assert!(verb != b"DATA" && verb != b"BDAT", "DATA or BDAT written");
     }
+}
+
+/// Target `upload`: a body for the job-upload parser (`mxprobe::upload`). The first byte
+/// chooses the format (plain lines, JSON, CSV by column 1, 2 or 3 or by the name `email`) and
+/// the line limit (64 KiB, or 2, 8 or 40 bytes, so that every limit is reachable); the second
+/// chooses a split point; the rest is the body.
+///
+/// - the parser never panics, and every error has a message;
+/// - the outcome (the items, then the error if any) is the same whole, in two chunks cut at
+///   the chosen point, in random pieces, and one byte at a time;
+/// - after every chunk the parser holds at most `max_line + 2` bytes, plus 2 KiB of a CSV
+///   header's names;
+/// - every item's text is at most `max_line` bytes, with no space around it; line numbers
+///   never go back (plain lines and JSON elements only go forward), and a plain line's text
+///   has no LF.
+pub fn upload(data: &[u8]) {
+    use mxprobe::upload::{Column, Format, MAX_LINE};
+    use std::num::NonZeroUsize;
+
+    let [choice, split, body @ ..] = data else {
+        return;
+    };
+    let number = |n| Column::Number(NonZeroUsize::new(n).expect("columns count from 1"));
+    let format = match choice % 8 {
+        0 | 1 => Format::Lines,
+        2 | 3 => Format::Json,
+        4 => Format::Csv(number(1)),
+        5 => Format::Csv(number(2)),
+        6 => Format::Csv(number(3)),
+        _ => Format::Csv(Column::Name("email".into())),
+    };
+    let max_line = match choice >> 6 {
+        0 => MAX_LINE,
+        1 => 2,
+        2 => 8,
+        _ => 40,
+    };
+    let whole = upload_in(&format, max_line, &[body]);
+    let at = usize::from(*split) * body.len() / 255;
+    let (a, b) = body.split_at(at);
+    let mut rng = SplitRng::new(data);
+    for chunks in [vec![a, b], rng.chunks(body, 64), body.chunks(1).collect()] {
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(
+            upload_in(&format, max_line, &chunks),
+            whole,
+            "{format:?}, max_line {max_line}: splitting into {sizes:?} changed the outcome of \"{}\"",
+            show(body)
+        );
+    }
+    let (items, error) = &whole;
+    if let Some(error) = error {
+        assert!(!error.to_string().is_empty());
+    }
+    let strictly = matches!(format, Format::Lines | Format::Json);
+    for pair in items.windows(2) {
+        let (before, after) = (pair[0].line, pair[1].line);
+        assert!(
+            after > before || (!strictly && after == before),
+            "{format:?}: line {after} after line {before}"
+        );
+    }
+    for item in items {
+        assert!(item.line >= 1 && item.text.len() <= max_line, "{item:?}");
+        let trimmed = item
+            .text
+            .trim_matches(|c: char| (c.is_whitespace() && !c.is_control()) || c == '\u{feff}');
+        assert_eq!(trimmed, item.text, "{format:?}: spaces around {item:?}");
+        if format == Format::Lines {
+            assert!(!item.text.contains('\n'), "LF in {item:?}");
+        }
+    }
+}
+
+/// Feeds an upload's `chunks` in order and finishes it: its items, then its error, if any.
+fn upload_in(
+    format: &mxprobe::upload::Format,
+    max_line: usize,
+    chunks: &[&[u8]],
+) -> (
+    Vec<mxprobe::upload::Item>,
+    Option<mxprobe::upload::UploadError>,
+) {
+    let mut parser = mxprobe::upload::Parser::new(format.clone()).with_max_line(max_line);
+    let mut items = Vec::new();
+    for chunk in chunks {
+        if let Err(error) = parser.feed(chunk, &mut items) {
+            return (items, Some(error));
+        }
+        assert!(
+            parser.buffered() <= max_line + 2 + 2048,
+            "{format:?} holds {} bytes with lines of {max_line}",
+            parser.buffered()
+        );
+    }
+    let error = parser.finish(&mut items).err();
+    (items, error)
 }

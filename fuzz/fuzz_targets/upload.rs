@@ -1,0 +1,5 @@
+//! Fuzz target `upload`: see `mxprobe_fuzz::upload` for the properties it checks.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mxprobe_fuzz::upload(data));
