@@ -67,6 +67,7 @@ mod suggest;
 
 pub use domain::MAX_DNS_NAME_LEN;
 pub use flags::{DomainKind, Flags, domain_kind, is_role_account};
+pub(crate) use suggest::popular_provider;
 pub use suggest::suggest_domain;
 
 /// A checked, normalised mailbox, ready for `RCPT TO:<…>`.

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 struct World {
     dns: DnsResponder,
-    _farm: SmtpFarm,
+    farm: SmtpFarm,
     port: u16,
 }
 
@@ -65,11 +65,7 @@ fn world_with_slow_latency(slow_latency: Duration) -> World {
     }
     zone.a("mx.slow.test", slow);
     let dns = DnsResponder::start(zone).expect("dns");
-    World {
-        dns,
-        _farm: farm,
-        port,
-    }
+    World { dns, farm, port }
 }
 
 impl World {
@@ -608,4 +604,54 @@ fn mail_servers_in_private_ranges_need_allow_private_mx() {
         text.contains("127.0.0.61 (special-purpose: 127.0.0.0/8 (loopback, RFC 1122))"),
         "{text}"
     );
+}
+
+/// With --store, a second run of the same list probes nothing: every verdict it can reuse comes
+/// from the store, in any format, the same as the first run gave.
+#[test]
+fn a_list_verified_twice_with_a_store_is_probed_once() {
+    let world = world();
+    let store = temp("verify-store.db");
+    std::fs::remove_file(&store).ok();
+    let list = "alice@shop.test\nnobody@shop.test\nnot an address\nuser3@d3.slow.test\n";
+    let run_with_store = |format: &str| {
+        let mut command = world.command();
+        command
+            .args(["--format", format, "--input", "-", "--store"])
+            .arg(&store);
+        let output = run(command, Some(list.as_bytes()));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    };
+    let first = jsonl(&run_with_store("jsonl"));
+    let rcpts = world.farm.stats().rcpt_commands;
+    assert!(rcpts >= 3, "the first run probes");
+    let second = jsonl(&run_with_store("jsonl"));
+    assert_eq!(
+        world.farm.stats().rcpt_commands,
+        rcpts,
+        "the second run probes nothing"
+    );
+    let (first, second) = (by_line(&first), by_line(&second));
+    assert_eq!(first.len(), 4);
+    for (line, record) in &first {
+        let mut again = second[line].clone();
+        let mut record = (*record).clone();
+        record["elapsed_ms"] = Value::Null;
+        again["elapsed_ms"] = Value::Null;
+        assert_eq!(again, record);
+    }
+    let csv = run_with_store("csv");
+    assert_eq!(world.farm.stats().rcpt_commands, rcpts);
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("1,alice@shop.test,deliverable,accepted")),
+        "{csv}"
+    );
+    std::fs::remove_file(&store).ok();
 }

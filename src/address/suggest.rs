@@ -68,6 +68,13 @@ pub(super) const POPULAR_PROVIDERS: [&str; 48] = [
     "bol.com.br",
 ];
 
+/// The popular provider named `name`, as the static string suggestions are made of.
+pub(crate) fn popular_provider(name: &str) -> Option<&'static str> {
+    POPULAR_PROVIDERS
+        .into_iter()
+        .find(|provider| *provider == name)
+}
+
 /// The popular provider `domain` is probably a misspelling of, if any.
 ///
 /// ```

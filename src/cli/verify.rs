@@ -18,7 +18,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Args;
 
@@ -28,6 +28,8 @@ use super::input::{Column, Input, Item, count_lines};
 use super::output::{Tally, Writer};
 use super::progress::{Progress, summary};
 use super::resume::{DoneLines, read_done};
+use mxprobe::address::Address;
+use mxprobe::store::Store;
 use mxprobe::{Engine, Handle, NoResult, Reason, VerifyResult};
 
 /// Verdicts the engine remembers for later repeats of a mailbox (a few hundred bytes each: 20,000
@@ -74,6 +76,12 @@ pub struct VerifyArgs {
     #[command(flatten)]
     engine: EngineArgs,
 
+    /// Keep verdicts in this SQLite file (the store `mxprobe serve` uses) and answer repeats
+    /// from it: a mailbox with a fresh verdict there is not probed again (each reason has its
+    /// time to live; unknowns are never reused).
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+
     /// No progress line and no summary on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -86,7 +94,12 @@ struct Shared {
     progress: Progress,
     transcript: bool,
     failed: Option<String>,
+    /// The store of `--store`, and the verdicts not yet cached in it.
+    store: Option<(Store, Vec<VerifyResult>)>,
 }
+
+/// Verdicts cached in one transaction at most.
+const CACHE_BATCH: usize = 1_000;
 
 impl Shared {
     fn write(&mut self, result: &VerifyResult) {
@@ -107,8 +120,35 @@ impl Shared {
         self.progress.update(&self.tally);
     }
 
+    /// Writes a verdict the engine gave, and keeps it for the store.
+    fn write_probed(&mut self, result: VerifyResult) {
+        self.write(&result);
+        if let Some((_, pending)) = &mut self.store {
+            pending.push(result);
+            if pending.len() >= CACHE_BATCH {
+                self.save();
+            }
+        }
+    }
+
+    /// Caches the verdicts kept for the store.
+    fn save(&mut self) {
+        let Some((store, pending)) = &mut self.store else {
+            return;
+        };
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(e) = store.cache_all(pending, SystemTime::now()) {
+            self.failed
+                .get_or_insert(format!("--store: cannot keep the verdicts: {e}"));
+        }
+        pending.clear();
+    }
+
     /// Writes out what is buffered: nothing more is at hand for now.
     fn flush(&mut self) {
+        self.save();
         if self.failed.is_none()
             && let Err(e) = self.writer.flush()
         {
@@ -125,7 +165,9 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// Runs `verify`; returns the exit status.
 pub fn run(args: VerifyArgs) -> Result<u8, String> {
     let started = Instant::now();
-    let config = args.engine.config(REMEMBERED)?;
+    let config = args
+        .engine
+        .config(|builder| builder.remember_results(REMEMBERED))?;
     let format = args.format.unwrap_or(match &args.output {
         None if std::io::stdout().is_terminal() => Format::Human,
         _ => Format::Jsonl,
@@ -177,6 +219,17 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         None => Some(args.addresses.len() as u64),
     };
     let resumed = done.len();
+    // The store is made (if new) before its reader opens it beside the writer.
+    let (store, cache) = match &args.store {
+        Some(path) => {
+            let store =
+                Store::open(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
+            let reader =
+                Store::open_reader(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
+            (Some(store), Some(reader))
+        }
+        None => (None, None),
+    };
 
     let (engine, results) =
         Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;
@@ -189,6 +242,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         progress: Progress::new(show_progress, total, resumed),
         transcript: args.engine.transcript,
         failed: None,
+        store: store.map(|store| (store, Vec::new())),
     }));
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -203,7 +257,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         let interrupted = Arc::clone(&interrupted);
         std::thread::Builder::new()
             .name("mxprobe-input".into())
-            .spawn(move || read_input(input, &done, &handle, &shared, &interrupted))
+            .spawn(move || read_input(input, &done, &handle, &shared, &interrupted, cache.as_ref()))
             .map_err(|e| format!("cannot start the input thread: {e}"))?
     };
 
@@ -220,7 +274,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
             }
             Err(NoResult::Ended) => break,
         };
-        lock(&shared).write(&result);
+        lock(&shared).write_probed(result);
     }
     lock(&shared).flush();
     let report = engine
@@ -263,6 +317,7 @@ fn read_input(
     handle: &Handle,
     shared: &Mutex<Shared>,
     interrupted: &AtomicBool,
+    cache: Option<&Store>,
 ) -> Option<String> {
     let outcome = loop {
         if interrupted.load(Ordering::SeqCst) {
@@ -279,7 +334,9 @@ fn read_input(
                 lock(shared).write(&unreadable(line, text, detail));
             }
             Item::Address { line, text } => {
-                if handle.submit(text, line).is_err() {
+                if let Some(cached) = cache.and_then(|store| cached(store, &text, line)) {
+                    lock(shared).write(&cached);
+                } else if handle.submit(text, line).is_err() {
                     break None;
                 }
             }
@@ -287,6 +344,16 @@ fn read_input(
     };
     handle.finish();
     outcome
+}
+
+/// The fresh verdict `cache` has for the mailbox of `text`, given to this line.
+fn cached(cache: &Store, text: &str, line: u64) -> Option<VerifyResult> {
+    let mailbox = Address::parse(text).ok()?;
+    let record = cache.cached(mailbox.mailbox(), SystemTime::now()).ok()??;
+    let mut result = VerifyResult::from_record_json(&record).ok()?;
+    result.tag = line;
+    result.address = text.to_owned();
+    Some(result)
 }
 
 /// The verdict of a line that cannot be read.

@@ -216,5 +216,7 @@ impl Serialize for Flags {
     }
 }
 
+mod read_back;
+
 #[cfg(test)]
 mod tests;

@@ -100,3 +100,38 @@ fn every_reason_serializes_as_its_schema_name() {
         );
     }
 }
+
+/// A record read back writes out as the same record, whatever it holds.
+#[test]
+fn a_record_read_back_is_the_same_record() {
+    let mut multi_line = accepted();
+    multi_line.smtp = Some(reply(
+        b"550-5.1.1 <bob@example.com>: no such user\r\n550-see https://example.com/x\r\n550 5.1.1 bye\r\n",
+    ));
+    multi_line.reason = Reason::MailboxNotFound;
+    multi_line.suggestion = Some("gmail.com");
+    multi_line.transcript = Some("S: 220 hi\nC: EHLO x".into());
+    multi_line.detail = Some("a \"quoted\" detail".into());
+    let mut no_enhanced = accepted();
+    no_enhanced.smtp = Some(reply(b"250 OK\r\n"));
+    let mut not_utf8 = accepted();
+    not_utf8.smtp = Some(reply(b"550 caf\xe9 au lait\r\n"));
+    let invalid = VerifyResult::decided(3, "not an address", None, Reason::InvalidSyntax, None);
+    for result in [accepted(), multi_line, no_enhanced, not_utf8, invalid] {
+        let json = serde_json::to_string(&result.record()).unwrap();
+        let back = VerifyResult::from_record_json(&json).unwrap();
+        assert_eq!(serde_json::to_string(&back.record()).unwrap(), json);
+        assert_eq!(back.tag, result.tag);
+        assert_eq!(back.mailbox.is_some(), result.mailbox.is_some(), "{json}");
+    }
+    for broken in [
+        "",
+        "{}",
+        r#"{"address":"a","reason":"no_such_reason"}"#,
+        &serde_json::to_string(&accepted().record())
+            .unwrap()
+            .replace("\"suggestion\":null", "\"suggestion\":\"evil.example\""),
+    ] {
+        assert!(VerifyResult::from_record_json(broken).is_err(), "{broken}");
+    }
+}

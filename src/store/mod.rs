@@ -586,6 +586,20 @@ impl Store {
         cache_in(&self.conn, result, &record, now)
     }
 
+    /// Caches each of `results` for its reason's TTL, in one transaction.
+    pub fn cache_all(
+        &mut self,
+        results: &[VerifyResult],
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for result in results {
+            cache_in(&tx, result, &json(result)?, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Drops cached verdicts whose time has passed; returns how many.
     pub fn expire(&mut self, now: SystemTime) -> Result<usize, StoreError> {
         Ok(self.conn.execute(

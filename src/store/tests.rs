@@ -102,7 +102,9 @@ fn lines_keep_the_numbers_they_were_given() {
     );
     let cached = (5, Reason::Accepted, r#"{"address":"b@x.test"}"#.to_owned());
     assert_eq!(
-        store.save_records(&id, &[cached.clone()], at(1)).unwrap(),
+        store
+            .save_records(&id, std::slice::from_ref(&cached), at(1))
+            .unwrap(),
         1
     );
     assert_eq!(store.save_records(&id, &[cached], at(1)).unwrap(), 0);
@@ -247,6 +249,25 @@ fn verdicts_are_cached_for_their_reasons_ttl_and_unknowns_not_at_all() {
         1,
         "the domain's verdict"
     );
+}
+
+#[test]
+fn results_cached_together_are_each_cached() {
+    let mut store = Store::open_in_memory().unwrap();
+    let results = [
+        result(1, "a@x.test", Reason::Accepted),
+        result(2, "b@x.test", Reason::Timeout),
+        result(3, "c@x.test", Reason::MailboxNotFound),
+    ];
+    store.cache_all(&results, at(0)).unwrap();
+    assert!(store.cached("a@x.test", at(1)).unwrap().is_some());
+    assert!(
+        store.cached("b@x.test", at(1)).unwrap().is_none(),
+        "unknowns are not kept"
+    );
+    let record = store.cached("c@x.test", at(1)).unwrap().unwrap();
+    let back = VerifyResult::from_record_json(&record).unwrap();
+    assert_eq!((back.reason, back.tag), (Reason::MailboxNotFound, 3));
 }
 
 #[test]
