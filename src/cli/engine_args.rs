@@ -1,5 +1,9 @@
 //! The engine's flags, shared by the commands that run the engine (`verify`, `serve`): who
 //! mxprobe says it is, where it asks DNS, how hard it pushes servers, and how long it waits.
+//!
+//! Each flag can also be set in the environment (`MXPROBE_` and its name: `MXPROBE_FROM`,
+//! `MXPROBE_DNS_SERVERS` with commas between several), for services run by a supervisor; a
+//! flag given on the command line wins.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -7,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 
 use mxprobe::dns::parse_server;
-use mxprobe::{Config, ConfigError};
+use mxprobe::{Config, ConfigBuilder, ConfigError};
 
 /// The engine's settings, as flags.
 #[derive(Debug, Clone, Args)]
@@ -15,82 +19,127 @@ pub struct EngineArgs {
     /// The sender in MAIL FROM (`<>` for the null sender). Use a real mailbox on a domain you
     /// control, with SPF and a reverse DNS that matches --helo: servers check senders, and
     /// greylisters key on them.
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS", env = "MXPROBE_FROM")]
     pub from: String,
 
     /// The name in EHLO: the DNS name of the machine mxprobe runs on, whose A record and
     /// reverse DNS match its address [default: the domain of --from].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "MXPROBE_HELO")]
     pub helo: Option<String>,
 
     /// A nameserver to ask instead of those in /etc/resolv.conf, as IP or IP:PORT (repeatable).
-    #[arg(long = "dns-server", value_name = "IP[:PORT]", value_parser = parse_dns_server)]
+    #[arg(
+        long = "dns-server",
+        value_name = "IP[:PORT]",
+        value_parser = parse_dns_server,
+        env = "MXPROBE_DNS_SERVERS",
+        value_delimiter = ','
+    )]
     pub dns_servers: Vec<SocketAddr>,
 
     /// Seconds to wait for one DNS answer before asking the next server [default:
     /// resolv.conf's timeout, or 5].
-    #[arg(long = "dns-timeout", value_name = "SECS")]
+    #[arg(long = "dns-timeout", value_name = "SECS", env = "MXPROBE_DNS_TIMEOUT")]
     pub dns_timeout: Option<u64>,
 
     /// The port mail servers listen on. Change it only to point mxprobe at test servers.
-    #[arg(long = "smtp-port", value_name = "PORT", default_value_t = 25)]
+    #[arg(
+        long = "smtp-port",
+        value_name = "PORT",
+        default_value_t = 25,
+        env = "MXPROBE_SMTP_PORT"
+    )]
     pub smtp_port: u16,
 
     /// A source address to connect from (repeatable: used round-robin per domain, so retries
     /// keep the address greylisters key on).
-    #[arg(long = "source-ip", value_name = "IP")]
+    #[arg(
+        long = "source-ip",
+        value_name = "IP",
+        env = "MXPROBE_SOURCE_IPS",
+        value_delimiter = ','
+    )]
     pub source_ips: Vec<IpAddr>,
 
     /// SMTP sessions at once (lowered, with a notice, if the open-file limit does not allow).
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        env = "MXPROBE_CONCURRENCY"
+    )]
     pub concurrency: usize,
 
     /// Sessions at once per MX address: many domains share one server, and politeness is
     /// owed to the server.
-    #[arg(long = "per-mx", value_name = "N", default_value_t = 4)]
+    #[arg(
+        long = "per-mx",
+        value_name = "N",
+        default_value_t = 4,
+        env = "MXPROBE_PER_MX"
+    )]
     pub per_mx: usize,
 
     /// New connections per second per domain (0: no limit).
-    #[arg(long = "domain-rate", value_name = "PER_SEC", default_value_t = 10.0)]
+    #[arg(
+        long = "domain-rate",
+        value_name = "PER_SEC",
+        default_value_t = 10.0,
+        env = "MXPROBE_DOMAIN_RATE"
+    )]
     pub domain_rate: f64,
 
     /// Seconds to wait for each reply (and the connection); a session may take six times
     /// that in all. Slower servers get unknown/timeout, never a verdict.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "MXPROBE_TIMEOUT"
+    )]
     pub timeout: u64,
 
     /// How often an address answered 4xx (greylisting) is asked again.
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(long, value_name = "N", default_value_t = 2, env = "MXPROBE_RETRIES")]
     pub retries: u32,
 
     /// Seconds before the first retry; each later one waits twice as long. Greylisters
     /// usually want 1 to 5 minutes.
-    #[arg(long = "retry-delay", value_name = "SECS", default_value_t = 120)]
+    #[arg(
+        long = "retry-delay",
+        value_name = "SECS",
+        default_value_t = 120,
+        env = "MXPROBE_RETRY_DELAY"
+    )]
     pub retry_delay: u64,
 
     /// Do not ask a random address at each domain to detect catch-all domains.
-    #[arg(long = "no-catch-all")]
+    #[arg(long = "no-catch-all", env = "MXPROBE_NO_CATCH_ALL")]
     pub no_catch_all: bool,
 
     /// Probe address literals (user@[192.0.2.1]); by default they are refused.
-    #[arg(long = "allow-literals")]
+    #[arg(long = "allow-literals", env = "MXPROBE_ALLOW_LITERALS")]
     pub allow_literals: bool,
 
     /// Connect to mail servers at special-purpose addresses (RFC 6890: loopback, private,
     /// link-local, CGNAT, documentation, unique-local...). By default they are refused, with
     /// undeliverable/no_mail_server, so that a domain pointed at your own network cannot aim
     /// the prober there. For tests, simulators and intranets.
-    #[arg(long = "allow-private-mx")]
+    #[arg(long = "allow-private-mx", env = "MXPROBE_ALLOW_PRIVATE_MX")]
     pub allow_private_mx: bool,
 
     /// Add the SMTP conversation to each verdict.
-    #[arg(long)]
+    #[arg(long, env = "MXPROBE_TRANSCRIPT")]
     pub transcript: bool,
 }
 
 impl EngineArgs {
-    /// The engine's configuration from the flags; an error names the flag to fix.
-    pub fn config(&self, remember: usize) -> Result<Config, String> {
+    /// The engine's configuration from the flags, with what the command adds (`adjust`); an
+    /// error names the flag to fix.
+    pub fn config(
+        &self,
+        adjust: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    ) -> Result<Config, String> {
         let args = self;
         let mut builder = Config::builder()
             .sender(args.from.as_str())
@@ -105,8 +154,7 @@ impl EngineArgs {
             .allow_address_literals(args.allow_literals)
             .allow_private_mx(args.allow_private_mx)
             .source_ips(args.source_ips.iter().copied())
-            .transcript(args.transcript)
-            .remember_results(remember);
+            .transcript(args.transcript);
         if let Some(helo) = &args.helo {
             builder = builder.helo_name(helo.as_str());
         }
@@ -116,7 +164,7 @@ impl EngineArgs {
         if let Some(secs) = args.dns_timeout {
             builder = builder.dns_timeout(Duration::from_secs(secs.max(1)));
         }
-        builder.build().map_err(|e| {
+        adjust(builder).build().map_err(|e| {
             let flag = match &e {
                 ConfigError::NoSender | ConfigError::Sender { .. } => "--from",
                 ConfigError::NoHeloName | ConfigError::HeloName { .. } => "--helo",

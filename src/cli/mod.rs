@@ -15,12 +15,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod config_file;
 mod engine_args;
 mod input;
 mod mx;
 mod output;
 mod progress;
 mod resume;
+mod serve;
 mod verify;
 
 /// Tells whether a mailbox exists without sending mail: DNS MX lookup, then EHLO, MAIL FROM,
@@ -48,6 +50,24 @@ enum Command {
     /// responder on threads of this process): a verdict table, then throughput, time per
     /// address, CPU and memory, and what the bottleneck was. Needs no network.
     Bench(Box<bench::BenchArgs>),
+    /// Run the HTTP service: POST /v1/verify for one address in real time, /v1/jobs for bulk
+    /// lists (uploaded, watched, downloaded as CSV or JSON Lines), a page for people at /, and
+    /// /metrics. Jobs and verdicts are kept in a SQLite store that survives crashes.
+    Serve(Box<serve::ServeArgs>),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell):
+    /// `mxprobe completions bash > /etc/bash_completion.d/mxprobe`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), made from the same definitions as --help:
+    /// `mxprobe man > /usr/local/share/man/man1/mxprobe.1`. With a subcommand's name, that
+    /// subcommand's page (`mxprobe man serve > mxprobe-serve.1`).
+    Man {
+        /// A subcommand (verify, mx, bench, serve); none for the main page.
+        command: Option<String>,
+    },
 }
 
 /// How results are written.
@@ -72,13 +92,63 @@ impl Format {
     }
 }
 
+/// Writes the completion script for `shell` to standard output.
+fn completions(shell: clap_complete::Shell) -> Result<(), String> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut command, "mxprobe", &mut out);
+    std::io::Write::flush(&mut out).map_err(|e| format!("cannot write the script: {e}"))
+}
+
+/// Writes the manual page of mxprobe, or of one of its subcommands, to standard output.
+fn man(subcommand: Option<&str>) -> Result<(), String> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let page = match subcommand {
+        None => command,
+        Some(name) => {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|sub| sub.get_name().to_owned())
+                .collect();
+            command
+                .find_subcommand(name)
+                .cloned()
+                .map(|sub| sub.name(format!("mxprobe-{name}")))
+                .ok_or_else(|| format!("no subcommand {name:?}; there are: {}", names.join(", ")))?
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| format!("cannot write the page: {e}"))
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match config_file::expand::<Cli>(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "the CLI reports fatal errors on stderr"
+            )]
+            {
+                eprintln!("mxprobe: {message}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command {
         Command::Verify(args) => verify::run(*args),
         Command::Mx(args) => mx::run(args).map(|()| 0),
         Command::Bench(args) => bench::run(*args),
+        Command::Serve(args) => serve::run(*args),
+        Command::Completions { shell } => completions(shell).map(|()| 0),
+        Command::Man { command } => man(command.as_deref()).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -119,11 +119,51 @@ fn csv_line(buffer: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
         record.attempts.to_string(),
         record.elapsed_ms.to_string(),
     ];
+    csv_fields(buffer, &fields)
+}
+
+/// The CSV row of a record as its JSON (as the store keeps it): the same row
+/// [`Writer`] writes for the record itself.
+pub fn csv_line_from_json(buffer: &mut Vec<u8>, record: &serde_json::Value) -> io::Result<()> {
+    // A JSON value as a CSV cell: text as it is, numbers and booleans as written, null empty.
+    let cell = |value: Option<&serde_json::Value>| match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    };
+    let field = |name: &str| cell(record.get(name));
+    let smtp = |name: &str| cell(record.get("smtp").and_then(|smtp| smtp.get(name)));
+    let flag = |name: &str| cell(record.get("flags").and_then(|flags| flags.get(name)));
+    let fields: [String; 18] = [
+        field("line"),
+        field("address"),
+        field("verdict"),
+        field("reason"),
+        field("detail"),
+        field("domain"),
+        field("mx"),
+        field("ip"),
+        smtp("code"),
+        smtp("enhanced"),
+        smtp("message").replace('\n', " "),
+        field("catch_all"),
+        flag("role"),
+        flag("disposable"),
+        flag("free"),
+        field("suggestion"),
+        field("attempts"),
+        field("elapsed_ms"),
+    ];
+    csv_fields(buffer, &fields)
+}
+
+/// One CSV row of `fields`, without its terminator.
+fn csv_fields(buffer: &mut Vec<u8>, fields: &[String; 18]) -> io::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .terminator(csv::Terminator::Any(b'\r'))
         .from_writer(Vec::new());
-    writer.write_record(&fields).map_err(io::Error::other)?;
+    writer.write_record(fields).map_err(io::Error::other)?;
     let mut bytes = writer
         .into_inner()
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -231,5 +271,66 @@ mod tests {
         );
         assert_eq!(printable("a\u{1b}[2J@x.test\t"), "a\\u{1b}[2J@x.test\\t");
         assert_eq!(printable("a\u{85}@x.test"), "a\\u{85}@x.test");
+    }
+
+    /// The service writes CSV from stored JSON; `verify` from the record: the rows are the
+    /// same, byte for byte.
+    #[test]
+    fn csv_from_the_stored_json_is_csv_from_the_record() {
+        use mxprobe::smtp::reply::{Limits, Status, parse_reply};
+        use mxprobe::{Reason, VerifyResult};
+        let Ok(Status::Complete(reply)) = parse_reply(
+            b"550-5.1.1 no such user, \"sorry\"\r\n550 5.1.1 try, again\r\n",
+            &Limits::DEFAULT,
+        ) else {
+            panic!("a reply");
+        };
+        let mut rich = VerifyResult {
+            mailbox: Some("bob@example.com".into()),
+            domain: Some("example.com".into()),
+            mx: Some("mx.example.com".into()),
+            ip: Some("192.0.2.7".parse().unwrap()),
+            smtp: Some(reply.into_owned()),
+            catch_all: Some(false),
+            suggestion: Some("gmail.com"),
+            attempts: 2,
+            elapsed: std::time::Duration::from_millis(1234),
+            ..decided(7, "Bob, <bob@example.com>", Reason::MailboxNotFound)
+        };
+        rich.flags.role = true;
+        let bare = decided(1, "not an address", Reason::InvalidSyntax);
+        let mut detailed = decided(3, "x@y.test", Reason::Timeout);
+        detailed.detail = Some("no reply within 30s, \"then\" nothing".into());
+        for result in [rich, bare, detailed] {
+            let record = result.record();
+            let (mut direct, mut stored) = (Vec::new(), Vec::new());
+            csv_line(&mut direct, &record).unwrap();
+            let json = serde_json::to_value(record).unwrap();
+            csv_line_from_json(&mut stored, &json).unwrap();
+            assert_eq!(
+                String::from_utf8(stored).unwrap(),
+                String::from_utf8(direct).unwrap()
+            );
+        }
+    }
+
+    fn decided(line: u64, text: &str, reason: mxprobe::Reason) -> mxprobe::VerifyResult {
+        mxprobe::VerifyResult {
+            tag: line,
+            address: text.into(),
+            mailbox: None,
+            domain: None,
+            reason,
+            detail: None,
+            mx: None,
+            ip: None,
+            smtp: None,
+            catch_all: None,
+            flags: mxprobe::address::Flags::default(),
+            suggestion: None,
+            attempts: 0,
+            elapsed: std::time::Duration::ZERO,
+            transcript: None,
+        }
     }
 }

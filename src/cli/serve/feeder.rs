@@ -1,0 +1,169 @@
+//! The feeder: a thread that takes jobs' unanswered lines from the store and gives them to
+//! the engine — a chunk from each running job in turn, so that a big job does not starve the
+//! next — while keeping at most a window of lines in flight (submitted, not yet saved).
+//!
+//! A line whose mailbox has a fresh verdict in the cache is answered from it without a probe:
+//! the same list twice probes nothing twice. Jobs left running by a crash or a restart are
+//! picked up at start; each line is asked until its verdict is saved, and saved only once.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use mxprobe::address::Address;
+use mxprobe::store::{JobId, Store};
+use mxprobe::{Handle, Reason};
+
+use super::records::cached_record;
+use super::tags::{MAX_SLOT, Tag};
+use super::writer::{Op, Slots};
+
+/// Lines taken from one job before the next job's turn.
+const CHUNK: usize = 256;
+
+/// What the feeder is told.
+pub enum Feed {
+    /// A job was committed: start its work.
+    Job(JobId),
+    /// A job was cancelled: submit no more of it.
+    Cancel(JobId),
+    /// The service is shutting down.
+    Stop,
+}
+
+struct Running {
+    id: JobId,
+    slot: u32,
+    /// The last line submitted or answered from the cache.
+    cursor: u64,
+}
+
+/// Everything the feeder works with.
+pub struct Feeder {
+    pub store: PathBuf,
+    pub handle: Handle,
+    pub slots: Slots,
+    pub in_flight: Arc<AtomicUsize>,
+    /// Lines in flight at most.
+    pub window: usize,
+    pub writer: Sender<Op>,
+    pub inbox: Receiver<Feed>,
+    pub room: Receiver<()>,
+}
+
+impl Feeder {
+    /// Starts the feeder thread.
+    pub fn start(self) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("mxprobe-feeder".into())
+            .spawn(move || {
+                if let Err(e) = self.run() {
+                    #[allow(clippy::print_stderr, reason = "the service logs to stderr")]
+                    {
+                        eprintln!("mxprobe serve: the feeder stopped: {e}; restart the service");
+                    }
+                }
+            })
+    }
+
+    fn run(self) -> Result<(), String> {
+        let reader = Store::open_reader(&self.store).map_err(|e| e.to_string())?;
+        let mut running: VecDeque<Running> = VecDeque::new();
+        let mut next_slot: u32 = 0;
+        let mut start = |id: JobId, running: &mut VecDeque<Running>| -> Result<(), String> {
+            if next_slot > MAX_SLOT {
+                return Err("out of job slots; restart the service".into());
+            }
+            let slot = next_slot;
+            next_slot += 1;
+            self.slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(slot, id.clone());
+            running.push_back(Running {
+                id,
+                slot,
+                cursor: 0,
+            });
+            Ok(())
+        };
+        for id in reader.running_jobs().map_err(|e| e.to_string())? {
+            start(id, &mut running)?;
+        }
+        loop {
+            // Orders first.
+            loop {
+                let feed = if running.is_empty() {
+                    match self.inbox.recv_timeout(Duration::from_secs(1)) {
+                        Ok(feed) => feed,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                } else {
+                    match self.inbox.try_recv() {
+                        Ok(feed) => feed,
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => return Ok(()),
+                    }
+                };
+                match feed {
+                    Feed::Job(id) => start(id, &mut running)?,
+                    Feed::Cancel(id) => running.retain(|job| job.id != id),
+                    Feed::Stop => return Ok(()),
+                }
+            }
+            let Some(mut job) = running.pop_front() else {
+                continue;
+            };
+            if self.in_flight.load(Ordering::SeqCst) >= self.window {
+                running.push_front(job);
+                // Saved verdicts ring; a missed ring costs at most this wait.
+                let _ = self.room.recv_timeout(Duration::from_millis(50));
+                continue;
+            }
+            let lines = reader
+                .unanswered(&job.id, job.cursor, CHUNK)
+                .map_err(|e| e.to_string())?;
+            let Some(&(last, _)) = lines.last() else {
+                // Every line is submitted or answered: the job's turns are over. Its slot
+                // stays, for the verdicts still in flight.
+                continue;
+            };
+            job.cursor = last;
+            let now = SystemTime::now();
+            let mut records: Vec<(u64, Reason, String)> = Vec::new();
+            for (line, text) in lines {
+                if let Some((reason, record)) = from_cache(&reader, &text, line, now) {
+                    records.push((line, reason, record));
+                    continue;
+                }
+                self.in_flight.fetch_add(1, Ordering::SeqCst);
+                let tag = Tag::Line {
+                    slot: job.slot,
+                    line,
+                };
+                if self.handle.submit(text, tag.pack()).is_err() {
+                    return Err("the engine has stopped".into());
+                }
+            }
+            if !records.is_empty() {
+                let _ = self.writer.send(Op::Records {
+                    job: job.id.clone(),
+                    records,
+                });
+            }
+            running.push_back(job);
+        }
+    }
+}
+
+/// The cached verdict for `text` on `line`, if its mailbox has a fresh one.
+fn from_cache(reader: &Store, text: &str, line: u64, now: SystemTime) -> Option<(Reason, String)> {
+    let address = Address::parse(text).ok()?;
+    let record = reader.cached(address.mailbox(), now).ok()??;
+    cached_record(&record, text, line)
+}

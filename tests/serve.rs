@@ -1,0 +1,512 @@
+//! `mxprobe serve`, the real binary, over real HTTP (ureq) on loopback, against a simulated
+//! world (DNS responder and SMTP farm on loopback addresses of this test's own).
+//!
+//! Real time and bulk end to end, the CSV a job gives against the CSV `verify` gives, owners
+//! kept apart, every refusal a JSON error, limits, a slow client cut off, `kill -9` mid-job
+//! and SIGTERM: nothing acknowledged is lost and every line is answered exactly once.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run the binary and servers in real time"
+)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+#[path = "support/serve.rs"]
+mod support;
+
+use support::*;
+
+#[test]
+fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("e2e.db");
+    let server = Server::start(&world, &store, &[]);
+
+    // A list with what verify skips and what it refuses.
+    let list = "# customers\nalice@shop.test\n\nbob@shop.test\r\nnobody@shop.test\nnot an address\n  carol@shop.test  \nuser1@d1.slow.test\nalice@shop.test\n";
+    let created = post(&server, "/v1/jobs", TOKEN_A, "text/plain", list.as_bytes());
+    assert_eq!(created.status, 202, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(created.json()["lines"], 7);
+    assert_eq!(created.headers["location"], format!("/v1/jobs/{id}"));
+    let job = wait_for_job(&server, &id, TOKEN_A);
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_eq!(
+        (job["lines"].as_u64(), job["answered"].as_u64()),
+        (Some(7), Some(7))
+    );
+    assert_eq!(job["verdicts"]["deliverable"], 3, "{job}");
+    assert_eq!(job["reasons"]["invalid_syntax"], 1, "{job}");
+
+    let jsonl = get(
+        &server,
+        &format!("/v1/jobs/{id}/results?format=jsonl"),
+        TOKEN_A,
+    );
+    assert_eq!(jsonl.status, 200);
+    assert_eq!(jsonl.headers["content-type"], "application/x-ndjson");
+    let lines: Vec<u64> = jsonl
+        .body
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("json")["line"]
+                .as_u64()
+                .expect("line")
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [2, 4, 5, 6, 7, 8, 9],
+        "input order, verify's line numbers"
+    );
+    let after = get(&server, &format!("/v1/jobs/{id}/results?after=6"), TOKEN_A);
+    assert_eq!(after.body.lines().count(), 3);
+
+    // The CSV download is what `verify --format csv` writes for the same file.
+    let csv = get(
+        &server,
+        &format!("/v1/jobs/{id}/results?format=csv"),
+        TOKEN_A,
+    );
+    assert_eq!(csv.status, 200);
+    let input = temp("e2e-list.txt");
+    std::fs::write(&input, list).expect("list");
+    let output = world
+        .verify()
+        .args(["--format", "csv", "--input"])
+        .arg(&input)
+        .output()
+        .expect("verify");
+    let expected = String::from_utf8(output.stdout).expect("utf-8");
+    let ours = without_elapsed(&csv.body);
+    let mut theirs = without_elapsed(&expected);
+    // verify writes in completion order, the service in input order.
+    theirs[1..].sort_by_key(|row| row.split(',').next().and_then(|n| n.parse::<u64>().ok()));
+    assert_eq!(ours, theirs);
+
+    // Real time, after the job (whose domains' facts would otherwise differ from verify's
+    // fresh run: catch-all state known or not).
+    let alice = real_time(&server, "alice@shop.test");
+    assert_eq!(alice.status, 200, "{}", alice.body);
+    let record = alice.json();
+    assert_eq!(
+        (&record["verdict"], &record["reason"], &record["line"]),
+        (&json!("deliverable"), &json!("accepted"), &json!(1))
+    );
+    assert_eq!(
+        alice.headers["x-mxprobe-cache"], "hit",
+        "the job's verdict, cached"
+    );
+    let nobody = real_time(&server, "nobody2@shop.test").json();
+    assert_eq!(nobody["reason"], "mailbox_not_found");
+    // The same mailbox again, written otherwise: the verdict, under its own text, and from the
+    // cache once the writer has stored it (it does so after answering).
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let again = real_time(&server, "alice@SHOP.test");
+        assert_eq!(again.json()["address"], "alice@SHOP.test");
+        assert_eq!(again.json()["reason"], "accepted");
+        if again.headers["x-mxprobe-cache"] == "hit" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cached");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A multipart upload well over axum's 2 MB default, as the page sends it.
+    let boundary = "mxprobe-boundary-7d1e";
+    let mut multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"column\"\r\n\r\n1\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    for i in 0..150_000 {
+        multipart.extend_from_slice(format!("user{i}@shop.test,\"a name\"\n").as_bytes());
+    }
+    multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    assert!(multipart.len() > 4 << 20);
+    let big = post(
+        &server,
+        "/v1/jobs",
+        TOKEN_B,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &multipart,
+    );
+    assert_eq!(big.status, 202, "{}", big.body);
+    assert_eq!(big.json()["lines"], 150_000);
+    let big_id = big.json()["id"].as_str().expect("id").to_owned();
+    let cancelled = answer(
+        agent()
+            .delete(server.url(&format!("/v1/jobs/{big_id}")))
+            .header("Authorization", bearer(TOKEN_B))
+            .call(),
+    );
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.json()["state"], "cancelled");
+
+    let listed = get(&server, "/v1/jobs", TOKEN_A).json();
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(1));
+    let metrics = get(&server, "/metrics", TOKEN_A);
+    assert_eq!(metrics.status, 200);
+    for name in [
+        "mxprobe_verdicts_total{",
+        "mxprobe_smtp_sessions_total ",
+        "mxprobe_dns_queries_total ",
+        "mxprobe_real_time_seconds_bucket",
+        "mxprobe_engine_queued ",
+    ] {
+        assert!(
+            metrics.body.contains(name),
+            "{name} missing:\n{}",
+            metrics.body
+        );
+    }
+    assert_eq!(get(&server, "/healthz", TOKEN_A).status, 200);
+    std::fs::remove_file(&store).ok();
+}
+
+#[test]
+fn jobs_are_their_owners_alone_and_tokens_are_required() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("owners.db");
+    let server = Server::start(&world, &store, &[]);
+    let created = post(
+        &server,
+        "/v1/jobs",
+        TOKEN_A,
+        "application/json",
+        br#"["alice@shop.test"]"#,
+    );
+    assert_eq!(created.status, 202, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    wait_for_job(&server, &id, TOKEN_A);
+    for path in [
+        format!("/v1/jobs/{id}"),
+        format!("/v1/jobs/{id}/results"),
+        format!("/v1/jobs/{id}/results?format=csv"),
+    ] {
+        get(&server, &path, TOKEN_B).refused(404, "not_found");
+    }
+    let deleted = answer(
+        agent()
+            .delete(server.url(&format!("/v1/jobs/{id}")))
+            .header("Authorization", bearer(TOKEN_B))
+            .call(),
+    );
+    deleted.refused(404, "not_found");
+    assert_eq!(get(&server, "/v1/jobs", TOKEN_B).json()["jobs"], json!([]));
+    // A finished job cannot be cancelled; its owner is told so.
+    let deleted = answer(
+        agent()
+            .delete(server.url(&format!("/v1/jobs/{id}")))
+            .header("Authorization", bearer(TOKEN_A))
+            .call(),
+    );
+    deleted.refused(409, "not_running");
+
+    let anonymous = answer(agent().get(server.url("/v1/jobs")).call());
+    anonymous.refused(401, "unauthorized");
+    assert!(anonymous.headers["www-authenticate"].starts_with("Bearer"));
+    get(&server, "/v1/jobs", "token-c-0123456789abcdef").refused(401, "unauthorized");
+    get(&server, "/v1/jobs/not-a-job-id", TOKEN_A).refused(404, "not_found");
+    get(&server, "/v1/nothing-here", TOKEN_A).refused(404, "not_found");
+    answer(agent().put(server.url("/v1/jobs")).send(&b""[..])).refused(405, "method_not_allowed");
+    drop(server);
+
+    // --no-auth is for loopback alone.
+    let output = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(["serve", "--no-auth", "--listen", "0.0.0.0:0", "--store"])
+        .arg(&store)
+        .args(world.engine_args())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--no-auth") && stderr.contains("loopback"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&store).ok();
+}
+
+#[test]
+fn bad_input_is_a_json_error_and_stores_nothing() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("bad.db");
+    let server = Server::start(
+        &world,
+        &store,
+        &["--max-upload-mb", "1", "--daily-addresses", "60000"],
+    );
+    let verify =
+        |content_type: &str, body: &[u8]| post(&server, "/v1/verify", TOKEN_A, content_type, body);
+    verify("application/json", b"{\"address\": ").refused(400, "bad_request");
+    verify(
+        "application/json",
+        br#"{"address": "a@shop.test", "extra": 1}"#,
+    )
+    .refused(400, "bad_request");
+    verify("application/json", br#"{"address": 7}"#).refused(400, "bad_request");
+    verify(
+        "application/json",
+        br#"{"address": "a@shop.test", "timeout_ms": 0}"#,
+    )
+    .refused(400, "bad_request");
+    verify("text/plain", b"alice@shop.test").refused(415, "unsupported_media_type");
+    verify("application/json", &vec![b' '; 64 * 1024]).refused(413, "too_large");
+
+    let jobs =
+        |content_type: &str, body: &[u8]| post(&server, "/v1/jobs", TOKEN_A, content_type, body);
+    jobs("application/json", br#"["a@shop.test", 7]"#).refused(400, "bad_request");
+    jobs("application/json", br#"{"addresses": []}"#).refused(400, "bad_request");
+    jobs("text/plain", b"a@shop.test\n\x00\x01\x02binary\n").refused(400, "bad_request");
+    jobs("text/plain", b"a@shop.test\n\xff\xfe not utf-8\n").refused(400, "bad_request");
+    jobs("application/octet-stream", b"a@shop.test\n").refused(415, "unsupported_media_type");
+    post(
+        &server,
+        "/v1/jobs?column=nope",
+        TOKEN_A,
+        "text/csv",
+        b"email,name\na@shop.test,A\n",
+    )
+    .refused(400, "bad_request");
+    post(
+        &server,
+        "/v1/jobs?colum=email",
+        TOKEN_A,
+        "text/csv",
+        b"email\na@shop.test\n",
+    )
+    .refused(400, "bad_request");
+    // A 10 MB line: refused long before it is all read into memory.
+    let mut long = b"a@shop.test\n".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 10 << 20));
+    raw_post(&server, "/v1/jobs", "text/plain", &long).refused(400, "bad_request");
+    // Over the upload limit (1 MB here), in short lines.
+    let big: Vec<u8> = (0..100_000)
+        .flat_map(|i| format!("user{i}@shop.test\n").into_bytes())
+        .collect();
+    raw_post(&server, "/v1/jobs", "text/plain", &big).refused(413, "too_large");
+    // Over the day's addresses (60,000 here).
+    let many: Vec<u8> = (0..60_001)
+        .flat_map(|i| format!("{i}@x.t\n").into_bytes())
+        .collect();
+    let over = jobs("text/plain", &many);
+    over.refused(429, "rate_limited");
+    assert!(
+        over.headers["retry-after"]
+            .parse::<u64>()
+            .is_ok_and(|s| s >= 1)
+    );
+    // Nothing of any of these was stored.
+    assert_eq!(get(&server, "/v1/jobs", TOKEN_A).json()["jobs"], json!([]));
+    drop(server);
+    std::fs::remove_file(&store).ok();
+}
+
+#[test]
+fn limits_answer_429_with_retry_after_and_slow_clients_are_cut_off() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("limits.db");
+    let server = Server::start(
+        &world,
+        &store,
+        &[
+            "--rate-limit",
+            "5",
+            "--max-jobs",
+            "1",
+            "--read-timeout",
+            "1",
+        ],
+    );
+    let statuses: Vec<Answer> = (0..12).map(|_| get(&server, "/v1/jobs", TOKEN_A)).collect();
+    let limited = statuses
+        .iter()
+        .find(|a| a.status == 429)
+        .expect("a 429 within 12 requests at 5/s");
+    limited.refused(429, "rate_limited");
+    assert!(
+        limited.headers["retry-after"]
+            .parse::<u64>()
+            .is_ok_and(|s| s >= 1)
+    );
+    // The other token has a bucket of its own.
+    assert_eq!(get(&server, "/v1/jobs", TOKEN_B).status, 200);
+
+    // A slow client: headers never finished. The server closes the connection.
+    let mut stream =
+        TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(started.elapsed() < HANG_GUARD, "never cut off");
+    // A slow body: the server answers 408 or closes.
+    let mut stream =
+        TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect");
+    stream
+        .write_all(
+            format!(
+                "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_B}\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\na@shop.test\n"
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 408"),
+        "{reply}"
+    );
+    assert_eq!(
+        get(&server, "/v1/jobs", TOKEN_B).json()["jobs"],
+        json!([]),
+        "nothing stored"
+    );
+    std::fs::remove_file(&store).ok();
+}
+
+/// Every line of `addresses` answered exactly once in job `id`'s results, each accepted.
+fn check_every_line_once(server: &Server, id: &str, count: usize) {
+    let results = get(server, &format!("/v1/jobs/{id}/results"), TOKEN_A);
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for line in results.body.lines() {
+        let record: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(record["verdict"], "risky", "{record}");
+        *seen
+            .entry(record["line"].as_u64().expect("line"))
+            .or_default() += 1;
+    }
+    for line in 1..=count as u64 {
+        assert_eq!(seen.get(&line), Some(&1), "line {line}: {seen:?}");
+    }
+    assert_eq!(seen.len(), count);
+}
+
+#[test]
+fn a_job_killed_mid_way_finishes_after_a_restart_with_every_line_once() {
+    let world = world(Duration::from_millis(100));
+    let store = temp("kill.db");
+    std::fs::remove_file(&store).ok();
+    let list: String = (0..400)
+        .map(|i| format!("user{i}@d{}.slow.test\n", i % 40))
+        .collect();
+    let id = {
+        let mut server = Server::start(&world, &store, &["--concurrency", "4", "--per-mx", "2"]);
+        let created = post(&server, "/v1/jobs", TOKEN_A, "text/plain", list.as_bytes());
+        assert_eq!(created.status, 202, "{}", created.body);
+        let id = created.json()["id"].as_str().expect("id").to_owned();
+        // Wait for some verdicts, not all.
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            let job = get(&server, &format!("/v1/jobs/{id}"), TOKEN_A).json();
+            let answered = job["answered"].as_u64().unwrap_or(0);
+            assert!(
+                answered < 400,
+                "finished before the kill: make the world slower"
+            );
+            if answered >= 20 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress: {job}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.signal("-KILL");
+        server.wait();
+        id
+    };
+    let server = Server::start(&world, &store, &[]);
+    let job = wait_for_job(&server, &id, TOKEN_A);
+    assert_eq!(job["state"], "finished", "{job}");
+    assert_eq!(job["answered"], 400);
+    check_every_line_once(&server, &id, 400);
+    std::fs::remove_file(&store).ok();
+}
+
+#[test]
+fn sigterm_answers_the_requests_in_progress_and_keeps_the_job() {
+    let world = world(Duration::from_millis(300));
+    let store = temp("term.db");
+    std::fs::remove_file(&store).ok();
+    let list: String = (0..200)
+        .map(|i| format!("user{i}@d{}.slow.test\n", i % 40))
+        .collect();
+    let mut server = Server::start(&world, &store, &["--concurrency", "2", "--per-mx", "1"]);
+    let created = post(&server, "/v1/jobs", TOKEN_A, "text/plain", list.as_bytes());
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    // A real-time request in progress when SIGTERM comes: it still gets its verdict.
+    let base = server.base.clone();
+    let in_progress = std::thread::spawn(move || {
+        answer(
+            agent()
+                .post(format!("{base}/v1/verify"))
+                .header("Authorization", bearer(TOKEN_A))
+                .content_type("application/json")
+                .send(
+                    json!({"address": "late@d39.slow.test"})
+                        .to_string()
+                        .as_bytes(),
+                ),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("-TERM");
+    let answered = in_progress.join().expect("request thread");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(answered.json()["reason"], "accept_all");
+    let status = server.wait();
+    assert!(status.success(), "{status:?}: {:?}", server.said());
+    // Started again, the job goes on to the end.
+    let server = Server::start(&world, &store, &[]);
+    let job = wait_for_job(&server, &id, TOKEN_A);
+    assert_eq!(job["state"], "finished", "{job}");
+    check_every_line_once(&server, &id, 200);
+    std::fs::remove_file(&store).ok();
+}
+
+/// Every method and path of docs/openapi.json is served (the unit test holds the router's
+/// list against the document; this holds the running server to it).
+#[test]
+fn every_documented_route_is_served() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("routes.db");
+    let server = Server::start(&world, &store, &[]);
+    let document = get(&server, "/openapi.json", TOKEN_A).json();
+    let job = "0123456789abcdef0123456789abcdef";
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let url = server.url(&path.replace("{id}", job));
+        for method in item
+            .as_object()
+            .expect("item")
+            .keys()
+            .filter(|m| *m != "parameters")
+        {
+            let request = ureq::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&url)
+                .header("Authorization", bearer(TOKEN_A))
+                .header("Content-Type", "application/json")
+                .body(Vec::new())
+                .expect("request");
+            let answered = answer(agent().run(request));
+            assert_ne!(answered.status, 405, "{method} {path}: {}", answered.body);
+            if !path.contains("{id}") {
+                assert_ne!(answered.status, 404, "{method} {path}: {}", answered.body);
+            } else {
+                answered.refused(404, "not_found");
+            }
+        }
+    }
+    std::fs::remove_file(&store).ok();
+}
