@@ -865,3 +865,44 @@ fn a_stop_is_heard_while_submissions_wait() {
         "only the address in flight is answered: {verdicts}"
     );
 }
+
+/// An engine ends at its finish even when the handle that finished it is the last and is
+/// dropped at once: the loop's waker must outlive every handle, or the finish's wake-up is lost
+/// with the closed descriptor and the engine sleeps for ever (seen: `engine.handle().finish();
+/// engine.join()` hung).
+#[test]
+fn an_engine_finished_by_its_last_handle_ends() {
+    let world = world();
+    let (sender, verdicts) = std::sync::mpsc::channel();
+    let engine = Engine::start_with_callback(world.config.clone().build().unwrap(), move |r| {
+        let _ = sender.send(r);
+    })
+    .expect("start");
+    let handle = engine.handle();
+    for tag in 0..3u64 {
+        handle
+            .submit_with(
+                format!("user{tag}@plain.test"),
+                tag,
+                mxprobe::SubmitOptions::real_time(),
+            )
+            .expect("submit");
+        let result = verdicts
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a verdict");
+        assert_eq!(result.tag, tag);
+    }
+    // The engine's own handle is the last: `join` drops it right after the finish's wake. The
+    // pause is the input (an engine asleep, with nothing to do), not a wait for something.
+    drop(handle);
+    std::thread::sleep(Duration::from_millis(200));
+    let (joined, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        engine.handle().finish();
+        let _ = joined.send(engine.join().map(|report| report.stats.finished));
+    });
+    let finished = done
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the engine ends after its finish");
+    assert_eq!(finished.expect("engine ran"), 3);
+}

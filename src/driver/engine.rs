@@ -297,6 +297,7 @@ impl Engine {
         }
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let own_waker = Arc::clone(&waker);
         let (sender, inbox) = mpsc::sync_channel(CHANNEL_CAPACITY);
         let (urgent, urgent_inbox) = mpsc::sync_channel(URGENT_CAPACITY);
         let inboxes = Inboxes {
@@ -316,7 +317,13 @@ impl Engine {
                     stop: &stopped,
                     snapshot: &published,
                 };
-                run(poll, config, seed, &shared, consumer)
+                let report = run(poll, config, seed, &shared, consumer);
+                // The loop's own reference to its waker, dropped only now: were the last
+                // handle's the only one, a handle dropped right after its wake-up (`finish`,
+                // then `join`) would close the eventfd with the wake-up still pending, and
+                // epoll forgets a closed descriptor's events: the loop would sleep for ever.
+                drop(own_waker);
+                report
             })?;
         Ok(Self {
             handle: Handle {
@@ -407,7 +414,6 @@ impl Inboxes {
     }
 }
 
-/// The engine thread: the loop described in the module documentation.
 /// What the engine thread shares with its [`Handle`]s.
 struct Shared<'a> {
     inboxes: &'a Inboxes,
@@ -415,6 +421,7 @@ struct Shared<'a> {
     snapshot: &'a Mutex<EngineSnapshot>,
 }
 
+/// The engine thread: the loop described in the module documentation.
 fn run(
     mut poll: Poll,
     config: Config,
