@@ -256,3 +256,42 @@ fn serve_and_remote_run_in_two_processes() {
     );
     assert_eq!(load["cpu"]["farm"].as_array().map(Vec::len), Some(0));
 }
+
+/// `bench --http`: the service measured against the engine and `verify`, every verdict of its
+/// job right, memory read at each quarter.
+#[test]
+fn bench_http_measures_the_service_against_verify() {
+    let output = run(mxprobe().args([
+        "bench",
+        "--http",
+        "--json",
+        "--addresses",
+        "2000",
+        "--http-requests",
+        "40",
+        "--http-clients",
+        "2",
+        "--concurrency",
+        "50",
+        "--domains",
+        "40",
+    ]));
+    let report = json(&output);
+    assert_eq!(report["bulk"]["addresses"], 2000);
+    assert_eq!(report["bulk"]["wrong"], 0, "{report}");
+    for phase in ["engine_alone", "http_idle"] {
+        assert_eq!(report["real_time"][phase]["count"], 40, "{report}");
+    }
+    for figure in ["verify_per_sec", "job_per_sec", "ratio"] {
+        assert!(
+            report["bulk"][figure].as_f64().is_some_and(|x| x > 0.0),
+            "{report}"
+        );
+    }
+    let rss = report["bulk"]["service_rss_bytes"].as_array().expect("rss");
+    assert_eq!(
+        rss.last().map(|sample| &sample["progress"]),
+        Some(&Value::from(100)),
+        "{report}"
+    );
+}

@@ -11,8 +11,8 @@
 )]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -508,5 +508,176 @@ fn every_documented_route_is_served() {
             }
         }
     }
+    std::fs::remove_file(&store).ok();
+}
+
+/// A receiver of webhooks on loopback: answers each request with the next status of
+/// `statuses` (then 200), and hands over each request's body.
+fn webhook_receiver(statuses: Vec<u16>) -> (String, std::sync::mpsc::Receiver<Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let (bodies, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(value) = lower.strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("body");
+            let status = statuses.next().unwrap_or(200);
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if bodies.send(body).is_err() {
+                return;
+            }
+        }
+    });
+    (url, received)
+}
+
+#[test]
+fn a_webhook_is_called_when_the_job_ends_and_again_while_it_fails() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("webhook.db");
+    let server = Server::start(&world, &store, &["--allow-private-webhooks"]);
+    let (url, calls) = webhook_receiver(vec![503]);
+    let created = post(
+        &server,
+        &format!("/v1/jobs?webhook={url}"),
+        TOKEN_A,
+        "text/plain",
+        b"alice@shop.test\nnobody@shop.test\n",
+    );
+    assert_eq!(created.status, 202, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    // The first call fails (503): it is made again, after 2 s.
+    for attempt in 1..=2 {
+        let call = calls.recv_timeout(HANG_GUARD).expect("a webhook call");
+        assert_eq!(call["event"], "job.ended", "attempt {attempt}: {call}");
+        assert_eq!(call["job"]["id"], id.as_str());
+        assert_eq!(call["job"]["state"], "finished");
+        assert_eq!(call["job"]["answered"], 2);
+    }
+    post(
+        &server,
+        "/v1/jobs?webhook=ftp://x/",
+        TOKEN_A,
+        "text/plain",
+        b"a@shop.test\n",
+    )
+    .refused(400, "bad_request");
+    drop(server);
+
+    // Without --allow-private-webhooks, loopback is refused at the connection: no call.
+    let server = Server::start(&world, &store, &[]);
+    let (url, calls) = webhook_receiver(vec![]);
+    let created = post(
+        &server,
+        &format!("/v1/jobs?webhook={url}"),
+        TOKEN_A,
+        "text/plain",
+        b"alice@shop.test\n",
+    );
+    assert_eq!(created.status, 202, "{}", created.body);
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let said = server.said();
+        if said
+            .iter()
+            .any(|line| line.contains("webhook") && line.contains("special-purpose"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refusal said");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(calls.try_recv().is_err(), "the receiver was not called");
+    std::fs::remove_file(&store).ok();
+}
+
+/// A real-time request past its deadline is answered unknown/timeout; its probe goes on into
+/// the cache, and the next request for the mailbox has the verdict.
+#[test]
+fn past_its_deadline_a_request_is_unknown_timeout_and_the_probe_goes_on_into_the_cache() {
+    let world = world(Duration::from_millis(200));
+    let store = temp("deadline.db");
+    let server = Server::start(&world, &store, &[]);
+    let body = json!({"address": "someone@d7.slow.test", "timeout_ms": 50}).to_string();
+    let hurried = post(
+        &server,
+        "/v1/verify",
+        TOKEN_A,
+        "application/json",
+        body.as_bytes(),
+    );
+    assert_eq!(hurried.status, 200, "{}", hurried.body);
+    let record = hurried.json();
+    assert_eq!(
+        (&record["verdict"], &record["reason"]),
+        (&json!("unknown"), &json!("timeout"))
+    );
+    assert!(
+        record["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("goes on")),
+        "{record}"
+    );
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let again = real_time(&server, "someone@d7.slow.test");
+        if again.headers["x-mxprobe-cache"] == "hit" {
+            assert_eq!(again.json()["reason"], "accept_all", "{}", again.body);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the late verdict never reached the cache"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(&store).ok();
+}
+
+/// Jobs share the engine: a small job committed after a big one finishes long before it.
+#[test]
+fn a_big_job_does_not_starve_the_next_one() {
+    let world = world(Duration::from_millis(50));
+    let store = temp("fair.db");
+    let server = Server::start(&world, &store, &["--concurrency", "2", "--per-mx", "2"]);
+    let big: String = (0..800)
+        .map(|i| format!("user{i}@d{}.slow.test\n", i % 40))
+        .collect();
+    let big = post(&server, "/v1/jobs", TOKEN_A, "text/plain", big.as_bytes());
+    let big = big.json()["id"].as_str().expect("id").to_owned();
+    let small = post(
+        &server,
+        "/v1/jobs",
+        TOKEN_B,
+        "text/plain",
+        b"alice@shop.test\nnobody@shop.test\n",
+    );
+    let small = small.json()["id"].as_str().expect("id").to_owned();
+    let finished = wait_for_job(&server, &small, TOKEN_B);
+    assert_eq!(finished["state"], "finished");
+    let big = get(&server, &format!("/v1/jobs/{big}"), TOKEN_A).json();
+    assert_eq!(big["state"], "running", "the big job ended first: {big}");
+    assert!(big["answered"].as_u64().unwrap_or(0) < 600, "{big}");
     std::fs::remove_file(&store).ok();
 }

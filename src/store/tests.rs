@@ -359,3 +359,62 @@ fn a_reopened_file_has_every_committed_job_and_refuses_newer_schemas() {
     assert!(error.to_string().contains("newer mxprobe"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_webhook_is_due_once_its_job_has_ended_and_until_it_is_called() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut upload = store.begin_job("t", at(0)).unwrap();
+    store.upload(&mut upload, &[(1, "a@x.test")]).unwrap();
+    upload.set_webhook("https://hooks.example/done");
+    let hooked = store.commit_job(upload).unwrap();
+    let plain = job_of(&mut store, "t", &["b@x.test"]);
+    let mut upload = store.begin_job("u", at(0)).unwrap();
+    store
+        .upload(&mut upload, &[(1, "c@x.test"), (2, "d@x.test")])
+        .unwrap();
+    upload.set_webhook("http://other.example/");
+    let cancelled = store.commit_job(upload).unwrap();
+    assert!(
+        store.webhooks_due().unwrap().is_empty(),
+        "nothing has ended"
+    );
+    store
+        .save_results(&hooked, &[result(1, "a@x.test", Reason::Accepted)], at(1))
+        .unwrap();
+    store
+        .save_results(&plain, &[result(1, "b@x.test", Reason::Accepted)], at(1))
+        .unwrap();
+    assert!(store.cancel("u", &cancelled, at(2)).unwrap());
+    let due = store.webhooks_due().unwrap();
+    assert_eq!(
+        due,
+        [
+            (
+                hooked.clone(),
+                "t".to_owned(),
+                "https://hooks.example/done".to_owned()
+            ),
+            (
+                cancelled.clone(),
+                "u".to_owned(),
+                "http://other.example/".to_owned()
+            ),
+        ]
+    );
+    store.webhook_called(&hooked, true).unwrap();
+    store.webhook_called(&cancelled, false).unwrap();
+    store.webhook_called(&cancelled, true).unwrap();
+    assert!(
+        store.webhooks_due().unwrap().is_empty(),
+        "each is called once"
+    );
+    let state: String = store
+        .conn
+        .query_row(
+            "SELECT webhook_state FROM jobs WHERE id = ?1",
+            [cancelled.as_str()],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "failed", "a given-up webhook stays given up");
+}

@@ -33,6 +33,7 @@ use mxprobe::verdict::Reason;
 use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
 mod histogram;
+mod http;
 mod memory;
 mod report;
 
@@ -151,6 +152,20 @@ pub struct BenchArgs {
     /// Seeds which domains are which kind, which mailboxes exist and the farm's jitter.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+
+    /// Measure the HTTP service instead (`mxprobe serve`, as a child process): real-time
+    /// latency against the engine alone, and a job of --addresses addresses against `verify`
+    /// on the same world, with real-time requests alongside.
+    #[arg(long, conflicts_with_all = ["serve", "remote_dns"])]
+    http: bool,
+
+    /// With --http: real-time requests in each real-time phase.
+    #[arg(long, default_value_t = 2000, value_name = "N", requires = "http")]
+    http_requests: u64,
+
+    /// With --http: real-time clients at once, each waiting for its verdict before the next.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "http")]
+    http_clients: u64,
 }
 
 impl BenchArgs {
@@ -225,6 +240,9 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
     let world = World::start(spec).map_err(|e| format!("cannot start the simulated world: {e}"))?;
     if args.serve {
         return serve(&world, &args);
+    }
+    if args.http {
+        return http::run(&Target::local(&world), &args, concurrency);
     }
     measure(&Target::local(&world), &args, concurrency, notices)
 }

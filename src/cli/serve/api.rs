@@ -405,7 +405,11 @@ async fn create_job_inner(app: &Arc<App>, request: Request) -> Answer {
     if app.shutting_down.load(Ordering::SeqCst) {
         return Err(ApiError::unavailable("shutting down; try another instance"));
     }
-    let query = query_of(request.uri(), &["column"])?;
+    let query = query_of(request.uri(), &["column", "webhook"])?;
+    let webhook = query.get("webhook").cloned();
+    if let Some(url) = &webhook {
+        super::webhook::check_url(url).map_err(ApiError::bad_request)?;
+    }
     let column = query
         .get("column")
         .map(|text| text.parse::<Column>())
@@ -471,6 +475,10 @@ async fn create_job_inner(app: &Arc<App>, request: Request) -> Answer {
     if let Err(e) = outcome {
         let _ = app.writer.send(Op::Abandon(upload));
         return Err(e);
+    }
+    let mut upload = upload;
+    if let Some(url) = webhook {
+        upload.set_webhook(url);
     }
     let lines = upload.lines();
     if let Err(over) = app.limits.addresses(&owner, lines, SystemTime::now()) {

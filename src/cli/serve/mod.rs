@@ -47,6 +47,7 @@ mod limits;
 mod metrics;
 mod records;
 mod tags;
+mod webhook;
 mod writer;
 
 use auth::Auth;
@@ -155,6 +156,14 @@ pub struct ServeArgs {
     /// flag takes (see docs/operating.md). Flags and environment variables win over it.
     #[arg(long, value_name = "FILE", env = "MXPROBE_CONFIG")]
     config: Option<PathBuf>,
+
+    /// Call webhooks at special-purpose addresses (loopback, private, link-local...): by
+    /// default a job's webhook cannot aim the service at its own network.
+    #[arg(
+        long = "allow-private-webhooks",
+        env = "MXPROBE_ALLOW_PRIVATE_WEBHOOKS"
+    )]
+    allow_private_webhooks: bool,
 
     #[command(flatten)]
     engine: EngineArgs,
@@ -266,6 +275,14 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     .start()
     .map_err(|e| format!("cannot start the feeder: {e}"))?;
 
+    let (webhooks, webhook_thread) = webhook::Webhooks {
+        store: args.store.clone(),
+        writer: writer.sender.clone(),
+        allow_private: args.allow_private_webhooks,
+    }
+    .start()
+    .map_err(|e| format!("cannot start the webhook thread: {e}"))?;
+
     let app = Arc::new(App {
         auth,
         limits: Limits::new(args.rate_limit, args.daily_addresses, args.max_jobs),
@@ -307,6 +324,9 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     let report = engine
         .join()
         .map_err(|e| format!("the engine failed: {e}"))?;
+    // Webhooks not yet called are called after the next start.
+    drop(webhooks);
+    let _ = webhook_thread.join();
     let (synced, done) = oneshot::channel();
     let _ = writer.sender.send(Op::Sync(synced));
     let _ = done.blocking_recv();

@@ -59,6 +59,8 @@ pub enum Op {
         id: JobId,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    /// A job's webhook was called, or given up on.
+    WebhookCalled { id: JobId, delivered: bool },
     /// Answer once everything sent before is saved.
     Sync(oneshot::Sender<()>),
 }
@@ -165,6 +167,11 @@ impl State {
             }
             Op::Cancel { owner, id, reply } => {
                 let _ = reply.send(self.store.cancel(&owner, &id, now));
+            }
+            Op::WebhookCalled { id, delivered } => {
+                if let Err(e) = self.store.webhook_called(&id, delivered) {
+                    complain(&format!("cannot record job {id}'s webhook: {e}"));
+                }
             }
             Op::Sync(reply) => {
                 self.save();
