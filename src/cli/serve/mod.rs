@@ -60,6 +60,9 @@ use writer::Op;
 /// Verdicts the engine remembers for repeats that come before the cache has them.
 const REMEMBERED: usize = 10_000;
 
+/// The longest a real-time request may wait for its verdict.
+const MAX_VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long requests in progress get to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(30);
 
@@ -213,8 +216,11 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
             std::env::var("MXPROBE_TOKENS").ok().as_deref(),
         )?
     };
-    if args.verify_timeout_ms == 0 {
-        return Err("--verify-timeout-ms: give at least 1".into());
+    if !(1..=MAX_VERIFY_TIMEOUT.as_millis()).contains(&u128::from(args.verify_timeout_ms)) {
+        return Err(format!(
+            "--verify-timeout-ms: give 1 to {} (a real-time request waits at most that long)",
+            MAX_VERIFY_TIMEOUT.as_millis()
+        ));
     }
     // A real-time probe that outlives its request's deadline still reaches the cache; a
     // repeat of a mailbox just verified is answered from the engine's memory until the cache
@@ -224,7 +230,10 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         .config(|builder| builder.late_results(true).remember_results(REMEMBERED))?;
     let window = config.intake();
     let store = writer::open(&args.store)?;
-    drop(store.running_jobs().map_err(|e| format!("--store: {e}"))?);
+    // Read once now: a store that cannot be read stops the start, not the first request.
+    store
+        .running_jobs()
+        .map_err(|e| format!("--store {}: {e}", args.store.display()))?;
 
     let slots: writer::Slots = Arc::default();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -299,7 +308,7 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
             max_upload: args.max_upload_mb.saturating_mul(1 << 20),
             body_timeout: Duration::from_secs(args.read_timeout.max(1)),
             verify_timeout: Duration::from_millis(args.verify_timeout_ms),
-            max_verify_timeout: Duration::from_secs(120),
+            max_verify_timeout: MAX_VERIFY_TIMEOUT,
         },
         shutting_down: AtomicBool::new(false),
     });
