@@ -78,8 +78,12 @@ CREATE TABLE counts (
 CREATE TABLE cache (
     mailbox    TEXT PRIMARY KEY,
     reason     TEXT NOT NULL,
-    record     TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL
+    expires_ms INTEGER NOT NULL,
+    -- The record itself, or where it is: a job's result (not written twice).
+    record     TEXT,
+    job        TEXT,
+    line       INTEGER,
+    CHECK ((record IS NULL) != (job IS NULL))
 ) WITHOUT ROWID;
 ";
 
@@ -533,7 +537,7 @@ impl Store {
                 ])?;
                 added += new;
                 by_reason[reason_index(result.reason)] += new as u64;
-                cache_in(&tx, result, &record, now)?;
+                cache_in(&tx, result, Cached::Result(id, result.tag), now)?;
             }
         }
         count_reasons(&tx, id, &by_reason)?;
@@ -615,7 +619,11 @@ impl Store {
     pub fn cached(&self, mailbox: &str, now: SystemTime) -> Result<Option<String>, StoreError> {
         let record = self
             .conn
-            .prepare_cached("SELECT record FROM cache WHERE mailbox = ?1 AND expires_ms > ?2")?
+            .prepare_cached(
+                "SELECT coalesce(c.record, r.record) FROM cache c \
+                 LEFT JOIN results r ON r.job = c.job AND r.line = c.line \
+                 WHERE c.mailbox = ?1 AND c.expires_ms > ?2",
+            )?
             .query_row(params![mailbox, millis(now)], |row| row.get(0))
             .optional()?;
         Ok(record)
@@ -624,7 +632,7 @@ impl Store {
     /// Caches `result` for its reason's TTL (results of reasons without one are not kept).
     pub fn cache(&mut self, result: &VerifyResult, now: SystemTime) -> Result<(), StoreError> {
         let record = json(result)?;
-        cache_in(&self.conn, result, &record, now)
+        cache_in(&self.conn, result, Cached::Record(&record), now)
     }
 
     /// Caches each of `results` for its reason's TTL, in one transaction.
@@ -635,7 +643,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for result in results {
-            cache_in(&tx, result, &json(result)?, now)?;
+            cache_in(&tx, result, Cached::Record(&json(result)?), now)?;
         }
         tx.commit()?;
         Ok(())
@@ -753,24 +761,40 @@ fn count_answered(
 }
 
 /// Puts `record` (the JSON of `result`) in the cache for its reason's TTL.
+/// What a cache entry holds: the record, or the job result that is it.
+enum Cached<'a> {
+    Record(&'a str),
+    Result(&'a JobId, u64),
+}
+
+/// Caches `result` for its reason's TTL: its record, or a reference to the job's result that
+/// holds it (results are never deleted while their entry can be fresh).
 fn cache_in(
     conn: &Connection,
     result: &VerifyResult,
-    record: &str,
+    cached: Cached<'_>,
     now: SystemTime,
 ) -> Result<(), StoreError> {
     let (Some(mailbox), Some(ttl)) = (result.mailbox.as_deref(), ttl(result.reason)) else {
         return Ok(());
     };
+    let (record, job, line) = match cached {
+        Cached::Record(record) => (Some(record), None, None),
+        Cached::Result(job, line) => (None, Some(job.as_str()), Some(signed(line))),
+    };
     conn.prepare_cached(
-        "INSERT INTO cache (mailbox, reason, record, expires_ms) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (mailbox) DO UPDATE SET reason = ?2, record = ?3, expires_ms = ?4",
+        "INSERT INTO cache (mailbox, reason, expires_ms, record, job, line) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (mailbox) DO UPDATE SET reason = ?2, expires_ms = ?3, record = ?4, \
+         job = ?5, line = ?6",
     )?
     .execute(params![
         mailbox,
         result.reason.as_str(),
+        millis(now + ttl),
         record,
-        millis(now + ttl)
+        job,
+        line
     ])?;
     Ok(())
 }
