@@ -655,3 +655,44 @@ fn a_list_verified_twice_with_a_store_is_probed_once() {
     );
     std::fs::remove_file(&store).ok();
 }
+
+/// Completions and the manual page come from the same definitions as --help.
+#[test]
+fn completions_and_manual_pages_name_every_command() {
+    let run_text = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let bash = run_text(&["completions", "bash"]);
+    for word in ["_mxprobe()", "verify", "serve", "--max-jobs", "--from"] {
+        assert!(
+            bash.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    assert!(run_text(&["completions", "zsh"]).contains("#compdef mxprobe"));
+    let page = run_text(&["man"]);
+    assert!(
+        page.contains(".TH mxprobe 1") && page.contains("serve"),
+        "{page}"
+    );
+    let serve = run_text(&["man", "serve"]);
+    assert!(
+        serve.contains("mxprobe\\-serve") && serve.contains("\\-\\-daily\\-addresses"),
+        "{serve}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(["man", "nope"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("there are: verify"));
+}

@@ -454,7 +454,7 @@ fn sigterm_answers_the_requests_in_progress_and_keeps_the_job() {
                 .header("Authorization", bearer(TOKEN_A))
                 .content_type("application/json")
                 .send(
-                    json!({"address": "late@d39.slow.test"})
+                    json!({"address": "late@d39.slow.test", "timeout_ms": 120_000})
                         .to_string()
                         .as_bytes(),
                 ),
@@ -464,7 +464,7 @@ fn sigterm_answers_the_requests_in_progress_and_keeps_the_job() {
     server.signal("-TERM");
     let answered = in_progress.join().expect("request thread");
     assert_eq!(answered.status, 200, "{}", answered.body);
-    assert_eq!(answered.json()["reason"], "accept_all");
+    assert_eq!(answered.json()["reason"], "accept_all", "{}", answered.body);
     let status = server.wait();
     assert!(status.success(), "{status:?}: {:?}", server.said());
     // Started again, the job goes on to the end.
@@ -679,5 +679,44 @@ fn a_big_job_does_not_starve_the_next_one() {
     let big = get(&server, &format!("/v1/jobs/{big}"), TOKEN_A).json();
     assert_eq!(big["state"], "running", "the big job ended first: {big}");
     assert!(big["answered"].as_u64().unwrap_or(0) < 600, "{big}");
+    std::fs::remove_file(&store).ok();
+}
+
+/// At --max-connections, a further connection waits to be accepted until one closes.
+#[test]
+fn connections_over_the_cap_wait_their_turn() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("cap.db");
+    let server = Server::start(&world, &store, &["--max-connections", "2"]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    // Two connections that hold their place (headers begun, never finished).
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect");
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\n")
+                .expect("write");
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let (answered, third) = std::sync::mpsc::channel();
+    let url = server.url("/healthz");
+    std::thread::spawn(move || {
+        let _ = answered.send(answer(agent().get(url).call()).status);
+    });
+    // A /healthz on an idle server answers in a millisecond or two; at the cap it does not.
+    assert!(
+        third.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a third connection was served beside two held ones"
+    );
+    held.pop();
+    drop(held);
+    assert_eq!(
+        third
+            .recv_timeout(HANG_GUARD)
+            .expect("served once a place is free"),
+        200
+    );
     std::fs::remove_file(&store).ok();
 }
