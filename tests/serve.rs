@@ -660,12 +660,29 @@ fn past_its_deadline_a_request_is_unknown_timeout_and_the_probe_goes_on_into_the
 fn a_big_job_does_not_starve_the_next_one() {
     let world = world(Duration::from_millis(50));
     let store = temp("fair.db");
-    let server = Server::start(&world, &store, &["--concurrency", "2", "--per-mx", "2"]);
+    let server = Server::start(
+        &world,
+        &store,
+        &["--concurrency", "2", "--per-mx", "2", "--max-jobs", "1"],
+    );
     let big: String = (0..800)
         .map(|i| format!("user{i}@d{}.slow.test\n", i % 40))
         .collect();
     let big = post(&server, "/v1/jobs", TOKEN_A, "text/plain", big.as_bytes());
     let big = big.json()["id"].as_str().expect("id").to_owned();
+    // One job at once per token (--max-jobs 1): the same token's second must wait.
+    let second = post(
+        &server,
+        "/v1/jobs",
+        TOKEN_A,
+        "text/plain",
+        b"alice@shop.test\n",
+    );
+    second.refused(429, "rate_limited");
+    let message = second.json()["error"]["message"]
+        .as_str()
+        .map(str::to_owned);
+    assert!(message.is_some_and(|m| m.contains("jobs running at once")));
     let small = post(
         &server,
         "/v1/jobs",

@@ -475,6 +475,15 @@ impl Store {
         Ok(jobs)
     }
 
+    /// How many of `owner`'s jobs are running.
+    pub fn running_count(&self, owner: &str) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM jobs WHERE owner = ?1 AND state = 'running'")?
+            .query_row(params![owner], |row| row.get(0))?;
+        Ok(count_of(count))
+    }
+
     /// Jobs still running, of every owner, oldest first: what a restarted service resumes.
     pub fn running_jobs(&self) -> Result<Vec<JobId>, StoreError> {
         let mut ids = self.conn.prepare_cached(

@@ -125,6 +125,24 @@ fn lines_keep_the_numbers_they_were_given() {
 }
 
 #[test]
+fn running_jobs_are_counted_per_owner() {
+    let mut store = Store::open_in_memory().unwrap();
+    let first = job_of(&mut store, "a", &["x@x.test"]);
+    job_of(&mut store, "a", &["y@x.test"]);
+    job_of(&mut store, "b", &["z@x.test"]);
+    job_of(&mut store, "a", &[]);
+    assert_eq!(
+        store.running_count("a").unwrap(),
+        2,
+        "an empty job is finished at once"
+    );
+    assert!(store.cancel("a", &first, at(1)).unwrap());
+    assert_eq!(store.running_count("a").unwrap(), 1);
+    assert_eq!(store.running_count("b").unwrap(), 1);
+    assert_eq!(store.running_count("c").unwrap(), 0);
+}
+
+#[test]
 fn jobs_are_visible_only_to_their_owner() {
     let mut store = Store::open_in_memory().unwrap();
     let id = job_of(&mut store, "token-a", &["a@x.test"]);

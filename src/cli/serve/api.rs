@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use http_body_util::BodyExt;
 use mxprobe::address::Address;
-use mxprobe::store::{JobId, JobState, Store, StoreError};
+use mxprobe::store::{JobId, Store, StoreError};
 use mxprobe::upload::{Column, Format, Item, Parser};
 use mxprobe::{SubmitOptions, VerifyResult};
 use serde::Deserialize;
@@ -417,12 +417,9 @@ async fn create_job_inner(app: &Arc<App>, request: Request) -> Answer {
         .map_err(|e| ApiError::bad_request(format!("column: {e}")))?;
     let running = {
         let owner = owner.0.clone();
-        app.read(move |store| store.jobs(&owner)).await?
-    }
-    .iter()
-    .filter(|job| job.state == JobState::Running)
-    .count();
-    if running >= app.limits.max_jobs {
+        app.read(move |store| store.running_count(&owner)).await?
+    };
+    if running >= app.limits.max_jobs as u64 {
         return Err(ApiError::over(OverLimit {
             what: "jobs running at once",
             retry_after: 60,
