@@ -1169,7 +1169,13 @@ impl Scheduler {
         let ip = d.targets.get(c.target).map(|t| t.ip);
         if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release(ip)) {
             for domain in waiters {
-                self.mark_ready(domain);
+                // A domain with real-time work keeps its place ahead of the bulk ones that
+                // waited for the same server.
+                if self.front_is_urgent(domain) {
+                    self.mark_urgent(domain);
+                } else {
+                    self.mark_ready(domain);
+                }
             }
         }
     }

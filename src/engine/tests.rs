@@ -1184,6 +1184,43 @@ fn real_time_work_takes_the_next_free_session_ahead_of_bulk() {
     assert!(heard.iter().any(|l| l.contains("x@now.test")), "{heard:?}");
 }
 
+/// At a server whose sessions are all taken (the per-MX cap), a real-time domain waiting for
+/// a slot gets the next one, ahead of the bulk domains waiting for the same server.
+#[test]
+fn at_a_full_server_real_time_work_takes_the_next_slot() {
+    let mut config = config();
+    config.catch_all = false;
+    config.concurrency = 10;
+    config.per_mx = 1;
+    config.rcpts_per_session = 2;
+    let mut h = Harness::new(config);
+    for domain in ["bulk1.test", "bulk2.test", "bulk3.test", "now.test"] {
+        h.mx(domain, 10, [127, 0, 0, 9]);
+    }
+    for local in ["a", "b", "c", "d"] {
+        for domain in ["bulk1.test", "bulk2.test", "bulk3.test"] {
+            h.submit(&format!("{local}@{domain}"));
+        }
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 1, "one session at the server at once");
+    h.submit_with("x@now.test", SubmitOptions::real_time());
+    h.settle_dns();
+    h.advance(Duration::ZERO);
+    assert_eq!(
+        h.connects.len(),
+        1,
+        "the real-time domain waits for the slot too"
+    );
+    h.play(postfix(&[]));
+    h.advance(Duration::ZERO);
+    let (_, heard) = h.play(postfix(&[]));
+    assert!(
+        heard.iter().any(|l| l.contains("x@now.test")),
+        "the freed slot went to bulk work: {heard:?}"
+    );
+}
+
 #[test]
 fn a_real_time_submission_of_a_queued_address_moves_it_ahead() {
     let mut config = config();
