@@ -152,6 +152,18 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
 
     let listed = get(&server, "/v1/jobs", TOKEN_A).json();
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["next"], Value::Null);
+    // A full page has a next one: here empty (TOKEN_B has one job, the cancelled upload).
+    let page = get(&server, "/v1/jobs?limit=1", TOKEN_B).json();
+    assert_eq!(page["jobs"].as_array().map(Vec::len), Some(1));
+    let next = page["next"].as_str().expect("a next page").to_owned();
+    assert_eq!(
+        get(&server, &next, TOKEN_B).json()["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    get(&server, "/v1/jobs?limit=0", TOKEN_A).refused(400, "bad_request");
     let metrics = get(&server, "/metrics", TOKEN_A);
     assert_eq!(metrics.status, 200);
     for name in [

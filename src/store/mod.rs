@@ -459,12 +459,29 @@ impl Store {
 
     /// The jobs `owner` made, oldest first.
     pub fn jobs(&self, owner: &str) -> Result<Vec<JobSummary>, StoreError> {
+        self.jobs_after(owner, None, usize::MAX)
+    }
+
+    /// Up to `limit` of the jobs `owner` made, oldest first, starting after job `after` (a
+    /// page: pass the last job of one page to get the next). A job `after` that is not the
+    /// owner's starts from the first.
+    pub fn jobs_after(
+        &self,
+        owner: &str,
+        after: Option<&JobId>,
+        limit: usize,
+    ) -> Result<Vec<JobSummary>, StoreError> {
         let mut ids = self.conn.prepare_cached(
             "SELECT id FROM jobs WHERE owner = ?1 AND state != 'uploading' \
-                 ORDER BY created_ms, id",
+             AND (created_ms, id) > (SELECT coalesce(max(created_ms), -1), coalesce(max(id), '') \
+                 FROM jobs WHERE id = ?2 AND owner = ?1) \
+             ORDER BY created_ms, id LIMIT ?3",
         )?;
         let ids: Vec<String> = ids
-            .query_map(params![owner], |row| row.get(0))?
+            .query_map(
+                params![owner, after.map(JobId::as_str), signed(limit as u64)],
+                |row| row.get(0),
+            )?
             .collect::<Result<_, _>>()?;
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {

@@ -125,6 +125,42 @@ fn lines_keep_the_numbers_they_were_given() {
 }
 
 #[test]
+fn jobs_come_in_pages_oldest_first() {
+    let mut store = Store::open_in_memory().unwrap();
+    let ids: Vec<JobId> = (0..5)
+        .map(|n| job_of(&mut store, "a", &[&format!("x{n}@x.test")]))
+        .collect();
+    let other = job_of(&mut store, "b", &["y@x.test"]);
+    let all: Vec<JobId> = store.jobs("a").unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(all.len(), 5);
+    let first: Vec<JobId> = store
+        .jobs_after("a", None, 2)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(first, all[..2]);
+    let next: Vec<JobId> = store
+        .jobs_after("a", Some(&first[1]), 2)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(next, all[2..4]);
+    let last = store.jobs_after("a", Some(&all[4]), 2).unwrap();
+    assert!(last.is_empty());
+    // Another owner's job as the cursor tells nothing: the first page.
+    let foreign: Vec<JobId> = store
+        .jobs_after("a", Some(&other), 2)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(foreign, all[..2]);
+    assert!(ids.iter().all(|id| all.contains(id)));
+}
+
+#[test]
 fn running_jobs_are_counted_per_owner() {
     let mut store = Store::open_in_memory().unwrap();
     let first = job_of(&mut store, "a", &["x@x.test"]);

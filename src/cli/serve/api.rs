@@ -715,13 +715,39 @@ fn job_id(text: &str) -> Result<JobId, ApiError> {
     JobId::parse(text).ok_or_else(ApiError::no_such_job)
 }
 
-async fn list_jobs(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+/// Jobs listed in one page at most, and by default.
+const MAX_PAGE: usize = 1_000;
+
+async fn list_jobs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
     let answer = async {
         let owner = caller(&app, &headers)?;
-        let jobs = app.read(move |store| store.jobs(&owner.0)).await?;
+        let query = query_of(&uri, &["limit", "after"])?;
+        let limit = match query.get("limit") {
+            None => MAX_PAGE,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("limit: a number from 1 to {MAX_PAGE}"))
+                })?,
+        };
+        let after = query.get("after").map(|text| job_id(text)).transpose()?;
+        let jobs = app
+            .read(move |store| store.jobs_after(&owner.0, after.as_ref(), limit))
+            .await?;
         let now = SystemTime::now();
+        // A full page may have a next one: it starts after this page's last job.
+        let next = (jobs.len() == limit)
+            .then(|| jobs.last())
+            .flatten()
+            .map(|job| format!("/v1/jobs?limit={limit}&after={}", job.id));
         let jobs: Vec<Value> = jobs.iter().map(|job| job_json(job, now)).collect();
-        Ok(axum::Json(json!({ "jobs": jobs })).into_response())
+        Ok(axum::Json(json!({ "jobs": jobs, "next": next })).into_response())
     }
     .await;
     counted(&app, "jobs", answer)
