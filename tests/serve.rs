@@ -120,6 +120,32 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // Results of more than one page (1,000 lines a page) come whole and in order.
+    let long: String = (0..2_500).map(|i| format!("user{i}@shop.test\n")).collect();
+    let long = post(&server, "/v1/jobs", TOKEN_A, "text/plain", long.as_bytes());
+    let long = long.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(wait_for_job(&server, &long, TOKEN_A)["state"], "finished");
+    let all = get(&server, &format!("/v1/jobs/{long}/results"), TOKEN_A).body;
+    let lines: Vec<u64> = all
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).expect("json")["line"]
+                .as_u64()
+                .expect("line")
+        })
+        .collect();
+    assert_eq!(lines, (1..=2_500).collect::<Vec<u64>>());
+    let csv = get(
+        &server,
+        &format!("/v1/jobs/{long}/results?format=csv&after=1500"),
+        TOKEN_A,
+    );
+    assert_eq!(
+        csv.body.lines().count(),
+        1 + 1_000,
+        "the header and lines 1501 to 2500"
+    );
+
     // A multipart upload well over axum's 2 MB default, as the page sends it.
     let boundary = "mxprobe-boundary-7d1e";
     let mut multipart = format!(
@@ -151,7 +177,11 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
     assert_eq!(cancelled.json()["state"], "cancelled");
 
     let listed = get(&server, "/v1/jobs", TOKEN_A).json();
-    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        listed["jobs"].as_array().map(Vec::len),
+        Some(2),
+        "the list and the long one"
+    );
     assert_eq!(listed["next"], Value::Null);
     // A full page has a next one: here empty (TOKEN_B has one job, the cancelled upload).
     let page = get(&server, "/v1/jobs?limit=1", TOKEN_B).json();

@@ -546,28 +546,15 @@ impl Store {
         results: &[VerifyResult],
         now: SystemTime,
     ) -> Result<usize, StoreError> {
+        let records = results
+            .iter()
+            .map(|result| Ok((result.tag, result.reason, json(result)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let tx = self.conn.transaction()?;
-        let mut added = 0;
-        let mut by_reason = [0u64; Reason::ALL.len()];
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for result in results {
-                let record = json(result)?;
-                let new = insert.execute(params![
-                    id.as_str(),
-                    signed(result.tag),
-                    result.reason.as_str(),
-                    record
-                ])?;
-                added += new;
-                by_reason[reason_index(result.reason)] += new as u64;
-                cache_in(&tx, result, Cached::Result(id, result.tag), now)?;
-            }
+        let added = insert_results(&tx, id, &records, now)?;
+        for result in results {
+            cache_in(&tx, result, Cached::Result(id, result.tag), now)?;
         }
-        count_reasons(&tx, id, &by_reason)?;
-        count_answered(&tx, id, added, now)?;
         tx.commit()?;
         Ok(added)
     }
@@ -583,21 +570,7 @@ impl Store {
         now: SystemTime,
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut added = 0;
-        let mut by_reason = [0u64; Reason::ALL.len()];
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (line, reason, record) in records {
-                let new =
-                    insert.execute(params![id.as_str(), signed(*line), reason.as_str(), record])?;
-                added += new;
-                by_reason[reason_index(*reason)] += new as u64;
-            }
-        }
-        count_reasons(&tx, id, &by_reason)?;
-        count_answered(&tx, id, added, now)?;
+        let added = insert_results(&tx, id, records, now)?;
         tx.commit()?;
         Ok(added)
     }
@@ -745,6 +718,29 @@ impl Upload {
     pub fn set_webhook(&mut self, url: impl Into<String>) {
         self.webhook = Some(url.into());
     }
+}
+
+/// Inserts results of job `id` (line, reason, record), ignoring lines that have theirs, and
+/// counts the new ones; returns how many were new.
+fn insert_results(
+    conn: &Connection,
+    id: &JobId,
+    records: &[(u64, Reason, String)],
+    now: SystemTime,
+) -> Result<usize, StoreError> {
+    let mut added = 0;
+    let mut by_reason = [0u64; Reason::ALL.len()];
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (line, reason, record) in records {
+        let new = insert.execute(params![id.as_str(), signed(*line), reason.as_str(), record])?;
+        added += new;
+        by_reason[reason_index(*reason)] += new as u64;
+    }
+    count_reasons(conn, id, &by_reason)?;
+    count_answered(conn, id, added, now)?;
+    Ok(added)
 }
 
 /// Adds the new results of each reason (in the order of [`Reason::ALL`]) to job `id`'s counts.

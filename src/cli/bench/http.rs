@@ -450,15 +450,7 @@ impl Service {
 
     /// The service's resident memory, from `/proc`.
     fn resident(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-        let kib: u64 = line["VmRSS:".len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
+        super::memory::resident_of(self.child.id()).map(|resident| resident.now)
     }
 
     /// Fails if the service has exited.

@@ -17,6 +17,11 @@ pub fn resident() -> Option<Resident> {
     parse_status(&fs::read_to_string("/proc/self/status").ok()?)
 }
 
+/// Both figures of another process, by its id.
+pub fn resident_of(pid: u32) -> Option<Resident> {
+    parse_status(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
 /// Makes the peak start again from the current size (`echo 5 > /proc/self/clear_refs`, Linux
 /// 4.0 and later). Returns whether it worked; if not, the peak is the whole process's.
 pub fn reset_peak() -> bool {

@@ -326,11 +326,15 @@ async fn verify_inner(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Answer
         .insert(tag, sender);
     let handle = app.handle.clone();
     let address = request.address;
-    let submitted = tokio::task::spawn_blocking(move || {
-        handle.submit_with(address, tag, SubmitOptions::real_time().deadline(timeout))
-    })
+    // The real-time way in holds 256 submissions; a full one waits, as long as the request may.
+    let submitted = tokio::time::timeout(
+        timeout,
+        tokio::task::spawn_blocking(move || {
+            handle.submit_with(address, tag, SubmitOptions::real_time().deadline(timeout))
+        }),
+    )
     .await;
-    if !matches!(submitted, Ok(Ok(()))) {
+    if !matches!(submitted, Ok(Ok(Ok(())))) {
         app.forget(tag);
         return Err(ApiError::unavailable("the engine has stopped"));
     }
@@ -852,13 +856,20 @@ async fn results_inner(
             .await?
             .ok_or_else(ApiError::no_such_job)?
     };
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let store_path = app.store_path.clone();
-    tokio::task::spawn_blocking(move || {
-        stream_results(&store_path, &owner.0, &id, first, csv, &sender);
-    });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
+    // Pages are read as the client takes them: a client that stops reading holds no thread
+    // and no page beyond the one being written.
+    let pages = Pages {
+        app: Arc::clone(app),
+        owner: owner.0,
+        id,
+        csv,
+        header: csv,
+        first: Some(first),
+        after,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(pages, |mut pages| async move {
+        pages.next().await.map(|chunk| (chunk, pages))
     });
     let content_type = if csv {
         "text/csv; charset=utf-8"
@@ -872,41 +883,58 @@ async fn results_inner(
         .into_response())
 }
 
-/// Sends a job's results page by page, as JSON Lines or CSV, until there are no more (on a
-/// blocking thread, with a reader of its own).
-fn stream_results(
-    path: &std::path::Path,
-    owner: &str,
-    id: &JobId,
-    first: Vec<(u64, String)>,
+/// A job's results, a page at a time, as JSON Lines or CSV.
+struct Pages {
+    app: Arc<App>,
+    owner: String,
+    id: JobId,
     csv: bool,
-    sender: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) {
-    let send = |chunk: Result<Vec<u8>, std::io::Error>| {
-        sender.blocking_send(chunk.map(Bytes::from)).is_ok()
-    };
-    if csv
-        && !send(Ok(
-            format!("{}\n", crate::cli::output::CSV_HEADER).into_bytes()
-        ))
-    {
-        return;
-    }
-    let mut page = first;
-    let reader = match Store::open_reader(path) {
-        Ok(reader) => reader,
-        Err(e) => {
-            let _ = send(Err(std::io::Error::other(e.to_string())));
-            return;
+    /// The CSV header is still to be sent.
+    header: bool,
+    /// The page read before the answer began.
+    first: Option<Vec<(u64, String)>>,
+    /// The last line sent.
+    after: u64,
+    done: bool,
+}
+
+impl Pages {
+    /// The next piece of the body; `None` at the end.
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.header {
+            self.header = false;
+            return Some(Ok(Bytes::from(format!(
+                "{}\n",
+                crate::cli::output::CSV_HEADER
+            ))));
         }
-    };
-    loop {
-        let Some(&(last, _)) = page.last() else {
-            return;
+        if self.done {
+            return None;
+        }
+        let page = match self.first.take() {
+            Some(page) => page,
+            None => {
+                let (owner, id) = (self.owner.clone(), self.id.clone());
+                let after = self.after;
+                match self
+                    .app
+                    .read(move |store| store.results(&owner, &id, after, PAGE_SIZE))
+                    .await
+                {
+                    Ok(Some(page)) => page,
+                    Ok(None) => return None,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(std::io::Error::other(e.message)));
+                    }
+                }
+            }
         };
+        let &(last, _) = page.last()?;
+        self.after = last;
         let mut chunk = Vec::with_capacity(page.len() * 300);
         for (_, record) in &page {
-            if csv {
+            if self.csv {
                 let value: Value = serde_json::from_str(record).unwrap_or(Value::Null);
                 if crate::cli::output::csv_line_from_json(&mut chunk, &value).is_err() {
                     continue;
@@ -916,17 +944,7 @@ fn stream_results(
             }
             chunk.push(b'\n');
         }
-        if !send(Ok(chunk)) {
-            return;
-        }
-        page = match reader.results(owner, id, last, PAGE_SIZE) {
-            Ok(Some(page)) => page,
-            Ok(None) => return,
-            Err(e) => {
-                let _ = send(Err(std::io::Error::other(e.to_string())));
-                return;
-            }
-        };
+        Some(Ok(Bytes::from(chunk)))
     }
 }
 
