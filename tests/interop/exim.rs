@@ -1,9 +1,10 @@
 //! The whole engine against a real Exim, the other MTA most mail servers run, which offers
 //! PIPELINING: NSD serves the test zone, Exim runs from a private configuration on
-//! 127.0.0.88 with an ACL that knows two mailboxes. The verdicts must be right; the session
+//! 127.0.0.88 with an ACL that knows two mailboxes. The verdicts must be right, and the same
+//! list through `mxprobe serve`, as a job and in real time, must get the same ones. The session
 //! must have put QUIT at the end of its pipelined group (RFC 2920 §3.1), and Exim must have
-//! taken it so: every connection "closed by QUIT", no synchronization error, no message
-//! received.
+//! taken it so, from the library and the service alike: every connection "closed by QUIT", no
+//! synchronization error, no message received.
 //!
 //! Exim is not installed (its package conflicts with Postfix's): `tests/interop/exim-unpack`
 //! extracts it into `target/interop-exim`, which is where this test looks.
@@ -14,7 +15,10 @@ use std::time::Duration;
 
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir, engine_config, free_port, summary, verify, wait_until_serving};
+use crate::support::{
+    Nsd, RealTime, TempDir, engine_config, free_port, rows, summary, through_the_service, verify,
+    wait_until_serving,
+};
 
 /// The loopback address Exim listens on.
 const EXIM_IP: &str = "127.0.0.88";
@@ -186,6 +190,16 @@ fn verdicts_against_exim_with_quit_in_the_pipelined_group() {
         "QUIT was not in the pipelined group:\n{transcript}"
     );
     assert!(transcript.contains("< 221 "), "no 221:\n{transcript}");
+
+    // The same list through `mxprobe serve`, as a job and in real time: the same verdicts.
+    // (Exim lower-cases the local part before its ACL, so Bob is bob.)
+    let bob = RealTime {
+        address: "Bob@exim.interop.test",
+        verdict: Verdict::Deliverable,
+        reason: Reason::Accepted,
+    };
+    let served = through_the_service(nsd.addr, exim.port, &addresses, &bob);
+    assert_eq!(served, rows(&results), "Exim's log:\n{}", exim.log());
 
     std::thread::sleep(Duration::from_millis(300));
     let log = exim.log();

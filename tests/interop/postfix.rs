@@ -1,6 +1,7 @@
 //! The whole engine against a real Postfix: NSD serves the test zone, Postfix runs from a
 //! private configuration on 127.0.0.77:25 with virtual mailboxes (unknown users rejected at
-//! RCPT), a catch-all domain and a domain whose first MX is dead. The verdicts must be right,
+//! RCPT), a catch-all domain and a domain whose first MX is dead. The verdicts must be right;
+//! the same list through `mxprobe serve`, as a job and in real time, must get the same ones;
 //! and Postfix's own log must show that no DATA or BDAT ever came.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use mxprobe::verdict::{Reason, Verdict};
 
-use crate::support::{Nsd, TempDir, engine_config, summary, verify};
+use crate::support::{
+    Nsd, RealTime, TempDir, engine_config, rows, summary, through_the_service, verify,
+};
 
 /// The loopback address Postfix listens on, and one where nothing listens (a dead MX).
 const POSTFIX_IP: &str = "127.0.0.77";
@@ -259,22 +262,14 @@ fn verdicts_against_postfix() {
     );
 
     // The same list through `mxprobe serve`, as a job and in real time: the same verdicts.
-    let served = through_the_service(nsd.addr, &addresses);
-    assert_eq!(
-        served,
-        summary(&results)
-            .iter()
-            .map(|(address, verdict, reason)| {
-                (
-                    address.to_string(),
-                    verdict.as_str().to_owned(),
-                    reason.as_str().to_owned(),
-                )
-            })
-            .collect::<Vec<_>>(),
-        "Postfix log:\n{}",
-        postfix.log()
-    );
+    let bob = RealTime {
+        address: "bob@mail.interop.test",
+        verdict: Verdict::Deliverable,
+        reason: Reason::Accepted,
+    };
+    // Postfix listens on port 25, where mxprobe connects by default.
+    let served = through_the_service(nsd.addr, 25, &addresses, &bob);
+    assert_eq!(served, rows(&results), "Postfix log:\n{}", postfix.log());
 
     // Postfix logs one line per session with a count per command: no data=, no bdat=.
     std::thread::sleep(Duration::from_millis(300));
@@ -300,107 +295,4 @@ fn verdicts_against_postfix() {
         !log.contains("postfix/cleanup"),
         "a message entered Postfix's queue:\n{log}"
     );
-}
-
-/// `addresses` as a job of `mxprobe serve` (the real binary, its store in a temporary
-/// directory), then one of them again in real time: (address, verdict, reason) per line.
-fn through_the_service(
-    dns: std::net::SocketAddr,
-    addresses: &[&str],
-) -> Vec<(String, String, String)> {
-    use std::io::BufRead;
-    let dir = TempDir::new("serve");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
-        .args(["serve", "--no-auth", "--listen", "127.0.0.1:0", "--store"])
-        .arg(dir.path().join("store.db"))
-        .args([
-            "--from",
-            "probe@interop.test",
-            "--helo",
-            "probe.interop.test",
-        ])
-        .args(["--dns-server", &dns.to_string(), "--dns-timeout", "2"])
-        .args(["--allow-private-mx", "--domain-rate", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mxprobe serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines, said) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines.send(line);
-        }
-    });
-    let base = loop {
-        let line = said
-            .recv_timeout(Duration::from_secs(60))
-            .expect("mxprobe serve listens");
-        if let Some(address) = line.strip_prefix("mxprobe serve: listening on ") {
-            break address.to_owned();
-        }
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let text = |response: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
-        response
-            .expect("an answer")
-            .body_mut()
-            .read_to_string()
-            .expect("a body")
-    };
-    let list = addresses.join("\n");
-    let created: serde_json::Value = serde_json::from_str(&text(
-        agent
-            .post(format!("{base}/v1/jobs"))
-            .content_type("text/plain")
-            .send(list.as_bytes()),
-    ))
-    .expect("json");
-    let id = created["id"].as_str().expect("a job").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job: serde_json::Value =
-            serde_json::from_str(&text(agent.get(format!("{base}/v1/jobs/{id}")).call()))
-                .expect("json");
-        if job["state"] == "finished" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job did not finish: {job}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let results = text(agent.get(format!("{base}/v1/jobs/{id}/results")).call());
-    let rows: Vec<(String, String, String)> = results
-        .lines()
-        .map(|line| {
-            let record: serde_json::Value = serde_json::from_str(line).expect("json");
-            let field = |name: &str| record[name].as_str().unwrap_or_default().to_owned();
-            (field("address"), field("verdict"), field("reason"))
-        })
-        .collect();
-    let alice: serde_json::Value = serde_json::from_str(&text(
-        agent
-            .post(format!("{base}/v1/verify"))
-            .content_type("application/json")
-            .send(br#"{"address": "bob@mail.interop.test"}"#.as_slice()),
-    ))
-    .expect("json");
-    assert_eq!(
-        (&alice["verdict"], &alice["reason"]),
-        (
-            &serde_json::json!("deliverable"),
-            &serde_json::json!("accepted")
-        ),
-        "{alice}"
-    );
-    let _ = child.kill();
-    let _ = child.wait();
-    rows
 }
