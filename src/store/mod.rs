@@ -44,8 +44,11 @@ mod tests;
 
 /// The schema, applied to a new file; `user_version` says which one a file has.
 const SCHEMA: &str = "
+-- A job's rows elsewhere name it by `seq`, its number in this file: a small integer, not its
+-- 32-character name, in the key of each of its lines, results and cache entries.
 CREATE TABLE jobs (
-    id          TEXT PRIMARY KEY,
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
     owner       TEXT NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('uploading', 'running', 'finished', 'cancelled')),
     created_ms  INTEGER NOT NULL,
@@ -57,20 +60,20 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_by_owner ON jobs (owner, created_ms);
 CREATE TABLE lines (
-    job     TEXT NOT NULL,
+    job     INTEGER NOT NULL,
     line    INTEGER NOT NULL,
     address TEXT NOT NULL,
     PRIMARY KEY (job, line)
 ) WITHOUT ROWID;
 CREATE TABLE results (
-    job    TEXT NOT NULL,
+    job    INTEGER NOT NULL,
     line   INTEGER NOT NULL,
     reason TEXT NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (job, line)
 ) WITHOUT ROWID;
 CREATE TABLE counts (
-    job    TEXT NOT NULL,
+    job    INTEGER NOT NULL,
     reason TEXT NOT NULL,
     count  INTEGER NOT NULL,
     PRIMARY KEY (job, reason)
@@ -81,14 +84,15 @@ CREATE TABLE cache (
     expires_ms INTEGER NOT NULL,
     -- The record itself, or where it is: a job's result (not written twice).
     record     TEXT,
-    job        TEXT,
+    job        INTEGER,
     line       INTEGER,
     CHECK ((record IS NULL) != (job IS NULL))
 ) WITHOUT ROWID;
 ";
 
-/// The schema version this code writes.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this code writes. Version 1, of development builds before job numbers,
+/// is not read.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a verdict of each reason is reused for another submission of its mailbox; `None`:
 /// never.
@@ -218,6 +222,8 @@ pub enum StoreError {
     Corrupt(String),
     /// The file was written by a newer mxprobe.
     NewerSchema(i64),
+    /// The file was written by a development build of mxprobe with an older schema.
+    OlderSchema(i64),
     /// The operating system gave no randomness for a job's name.
     Random(String),
     /// An upload's line numbers went backwards: a bug in the caller.
@@ -239,6 +245,12 @@ impl fmt::Display for StoreError {
                 "the store was written by a newer mxprobe (schema {version}, this one knows \
                  {SCHEMA_VERSION}); upgrade mxprobe or use another file"
             ),
+            Self::OlderSchema(version) => write!(
+                f,
+                "the store was written by a development build of mxprobe (schema {version}, \
+                 this one writes {SCHEMA_VERSION}) and cannot be read; move it aside and start \
+                 with a new file"
+            ),
             Self::Random(e) => write!(f, "no randomness for a job's name: {e}"),
             Self::LineOrder { line, after } => {
                 write!(f, "an upload gave line {line} after line {after}")
@@ -255,10 +267,26 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Cache entries of saved job results held back at most, before they are written in one
+/// sorted pass ([`Store::flush_cache`]).
+pub const CACHE_BATCH: usize = 32_768;
+
 /// The store: one SQLite connection. See the module documentation.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Cache entries of saved job results not yet written: see [`Store::save_results`].
+    pending: Vec<Entry>,
+}
+
+/// A cache entry of a job's result, waiting to be written.
+#[derive(Debug)]
+struct Entry {
+    mailbox: String,
+    reason: Reason,
+    expires_ms: i64,
+    job: i64,
+    line: u64,
 }
 
 impl Store {
@@ -278,11 +306,12 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        stable_plans(&conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         match version {
-            SCHEMA_VERSION => Ok(Self { conn }),
+            SCHEMA_VERSION => Ok(Self::new(conn)),
             0 => Err(StoreError::Corrupt("no mxprobe schema".into())),
-            newer => Err(StoreError::NewerSchema(newer)),
+            other => Err(schema_error(other)),
         }
     }
 
@@ -295,7 +324,7 @@ impl Store {
     fn remove_uploads(&self) -> Result<usize, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "DELETE FROM lines WHERE job IN (SELECT id FROM jobs WHERE state = 'uploading')",
+            "DELETE FROM lines WHERE job IN (SELECT seq FROM jobs WHERE state = 'uploading')",
             [],
         )?;
         let removed = tx.execute("DELETE FROM jobs WHERE state = 'uploading'", [])?;
@@ -304,6 +333,7 @@ impl Store {
     }
 
     fn prepare(conn: Connection) -> Result<Self, StoreError> {
+        stable_plans(&conn)?;
         // WAL lets readers read while the writer writes; FULL syncs the WAL at every commit,
         // so that what was acknowledged survives a power cut too.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
@@ -323,9 +353,16 @@ impl Store {
                 ))?;
             }
             SCHEMA_VERSION => {}
-            newer => return Err(StoreError::NewerSchema(newer)),
+            other => return Err(schema_error(other)),
         }
-        Ok(Self { conn })
+        Ok(Self::new(conn))
+    }
+
+    fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            pending: Vec::new(),
+        }
     }
 
     /// Starts a job for `owner`: add its lines with [`upload`](Self::upload), then
@@ -340,6 +377,7 @@ impl Store {
         )?;
         Ok(Upload {
             id,
+            seq: self.conn.last_insert_rowid(),
             lines: 0,
             last_line: 0,
             webhook: None,
@@ -361,7 +399,7 @@ impl Store {
                     return Err(StoreError::LineOrder { line, after: last });
                 }
                 last = line;
-                insert.execute(params![upload.id.as_str(), signed(line), text])?;
+                insert.execute(params![upload.seq, signed(line), text])?;
             }
         }
         tx.commit()?;
@@ -379,8 +417,8 @@ impl Store {
              state = CASE WHEN ?2 = 0 THEN 'finished' ELSE 'running' END, \
              finished_ms = CASE WHEN ?2 = 0 THEN created_ms ELSE NULL END, \
              webhook = ?3, webhook_state = CASE WHEN ?3 IS NULL THEN NULL ELSE 'pending' END \
-             WHERE id = ?1 AND state = 'uploading'",
-                params![upload.id.as_str(), signed(upload.lines), upload.webhook],
+             WHERE seq = ?1 AND state = 'uploading'",
+                params![upload.seq, signed(upload.lines), upload.webhook],
             )
         })?;
         Ok(upload.id)
@@ -401,13 +439,10 @@ impl Store {
     /// Removes the job of `upload` and its lines: the upload failed.
     pub fn abandon_job(&mut self, upload: Upload) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM lines WHERE job = ?1", params![upload.seq])?;
         tx.execute(
-            "DELETE FROM lines WHERE job = ?1",
-            params![upload.id.as_str()],
-        )?;
-        tx.execute(
-            "DELETE FROM jobs WHERE id = ?1 AND state = 'uploading'",
-            params![upload.id.as_str()],
+            "DELETE FROM jobs WHERE seq = ?1 AND state = 'uploading'",
+            params![upload.seq],
         )?;
         tx.commit()?;
         Ok(())
@@ -418,7 +453,7 @@ impl Store {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT state, created_ms, finished_ms, lines, answered FROM jobs \
+                "SELECT state, created_ms, finished_ms, lines, answered, seq FROM jobs \
                  WHERE id = ?1 AND owner = ?2 AND state != 'uploading'",
             )?
             .query_row(params![id.as_str(), owner], |row| {
@@ -428,10 +463,11 @@ impl Store {
                     row.get::<_, Option<i64>>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
                 ))
             })
             .optional()?;
-        let Some((state, created, finished, lines, answered)) = row else {
+        let Some((state, created, finished, lines, answered, seq)) = row else {
             return Ok(None);
         };
         // Counted as results are saved: reading them costs the same at any job size.
@@ -439,7 +475,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT reason, count FROM counts WHERE job = ?1")?;
         let mut by_reason: Vec<(Reason, u64)> = Vec::new();
-        for row in counts.query_map(params![id.as_str()], |row| {
+        for row in counts.query_map(params![seq], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })? {
             let (reason, count) = row?;
@@ -522,7 +558,7 @@ impl Store {
     ) -> Result<Vec<(u64, String)>, StoreError> {
         let mut lines = self.conn.prepare_cached(
             "SELECT l.line, l.address FROM lines l \
-             WHERE l.job = ?1 AND l.line > ?2 \
+             WHERE l.job = (SELECT seq FROM jobs WHERE id = ?1) AND l.line > ?2 \
              AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job = l.job AND r.line = l.line) \
              ORDER BY l.line LIMIT ?3",
         )?;
@@ -540,6 +576,15 @@ impl Store {
     /// caches each verdict for its reason's TTL. A line that already has its result keeps the
     /// first: a redelivered result changes nothing. The job is finished once every line is
     /// answered. Returns how many results were new.
+    ///
+    /// The cache entries are held back and written [`CACHE_BATCH`] at a time, sorted by mailbox,
+    /// and all of them when a job finishes ([`flush_cache`](Self::flush_cache): call it too when
+    /// the results stop coming). The
+    /// cache is keyed by mailbox, and a list's mailboxes come in no order: written with their
+    /// results, each entry of a batch lands on a page of its own, and a batch of 2,000 rewrote
+    /// as many pages of a cache of a few hundred thousand entries (`benches/store.rs`). Sorted
+    /// and many at a time, they share pages. Entries not yet written when the process dies
+    /// are lost; their results are not, and those mailboxes are probed again the next time.
     pub fn save_results(
         &mut self,
         id: &JobId,
@@ -551,11 +596,31 @@ impl Store {
             .map(|result| Ok((result.tag, result.reason, json(result)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let tx = self.conn.transaction()?;
-        let added = insert_results(&tx, id, &records, now)?;
+        let Some(seq) = seq_of(&tx, id)? else {
+            return Ok(0);
+        };
+        let (added, finished) = insert_results(&tx, seq, &records, now)?;
         for result in results {
-            cache_in(&tx, result, Cached::Result(id, result.tag), now)?;
+            let (Some(mailbox), Some(ttl)) = (result.mailbox.as_ref(), ttl(result.reason)) else {
+                continue;
+            };
+            self.pending.push(Entry {
+                mailbox: mailbox.clone(),
+                reason: result.reason,
+                expires_ms: millis(now + ttl),
+                job: seq,
+                line: result.tag,
+            });
+        }
+        // A job seen finished has all its verdicts in the cache.
+        let flush = finished || self.pending.len() >= CACHE_BATCH;
+        if flush {
+            write_entries(&tx, &mut self.pending)?;
         }
         tx.commit()?;
+        if flush {
+            self.pending.clear();
+        }
         Ok(added)
     }
 
@@ -570,8 +635,17 @@ impl Store {
         now: SystemTime,
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
-        let added = insert_results(&tx, id, records, now)?;
+        let Some(seq) = seq_of(&tx, id)? else {
+            return Ok(0);
+        };
+        let (added, finished) = insert_results(&tx, seq, records, now)?;
+        if finished {
+            write_entries(&tx, &mut self.pending)?;
+        }
         tx.commit()?;
+        if finished {
+            self.pending.clear();
+        }
         Ok(added)
     }
 
@@ -584,17 +658,16 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Option<Vec<(u64, String)>>, StoreError> {
-        if !self.owns(owner, id)? {
+        let Some(seq) = self.owned(owner, id)? else {
             return Ok(None);
-        }
+        };
         let mut rows = self.conn.prepare_cached(
             "SELECT line, record FROM results WHERE job = ?1 AND line > ?2 ORDER BY line LIMIT ?3",
         )?;
         let rows = rows
-            .query_map(
-                params![id.as_str(), signed(after), signed(limit as u64)],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )?
+            .query_map(params![seq, signed(after), signed(limit as u64)], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?
             .map(|row| row.map(|(line, record)| (count_of(line), record)))
             .collect::<Result<_, _>>()?;
         Ok(Some(rows))
@@ -628,20 +701,61 @@ impl Store {
         Ok(record)
     }
 
+    /// The cached verdicts of `mailboxes` (normalised), each as [`cached`](Self::cached)
+    /// gives it, read in one transaction: one snapshot, and one lock of the file for them all
+    /// rather than one each.
+    pub fn cached_all<'m>(
+        &self,
+        mailboxes: impl IntoIterator<Item = &'m str>,
+        now: SystemTime,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let found = mailboxes
+            .into_iter()
+            .map(|mailbox| self.cached(mailbox, now))
+            .collect::<Result<_, _>>()?;
+        tx.finish()?;
+        Ok(found)
+    }
+
+    /// Writes the cache entries of saved job results held back by
+    /// [`save_results`](Self::save_results), in one transaction, in mailbox order; returns
+    /// how many. Of two entries of one mailbox the later is kept.
+    pub fn flush_cache(&mut self) -> Result<usize, StoreError> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        write_entries(&tx, &mut self.pending)?;
+        tx.commit()?;
+        let written = self.pending.len();
+        self.pending.clear();
+        Ok(written)
+    }
+
+    /// Cache entries of saved job results not yet written ([`flush_cache`](Self::flush_cache)).
+    #[must_use]
+    pub fn cache_pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Caches `result` for its reason's TTL (results of reasons without one are not kept).
     pub fn cache(&mut self, result: &VerifyResult, now: SystemTime) -> Result<(), StoreError> {
         let record = json(result)?;
         cache_in(&self.conn, result, Cached::Record(&record), now)
     }
 
-    /// Caches each of `results` for its reason's TTL, in one transaction.
+    /// Caches each of `results` for its reason's TTL, in one transaction, in mailbox order
+    /// (see [`save_results`](Self::save_results) for why).
     pub fn cache_all(
         &mut self,
         results: &[VerifyResult],
         now: SystemTime,
     ) -> Result<(), StoreError> {
+        let mut sorted: Vec<&VerifyResult> = results.iter().collect();
+        sorted.sort_by(|a, b| a.mailbox.cmp(&b.mailbox));
         let tx = self.conn.transaction()?;
-        for result in results {
+        for result in sorted {
             cache_in(&tx, result, Cached::Record(&json(result)?), now)?;
         }
         tx.commit()?;
@@ -680,15 +794,15 @@ impl Store {
         )?)
     }
 
-    fn owns(&self, owner: &str, id: &JobId) -> Result<bool, StoreError> {
+    /// Job `id`'s number, if `owner` made it.
+    fn owned(&self, owner: &str, id: &JobId) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT 1 FROM jobs WHERE id = ?1 AND owner = ?2 AND state != 'uploading'",
+                "SELECT seq FROM jobs WHERE id = ?1 AND owner = ?2 AND state != 'uploading'",
             )?
-            .query_row(params![id.as_str(), owner], |_| Ok(()))
-            .optional()?
-            .is_some())
+            .query_row(params![id.as_str(), owner], |row| row.get(0))
+            .optional()?)
     }
 }
 
@@ -696,6 +810,7 @@ impl Store {
 #[derive(Debug)]
 pub struct Upload {
     id: JobId,
+    seq: i64,
     lines: u64,
     last_line: u64,
     webhook: Option<String>,
@@ -720,38 +835,56 @@ impl Upload {
     }
 }
 
-/// Inserts results of job `id` (line, reason, record), ignoring lines that have theirs, and
-/// counts the new ones; returns how many were new.
+/// Writes held-back cache entries in mailbox order, in the caller's transaction; the caller
+/// clears them once it has committed.
+fn write_entries(conn: &Connection, pending: &mut [Entry]) -> Result<(), StoreError> {
+    // Stable: entries of one mailbox stay in the order they came, and the last one wins.
+    pending.sort_by(|a, b| a.mailbox.cmp(&b.mailbox));
+    for entry in pending.iter() {
+        upsert_cache(
+            conn,
+            &entry.mailbox,
+            entry.reason,
+            entry.expires_ms,
+            Cached::Result(entry.job, entry.line),
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts results of job number `seq` (line, reason, record), ignoring lines that have
+/// theirs, and counts the new ones; returns how many were new, and whether they finished the
+/// job.
 fn insert_results(
     conn: &Connection,
-    id: &JobId,
+    seq: i64,
     records: &[(u64, Reason, String)],
     now: SystemTime,
-) -> Result<usize, StoreError> {
+) -> Result<(usize, bool), StoreError> {
     let mut added = 0;
     let mut by_reason = [0u64; Reason::ALL.len()];
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO results (job, line, reason, record) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for (line, reason, record) in records {
-        let new = insert.execute(params![id.as_str(), signed(*line), reason.as_str(), record])?;
+        let new = insert.execute(params![seq, signed(*line), reason.as_str(), record])?;
         added += new;
         by_reason[reason_index(*reason)] += new as u64;
     }
-    count_reasons(conn, id, &by_reason)?;
-    count_answered(conn, id, added, now)?;
-    Ok(added)
+    count_reasons(conn, seq, &by_reason)?;
+    let finished = count_answered(conn, seq, added, now)?;
+    Ok((added, finished))
 }
 
 /// Adds the new results of each reason (in the order of [`Reason::ALL`]) to job `id`'s counts.
-fn count_reasons(conn: &Connection, id: &JobId, by_reason: &[u64]) -> Result<(), StoreError> {
+fn count_reasons(conn: &Connection, seq: i64, by_reason: &[u64]) -> Result<(), StoreError> {
     let mut add = conn.prepare_cached(
         "INSERT INTO counts (job, reason, count) VALUES (?1, ?2, ?3) \
          ON CONFLICT (job, reason) DO UPDATE SET count = count + ?3",
     )?;
     for (reason, count) in Reason::ALL.iter().zip(by_reason) {
         if *count > 0 {
-            add.execute(params![id.as_str(), reason.as_str(), signed(*count)])?;
+            add.execute(params![seq, reason.as_str(), signed(*count)])?;
         }
     }
     Ok(())
@@ -765,32 +898,33 @@ fn reason_index(reason: Reason) -> usize {
         .unwrap_or_default()
 }
 
-/// Adds `added` new results to job `id`'s count, and finishes it if that was its last line.
+/// Adds `added` new results to job number `seq`'s count, and finishes it if that was its last
+/// line; returns whether it did.
 fn count_answered(
     conn: &Connection,
-    id: &JobId,
+    seq: i64,
     added: usize,
     now: SystemTime,
-) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE jobs SET answered = answered + ?2 WHERE id = ?1")?
-        .execute(params![id.as_str(), signed(added as u64)])?;
-    conn.prepare_cached(
-        "UPDATE jobs SET state = 'finished', finished_ms = ?2 \
-         WHERE id = ?1 AND state = 'running' AND answered >= lines",
-    )?
-    .execute(params![id.as_str(), millis(now)])?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    conn.prepare_cached("UPDATE jobs SET answered = answered + ?2 WHERE seq = ?1")?
+        .execute(params![seq, signed(added as u64)])?;
+    let finished = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 'finished', finished_ms = ?2 \
+         WHERE seq = ?1 AND state = 'running' AND answered >= lines",
+        )?
+        .execute(params![seq, millis(now)])?;
+    Ok(finished > 0)
 }
 
-/// Puts `record` (the JSON of `result`) in the cache for its reason's TTL.
 /// What a cache entry holds: the record, or the job result that is it.
 enum Cached<'a> {
     Record(&'a str),
-    Result(&'a JobId, u64),
+    /// A job's number and line.
+    Result(i64, u64),
 }
 
-/// Caches `result` for its reason's TTL: its record, or a reference to the job's result that
-/// holds it (results are never deleted while their entry can be fresh).
+/// Caches `result` for its reason's TTL (results of reasons without one are not kept).
 fn cache_in(
     conn: &Connection,
     result: &VerifyResult,
@@ -800,9 +934,22 @@ fn cache_in(
     let (Some(mailbox), Some(ttl)) = (result.mailbox.as_deref(), ttl(result.reason)) else {
         return Ok(());
     };
+    upsert_cache(conn, mailbox, result.reason, millis(now + ttl), cached)
+}
+
+/// Makes `cached` the cache entry of `mailbox` until `expires_ms`: its record, or a reference
+/// to the job's result that holds it (results are never deleted while their entry can be
+/// fresh).
+fn upsert_cache(
+    conn: &Connection,
+    mailbox: &str,
+    reason: Reason,
+    expires_ms: i64,
+    cached: Cached<'_>,
+) -> Result<(), StoreError> {
     let (record, job, line) = match cached {
         Cached::Record(record) => (Some(record), None, None),
-        Cached::Result(job, line) => (None, Some(job.as_str()), Some(signed(line))),
+        Cached::Result(job, line) => (None, Some(job), Some(signed(line))),
     };
     conn.prepare_cached(
         "INSERT INTO cache (mailbox, reason, expires_ms, record, job, line) \
@@ -812,12 +959,28 @@ fn cache_in(
     )?
     .execute(params![
         mailbox,
-        result.reason.as_str(),
-        millis(now + ttl),
+        reason.as_str(),
+        expires_ms,
         record,
         job,
         line
     ])?;
+    Ok(())
+}
+
+/// Keeps each prepared statement's plan for good (SQLite's query planner stability guarantee).
+///
+/// Without it, the bundled SQLite (built with `SQLITE_ENABLE_STAT4`) marks a statement whose
+/// plan could depend on a bound value (a job's name before a range of lines, a `LIMIT ?`) to be
+/// compiled again at every new binding: the feeder's cache lookup and its read of unanswered
+/// lines were parsed and planned afresh on every call, four to five times their cost
+/// (`benches/store.rs`). The store runs no `ANALYZE`, so there are no statistics a binding
+/// could make use of.
+fn stable_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -826,11 +989,28 @@ fn json(result: &VerifyResult) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("a record that does not serialize ({e})")))
 }
 
+/// Job `id`'s number in this file, if it is there.
+fn seq_of(conn: &Connection, id: &JobId) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM jobs WHERE id = ?1")?
+        .query_row(params![id.as_str()], |row| row.get(0))
+        .optional()?)
+}
+
 fn parse_reason(text: &str) -> Result<Reason, StoreError> {
     Reason::ALL
         .into_iter()
         .find(|reason| reason.as_str() == text)
         .ok_or_else(|| StoreError::Corrupt(format!("a result of reason {text:?}")))
+}
+
+/// The error for a file of schema `version`, neither new nor this code's.
+fn schema_error(version: i64) -> StoreError {
+    if version > SCHEMA_VERSION {
+        StoreError::NewerSchema(version)
+    } else {
+        StoreError::OlderSchema(version)
+    }
 }
 
 /// Milliseconds since the Unix epoch, as SQLite's integers hold them.

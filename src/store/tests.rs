@@ -327,11 +327,67 @@ fn results_cached_together_are_each_cached() {
 #[test]
 fn saved_results_fill_the_cache() {
     let mut store = Store::open_in_memory().unwrap();
-    let id = job_of(&mut store, "t", &["a@x.test"]);
+    let id = job_of(&mut store, "t", &["a@x.test", "b@x.test", "c@x.test"]);
     store
         .save_results(&id, &[result(1, "a@x.test", Reason::Accepted)], at(0))
         .unwrap();
-    assert!(store.cached("a@x.test", at(1)).unwrap().is_some());
+    assert_eq!(store.cache_pending(), 1);
+    assert_eq!(store.cached("a@x.test", at(1)).unwrap(), None, "held back");
+    assert_eq!(store.flush_cache().unwrap(), 1);
+    assert_eq!(store.cache_pending(), 0);
+    let record = store.cached("a@x.test", at(1)).unwrap().unwrap();
+    assert!(record.contains(r#""reason":"accepted""#), "{record}");
+
+    // The job's last results are cached as it finishes.
+    store
+        .save_results(&id, &[result(2, "b@x.test", Reason::Accepted)], at(0))
+        .unwrap();
+    assert_eq!(store.cache_pending(), 1);
+    store
+        .save_records(&id, &[(3, Reason::Accepted, "{}".to_owned())], at(0))
+        .unwrap();
+    assert_eq!(
+        store.job("t", &id).unwrap().unwrap().state,
+        JobState::Finished
+    );
+    assert_eq!(store.cache_pending(), 0);
+    assert!(store.cached("b@x.test", at(1)).unwrap().is_some());
+}
+
+#[test]
+fn held_back_cache_entries_are_written_a_batch_at_a_time_and_the_last_of_a_mailbox_wins() {
+    let mut store = Store::open_in_memory().unwrap();
+    // One line more than the batch: the job is still running when the batch is written.
+    let lines: Vec<String> = (0..=CACHE_BATCH).map(|n| format!("u{n}@x.test")).collect();
+    let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let id = job_of(&mut store, "t", &texts);
+    // The same mailbox twice, first found, then gone.
+    store
+        .save_results(&id, &[result(1, "u0@x.test", Reason::Accepted)], at(0))
+        .unwrap();
+    store
+        .save_results(
+            &id,
+            &[result(2, "u0@x.test", Reason::MailboxNotFound)],
+            at(0),
+        )
+        .unwrap();
+    let rest: Vec<VerifyResult> = (3..=CACHE_BATCH as u64)
+        .map(|line| result(line, &format!("u{}@x.test", line - 1), Reason::Accepted))
+        .collect();
+    store.save_results(&id, &rest, at(0)).unwrap();
+    assert_eq!(
+        store.job("t", &id).unwrap().unwrap().state,
+        JobState::Running
+    );
+    assert_eq!(store.cache_pending(), 0, "a full batch is written at once");
+    let record = store.cached("u0@x.test", at(1)).unwrap().unwrap();
+    assert!(
+        record.contains(r#""reason":"mailbox_not_found""#),
+        "{record}"
+    );
+    let last = format!("u{}@x.test", CACHE_BATCH - 1);
+    assert!(store.cached(&last, at(1)).unwrap().is_some());
 }
 
 #[test]
@@ -411,6 +467,13 @@ fn a_reopened_file_has_every_committed_job_and_refuses_newer_schemas() {
     let error = Store::open(&path).unwrap_err();
     assert!(matches!(error, StoreError::NewerSchema(99)), "{error}");
     assert!(error.to_string().contains("newer mxprobe"));
+
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA user_version = 1").unwrap();
+    drop(conn);
+    let error = Store::open_reader(&path).unwrap_err();
+    assert!(matches!(error, StoreError::OlderSchema(1)), "{error}");
+    assert!(error.to_string().contains("start with a new file"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -134,10 +134,10 @@ impl Feeder {
                 continue;
             };
             job.cursor = last;
-            let now = SystemTime::now();
+            let mut cached = from_cache(&reader, &lines).into_iter();
             let mut records: Vec<(u64, Reason, String)> = Vec::new();
             for (line, text) in lines {
-                if let Some((reason, record)) = from_cache(&reader, &text, line, now) {
+                if let Some(Some((reason, record))) = cached.next() {
                     records.push((line, reason, record));
                     continue;
                 }
@@ -161,9 +161,27 @@ impl Feeder {
     }
 }
 
-/// The cached verdict for `text` on `line`, if its mailbox has a fresh one.
-fn from_cache(reader: &Store, text: &str, line: u64, now: SystemTime) -> Option<(Reason, String)> {
-    let address = Address::parse(text).ok()?;
-    let record = reader.cached(address.mailbox(), now).ok()??;
-    cached_record(&record, text, line)
+/// The cached verdict of each of `lines` (line and text) whose mailbox has a fresh one, in
+/// their order, looked up in one read of the store. A lookup that fails is a miss: the line is
+/// probed.
+fn from_cache(reader: &Store, lines: &[(u64, String)]) -> Vec<Option<(Reason, String)>> {
+    let addresses: Vec<Option<Address>> = lines
+        .iter()
+        .map(|(_, text)| Address::parse(text).ok())
+        .collect();
+    let mailboxes = addresses.iter().flatten().map(Address::mailbox);
+    let mut found = reader
+        .cached_all(mailboxes, SystemTime::now())
+        .unwrap_or_default()
+        .into_iter();
+    lines
+        .iter()
+        .zip(&addresses)
+        .map(|((line, text), address)| {
+            // Only a line that parsed had its mailbox looked up.
+            address.as_ref()?;
+            let record = found.next()??;
+            cached_record(&record, text, *line)
+        })
+        .collect()
 }

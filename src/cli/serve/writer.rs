@@ -1,17 +1,20 @@
 //! The store's one writer: a thread that owns the writing connection and does what the
 //! others ask, in order — uploads, commits, cancels, and the results that pour in from the
-//! engine, saved in batches (one transaction, one sync to disk, for up to [`BATCH`] results).
+//! engine, saved in batches (one transaction for up to [`BATCH`] results).
 //!
 //! Results of a job's lines are saved under the job's name; the results of real-time requests
-//! go to the verdict cache only. Once a batch is saved the feeder hears of the room it made.
+//! go to the verdict cache only. The cache entries of saved results are written many at a time
+//! in mailbox order ([`Store::flush_cache`]): when the store holds
+//! [`CACHE_BATCH`](mxprobe::store::CACHE_BATCH) of them, when
+//! results pause for [`IDLE`], and before the writer stops. Once a batch is saved the feeder hears of the room it made.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use mxprobe::store::{JobId, Store, StoreError, Upload};
 use mxprobe::{Reason, VerifyResult};
@@ -111,9 +114,28 @@ struct State {
     receiver: Receiver<Op>,
 }
 
+/// How long the writer waits for more before it writes the cache entries it holds back
+/// ([`Store::flush_cache`]): results have stopped coming, for now.
+const IDLE: Duration = Duration::from_millis(200);
+
 fn run(state: &mut State) {
     // Block for the first op, then take what else is waiting, saving verdicts in batches.
-    while let Ok(op) = state.receiver.recv() {
+    loop {
+        let op = if state.store.cache_pending() == 0 {
+            state.receiver.recv().ok()
+        } else {
+            match state.receiver.recv_timeout(IDLE) {
+                Ok(op) => Some(op),
+                Err(RecvTimeoutError::Timeout) => {
+                    state.flush_cache();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(op) = op else {
+            break;
+        };
         state.handle(op);
         loop {
             if state.lines.len() >= BATCH {
@@ -124,6 +146,7 @@ fn run(state: &mut State) {
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     state.save();
+                    state.flush_cache();
                     return;
                 }
             }
@@ -131,6 +154,7 @@ fn run(state: &mut State) {
         state.save();
     }
     state.save();
+    state.flush_cache();
 }
 
 impl State {
@@ -175,6 +199,7 @@ impl State {
             }
             Op::Sync(reply) => {
                 self.save();
+                self.flush_cache();
                 let _ = reply.send(());
             }
         }
@@ -218,6 +243,17 @@ impl State {
             if let Err(e) = self.store.cache(&result, now) {
                 complain(&format!("cannot cache a verdict: {e}"));
             }
+        }
+    }
+}
+
+impl State {
+    /// Writes the cache entries of saved results held back.
+    fn flush_cache(&mut self) {
+        if let Err(e) = self.store.flush_cache() {
+            complain(&format!(
+                "cannot cache verdicts: {e}; their mailboxes will be probed again"
+            ));
         }
     }
 }
