@@ -120,6 +120,30 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // What the job taught about the domain: its catch-all answer (a random local part was
+    // refused), kept for everyone.
+    let domain = get(&server, "/v1/domains/SHOP.test", TOKEN_B);
+    assert_eq!(domain.status, 200, "{}", domain.body);
+    let facts = domain.json();
+    assert_eq!(
+        (
+            &facts["domain"],
+            &facts["catch_all"],
+            &facts["greylisting_seen_ms"]
+        ),
+        (&json!("shop.test"), &json!(false), &Value::Null)
+    );
+    assert!(facts["catch_all_checked_ms"].as_u64().is_some(), "{facts}");
+    let unknown = get(&server, "/v1/domains/never.test", TOKEN_B).json();
+    assert_eq!(
+        (&unknown["catch_all"], &unknown["catch_all_checked_ms"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        get(&server, "/v1/domains/not%20a%20domain", TOKEN_B).status,
+        400
+    );
+
     // Results of more than one page (1,000 lines a page) come whole and in order.
     let long: String = (0..2_500).map(|i| format!("user{i}@shop.test\n")).collect();
     let long = post(&server, "/v1/jobs", TOKEN_A, "text/plain", long.as_bytes());

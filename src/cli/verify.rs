@@ -165,9 +165,27 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 /// Runs `verify`; returns the exit status.
 pub fn run(args: VerifyArgs) -> Result<u8, String> {
     let started = Instant::now();
+    // The store is made (if new) before its reader opens it beside the writer.
+    let (store, cache) = match &args.store {
+        Some(path) => {
+            let store =
+                Store::open(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
+            let reader =
+                Store::open_reader(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
+            (Some(store), Some(reader))
+        }
+        None => (None, None),
+    };
+    // Catch-all answers the store had in the last day are not asked again.
+    let known = match &cache {
+        Some(reader) => reader
+            .known_catch_all(SystemTime::now())
+            .map_err(|e| format!("--store: {e}"))?,
+        None => Vec::new(),
+    };
     let config = args
         .engine
-        .config(|builder| builder.remember_results(REMEMBERED))?;
+        .config(|builder| builder.remember_results(REMEMBERED).known_catch_all(known))?;
     let format = args.format.unwrap_or(match &args.output {
         None if std::io::stdout().is_terminal() => Format::Human,
         _ => Format::Jsonl,
@@ -219,17 +237,6 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
         None => Some(args.addresses.len() as u64),
     };
     let resumed = done.len();
-    // The store is made (if new) before its reader opens it beside the writer.
-    let (store, cache) = match &args.store {
-        Some(path) => {
-            let store =
-                Store::open(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
-            let reader =
-                Store::open_reader(path).map_err(|e| format!("--store {}: {e}", path.display()))?;
-            (Some(store), Some(reader))
-        }
-        None => (None, None),
-    };
 
     let (engine, results) =
         Engine::start(config).map_err(|e| format!("cannot start the engine: {e}"))?;

@@ -33,6 +33,7 @@
 
 mod error;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -216,6 +217,7 @@ pub struct ConfigBuilder {
     lookahead: usize,
     remember_results: usize,
     late_results: bool,
+    known_catch_all: HashMap<String, bool>,
 }
 
 impl Default for ConfigBuilder {
@@ -248,6 +250,7 @@ impl Default for ConfigBuilder {
             lookahead: 16_384,
             remember_results: 0,
             late_results: false,
+            known_catch_all: HashMap::new(),
         }
     }
 }
@@ -480,6 +483,17 @@ impl ConfigBuilder {
         self
     }
 
+    /// Catch-all answers already known, domain by domain (`true`: the domain accepts any local
+    /// part), from an earlier run: a domain given here is not asked the control again, and its
+    /// accepted addresses get their verdict at once. A front end with a store passes what it
+    /// learned recently (`mxprobe serve` and `verify --store` pass the answers of the last day,
+    /// from the results' `catch_all`). Domains are lower-case, as results give them;
+    /// internationalised ones in A-labels. Default: none.
+    pub fn known_catch_all(mut self, answers: impl IntoIterator<Item = (String, bool)>) -> Self {
+        self.known_catch_all.extend(answers);
+        self
+    }
+
     /// Checks every setting and makes the [`Config`], or says what to change.
     pub fn build(self) -> Result<Config, ConfigError> {
         let (sender, sender_domain) = sender(self.sender.as_deref())?;
@@ -575,6 +589,7 @@ impl ConfigBuilder {
             lookahead: self.lookahead,
             remember_results: self.remember_results,
             late_results: self.late_results,
+            known_catch_all: self.known_catch_all,
         };
         Ok(Config { engine })
     }

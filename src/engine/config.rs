@@ -2,6 +2,7 @@
 //! [`ConfigBuilder::build`](crate::ConfigBuilder::build), which checks each one (the reasoning
 //! behind every default is on the builder's methods).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub(crate) struct EngineConfig {
     pub remember_results: usize,
     /// Deliver a probe's own result to a submission already answered at its deadline.
     pub late_results: bool,
+    /// Catch-all answers known before the run, by domain.
+    pub known_catch_all: HashMap<String, bool>,
 }
 
 impl EngineConfig {

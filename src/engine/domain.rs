@@ -145,6 +145,11 @@ impl Domain {
         }
     }
 
+    /// The catch-all answer is known from before the run: no control is sent.
+    pub(super) fn know_catch_all(&mut self, accepts_any: bool) {
+        self.catch_all = CatchAll::Known(accepts_any);
+    }
+
     /// True while an accepted address must wait for the catch-all answer.
     pub(super) fn awaits_catch_all(&self) -> bool {
         matches!(self.catch_all, CatchAll::Untested | CatchAll::Testing)

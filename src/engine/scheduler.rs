@@ -651,6 +651,9 @@ impl Scheduler {
             Some(ip)
         };
         let mut domain = Domain::new(address, source, self.config.rcpts_per_session.max(1));
+        if let Some(&accepts_any) = self.config.known_catch_all.get(name) {
+            domain.know_catch_all(accepts_any);
+        }
         if let Some(ip) = address.address_literal() {
             match special_purpose(ip).filter(|_| !self.config.allow_private_mx) {
                 Some(range) => {

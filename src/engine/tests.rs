@@ -550,6 +550,49 @@ fn an_accepted_address_waits_for_the_catch_all_answer() {
 }
 
 #[test]
+fn a_catch_all_answer_known_before_the_run_sends_no_control() {
+    let config = crate::Config::builder()
+        .sender("probe@probe.test")
+        .nameserver("192.0.2.53:53".parse().expect("addr"))
+        .domain_rate(None)
+        .allow_private_mx(true)
+        .known_catch_all([
+            ("all.test".to_owned(), true),
+            ("some.test".to_owned(), false),
+        ])
+        .build()
+        .expect("a valid configuration")
+        .engine;
+    let mut h = Harness::new(config);
+    h.mx("all.test", 10, [127, 0, 0, 9]);
+    h.mx("some.test", 10, [127, 0, 0, 10]);
+    h.submit("a@all.test");
+    h.submit("b@some.test");
+    h.settle();
+    let accept_all = || -> Server {
+        Box::new(|line: &str| {
+            if line.starts_with("RCPT") {
+                "250 2.1.5 Ok\r\n".into()
+            } else {
+                postfix(&[])(line)
+            }
+        })
+    };
+    for _ in 0..2 {
+        let (_, heard) = h.play(accept_all());
+        let rcpts = heard.iter().filter(|line| line.starts_with("RCPT")).count();
+        assert_eq!(rcpts, 1, "the address's RCPT, no control: {heard:?}");
+    }
+    let all = h.result("a@all.test");
+    assert_eq!((all.reason, all.catch_all), (Reason::AcceptAll, Some(true)));
+    let some = h.result("b@some.test");
+    assert_eq!(
+        (some.reason, some.catch_all),
+        (Reason::Accepted, Some(false))
+    );
+}
+
+#[test]
 fn a_stop_drops_what_was_not_asked_and_keeps_what_is_in_flight() {
     let mut config = config();
     config.catch_all = false;

@@ -1,5 +1,5 @@
 //! [`Store`]: what a long-running mxprobe keeps on disk — bulk jobs with their input lines, the
-//! result of every line, and a cache of verdicts — in one SQLite file.
+//! result of every line, a cache of verdicts and facts of domains — in one SQLite file.
 //!
 //! This is the store the HTTP service (`mxprobe serve`) and `verify --store` are built on. It
 //! owes its callers three things:
@@ -23,6 +23,10 @@
 //!   time to live ([`ttl`]): long when the answer is a fact about the mailbox, none when it
 //!   says only that this attempt failed.
 //!
+//! - **What probes teach about a domain is kept** ([`Store::domain`]): its catch-all answer,
+//!   given to the next engine for a day ([`Store::known_catch_all`]) so that the control is not
+//!   asked again after a restart, and when its servers were last seen greylisting.
+//!
 //! Jobs belong to an owner (the hash of the API token that made them); every read that names a
 //! job also names its owner, and another owner's job is as good as absent.
 //!
@@ -30,6 +34,7 @@
 //! writer thread, and reads on others ([`Store::open_reader`]); WAL lets them read while it
 //! writes. Times are passed in (`now`), never read here, so that tests can move them.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -88,11 +93,34 @@ CREATE TABLE cache (
     line       INTEGER,
     CHECK ((record IS NULL) != (job IS NULL))
 ) WITHOUT ROWID;
+-- What probes taught about each domain: its catch-all answer and when it was had, and when a
+-- server of the domain was last seen greylisting.
+CREATE TABLE domains (
+    domain        TEXT PRIMARY KEY,
+    catch_all     INTEGER CHECK (catch_all IN (0, 1)),
+    catch_all_ms  INTEGER,
+    greylisted_ms INTEGER
+) WITHOUT ROWID;
 ";
 
-/// The schema version this code writes. Version 1, of development builds before job numbers,
-/// is not read.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema version this code writes. Versions 1 and 2, of development builds before job
+/// numbers and domain facts, are not read.
+const SCHEMA_VERSION: i64 = 3;
+
+/// How long a domain's catch-all answer is trusted: as long as an `accept_all` verdict.
+pub const CATCH_ALL_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the store knows of a domain ([`Store::domain`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainFacts {
+    /// The domain, lower-case (A-labels).
+    pub domain: String,
+    /// Its catch-all answer (`true`: it accepts any local part) and when it was had, if one
+    /// was.
+    pub catch_all: Option<(bool, SystemTime)>,
+    /// When one of its servers last answered an address with greylisting, if one did.
+    pub greylisted: Option<SystemTime>,
+}
 
 /// How long a verdict of each reason is reused for another submission of its mailbox; `None`:
 /// never.
@@ -277,6 +305,33 @@ pub struct Store {
     conn: Connection,
     /// Cache entries of saved job results not yet written: see [`Store::save_results`].
     pending: Vec<Entry>,
+    /// What those results taught about their domains, not yet written.
+    lessons: HashMap<String, Lesson>,
+}
+
+/// What results taught about one domain, to be written ([`learn`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Lesson {
+    /// The catch-all answer and when it was had.
+    catch_all: Option<(bool, i64)>,
+    /// When greylisting was last seen.
+    greylisted_ms: Option<i64>,
+}
+
+impl Lesson {
+    /// Takes what `result`, had at `at_ms`, says of its domain; false if nothing.
+    fn take(&mut self, result: &VerifyResult, at_ms: i64) -> bool {
+        let mut learned = false;
+        if let Some(accepts_any) = result.catch_all {
+            self.catch_all = Some((accepts_any, at_ms));
+            learned = true;
+        }
+        if result.reason == Reason::Greylisted {
+            self.greylisted_ms = Some(at_ms);
+            learned = true;
+        }
+        learned
+    }
 }
 
 /// A cache entry of a job's result, waiting to be written.
@@ -362,6 +417,7 @@ impl Store {
         Self {
             conn,
             pending: Vec::new(),
+            lessons: HashMap::new(),
         }
     }
 
@@ -612,14 +668,17 @@ impl Store {
                 line: result.tag,
             });
         }
+        take_lessons(&mut self.lessons, results, millis(now));
         // A job seen finished has all its verdicts in the cache.
         let flush = finished || self.pending.len() >= CACHE_BATCH;
         if flush {
             write_entries(&tx, &mut self.pending)?;
+            learn(&tx, &self.lessons, millis(now))?;
         }
         tx.commit()?;
         if flush {
             self.pending.clear();
+            self.lessons.clear();
         }
         Ok(added)
     }
@@ -641,10 +700,12 @@ impl Store {
         let (added, finished) = insert_results(&tx, seq, records, now)?;
         if finished {
             write_entries(&tx, &mut self.pending)?;
+            learn(&tx, &self.lessons, millis(now))?;
         }
         tx.commit()?;
         if finished {
             self.pending.clear();
+            self.lessons.clear();
         }
         Ok(added)
     }
@@ -721,28 +782,67 @@ impl Store {
     /// Writes the cache entries of saved job results held back by
     /// [`save_results`](Self::save_results), in one transaction, in mailbox order; returns
     /// how many. Of two entries of one mailbox the later is kept.
-    pub fn flush_cache(&mut self) -> Result<usize, StoreError> {
-        if self.pending.is_empty() {
+    pub fn flush_cache(&mut self, now: SystemTime) -> Result<usize, StoreError> {
+        if self.pending.is_empty() && self.lessons.is_empty() {
             return Ok(0);
         }
         let tx = self.conn.transaction()?;
         write_entries(&tx, &mut self.pending)?;
+        learn(&tx, &self.lessons, millis(now))?;
         tx.commit()?;
+        self.lessons.clear();
         let written = self.pending.len();
         self.pending.clear();
         Ok(written)
     }
 
-    /// Cache entries of saved job results not yet written ([`flush_cache`](Self::flush_cache)).
+    /// Cache entries of saved job results, and domains they taught something, not yet written
+    /// ([`flush_cache`](Self::flush_cache)).
     #[must_use]
     pub fn cache_pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.lessons.len()
+    }
+
+    /// What the store knows of `domain` (lower-case, A-labels), if anything.
+    pub fn domain(&self, domain: &str) -> Result<Option<DomainFacts>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT catch_all, catch_all_ms, greylisted_ms FROM domains WHERE domain = ?1",
+            )?
+            .query_row(params![domain], |row| {
+                Ok((
+                    row.get::<_, Option<bool>>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .optional()?;
+        Ok(row.map(|(catch_all, checked, greylisted)| DomainFacts {
+            domain: domain.to_owned(),
+            catch_all: catch_all.zip(checked.map(time)),
+            greylisted: greylisted.map(time),
+        }))
+    }
+
+    /// The catch-all answers had within [`CATCH_ALL_TTL`] of `now`, by domain: what an engine
+    /// need not ask again ([`ConfigBuilder::known_catch_all`](crate::ConfigBuilder::known_catch_all)).
+    pub fn known_catch_all(&self, now: SystemTime) -> Result<Vec<(String, bool)>, StoreError> {
+        let since = millis(now.checked_sub(CATCH_ALL_TTL).unwrap_or(UNIX_EPOCH));
+        let mut known = self.conn.prepare_cached(
+            "SELECT domain, catch_all FROM domains \
+             WHERE catch_all IS NOT NULL AND catch_all_ms > ?1",
+        )?;
+        let rows = known
+            .query_map(params![since], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// Caches `result` for its reason's TTL (results of reasons without one are not kept).
+    /// What it says of its domain is kept too ([`domain`](Self::domain)).
     pub fn cache(&mut self, result: &VerifyResult, now: SystemTime) -> Result<(), StoreError> {
-        let record = json(result)?;
-        cache_in(&self.conn, result, Cached::Record(&record), now)
+        self.cache_all(std::slice::from_ref(result), now)
     }
 
     /// Caches each of `results` for its reason's TTL, in one transaction, in mailbox order
@@ -754,10 +854,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut sorted: Vec<&VerifyResult> = results.iter().collect();
         sorted.sort_by(|a, b| a.mailbox.cmp(&b.mailbox));
+        let mut lessons = HashMap::new();
+        take_lessons(&mut lessons, results, millis(now));
         let tx = self.conn.transaction()?;
         for result in sorted {
             cache_in(&tx, result, Cached::Record(&json(result)?), now)?;
         }
+        learn(&tx, &lessons, millis(now))?;
         tx.commit()?;
         Ok(())
     }
@@ -833,6 +936,57 @@ impl Upload {
     pub fn set_webhook(&mut self, url: impl Into<String>) {
         self.webhook = Some(url.into());
     }
+}
+
+/// Adds what each of `results`, had at `at_ms`, says of its domain to `lessons`.
+fn take_lessons(lessons: &mut HashMap<String, Lesson>, results: &[VerifyResult], at_ms: i64) {
+    for result in results {
+        let Some(domain) = result.domain.as_deref() else {
+            continue;
+        };
+        let mut lesson = lessons.get(domain).copied().unwrap_or_default();
+        if lesson.take(result, at_ms) {
+            lessons.insert(domain.to_owned(), lesson);
+        }
+    }
+}
+
+/// Writes what results taught about their domains, in the caller's transaction; a domain keeps
+/// the facts a lesson does not mention.
+///
+/// A catch-all answer keeps the time it was first had while it is trusted
+/// ([`CATCH_ALL_TTL`]): an engine given the answer ([`Store::known_catch_all`]) puts it in its
+/// results without asking again, and those must not make it look fresh. A different answer, or
+/// one had after the old one's time, is taken with its own time.
+fn learn(
+    conn: &Connection,
+    lessons: &HashMap<String, Lesson>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let trusted_since =
+        now_ms.saturating_sub(i64::try_from(CATCH_ALL_TTL.as_millis()).unwrap_or(i64::MAX));
+    let mut sorted: Vec<(&String, &Lesson)> = lessons.iter().collect();
+    sorted.sort_by_key(|(domain, _)| *domain);
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO domains (domain, catch_all, catch_all_ms, greylisted_ms) \
+         VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (domain) DO UPDATE SET \
+         catch_all_ms = CASE \
+             WHEN ?2 IS NULL OR (catch_all IS ?2 AND catch_all_ms > ?5) THEN catch_all_ms \
+             ELSE ?3 END, \
+         catch_all = coalesce(?2, catch_all), \
+         greylisted_ms = coalesce(?4, greylisted_ms)",
+    )?;
+    for (domain, lesson) in sorted {
+        upsert.execute(params![
+            domain,
+            lesson.catch_all.map(|(accepts_any, _)| accepts_any),
+            lesson.catch_all.map(|(_, at)| at),
+            lesson.greylisted_ms,
+            trusted_since
+        ])?;
+    }
+    Ok(())
 }
 
 /// Writes held-back cache entries in mailbox order, in the caller's transaction; the caller

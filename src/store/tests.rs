@@ -333,7 +333,7 @@ fn saved_results_fill_the_cache() {
         .unwrap();
     assert_eq!(store.cache_pending(), 1);
     assert_eq!(store.cached("a@x.test", at(1)).unwrap(), None, "held back");
-    assert_eq!(store.flush_cache().unwrap(), 1);
+    assert_eq!(store.flush_cache(at(1)).unwrap(), 1);
     assert_eq!(store.cache_pending(), 0);
     let record = store.cached("a@x.test", at(1)).unwrap().unwrap();
     assert!(record.contains(r#""reason":"accepted""#), "{record}");
@@ -534,4 +534,82 @@ fn a_webhook_is_due_once_its_job_has_ended_and_until_it_is_called() {
         )
         .unwrap();
     assert_eq!(state, "failed", "a given-up webhook stays given up");
+}
+
+#[test]
+fn results_teach_domain_facts_and_a_catch_all_answer_is_trusted_for_a_day() {
+    let day = CATCH_ALL_TTL.as_secs();
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &["a@all.test", "b@grey.test", "c@x.test"]);
+    let all = VerifyResult {
+        catch_all: Some(true),
+        ..result(1, "a@all.test", Reason::AcceptAll)
+    };
+    store
+        .save_results(
+            &id,
+            &[all, result(2, "b@grey.test", Reason::Greylisted)],
+            at(0),
+        )
+        .unwrap();
+    assert_eq!(store.domain("all.test").unwrap(), None, "held back");
+    store.flush_cache(at(0)).unwrap();
+    assert_eq!(
+        store.domain("all.test").unwrap(),
+        Some(DomainFacts {
+            domain: "all.test".into(),
+            catch_all: Some((true, at(0))),
+            greylisted: None,
+        })
+    );
+    assert_eq!(
+        store.domain("grey.test").unwrap(),
+        Some(DomainFacts {
+            domain: "grey.test".into(),
+            catch_all: None,
+            greylisted: Some(at(0)),
+        })
+    );
+    assert_eq!(store.domain("x.test").unwrap(), None, "nothing learned");
+    assert_eq!(
+        store.known_catch_all(at(day - 1)).unwrap(),
+        [("all.test".to_owned(), true)]
+    );
+    assert!(store.known_catch_all(at(day + 1)).unwrap().is_empty());
+
+    // The same answer again, as an engine given it reports it: not fresher for that. A real-time
+    // verdict teaches at once.
+    let again = VerifyResult {
+        catch_all: Some(true),
+        ..result(0, "z@all.test", Reason::AcceptAll)
+    };
+    store.cache(&again, at(100)).unwrap();
+    assert_eq!(
+        store.domain("all.test").unwrap().unwrap().catch_all,
+        Some((true, at(0)))
+    );
+    // Once no longer trusted, the answer had again is taken with its own time; so is a change.
+    store.cache(&again, at(day + 5)).unwrap();
+    assert_eq!(
+        store.domain("all.test").unwrap().unwrap().catch_all,
+        Some((true, at(day + 5)))
+    );
+    let changed = VerifyResult {
+        catch_all: Some(false),
+        ..result(0, "y@all.test", Reason::Accepted)
+    };
+    store.cache(&changed, at(day + 6)).unwrap();
+    assert_eq!(
+        store.domain("all.test").unwrap().unwrap().catch_all,
+        Some((false, at(day + 6)))
+    );
+    // A greylisting reply later on keeps the catch-all answer.
+    store
+        .cache(&result(0, "q@all.test", Reason::Greylisted), at(day + 7))
+        .unwrap();
+    let facts = store.domain("all.test").unwrap().unwrap();
+    assert_eq!(
+        (facts.catch_all, facts.greylisted),
+        (Some((false, at(day + 6))), Some(at(day + 7)))
+    );
 }

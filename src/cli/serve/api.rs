@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use http_body_util::BodyExt;
 use mxprobe::address::Address;
-use mxprobe::store::{JobId, Store, StoreError};
+use mxprobe::store::{DomainFacts, JobId, Store, StoreError};
 use mxprobe::upload::{Column, Format, Item, Parser};
 use mxprobe::{SubmitOptions, VerifyResult};
 use serde::Deserialize;
@@ -32,7 +32,7 @@ use super::App;
 use super::auth::{Owner, Refused};
 use super::feeder::Feed;
 use super::limits::OverLimit;
-use super::records::{cached_record, job_json};
+use super::records::{cached_record, job_json, millis};
 use super::tags::{MAX_LINE, Tag};
 use super::writer::Op;
 
@@ -49,6 +49,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
         (Method::GET, "/v1/jobs/{id}", get(show_job)),
         (Method::DELETE, "/v1/jobs/{id}", delete(cancel_job)),
         (Method::GET, "/v1/jobs/{id}/results", get(results)),
+        (Method::GET, "/v1/domains/{domain}", get(show_domain)),
     ]
 }
 
@@ -773,6 +774,41 @@ async fn show_job(
     }
     .await;
     counted(&app, "job", answer)
+}
+
+/// What the store learned of a domain from the probes of every caller: its catch-all answer
+/// and when it was had, and when its servers were last seen greylisting. Facts of domains, not
+/// of anybody's mailboxes; a domain nothing was learned of has them all null.
+async fn show_domain(
+    State(app): State<Arc<App>>,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let answer = async {
+        caller(&app, &headers)?;
+        // Normalised as the engine does it: lower case, A-labels.
+        let name = Address::parse(&format!("postmaster@{domain}"))
+            .map_err(|e| ApiError::bad_request(format!("not a domain: {e}")))?
+            .domain()
+            .to_owned();
+        let facts = app
+            .read(move |store| store.domain(&name).map(|facts| (name, facts)))
+            .await?;
+        Ok(axum::Json(domain_json(&facts.0, facts.1.as_ref())).into_response())
+    }
+    .await;
+    counted(&app, "domain", answer)
+}
+
+/// The JSON of what is known of `domain`.
+fn domain_json(domain: &str, facts: Option<&DomainFacts>) -> serde_json::Value {
+    let catch_all = facts.and_then(|facts| facts.catch_all);
+    serde_json::json!({
+        "domain": domain,
+        "catch_all": catch_all.map(|(accepts_any, _)| accepts_any),
+        "catch_all_checked_ms": catch_all.map(|(_, at)| millis(at)),
+        "greylisting_seen_ms": facts.and_then(|facts| facts.greylisted).map(millis),
+    })
 }
 
 async fn cancel_job(

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -225,15 +225,22 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     // A real-time probe that outlives its request's deadline still reaches the cache; a
     // repeat of a mailbox just verified is answered from the engine's memory until the cache
     // has it.
-    let config = args
-        .engine
-        .config(|builder| builder.late_results(true).remember_results(REMEMBERED))?;
-    let window = config.intake();
     let store = writer::open(&args.store)?;
     // Read once now: a store that cannot be read stops the start, not the first request.
     store
         .running_jobs()
         .map_err(|e| format!("--store {}: {e}", args.store.display()))?;
+    // Catch-all answers had in the last day are not asked again.
+    let known = store
+        .known_catch_all(SystemTime::now())
+        .map_err(|e| format!("--store {}: {e}", args.store.display()))?;
+    let config = args.engine.config(|builder| {
+        builder
+            .late_results(true)
+            .remember_results(REMEMBERED)
+            .known_catch_all(known)
+    })?;
+    let window = config.intake();
 
     let slots: writer::Slots = Arc::default();
     let in_flight = Arc::new(AtomicUsize::new(0));

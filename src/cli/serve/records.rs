@@ -71,7 +71,8 @@ pub fn job_json(job: &JobSummary, now: SystemTime) -> Value {
     })
 }
 
-fn millis(at: SystemTime) -> u64 {
+/// Milliseconds since the Unix epoch, as the API's JSON gives times.
+pub fn millis(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -250,7 +250,7 @@ impl State {
 impl State {
     /// Writes the cache entries of saved results held back.
     fn flush_cache(&mut self) {
-        if let Err(e) = self.store.flush_cache() {
+        if let Err(e) = self.store.flush_cache(SystemTime::now()) {
             complain(&format!(
                 "cannot cache verdicts: {e}; their mailboxes will be probed again"
             ));
