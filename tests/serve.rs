@@ -2,7 +2,8 @@
 //! world (DNS responder and SMTP farm on loopback addresses of this test's own).
 //!
 //! Real time and bulk end to end, the CSV a job gives against the CSV `verify` gives, owners
-//! kept apart, every refusal a JSON error, limits, a slow client cut off, `kill -9` mid-job
+//! kept apart, every refusal a JSON error, limits, slow clients cut off (sending and reading),
+//! `kill -9` mid-job
 //! and SIGTERM: nothing acknowledged is lost and every line is answered exactly once.
 
 #![allow(
@@ -12,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -801,5 +802,57 @@ fn connections_over_the_cap_wait_their_turn() {
             .expect("served once a place is free"),
         200
     );
+    std::fs::remove_file(&store).ok();
+}
+
+/// A client that begins a download and stops reading holds its connection only until the write
+/// deadline: then the place under --max-connections is free again.
+#[test]
+fn a_client_that_stops_reading_a_download_is_cut_off() {
+    let world = world(Duration::from_millis(1));
+    let store = temp("stalled.db");
+    let server = Server::start(
+        &world,
+        &store,
+        &["--max-connections", "1", "--write-timeout", "1"],
+    );
+    // Results of many megabytes, more than the sockets hold (invalid lines need no probe).
+    let list: String = (0..40_000)
+        .map(|i| format!("not an address {i}\n"))
+        .collect();
+    let id = post(&server, "/v1/jobs", TOKEN_A, "text/plain", list.as_bytes()).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(wait_for_job(&server, &id, TOKEN_A)["state"], "finished");
+
+    let address: SocketAddr = server
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small window");
+    socket.connect(&address.into()).expect("connect");
+    let mut stalled: TcpStream = socket.into();
+    stalled
+        .write_all(
+            format!(
+                "GET /v1/jobs/{id}/results HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN_A}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    // The only place is the stalled download's until its write deadline.
+    let started = Instant::now();
+    assert_eq!(get(&server, "/healthz", TOKEN_A).status, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500),
+        "served after {waited:?}, beside a download that should have stalled"
+    );
+    drop(stalled);
     std::fs::remove_file(&store).ok();
 }

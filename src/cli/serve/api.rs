@@ -27,6 +27,8 @@ use mxprobe::{SubmitOptions, VerifyResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::App;
 use super::auth::{Owner, Refused};
@@ -37,20 +39,80 @@ use super::tags::{MAX_LINE, Tag};
 use super::writer::Op;
 
 /// The API's routes: method, path, and the handler. The router is made of these alone.
+///
+/// Every handler but the upload's answers within [`HANDLER_DEADLINE`] (the results' handler
+/// answers when their stream begins; the stream's own pace is the write deadline's business). An
+/// upload takes as long as its body, whose every piece has the read deadline.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+    let bounded = |route| within(HANDLER_DEADLINE, route);
     vec![
-        (Method::GET, "/", get(page)),
-        (Method::GET, "/healthz", get(healthz)),
-        (Method::GET, "/metrics", get(metrics)),
-        (Method::GET, "/openapi.json", get(openapi)),
-        (Method::POST, "/v1/verify", post(verify)),
+        (Method::GET, "/", bounded(get(page))),
+        (Method::GET, "/healthz", bounded(get(healthz))),
+        (Method::GET, "/metrics", bounded(get(metrics))),
+        (Method::GET, "/openapi.json", bounded(get(openapi))),
+        (Method::POST, "/v1/verify", bounded(post(verify))),
         (Method::POST, "/v1/jobs", post(create_job)),
-        (Method::GET, "/v1/jobs", get(list_jobs)),
-        (Method::GET, "/v1/jobs/{id}", get(show_job)),
-        (Method::DELETE, "/v1/jobs/{id}", delete(cancel_job)),
-        (Method::GET, "/v1/jobs/{id}/results", get(results)),
-        (Method::GET, "/v1/domains/{domain}", get(show_domain)),
+        (Method::GET, "/v1/jobs", bounded(get(list_jobs))),
+        (Method::GET, "/v1/jobs/{id}", bounded(get(show_job))),
+        (Method::DELETE, "/v1/jobs/{id}", bounded(delete(cancel_job))),
+        (Method::GET, "/v1/jobs/{id}/results", bounded(get(results))),
+        (
+            Method::GET,
+            "/v1/domains/{domain}",
+            bounded(get(show_domain)),
+        ),
     ]
+}
+
+/// The most a bounded handler takes: the longest real-time wait (`timeout_ms` of at most
+/// 120 s), and room to answer it. Past it the request is answered `503` — a backstop: no
+/// handler is meant to reach it.
+const HANDLER_DEADLINE: Duration = Duration::from_secs(150);
+
+/// `route` answered `503` (as JSON, by [`explain_deadline`]) once it has taken `deadline`.
+fn within<S: Clone + Send + Sync + 'static>(
+    deadline: Duration,
+    route: MethodRouter<S>,
+) -> MethodRouter<S> {
+    route.layer(TimeoutLayer::with_status_code(
+        StatusCode::SERVICE_UNAVAILABLE,
+        deadline,
+    ))
+}
+
+/// The bare `503` of a handler cut off at its deadline ([`within`]), as a JSON error.
+async fn explain_deadline(response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline",
+            "the service could not answer in time; try again",
+        )
+        .into_response();
+    }
+    response
+}
+
+/// A panic in a handler, answered as a JSON `500` (and said on stderr) rather than a dropped
+/// connection.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    #[allow(clippy::print_stderr, reason = "the service logs to stderr")]
+    {
+        eprintln!("mxprobe serve: a request failed: {what}; this is a bug, please report it");
+    }
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the service failed to answer this request; it has been logged",
+    )
+    .into_response()
 }
 
 /// The router of [`routes`], with JSON answers for unknown paths and methods.
@@ -59,7 +121,7 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, handler) in routes() {
         router = router.route(path, handler);
     }
-    router
+    guarded(router)
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -72,6 +134,13 @@ pub fn router(app: Arc<App>) -> Router {
         // (2 MB for multipart bodies).
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
+}
+
+/// `router` with a handler's deadline and its panics answered as JSON errors.
+fn guarded<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(axum::middleware::map_response(explain_deadline))
+        .layer(CatchPanicLayer::custom(panic_response))
 }
 
 /// The OpenAPI document, as served.
@@ -1033,7 +1102,60 @@ impl App {
 mod tests {
     use std::collections::BTreeSet;
 
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// A handler past its deadline, and one that panics: each a JSON error, not a hang or a
+    /// dropped connection.
+    #[tokio::test]
+    async fn a_handler_past_its_deadline_or_panicking_is_a_json_error() {
+        let router: Router = guarded(
+            Router::new()
+                .route(
+                    "/slow",
+                    within(
+                        Duration::from_millis(20),
+                        get(|| async {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            "late"
+                        }),
+                    ),
+                )
+                .route(
+                    "/panic",
+                    get(|| async {
+                        if std::hint::black_box(true) {
+                            panic!("boom");
+                        }
+                        "never"
+                    }),
+                ),
+        );
+        for (path, status, code) in [
+            ("/slow", StatusCode::SERVICE_UNAVAILABLE, "deadline"),
+            ("/panic", StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ] {
+            let request = Request::builder()
+                .uri(path)
+                .body(Body::empty())
+                .expect("a request");
+            let response =
+                tokio::time::timeout(Duration::from_secs(10), router.clone().oneshot(request))
+                    .await
+                    .expect("answered in time")
+                    .expect("infallible");
+            assert_eq!(response.status(), status, "{path}");
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("a body")
+                .to_bytes();
+            let error: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(error["error"]["code"], code, "{path}: {error}");
+        }
+    }
 
     /// The OpenAPI document names exactly the routes the router is made of: none missing from
     /// it, none it promises that the server lacks.

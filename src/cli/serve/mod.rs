@@ -37,6 +37,7 @@ use mxprobe::store::Store;
 use mxprobe::{Engine, Handle, VerifyResult};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, oneshot};
+use tokio_io_timeout::TimeoutStream;
 
 use super::engine_args::EngineArgs;
 
@@ -144,6 +145,16 @@ pub struct ServeArgs {
         env = "MXPROBE_READ_TIMEOUT"
     )]
     read_timeout: u64,
+
+    /// Seconds a client may take nothing of a response (a download it stopped reading); then
+    /// its connection is cut off.
+    #[arg(
+        long = "write-timeout",
+        value_name = "SECS",
+        default_value_t = 60,
+        env = "MXPROBE_WRITE_TIMEOUT"
+    )]
+    write_timeout: u64,
 
     /// Milliseconds a real-time request waits for its verdict when it does not say
     /// (`timeout_ms`); then it is answered unknown/timeout and the probe goes on into the cache.
@@ -329,7 +340,10 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         Arc::clone(&app),
         args.listen,
         args.max_connections.max(1),
-        Duration::from_secs(args.read_timeout.max(1)),
+        Deadlines {
+            header: Duration::from_secs(args.read_timeout.max(1)),
+            write: Duration::from_secs(args.write_timeout.max(1)),
+        },
     ));
     // Stop in order: no more lines, the engine's sessions end, their verdicts are saved.
     let _ = feed.send(Feed::Stop);
@@ -357,12 +371,20 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     Ok(0)
 }
 
+/// How long a connection's client may keep the service waiting.
+struct Deadlines {
+    /// To send its request's headers.
+    header: Duration,
+    /// Taking nothing of a response.
+    write: Duration,
+}
+
 /// Accepts connections until SIGTERM or SIGINT, then lets the requests in progress finish.
 async fn serve(
     app: Arc<App>,
     listen: SocketAddr,
     max_connections: usize,
-    header_timeout: Duration,
+    deadlines: Deadlines,
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -400,11 +422,15 @@ async fn serve(
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         };
+        // hyper has no write deadline: a client that stopped reading a download would hold its
+        // connection (and a place under --max-connections) for ever.
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(deadlines.write));
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(deadlines.header)
             .serve_connection(
-                TokioIo::new(stream),
+                TokioIo::new(Box::pin(stream)),
                 TowerToHyperService::new(router.clone()),
             );
         let connection = graceful.watch(connection);
