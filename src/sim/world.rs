@@ -16,6 +16,11 @@
 //! null MX, no such domain, timeout, blocked, disposable, invalid syntax) on servers of their
 //! own.
 //!
+//! [`WorldSpec::real_time_address`] gives addresses at [`REAL_TIME_DOMAIN`], a domain no
+//! generated address uses, on an ordinary server (`user…` exists, `gone…` does not) that runs in
+//! a farm of its own, one thread: a benchmark that sends real-time requests beside a bulk load
+//! measures them queueing in the verifier, not behind the bulk sessions at the simulated servers.
+//!
 //! Everything listens on loopback: the farm on one port common to all its addresses (a free
 //! high port by default, 25 if asked and allowed), the DNS responder wherever the spec says.
 //! A verifier pointed at [`World::dns_addr`] with that SMTP port sees the world; nothing else
@@ -48,6 +53,16 @@ const WORLD_OCTET: u8 = 10;
 
 /// The third octet of the showcase's servers.
 const SHOWCASE_OCTET: u8 = 9;
+
+/// The domain of [`WorldSpec::real_time_address`]: no generated address is there, and its
+/// server is the only one on its farm thread.
+pub const REAL_TIME_DOMAIN: &str = "realtime.test";
+
+/// The third octet of the real-time domain's server.
+const REAL_TIME_OCTET: u8 = 8;
+
+/// The name of the real-time farm's thread, followed by `-0`.
+pub const REAL_TIME_THREAD: &str = "sim-realtime";
 
 /// What a generated domain's mail server is like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -233,6 +248,24 @@ impl WorldSpec {
         kind.expected(exists)
     }
 
+    /// Real-time address number `index`: at [`REAL_TIME_DOMAIN`], an ordinary domain,
+    /// existing or not with the spec's share as the seed decides. Distinct indexes give
+    /// distinct addresses, none of them a generated one.
+    #[must_use]
+    pub fn real_time_address(&self, index: u64) -> Generated {
+        let exists = unit(mix(self.seed ^ 0x7ea1_71de, index)) < self.existing_share;
+        let prefix = if exists {
+            EXISTING_PREFIX
+        } else {
+            MISSING_PREFIX
+        };
+        Generated {
+            address: format!("{prefix}{index}@{REAL_TIME_DOMAIN}"),
+            kind: DomainKind::Ordinary,
+            expected: DomainKind::Ordinary.expected(exists),
+        }
+    }
+
     fn draw(&self, index: u64) -> (usize, DomainKind, bool) {
         let domain = (index % self.domains as u64) as usize;
         let exists = unit(mix(self.seed ^ 0x0add_7e55, index)) < self.existing_share;
@@ -340,17 +373,19 @@ pub struct Generated {
     pub expected: Reason,
 }
 
-/// A running world: the SMTP farm and the DNS responder. Dropping it stops both.
+/// A running world: the SMTP farm, the real-time domain's farm and the DNS responder.
+/// Dropping it stops them all.
 #[derive(Debug)]
 pub struct World {
     spec: WorldSpec,
     farm: SmtpFarm,
+    real_time_farm: SmtpFarm,
     dns: DnsResponder,
     smtp_port: u16,
 }
 
 impl World {
-    /// Binds every server and starts the farm's and the responder's threads.
+    /// Binds every server and starts the farms' and the responder's threads.
     ///
     /// # Errors
     ///
@@ -368,7 +403,12 @@ impl World {
             }
         }
         hosts.extend(showcase_hosts(&spec));
-        let ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();
+        let real_time_personality = with_network(
+            &spec,
+            Personality::new(&real_time_host()).mailbox_prefix(EXISTING_PREFIX),
+        );
+        let mut ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();
+        ips.push(real_time_ip());
         let smtp_port = match spec.smtp_port {
             0 => common_free_port(&ips)?,
             port => port,
@@ -385,10 +425,23 @@ impl World {
                 ..FarmOptions::default()
             },
         )?;
+        let real_time_farm = SmtpFarm::start_with(
+            vec![(
+                SocketAddr::from((real_time_ip(), smtp_port)),
+                real_time_personality,
+            )],
+            FarmOptions {
+                threads: 1,
+                seed: spec.seed ^ 0x7ea1_71de,
+                thread_name: REAL_TIME_THREAD,
+                ..FarmOptions::default()
+            },
+        )?;
         let dns = DnsResponder::start_on(spec.dns_addr, zone(&spec))?;
         Ok(Self {
             spec,
             farm,
+            real_time_farm,
             dns,
             smtp_port,
         })
@@ -418,6 +471,12 @@ impl World {
         &self.farm
     }
 
+    /// The farm of [`REAL_TIME_DOMAIN`]'s server alone, for its counters.
+    #[must_use]
+    pub fn real_time_farm(&self) -> &SmtpFarm {
+        &self.real_time_farm
+    }
+
     /// The DNS responder, for its counters.
     #[must_use]
     pub fn dns(&self) -> &DnsResponder {
@@ -432,6 +491,15 @@ fn host_ip(kind: DomainKind, h: u8) -> Ipv4Addr {
 
 fn host_name(kind: DomainKind, h: u8) -> String {
     format!("mx{h}.{}.{BENCH_ZONE}", kind.label())
+}
+
+/// The address of [`REAL_TIME_DOMAIN`]'s server.
+fn real_time_ip() -> Ipv4Addr {
+    Ipv4Addr::new(127, WORLD_OCTET, REAL_TIME_OCTET, 1)
+}
+
+fn real_time_host() -> String {
+    format!("mx.{REAL_TIME_DOMAIN}")
 }
 
 fn with_network(spec: &WorldSpec, mut personality: Personality) -> Personality {
@@ -497,7 +565,8 @@ fn showcase_hosts(spec: &WorldSpec) -> Vec<(Ipv4Addr, Personality)> {
     .collect()
 }
 
-/// The zone: every generated domain's MX, the hosts' addresses, the showcase's names.
+/// The zone: every generated domain's MX, the hosts' addresses, the showcase's names, the
+/// real-time domain.
 fn zone(spec: &WorldSpec) -> Zone {
     let mut zone = Zone::new();
     for domain in 0..spec.domains {
@@ -529,6 +598,8 @@ fn zone(spec: &WorldSpec) -> Zone {
             .a(&exchange, showcase_ip(h as u8 + 1));
     }
     zone.null_mx("nullmx.test");
+    zone.mx(REAL_TIME_DOMAIN, 10, &real_time_host())
+        .a(&real_time_host(), real_time_ip());
     zone
 }
 
@@ -646,6 +717,25 @@ mod tests {
                     .address
                     .ends_with(&format!("@d{}.bench.test", index % 10))
             );
+        }
+        assert!(
+            (6_500..7_500).contains(&existing),
+            "{existing} of 10,000 exist"
+        );
+    }
+
+    #[test]
+    fn real_time_addresses_are_distinct_and_at_their_own_domain() {
+        let spec = WorldSpec::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut existing = 0;
+        for index in 0..10_000 {
+            let real_time = spec.real_time_address(index);
+            assert!(seen.insert(real_time.address.clone()));
+            assert!(real_time.address.ends_with(&format!("@{REAL_TIME_DOMAIN}")));
+            let exists = real_time.address.starts_with(EXISTING_PREFIX);
+            existing += usize::from(exists);
+            assert_eq!(real_time.expected, DomainKind::Ordinary.expected(exists));
         }
         assert!(
             (6_500..7_500).contains(&existing),

@@ -14,7 +14,13 @@
 //!    end, while one client keeps asking real-time requests (their p99 against the idle one),
 //!    and the service's resident memory is read at each quarter of the job.
 //!
-//! Every verdict count of the job is checked against the world's answer key.
+//! The real-time addresses of all three phases are at [`REAL_TIME_DOMAIN`], whose server runs
+//! on a farm thread of its own and gets no bulk address: under the job, a real-time request
+//! waits for mxprobe alone, not for a simulated server busy with the job's sessions. Each phase
+//! has addresses of its own, so none is in any cache.
+//!
+//! Every real-time verdict, and every verdict count of the job, is checked against the world's
+//! answer key; a wrong one fails the run.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -24,7 +30,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use mxprobe::sim::world::WorldSpec;
+use mxprobe::sim::world::{Generated, REAL_TIME_DOMAIN, WorldSpec};
 use mxprobe::verdict::Reason;
 use mxprobe::{Engine, SubmitOptions, VerifyResult};
 use serde_json::{Value, json};
@@ -83,8 +89,8 @@ fn run_in(
     let bulk = args.addresses;
     let requests = args.http_requests;
     let clients = args.http_clients.max(1);
-    // Real-time addresses come after the bulk ones: none is in any cache.
-    let mut next_index = bulk;
+    // Real-time addresses, a range of indexes for each phase: none is in any cache.
+    let mut next_index = 0;
     let mut take = |n: u64| {
         let range = next_index..next_index + n;
         next_index += n;
@@ -163,14 +169,16 @@ fn engine_real_time(
     })
     .map_err(|e| format!("cannot start the engine: {e}"))?;
     let histogram = Arc::new(Mutex::new(Histogram::default()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
     let spec = target.spec.clone();
     let threads: Vec<_> = split(indices, clients)
         .into_iter()
         .map(|range| {
-            let (handle, waiting, histogram, spec) = (
+            let (handle, waiting, histogram, failures, spec) = (
                 engine.handle(),
                 Arc::clone(&waiting),
                 Arc::clone(&histogram),
+                Arc::clone(&failures),
                 spec.clone(),
             );
             std::thread::spawn(move || {
@@ -180,22 +188,27 @@ fn engine_real_time(
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(index, sender);
+                    let real_time = spec.real_time_address(index);
                     let started = Instant::now();
                     if handle
-                        .submit_with(
-                            spec.address(index).address,
-                            index,
-                            SubmitOptions::real_time(),
-                        )
+                        .submit_with(real_time.address.clone(), index, SubmitOptions::real_time())
                         .is_err()
                     {
                         return;
                     }
-                    if receiver.recv_timeout(Duration::from_secs(60)).is_ok() {
-                        histogram
+                    let outcome = match receiver.recv_timeout(Duration::from_secs(60)) {
+                        Ok(result) => check(&real_time, result.reason.as_str()),
+                        Err(_) => Err(format!("{}: no verdict in 60 s", real_time.address)),
+                    };
+                    match outcome {
+                        Ok(()) => histogram
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .record(started.elapsed());
+                            .record(started.elapsed()),
+                        Err(e) => failures
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(e),
                     }
                 }
             })
@@ -210,6 +223,7 @@ fn engine_real_time(
     engine
         .join()
         .map_err(|e| format!("the engine failed: {e}"))?;
+    first_failure(&failures)?;
     let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(Latency::of(&histogram))
 }
@@ -236,7 +250,7 @@ fn http_real_time(
                 let agent = http_agent();
                 for index in range {
                     let started = Instant::now();
-                    match verify_one(&agent, &base, &spec.address(index).address) {
+                    match verify_one(&agent, &base, &spec.real_time_address(index)) {
                         Ok(()) => histogram
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
@@ -255,19 +269,38 @@ fn http_real_time(
             .join()
             .map_err(|_| "a client thread panicked".to_owned())?;
     }
-    if let Some(failure) = failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .first()
-    {
-        return Err(format!("a real-time request failed: {failure}"));
-    }
+    first_failure(&failures)?;
     let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(Latency::of(&histogram))
 }
 
-fn verify_one(agent: &ureq::Agent, base: &str, address: &str) -> Result<(), String> {
-    let body = json!({ "address": address }).to_string();
+/// The first of the failures the client threads pushed, as the phase's error.
+fn first_failure(failures: &Mutex<Vec<String>>) -> Result<(), String> {
+    match failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .first()
+    {
+        Some(failure) => Err(format!("a real-time request failed: {failure}")),
+        None => Ok(()),
+    }
+}
+
+/// Whether `reason` is the one the answer key gives for `real_time`.
+fn check(real_time: &Generated, reason: &str) -> Result<(), String> {
+    if reason == real_time.expected.as_str() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {reason}, where the answer key says {}",
+            real_time.address, real_time.expected
+        ))
+    }
+}
+
+/// One `POST /v1/verify`, its verdict checked against the answer key.
+fn verify_one(agent: &ureq::Agent, base: &str, real_time: &Generated) -> Result<(), String> {
+    let body = json!({ "address": real_time.address }).to_string();
     let mut response = agent
         .post(format!("{base}/v1/verify"))
         .content_type("application/json")
@@ -280,7 +313,9 @@ fn verify_one(agent: &ureq::Agent, base: &str, address: &str) -> Result<(), Stri
     if response.status() != 200 {
         return Err(format!("{}: {text}", response.status()));
     }
-    Ok(())
+    let record: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not JSON ({e}): {text}", real_time.address))?;
+    check(real_time, record["reason"].as_str().unwrap_or_default())
 }
 
 /// Phase 3: the list as a job, real time alongside, memory at each quarter.
@@ -294,11 +329,13 @@ fn bulk_job(
     let agent = http_agent();
     let done = Arc::new(AtomicBool::new(false));
     let histogram = Arc::new(Mutex::new(Histogram::default()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
     let alongside = {
-        let (base, done, histogram, spec) = (
+        let (base, done, histogram, failures, spec) = (
             service.base.clone(),
             Arc::clone(&done),
             Arc::clone(&histogram),
+            Arc::clone(&failures),
             spec.clone(),
         );
         std::thread::spawn(move || {
@@ -308,11 +345,15 @@ fn bulk_job(
                     return;
                 }
                 let started = Instant::now();
-                if verify_one(&client, &base, &spec.address(index).address).is_ok() {
-                    histogram
+                match verify_one(&client, &base, &spec.real_time_address(index)) {
+                    Ok(()) => histogram
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .record(started.elapsed());
+                        .record(started.elapsed()),
+                    Err(e) => failures
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(e),
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -374,6 +415,7 @@ fn bulk_job(
     alongside
         .join()
         .map_err(|_| "the real-time client panicked".to_owned())?;
+    first_failure(&failures)?;
     // Every verdict against the answer key, by reason.
     let mut expected = std::collections::HashMap::<&str, u64>::new();
     for index in 0..count {
@@ -539,6 +581,8 @@ fn print(figures: &Figures, args: &BenchArgs) -> Result<(), String> {
     let text = if args.json {
         json!({
             "real_time": {
+                "domain": REAL_TIME_DOMAIN,
+                "own_server": true,
                 "engine_alone": {"count": figures.engine_alone.count, "p50_ms": ms(figures.engine_alone.p50), "p99_ms": ms(figures.engine_alone.p99)},
                 "http_idle": {"count": figures.idle.count, "per_sec": figures.idle_per_sec, "p50_ms": ms(figures.idle.p50), "p99_ms": ms(figures.idle.p99)},
                 "http_under_bulk": {"count": figures.under_load.count, "p50_ms": ms(figures.under_load.p50), "p99_ms": ms(figures.under_load.p99)},
@@ -562,6 +606,12 @@ fn print(figures: &Figures, args: &BenchArgs) -> Result<(), String> {
         line(
             &mut text,
             "real time (one address per request, each client waits for its verdict)".into(),
+        );
+        line(
+            &mut text,
+            format!(
+                "  addresses at {REAL_TIME_DOMAIN}: a server of its own, on a farm thread no bulk address uses"
+            ),
         );
         line(
             &mut text,

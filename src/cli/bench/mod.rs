@@ -155,7 +155,8 @@ pub struct BenchArgs {
 
     /// Measure the HTTP service instead (`mxprobe serve`, as a child process): real-time
     /// latency against the engine alone, and a job of --addresses addresses against `verify`
-    /// on the same world, with real-time requests alongside.
+    /// on the same world, with real-time requests alongside. Real-time addresses are at a
+    /// server of their own, on a farm thread the job does not use.
     #[arg(long, conflicts_with_all = ["serve", "remote_dns"])]
     http: bool,
 

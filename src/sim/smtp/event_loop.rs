@@ -119,7 +119,7 @@ pub(super) fn spawn(
         next_generation: 0,
     };
     let thread = thread::Builder::new()
-        .name(format!("sim-smtp-{index}"))
+        .name(format!("{}-{index}", options.thread_name))
         .spawn(move || event_loop.run())?;
     Ok(RunningLoop {
         waker,

@@ -90,8 +90,8 @@ pub const GARBAGE_LINGER: Duration = Duration::from_secs(1);
 /// so a farm out of file descriptors does not spin.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// How a farm runs, beyond its listeners. `FarmOptions::default()` is one thread, a
-/// [`DEFAULT_IDLE_LIMIT`] and seed 0.
+/// How a farm runs, beyond its listeners. `FarmOptions::default()` is one thread named
+/// `sim-smtp-0`, a [`DEFAULT_IDLE_LIMIT`] and seed 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FarmOptions {
     /// Event-loop threads, at least 1. More threads than listeners would idle, so the farm
@@ -101,6 +101,9 @@ pub struct FarmOptions {
     pub idle_limit: Duration,
     /// Seeds the jitter of every thread, so a run can be repeated.
     pub seed: u64,
+    /// The event-loop threads are named this, then `-` and their number: `sim-smtp-0`, … by
+    /// default. Linux keeps 15 bytes of a thread's name.
+    pub thread_name: &'static str,
 }
 
 impl Default for FarmOptions {
@@ -109,6 +112,7 @@ impl Default for FarmOptions {
             threads: 1,
             idle_limit: DEFAULT_IDLE_LIMIT,
             seed: 0,
+            thread_name: "sim-smtp",
         }
     }
 }
