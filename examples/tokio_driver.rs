@@ -149,7 +149,7 @@ fn carry_out(
 ) {
     while let Some(io) = scheduler.poll_conn_io() {
         match io {
-            ConnIo::Connect { conn, to, from } => {
+            ConnIo::Connect { conn, to, from, .. } => {
                 let task = tokio::spawn(smtp_connection(conn, to, from, events.clone()));
                 conns.insert(conn, (task.abort_handle(), None));
             }

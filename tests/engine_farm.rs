@@ -906,3 +906,69 @@ fn an_engine_finished_by_its_last_handle_ends() {
         .expect("the engine ends after its finish");
     assert_eq!(finished.expect("engine ran"), 3);
 }
+
+/// Real-time addresses submitted amid a bulk load of a thousand sessions travel in a lane of
+/// their own (the driver's urgent sockets, served between every few events of a turn): each
+/// gets its right verdict, and so does every bulk address beside them.
+#[test]
+fn real_time_addresses_amid_a_bulk_load_get_their_verdicts() {
+    use mxprobe::sim::world::{World as SimWorld, WorldSpec};
+
+    let spec = WorldSpec {
+        domains: 200,
+        ..WorldSpec::default()
+    };
+    let world = SimWorld::start(spec.clone()).expect("the simulated world");
+    let config = Config::builder()
+        .sender("probe@probe.test")
+        .nameservers([world.dns_addr()])
+        .smtp_port(world.smtp_port())
+        .allow_private_mx(true)
+        .domain_rate(None)
+        .concurrency(1000)
+        .per_mx(1000)
+        .build()
+        .expect("config");
+    let (sender, verdicts) = std::sync::mpsc::channel();
+    let engine = Engine::start_with_callback(config, move |result: VerifyResult| {
+        let _ = sender.send(result);
+    })
+    .expect("start");
+    let handle = engine.handle();
+    const BULK: u64 = 30_000;
+    const REAL_TIME: u64 = 60;
+    let mut expected: HashMap<u64, (String, Reason)> = HashMap::new();
+    for index in 0..BULK {
+        let generated = spec.address(index);
+        handle
+            .submit(generated.address.clone(), index)
+            .expect("submit");
+        expected.insert(index, (generated.address, generated.expected));
+        // A real-time address every 500 bulk ones, while the bulk sessions run.
+        if index % (BULK / REAL_TIME) == 0 {
+            let tag = BULK + index / (BULK / REAL_TIME);
+            let generated = spec.real_time_address(tag);
+            handle
+                .submit_with(
+                    generated.address.clone(),
+                    tag,
+                    mxprobe::SubmitOptions::real_time(),
+                )
+                .expect("submit");
+            expected.insert(tag, (generated.address, generated.expected));
+        }
+    }
+    handle.finish();
+    let mut seen = 0;
+    while seen < expected.len() {
+        let result = verdicts
+            .recv_timeout(Duration::from_secs(60))
+            .expect("every verdict within a minute");
+        let (address, reason) = &expected[&result.tag];
+        assert_eq!((&result.address, result.reason), (address, *reason));
+        seen += 1;
+    }
+    let report = engine.join().expect("engine ran");
+    assert_eq!(report.stats.finished, expected.len() as u64);
+    assert!(report.stats.peak_sessions > 100, "{:?}", report.stats);
+}

@@ -4,7 +4,9 @@
 //! # The loop
 //!
 //! One thread, one `mio::Poll`: a [`mio::Waker`] (token 0) for the handle, the DNS client's
-//! sockets and the SMTP connections each under their own range of tokens. Every turn: take the
+//! sockets and the SMTP connections each under their own range of tokens (the connections of
+//! real-time sessions in a lane of their own, served between every few events of a turn: see
+//! `lanes.rs`). Every turn: take the
 //! real-time submissions (a channel of their own, taken whatever the room), then bulk ones
 //! while the scheduler has room (a bounded channel makes a fast producer wait: ten million
 //! input lines never sit in memory at once), carry out what the scheduler asks
@@ -21,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
 
-use super::{DnsInput, DnsSockets, SmtpSockets};
+use super::lanes::{Lanes, URGENT_EVERY};
+use super::{DnsInput, DnsSockets};
 use crate::Config;
 use crate::dns::ResolverStats;
 use crate::engine::{Census, EngineStats, Priority, Scheduler, SubmitOptions, VerifyResult};
@@ -29,6 +32,9 @@ use crate::engine::{Census, EngineStats, Priority, Scheduler, SubmitOptions, Ver
 const WAKER: Token = Token(0);
 const DNS_TOKENS: usize = 1;
 const SMTP_TOKENS: usize = 1 << 30;
+const URGENT_SMTP_TOKENS: usize = 1 << 40;
+/// The urgent lane's `Poll` in the main one ([`Lanes`]).
+const URGENT: Token = Token(usize::MAX);
 
 /// How long in-flight sessions may run after a stop before they are abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -444,7 +450,12 @@ fn run(
     let max_pending = config.intake();
     let mut scheduler = Scheduler::new(config, seed);
     let mut dns = DnsSockets::new(DNS_TOKENS..SMTP_TOKENS);
-    let mut smtp = SmtpSockets::new(SMTP_TOKENS..usize::MAX);
+    let mut smtp = Lanes::new(
+        poll.registry(),
+        URGENT,
+        SMTP_TOKENS..URGENT_SMTP_TOKENS,
+        URGENT_SMTP_TOKENS..usize::MAX,
+    )?;
     let mut events = Events::with_capacity(4096);
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
@@ -540,11 +551,19 @@ fn run(
                 outbox.hand_out(&mut scheduler);
             }
             let token = event.token();
-            if token == WAKER {
+            // Real-time work between every few events, and when its lane rings.
+            if token == URGENT || n % URGENT_EVERY == URGENT_EVERY - 1 {
+                if stop_deadline.is_none() {
+                    inboxes.take_urgent(&mut scheduler, Instant::now());
+                }
+                smtp.serve_urgent(&mut scheduler)?;
+                outbox.hand_out(&mut scheduler);
+            }
+            if token == WAKER || token == URGENT {
                 continue;
             }
             if smtp.owns(token) {
-                smtp.ready(event, &mut scheduler, now);
+                smtp.bulk_ready(event, &mut scheduler, now);
             } else if dns.owns(token) {
                 dns.ready(poll.registry(), token, |input| {
                     feed_dns(&mut scheduler, input, now);

@@ -13,6 +13,9 @@
 //!     alone.
 //! - `engine.rs`: [`Engine`], the scheduler on its own thread and loop, fed through a
 //!   [`Handle`], verdicts as [`Results`] or to a callback.
+//! - `lanes.rs`: the engine's SMTP connections in two lanes, the sessions of real-time
+//!   addresses served between every few events of a turn rather than in turn with the bulk
+//!   ones.
 //! - `routes.rs`: an event loop that runs the [`Resolver`](crate::dns::Resolver) alone, for
 //!   `mxprobe mx` and for tests ([`resolve_routes`]).
 //! - `os.rs`: the open-file limit ([`raise_open_files_limit`], [`RESERVED_FDS`]) and the
@@ -33,6 +36,7 @@
 #[cfg(feature = "sim")]
 pub mod cpu;
 mod engine;
+mod lanes;
 mod os;
 mod routes;
 mod socket;

@@ -50,6 +50,9 @@ pub enum ConnIo {
         to: SocketAddr,
         /// The source address to bind, if configured.
         from: Option<IpAddr>,
+        /// The session carries a real-time address: someone waits for it, and a driver that
+        /// can serve its socket ahead of the bulk sessions' should (the mio driver does).
+        urgent: bool,
     },
     /// The session is over: write `last_words` if the socket takes them now (the QUIT), then
     /// close the connection. No more input is wanted from it.
@@ -995,6 +998,9 @@ impl Scheduler {
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
         let from = d.source;
+        let urgent = members.iter().any(
+            |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
+        );
         self.conns.insert(
             conn,
             Box::new(Conn {
@@ -1011,6 +1017,7 @@ impl Scheduler {
             conn: ConnId(conn),
             to: SocketAddr::new(ip, self.config.smtp_port),
             from,
+            urgent,
         });
         self.stats.peak_sessions = self.stats.peak_sessions.max(self.conns.len() as u64);
         self.arm_session_timer(conn);

@@ -70,17 +70,34 @@ impl SmtpSockets {
         self.sockets.owns(token)
     }
 
-    /// Carries out every connection operation the scheduler has.
-    pub(crate) fn flush(&mut self, registry: &Registry, scheduler: &mut Scheduler, now: Instant) {
-        while let Some(io) = scheduler.poll_conn_io() {
-            match io {
-                ConnIo::Connect { conn, to, from } => match self.open(registry, conn, to, from) {
-                    Ok(()) => {}
-                    Err(e) if is_out_of_resources(&e) => scheduler.handle_no_resources(conn, now),
-                    Err(_) => scheduler.handle_closed(conn, now),
-                },
-                ConnIo::Close { conn, last_words } => self.close(conn, &last_words),
-            }
+    /// True if connection `conn` is one of these sockets.
+    #[must_use]
+    pub(crate) fn holds(&self, conn: ConnId) -> bool {
+        self.sockets.slot_of(conn).is_some()
+    }
+
+    /// True if no socket is open.
+    #[must_use]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sockets.len() == 0
+    }
+
+    /// Carries out one connection operation of the scheduler's, registering a new socket with
+    /// `registry`.
+    pub(crate) fn carry_out(
+        &mut self,
+        registry: &Registry,
+        io: ConnIo,
+        scheduler: &mut Scheduler,
+        now: Instant,
+    ) {
+        match io {
+            ConnIo::Connect { conn, to, from, .. } => match self.open(registry, conn, to, from) {
+                Ok(()) => {}
+                Err(e) if is_out_of_resources(&e) => scheduler.handle_no_resources(conn, now),
+                Err(_) => scheduler.handle_closed(conn, now),
+            },
+            ConnIo::Close { conn, last_words } => self.close(conn, &last_words),
         }
     }
 
