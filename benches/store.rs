@@ -7,13 +7,13 @@
 //! figures are in docs/benchmarks.md.
 //!
 //! - `save_results/batch_2000`: the writer's work, one batch of 2,000 verdicts of one job (one
-//!   transaction) into a file store in WAL mode that already holds 200,000 results and their
+//!   transaction) into a file store in WAL mode that already holds 600,000 results and their
 //!   cache entries, and grows as the bench runs: each verdict a different mailbox, as a list's
 //!   are. The cache entries are written [`CACHE_BATCH`](mxprobe::store::CACHE_BATCH) at a time,
 //!   within some of the batches timed.
 //! - `save_results/records_2000`: the same batch as records already (the cached verdicts the
 //!   feeder gives to lines): what saving the results alone costs, without their cache entries.
-//! - `feed/chunk_256`: the feeder's work, one chunk of 256 unanswered lines of a 200,000-line
+//! - `feed/chunk_256`: the feeder's work, one chunk of 256 unanswered lines of a 600,000-line
 //!   job read, and each line's mailbox looked up in the cache (a miss, as on a list's first
 //!   run), a lookup at a time.
 //! - `feed/chunk_256_one_read`: the same, all lookups of the chunk in one read
@@ -39,7 +39,7 @@ const BATCH: usize = 2_000;
 /// Lines of the feeder's chunk.
 const CHUNK: usize = 256;
 /// Results in the store before the timing starts.
-const PRELOAD: u64 = 200_000;
+const PRELOAD: u64 = 600_000;
 
 /// A record as the simulated world's ordinary servers produce it.
 const RECORD: &str = r#"{"address":"user1@domain1.test","verdict":"deliverable","reason":"accepted","domain":"domain1.test","mx":"mx1.domain1.test","ip":"127.0.0.61","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":false},"attempts":1,"elapsed_ms":3,"line":1,"detail":null,"suggestion":null}"#;

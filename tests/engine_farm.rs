@@ -766,6 +766,43 @@ fn an_idle_engine_wakes_for_each_late_submission() {
     engine.join().expect("engine ran");
 }
 
+/// `submit_many` rings the engine once for a chunk: an idle engine wakes for each chunk, however
+/// late, and a chunk larger than the engine's way in (4,096 places) goes in whole.
+#[test]
+fn chunks_submitted_at_once_wake_the_engine_and_go_in_whole() {
+    let world = world();
+    let (engine, results) = Engine::start(world.config.clone().build().unwrap()).expect("start");
+    let handle = engine.handle();
+    let mut next = 0u64;
+    for (size, pause) in [(1u64, 0u64), (3, 50), (10_000, 200), (2, 5)] {
+        // The pause is the input: the chunk comes when the loop may be asleep.
+        std::thread::sleep(Duration::from_millis(pause));
+        let chunk: Vec<(String, u64)> = (next..next + size)
+            .map(|tag| (format!("user{tag}@plain.test"), tag))
+            .collect();
+        // A big chunk waits for room while verdicts are read here.
+        let submitter = {
+            let handle = handle.clone();
+            std::thread::spawn(move || handle.submit_many(chunk))
+        };
+        let mut tags: Vec<u64> = (0..size)
+            .map(|_| {
+                results
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a verdict for every address of the chunk")
+                    .tag
+            })
+            .collect();
+        submitter.join().expect("submitter").expect("submitted");
+        tags.sort_unstable();
+        assert_eq!(tags, (next..next + size).collect::<Vec<_>>());
+        next += size;
+    }
+    handle.finish();
+    assert!(results.recv().is_none());
+    engine.join().expect("engine ran");
+}
+
 /// The world's engine with no room to spare: one session, one recipient, no look-ahead.
 fn without_room(world: &World) -> Config {
     world

@@ -144,6 +144,35 @@ impl Handle {
         Ok(())
     }
 
+    /// [`submit`](Self::submit)s each of `submissions` (address and tag, bulk), ringing the
+    /// engine once for them all rather than once each: a feeder that hands over addresses a
+    /// chunk at a time saves a system call per address, and the engine an event. When the
+    /// engine's way in is full the engine is rung first, then the call waits for room, as
+    /// `submit` does.
+    pub fn submit_many(
+        &self,
+        submissions: impl IntoIterator<Item = (String, u64)>,
+    ) -> Result<(), EngineStopped> {
+        // Whether submissions went in since the engine was last rung.
+        let mut unrung = false;
+        for (address, tag) in submissions {
+            let message = Message::submission(address, tag, SubmitOptions::default());
+            match self.sender.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(message)) => {
+                    self.wake();
+                    self.sender.send(message).map_err(|_| EngineStopped)?;
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(EngineStopped),
+            }
+            unrung = true;
+        }
+        if unrung {
+            self.wake();
+        }
+        Ok(())
+    }
+
     /// No more addresses: the engine ends once every submitted one has its verdict.
     pub fn finish(&self) {
         let _ = self.sender.send(Message::Finish);

@@ -136,19 +136,23 @@ impl Feeder {
             job.cursor = last;
             let mut cached = from_cache(&reader, &lines).into_iter();
             let mut records: Vec<(u64, Reason, String)> = Vec::new();
+            let mut submissions = Vec::with_capacity(lines.len());
             for (line, text) in lines {
                 if let Some(Some((reason, record))) = cached.next() {
                     records.push((line, reason, record));
                     continue;
                 }
-                self.in_flight.fetch_add(1, Ordering::SeqCst);
                 let tag = Tag::Line {
                     slot: job.slot,
                     line,
                 };
-                if self.handle.submit(text, tag.pack()).is_err() {
-                    return Err("the engine has stopped".into());
-                }
+                submissions.push((text, tag.pack()));
+            }
+            self.in_flight
+                .fetch_add(submissions.len(), Ordering::SeqCst);
+            // The chunk rings the engine once.
+            if self.handle.submit_many(submissions).is_err() {
+                return Err("the engine has stopped".into());
             }
             if !records.is_empty() {
                 let _ = self.writer.send(Op::Records {
