@@ -140,10 +140,18 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
         (&unknown["catch_all"], &unknown["catch_all_checked_ms"]),
         (&Value::Null, &Value::Null)
     );
-    assert_eq!(
-        get(&server, "/v1/domains/not%20a%20domain", TOKEN_B).status,
-        400
-    );
+    for bad in [
+        "not%20a%20domain",
+        "a%40b.test",
+        "x.test%3E",
+        "%5B127.0.0.1%5D",
+    ] {
+        assert_eq!(
+            get(&server, &format!("/v1/domains/{bad}"), TOKEN_B).status,
+            400,
+            "{bad}"
+        );
+    }
 
     // Results of more than one page (1,000 lines a page) come whole and in order.
     let long: String = (0..2_500).map(|i| format!("user{i}@shop.test\n")).collect();

@@ -389,13 +389,13 @@ impl Store {
 
     fn prepare(conn: Connection) -> Result<Self, StoreError> {
         stable_plans(&conn)?;
-        // WAL lets readers read while the writer writes; FULL syncs the WAL at every commit,
-        // so that what was acknowledged survives a power cut too.
         // Pages of 16 KiB (for a new file; an existing one keeps its own): a result's record
         // is about 400 bytes, and a batch of them fills fewer, larger pages, with fewer splits
         // (`benches/store.rs`: 13.8 against 15.6 ms a batch of 2,000, medians, at 600,000
         // results).
         conn.execute_batch("PRAGMA page_size = 16384")?;
+        // WAL lets readers read while the writer writes; FULL syncs the WAL at every commit,
+        // so that what was acknowledged survives a power cut too.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         // Results are saved with NORMAL: in WAL mode a commit then survives the process's
         // crash and `kill -9`, and is synced at the next checkpoint; what a caller acknowledges
@@ -641,12 +641,12 @@ impl Store {
     ///
     /// The cache entries are held back and written [`CACHE_BATCH`] at a time, sorted by mailbox,
     /// and all of them when a job finishes ([`flush_cache`](Self::flush_cache): call it too when
-    /// the results stop coming). The
-    /// cache is keyed by mailbox, and a list's mailboxes come in no order: written with their
-    /// results, each entry of a batch lands on a page of its own, and a batch of 2,000 rewrote
-    /// as many pages of a cache of a few hundred thousand entries (`benches/store.rs`). Sorted
-    /// and many at a time, they share pages. Entries not yet written when the process dies
-    /// are lost; their results are not, and those mailboxes are probed again the next time.
+    /// the results stop coming). The cache is keyed by mailbox, and a list's mailboxes come in
+    /// no order: written with their results, each entry of a batch lands on a page of its own,
+    /// and a batch of 2,000 rewrote as many pages of a cache of a few hundred thousand entries
+    /// (`benches/store.rs`). Sorted and many at a time, they share pages. Entries not yet
+    /// written when the process dies are lost; their results are not, and those mailboxes are
+    /// probed again the next time.
     pub fn save_results(
         &mut self,
         id: &JobId,
@@ -754,14 +754,15 @@ impl Store {
     }
 
     /// The cached verdict of `mailbox` (normalised), as the record's JSON, if one is still
-    /// fresh at `now`.
+    /// fresh at `now`. An entry that names a job's result that is not there (written for a save
+    /// that then failed) is no entry.
     pub fn cached(&self, mailbox: &str, now: SystemTime) -> Result<Option<String>, StoreError> {
         let record = self
             .conn
             .prepare_cached(
-                "SELECT coalesce(c.record, r.record) FROM cache c \
+                "SELECT coalesce(c.record, r.record) AS found FROM cache c \
                  LEFT JOIN results r ON r.job = c.job AND r.line = c.line \
-                 WHERE c.mailbox = ?1 AND c.expires_ms > ?2",
+                 WHERE c.mailbox = ?1 AND c.expires_ms > ?2 AND found IS NOT NULL",
             )?
             .query_row(params![mailbox, millis(now)], |row| row.get(0))
             .optional()?;

@@ -613,3 +613,18 @@ fn results_teach_domain_facts_and_a_catch_all_answer_is_trusted_for_a_day() {
         (Some((false, at(day + 6))), Some(at(day + 7)))
     );
 }
+
+#[test]
+fn a_cache_entry_whose_result_is_not_there_is_a_miss() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO cache (mailbox, reason, expires_ms, job, line) \
+             VALUES ('a@x.test', 'accepted', ?1, 999, 1)",
+            params![millis(at(100))],
+        )
+        .unwrap();
+    assert_eq!(store.cached("a@x.test", at(1)).unwrap(), None);
+    assert_eq!(store.cached_all(["a@x.test"], at(1)).unwrap(), [None]);
+}

@@ -855,6 +855,14 @@ async fn show_domain(
 ) -> Response {
     let answer = async {
         caller(&app, &headers)?;
+        // A name alone: nothing the address grammar would read as more than a domain.
+        if domain.is_empty()
+            || domain
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "@<>\"()[]\\,;:".contains(c))
+        {
+            return Err(ApiError::bad_request("not a domain name"));
+        }
         // Normalised as the engine does it: lower case, A-labels.
         let name = Address::parse(&format!("postmaster@{domain}"))
             .map_err(|e| ApiError::bad_request(format!("not a domain: {e}")))?
