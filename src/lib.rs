@@ -80,6 +80,7 @@
 //! - [`engine`]: the [`Scheduler`](engine::Scheduler): queues, batching, politeness, failover,
 //!   retries, the catch-all control.
 //! - [`driver`]: the `mio` event loop around the scheduler: [`Engine`].
+//! - [`providers`]: the big mail systems and security gateways, recognised by their MX hosts.
 //! - `sim` (feature `sim`): simulated DNS and SMTP servers, for tests and `mxprobe bench`.
 //!
 //! # Stability
@@ -109,6 +110,7 @@ pub mod config;
 pub mod dns;
 pub mod driver;
 pub mod engine;
+pub mod providers;
 pub mod record;
 pub mod session;
 #[cfg(feature = "sim")]

@@ -64,6 +64,12 @@ fn world_with_slow_latency(slow_latency: Duration) -> World {
         zone.mx(&domain, 10, "mx.slow.test");
     }
     zone.a("mx.slow.test", slow);
+    // A domain whose mail goes to a known provider's MX hosts (here, on loopback: nothing
+    // connects to them), the backup first in name order.
+    zone.mx("hosted.test", 10, "aspmx.l.google.com")
+        .mx("hosted.test", 20, "mx.backup.test")
+        .a("aspmx.l.google.com", fast)
+        .a("mx.backup.test", fast);
     let dns = DnsResponder::start(zone).expect("dns");
     World { dns, farm, port }
 }
@@ -695,4 +701,44 @@ fn completions_and_manual_pages_name_every_command() {
         .expect("run");
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("there are: verify"));
+}
+
+/// `mx` names the provider whose servers receive a domain's mail, per host and for the domain
+/// (its preferred host's), in both formats.
+#[test]
+fn mx_names_the_provider_of_each_host() {
+    let world = world();
+    let mx = |format: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
+        command
+            .args(["mx", "--format", format])
+            .args(["--dns-server", &world.dns.addr().to_string()])
+            .args(["hosted.test", "shop.test"]);
+        let output = run(command, None);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).expect("UTF-8")
+    };
+    let lines: Vec<serde_json::Value> = mx("jsonl")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON"))
+        .collect();
+    assert_eq!(lines[0]["provider"], "google");
+    assert_eq!(lines[0]["hosts"][0]["name"], "aspmx.l.google.com");
+    assert_eq!(lines[0]["hosts"][0]["provider"], "google");
+    assert_eq!(lines[0]["hosts"][1]["provider"], serde_json::Value::Null);
+    assert_eq!(lines[1]["provider"], serde_json::Value::Null);
+    let human = mx("human");
+    let google = human
+        .lines()
+        .find(|line| line.contains("aspmx.l.google.com"))
+        .expect("the Google host");
+    assert!(
+        google.ends_with(']') && google.contains("[Google"),
+        "{human}"
+    );
+    let backup = human
+        .lines()
+        .find(|line| line.contains("mx.backup.test"))
+        .expect("the backup host");
+    assert!(!backup.contains('['), "{human}");
 }

@@ -1,4 +1,5 @@
-//! `mxprobe mx DOMAIN...`: how each domain's mail is routed.
+//! `mxprobe mx DOMAIN...`: how each domain's mail is routed, and which known provider's
+//! servers receive it (`mxprobe::providers`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use mxprobe::dns::{
 };
 use mxprobe::driver::{RouteResolution, resolve_routes};
 use mxprobe::engine::special_purpose::special_purpose;
+use mxprobe::providers;
 
 #[derive(Debug, Args)]
 pub struct MxArgs {
@@ -126,8 +128,11 @@ fn human(resolution: &RouteResolution) -> String {
                         None => ip.to_string(),
                     })
                     .collect();
+                let provider = providers::by_mx_host(&host.name)
+                    .map(|provider| format!("  [{}]", provider.name))
+                    .unwrap_or_default();
                 text.push_str(&format!(
-                    "  {:>5}  {:width$}  {}\n",
+                    "  {:>5}  {:width$}  {}{provider}\n",
                     host.preference,
                     host.name,
                     addresses.join(", ")
@@ -151,6 +156,12 @@ fn jsonl(resolution: &RouteResolution) -> serde_json::Value {
             "domain": route.domain,
             "status": "ok",
             "implicit_mx": route.implicit,
+            // The provider of the preferred host: where the domain's mail goes first.
+            "provider": route
+                .hosts
+                .first()
+                .and_then(|host| providers::by_mx_host(&host.name))
+                .map(|provider| provider.id.as_str()),
             "hosts": route_hosts(route),
         }),
         Err(error) => json!({
@@ -169,6 +180,7 @@ fn route_hosts(route: &MailRoute) -> Vec<serde_json::Value> {
             json!({
                 "name": h.name,
                 "preference": h.preference,
+                "provider": providers::by_mx_host(&h.name).map(|provider| provider.id.as_str()),
                 "addresses": h.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "special_purpose": h
                     .addresses
