@@ -164,7 +164,8 @@ fn jsonl_from_arguments_follows_the_schema() {
             "elapsed_ms",
             "line",
             "detail",
-            "suggestion"
+            "suggestion",
+            "provider"
         ]
     );
     assert_eq!(alice["verdict"], "deliverable");
@@ -243,7 +244,7 @@ fn csv_in_and_out() {
     assert_eq!(
         rows.next(),
         Some(
-            "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms"
+            "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms,provider"
         )
     );
     let mut rows: Vec<&str> = rows.collect();

@@ -63,12 +63,15 @@ pub struct Record<'a> {
     pub detail: Option<&'a str>,
     /// A popular provider the domain probably misspells.
     pub suggestion: Option<&'static str>,
+    /// The mail system that MX host belongs to, if mxprobe knows it
+    /// ([`providers`](crate::providers)): its stable id (`google`, `microsoft365`...).
+    pub provider: Option<&'static str>,
     /// The SMTP conversation, when transcripts were asked for; left out otherwise.
     pub transcript: Option<&'a str>,
 }
 
 /// The schema's field names, in order (`transcript` only when present).
-pub const FIELDS: [&str; 15] = [
+pub const FIELDS: [&str; 16] = [
     "address",
     "verdict",
     "reason",
@@ -83,6 +86,7 @@ pub const FIELDS: [&str; 15] = [
     "line",
     "detail",
     "suggestion",
+    "provider",
     "transcript",
 ];
 
@@ -105,6 +109,11 @@ impl VerifyResult {
             line: self.tag,
             detail: self.detail.as_deref(),
             suggestion: self.suggestion,
+            provider: self
+                .mx
+                .as_deref()
+                .and_then(crate::providers::by_mx_host)
+                .map(|provider| provider.id.as_str()),
             transcript: self.transcript.as_deref(),
         }
     }
@@ -112,7 +121,7 @@ impl VerifyResult {
 
 impl Serialize for Record<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.transcript.is_some() { 15 } else { 14 };
+        let fields = if self.transcript.is_some() { 16 } else { 15 };
         let mut s = serializer.serialize_struct("Record", fields)?;
         s.serialize_field("address", self.address)?;
         s.serialize_field("verdict", &self.verdict)?;
@@ -128,6 +137,7 @@ impl Serialize for Record<'_> {
         s.serialize_field("line", &self.line)?;
         s.serialize_field("detail", &self.detail)?;
         s.serialize_field("suggestion", &self.suggestion)?;
+        s.serialize_field("provider", &self.provider)?;
         if let Some(transcript) = self.transcript {
             s.serialize_field("transcript", transcript)?;
         } else {

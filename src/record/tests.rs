@@ -48,10 +48,10 @@ fn the_record_pins_the_output_schema() {
     let json = serde_json::to_string(&accepted().record()).unwrap();
     assert_eq!(
         json,
-        r#"{"address":"Alice <alice@example.com>","verdict":"deliverable","reason":"accepted","domain":"example.com","mx":"mx1.example.com","ip":"192.0.2.10","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok\n2.1.5 see you"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":true},"attempts":1,"elapsed_ms":212,"line":12,"detail":null,"suggestion":null}"#
+        r#"{"address":"Alice <alice@example.com>","verdict":"deliverable","reason":"accepted","domain":"example.com","mx":"mx1.example.com","ip":"192.0.2.10","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok\n2.1.5 see you"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":true},"attempts":1,"elapsed_ms":212,"line":12,"detail":null,"suggestion":null,"provider":null}"#
     );
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(names(&value), FIELDS[..14]);
+    assert_eq!(names(&value), FIELDS[..15]);
 }
 
 #[test]
@@ -134,4 +134,16 @@ fn a_record_read_back_is_the_same_record() {
     ] {
         assert!(VerifyResult::from_record_json(broken).is_err(), "{broken}");
     }
+}
+
+/// The provider comes from the MX host that decided, and only when mxprobe knows it.
+#[test]
+fn the_provider_is_the_deciding_hosts() {
+    let mut result = accepted();
+    result.mx = Some("alt1.aspmx.l.google.com".into());
+    assert_eq!(result.record().provider, Some("google"));
+    result.mx = Some("mx1.example.com".into());
+    assert_eq!(result.record().provider, None);
+    result.mx = None;
+    assert_eq!(result.record().provider, None);
 }

@@ -357,13 +357,17 @@ pub fn wait_for_job(server: &Server, id: &str, token: &str) -> Value {
     }
 }
 
-/// Drops the elapsed_ms column (the last) of a CSV text: it is the one thing two runs differ in.
+/// Drops the elapsed_ms column (the one before `provider`, the last) of a CSV text: it is the one
+/// thing two runs differ in.
 pub fn without_elapsed(csv: &str) -> Vec<String> {
+    // `elapsed_ms` is the column before the last (`provider`), which is never quoted here.
     csv.lines()
-        .map(|line| {
-            line.rsplit_once(',')
-                .map_or(line, |(rest, _)| rest)
-                .to_owned()
+        .map(|line| match line.rsplit_once(',') {
+            Some((rest, provider)) => {
+                let rest = rest.rsplit_once(',').map_or(rest, |(head, _)| head);
+                format!("{rest},{provider}")
+            }
+            None => line.to_owned(),
         })
         .collect()
 }
