@@ -135,6 +135,7 @@ fn real_time_and_a_bulk_job_give_the_verdicts_verify_gives() {
         (&json!("shop.test"), &json!(false), &Value::Null)
     );
     assert!(facts["catch_all_checked_ms"].as_u64().is_some(), "{facts}");
+    assert_eq!(facts["provider"], Value::Null, "mx.shop.test is nobody's");
     let unknown = get(&server, "/v1/domains/never.test", TOKEN_B).json();
     assert_eq!(
         (&unknown["catch_all"], &unknown["catch_all_checked_ms"]),

@@ -25,7 +25,8 @@
 //!
 //! - **What probes teach about a domain is kept** ([`Store::domain`]): its catch-all answer,
 //!   given to the next engine for a day ([`Store::known_catch_all`]) so that the control is not
-//!   asked again after a restart, and when its servers were last seen greylisting.
+//!   asked again after a restart, when its servers were last seen greylisting, and the provider
+//!   of the MX host that last answered for it.
 //!
 //! Jobs belong to an owner (the hash of the API token that made them); every read that names a
 //! job also names its owner, and another owner's job is as good as absent.
@@ -93,19 +94,21 @@ CREATE TABLE cache (
     line       INTEGER,
     CHECK ((record IS NULL) != (job IS NULL))
 ) WITHOUT ROWID;
--- What probes taught about each domain: its catch-all answer and when it was had, and when a
--- server of the domain was last seen greylisting.
+-- What probes taught about each domain: its catch-all answer and when it was had, when a
+-- server of the domain was last seen greylisting, and the provider of the MX host that last
+-- answered for it.
 CREATE TABLE domains (
     domain        TEXT PRIMARY KEY,
     catch_all     INTEGER CHECK (catch_all IN (0, 1)),
     catch_all_ms  INTEGER,
-    greylisted_ms INTEGER
+    greylisted_ms INTEGER,
+    provider      TEXT
 ) WITHOUT ROWID;
 ";
 
-/// The schema version this code writes. Versions 1 and 2, of development builds before job
+/// The schema version this code writes. Versions 1 to 3, of development builds before job
 /// numbers and domain facts, are not read.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a domain's catch-all answer is trusted: as long as an `accept_all` verdict.
 pub const CATCH_ALL_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -120,6 +123,9 @@ pub struct DomainFacts {
     pub catch_all: Option<(bool, SystemTime)>,
     /// When one of its servers last answered an address with greylisting, if one did.
     pub greylisted: Option<SystemTime>,
+    /// The provider ([`crate::providers`]) of the MX host that last answered for it, if
+    /// mxprobe knows it.
+    pub provider: Option<String>,
 }
 
 /// How long a verdict of each reason is reused for another submission of its mailbox; `None`:
@@ -316,6 +322,8 @@ struct Lesson {
     catch_all: Option<(bool, i64)>,
     /// When greylisting was last seen.
     greylisted_ms: Option<i64>,
+    /// The provider of the MX host that answered.
+    provider: Option<&'static str>,
 }
 
 impl Lesson {
@@ -328,6 +336,10 @@ impl Lesson {
         }
         if result.reason == Reason::Greylisted {
             self.greylisted_ms = Some(at_ms);
+            learned = true;
+        }
+        if let Some(provider) = result.mx.as_deref().and_then(crate::providers::by_mx_host) {
+            self.provider = Some(provider.id.as_str());
             learned = true;
         }
         learned
@@ -815,21 +827,26 @@ impl Store {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT catch_all, catch_all_ms, greylisted_ms FROM domains WHERE domain = ?1",
+                "SELECT catch_all, catch_all_ms, greylisted_ms, provider FROM domains \
+                 WHERE domain = ?1",
             )?
             .query_row(params![domain], |row| {
                 Ok((
                     row.get::<_, Option<bool>>(0)?,
                     row.get::<_, Option<i64>>(1)?,
                     row.get::<_, Option<i64>>(2)?,
+                    row.get::<_, Option<String>>(3)?,
                 ))
             })
             .optional()?;
-        Ok(row.map(|(catch_all, checked, greylisted)| DomainFacts {
-            domain: domain.to_owned(),
-            catch_all: catch_all.zip(checked.map(time)),
-            greylisted: greylisted.map(time),
-        }))
+        Ok(
+            row.map(|(catch_all, checked, greylisted, provider)| DomainFacts {
+                domain: domain.to_owned(),
+                catch_all: catch_all.zip(checked.map(time)),
+                greylisted: greylisted.map(time),
+                provider,
+            }),
+        )
     }
 
     /// The catch-all answers had within [`CATCH_ALL_TTL`] of `now`, by domain: what an engine
@@ -975,14 +992,15 @@ fn learn(
     let mut sorted: Vec<(&String, &Lesson)> = lessons.iter().collect();
     sorted.sort_by_key(|(domain, _)| *domain);
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO domains (domain, catch_all, catch_all_ms, greylisted_ms) \
-         VALUES (?1, ?2, ?3, ?4) \
+        "INSERT INTO domains (domain, catch_all, catch_all_ms, greylisted_ms, provider) \
+         VALUES (?1, ?2, ?3, ?4, ?6) \
          ON CONFLICT (domain) DO UPDATE SET \
          catch_all_ms = CASE \
              WHEN ?2 IS NULL OR (catch_all IS ?2 AND catch_all_ms > ?5) THEN catch_all_ms \
              ELSE ?3 END, \
          catch_all = coalesce(?2, catch_all), \
-         greylisted_ms = coalesce(?4, greylisted_ms)",
+         greylisted_ms = coalesce(?4, greylisted_ms), \
+         provider = coalesce(?6, provider)",
     )?;
     for (domain, lesson) in sorted {
         upsert.execute(params![
@@ -990,7 +1008,8 @@ fn learn(
             lesson.catch_all.map(|(accepts_any, _)| accepts_any),
             lesson.catch_all.map(|(_, at)| at),
             lesson.greylisted_ms,
-            trusted_since
+            trusted_since,
+            lesson.provider
         ])?;
     }
     Ok(())

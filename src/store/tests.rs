@@ -560,6 +560,7 @@ fn results_teach_domain_facts_and_a_catch_all_answer_is_trusted_for_a_day() {
             domain: "all.test".into(),
             catch_all: Some((true, at(0))),
             greylisted: None,
+            provider: None,
         })
     );
     assert_eq!(
@@ -568,9 +569,33 @@ fn results_teach_domain_facts_and_a_catch_all_answer_is_trusted_for_a_day() {
             domain: "grey.test".into(),
             catch_all: None,
             greylisted: Some(at(0)),
+            provider: None,
         })
     );
     assert_eq!(store.domain("x.test").unwrap(), None, "nothing learned");
+    // The provider of the MX host that answered, and only a known one.
+    let at_google = VerifyResult {
+        mx: Some("alt1.aspmx.l.google.com".into()),
+        ..result(0, "a@hosted.test", Reason::Accepted)
+    };
+    store.cache(&at_google, at(0)).unwrap();
+    let facts = store.domain("hosted.test").unwrap().unwrap();
+    assert_eq!(facts.provider.as_deref(), Some("google"));
+    let elsewhere = VerifyResult {
+        mx: Some("mx.hosted.test".into()),
+        ..result(0, "b@hosted.test", Reason::MailboxNotFound)
+    };
+    store.cache(&elsewhere, at(1)).unwrap();
+    assert_eq!(
+        store
+            .domain("hosted.test")
+            .unwrap()
+            .unwrap()
+            .provider
+            .as_deref(),
+        Some("google"),
+        "an unknown host teaches nothing"
+    );
     assert_eq!(
         store.known_catch_all(at(day - 1)).unwrap(),
         [("all.test".to_owned(), true)]

@@ -846,7 +846,7 @@ async fn show_job(
 }
 
 /// What the store learned of a domain from the probes of every caller: its catch-all answer
-/// and when it was had, and when its servers were last seen greylisting. Facts of domains, not
+/// and when it was had, when its servers were last seen greylisting, and its provider. Facts of domains, not
 /// of anybody's mailboxes; a domain nothing was learned of has them all null.
 async fn show_domain(
     State(app): State<Arc<App>>,
@@ -885,6 +885,7 @@ fn domain_json(domain: &str, facts: Option<&DomainFacts>) -> serde_json::Value {
         "catch_all": catch_all.map(|(accepts_any, _)| accepts_any),
         "catch_all_checked_ms": catch_all.map(|(_, at)| millis(at)),
         "greylisting_seen_ms": facts.and_then(|facts| facts.greylisted).map(millis),
+        "provider": facts.and_then(|facts| facts.provider.as_deref()),
     })
 }
 
