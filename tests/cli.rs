@@ -743,3 +743,41 @@ fn mx_names_the_provider_of_each_host() {
         .expect("the backup host");
     assert!(!backup.contains('['), "{human}");
 }
+
+/// A verdict decided by a known provider's MX host names the provider, in JSON and as the last
+/// CSV column; one decided elsewhere does not. (The "provider" here is the farm's ordinary
+/// server at a Google host name: only the name is recognised.)
+#[test]
+fn a_record_names_the_provider_of_the_host_that_decided() {
+    let world = world();
+    for format in ["jsonl", "csv"] {
+        let mut command = world.command();
+        command.args(["--format", format, "alice@hosted.test", "alice@shop.test"]);
+        let output = run(command, None);
+        assert!(output.status.success(), "{output:?}");
+        let text = String::from_utf8(output.stdout).expect("UTF-8");
+        let provider_of = |address: &str| -> String {
+            if format == "jsonl" {
+                let record = text
+                    .lines()
+                    .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("JSON"))
+                    .find(|record| record["address"] == address)
+                    .expect("a record");
+                assert!(record["mx"].is_string(), "{record}");
+                record["provider"].as_str().unwrap_or_default().to_owned()
+            } else {
+                let row = text
+                    .lines()
+                    .find(|row| row.contains(&format!(",{address},")))
+                    .expect("a row");
+                row.rsplit(',').next().unwrap_or_default().to_owned()
+            }
+        };
+        assert_eq!(
+            provider_of("alice@hosted.test"),
+            "google",
+            "{format}: {text}"
+        );
+        assert_eq!(provider_of("alice@shop.test"), "", "{format}: {text}");
+    }
+}
