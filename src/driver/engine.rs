@@ -6,13 +6,12 @@
 //! One thread, one `mio::Poll`: a [`mio::Waker`] (token 0) for the handle, the DNS client's
 //! sockets and the SMTP connections each under their own range of tokens (the connections of
 //! real-time sessions in a lane of their own, served between every few events of a turn: see
-//! `lanes.rs`). Every turn: take the
-//! real-time submissions (a channel of their own, taken whatever the room), then bulk ones
-//! while the scheduler has room (a bounded channel makes a fast producer wait: ten million
-//! input lines never sit in memory at once), carry out what the scheduler asks
-//! for, hand out verdicts (on a bounded channel as well: a slow consumer slows the intake, it
-//! does not grow memory), then sleep in `poll` until an event, a wakeup or the scheduler's
-//! next deadline. An idle engine sleeps without a timeout and uses no CPU.
+//! `lanes.rs`). Every turn: take the real-time submissions (a channel of their own, taken
+//! whatever the room), then bulk ones while the scheduler has room (a bounded channel makes a
+//! fast producer wait: ten million input lines never sit in memory at once), carry out what
+//! the scheduler asks for, hand out verdicts (on a bounded channel as well: a slow consumer
+//! slows the intake, it does not grow memory), then sleep in `poll` until an event, a wakeup
+//! or the scheduler's next deadline. An idle engine sleeps without a timeout and uses no CPU.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +31,8 @@ use crate::engine::{Census, EngineStats, Priority, Scheduler, SubmitOptions, Ver
 const WAKER: Token = Token(0);
 const DNS_TOKENS: usize = 1;
 const SMTP_TOKENS: usize = 1 << 30;
-const URGENT_SMTP_TOKENS: usize = 1 << 40;
+/// The upper half of the SMTP tokens: the urgent lane's ([`Lanes`]).
+const URGENT_SMTP_TOKENS: usize = SMTP_TOKENS + (usize::MAX - SMTP_TOKENS) / 2;
 /// The urgent lane's `Poll` in the main one ([`Lanes`]).
 const URGENT: Token = Token(usize::MAX);
 
