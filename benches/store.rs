@@ -163,12 +163,7 @@ fn feed(c: &mut Criterion) {
     group.throughput(Throughput::Elements(CHUNK as u64));
     group.bench_function("chunk_256", |b| {
         b.iter(|| {
-            let mut lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            if lines.len() < CHUNK {
-                cursor = 0;
-                lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            }
-            cursor = lines.last().map_or(0, |(line, _)| *line);
+            let lines = next_chunk(&reader, &id, &mut cursor);
             for (_, text) in &lines {
                 let address = Address::parse(text).expect("an address");
                 black_box(reader.cached(address.mailbox(), now).expect("a lookup"));
@@ -177,12 +172,7 @@ fn feed(c: &mut Criterion) {
     });
     group.bench_function("chunk_256_one_read", |b| {
         b.iter(|| {
-            let mut lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            if lines.len() < CHUNK {
-                cursor = 0;
-                lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            }
-            cursor = lines.last().map_or(0, |(line, _)| *line);
+            let lines = next_chunk(&reader, &id, &mut cursor);
             let addresses: Vec<Address> = lines
                 .iter()
                 .map(|(_, text)| Address::parse(text).expect("an address"))
@@ -196,12 +186,7 @@ fn feed(c: &mut Criterion) {
     });
     group.bench_function("parse_only", |b| {
         b.iter(|| {
-            let mut lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            if lines.len() < CHUNK {
-                cursor = 0;
-                lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            }
-            cursor = lines.last().map_or(0, |(line, _)| *line);
+            let lines = next_chunk(&reader, &id, &mut cursor);
             for (_, text) in &lines {
                 black_box(Address::parse(text).expect("an address"));
             }
@@ -209,16 +194,22 @@ fn feed(c: &mut Criterion) {
     });
     group.bench_function("unanswered_only", |b| {
         b.iter(|| {
-            let mut lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            if lines.len() < CHUNK {
-                cursor = 0;
-                lines = reader.unanswered(&id, cursor, CHUNK).expect("lines");
-            }
-            cursor = lines.last().map_or(0, |(line, _)| *line);
+            let lines = next_chunk(&reader, &id, &mut cursor);
             black_box(lines);
         });
     });
     group.finish();
+}
+
+/// The next chunk of unanswered lines after `cursor`, from the first again at the job's end;
+/// moves `cursor` past it.
+fn next_chunk(reader: &Store, id: &JobId, cursor: &mut u64) -> Vec<(u64, String)> {
+    let mut lines = reader.unanswered(id, *cursor, CHUNK).expect("lines");
+    if lines.len() < CHUNK {
+        lines = reader.unanswered(id, 0, CHUNK).expect("lines");
+    }
+    *cursor = lines.last().map_or(0, |(line, _)| *line);
+    lines
 }
 
 criterion_group!(benches, save_results, feed);

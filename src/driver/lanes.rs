@@ -121,11 +121,7 @@ impl Lanes {
         }
         let now = Instant::now();
         while let Some(io) = scheduler.poll_conn_io() {
-            let urgent = match &io {
-                ConnIo::Connect { urgent, .. } => *urgent,
-                ConnIo::Close { conn, .. } => self.urgent.holds(*conn),
-            };
-            if urgent {
+            if self.is_urgent(&io) {
                 self.urgent
                     .carry_out(self.urgent_poll.registry(), io, scheduler, now);
             } else {
@@ -133,6 +129,15 @@ impl Lanes {
             }
         }
         Ok(())
+    }
+
+    /// Whether `io` is the urgent lane's: a connection opened for a real-time session, or the
+    /// closing of one.
+    fn is_urgent(&self, io: &ConnIo) -> bool {
+        match io {
+            ConnIo::Connect { urgent, .. } => *urgent,
+            ConnIo::Close { conn, .. } => self.urgent.holds(*conn),
+        }
     }
 
     /// Carries out `io` in its lane.
@@ -143,11 +148,7 @@ impl Lanes {
         scheduler: &mut Scheduler,
         now: Instant,
     ) {
-        let urgent = match &io {
-            ConnIo::Connect { urgent, .. } => *urgent,
-            ConnIo::Close { conn, .. } => self.urgent.holds(*conn),
-        };
-        if urgent {
+        if self.is_urgent(&io) {
             self.urgent
                 .carry_out(self.urgent_poll.registry(), io, scheduler, now);
         } else {

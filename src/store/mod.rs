@@ -674,6 +674,11 @@ impl Store {
             return Ok(0);
         };
         let (added, finished) = insert_results(&tx, seq, &records, now)?;
+        // Held back entries beyond two batches mean their writes keep failing: let them go.
+        if self.pending.len() >= 2 * CACHE_BATCH {
+            self.pending.clear();
+            self.lessons.clear();
+        }
         for result in results {
             let (Some(mailbox), Some(ttl)) = (result.mailbox.as_ref(), ttl(result.reason)) else {
                 continue;
@@ -800,19 +805,28 @@ impl Store {
 
     /// Writes the cache entries of saved job results held back by
     /// [`save_results`](Self::save_results), in one transaction, in mailbox order; returns
-    /// how many. Of two entries of one mailbox the later is kept.
+    /// how many. Of two entries of one mailbox the later is kept. On an error they are dropped
+    /// all the same (their mailboxes are probed again the next time): memory stays bounded
+    /// when the store cannot be written.
     pub fn flush_cache(&mut self, now: SystemTime) -> Result<usize, StoreError> {
         if self.pending.is_empty() && self.lessons.is_empty() {
             return Ok(0);
         }
-        let tx = self.conn.transaction()?;
-        write_entries(&tx, &mut self.pending)?;
-        learn(&tx, &self.lessons, millis(now))?;
-        tx.commit()?;
-        self.lessons.clear();
         let written = self.pending.len();
+        let outcome = self
+            .conn
+            .transaction()
+            .map_err(StoreError::from)
+            .and_then(|tx| {
+                write_entries(&tx, &mut self.pending)?;
+                learn(&tx, &self.lessons, millis(now))?;
+                Ok(tx.commit()?)
+            });
+        // Written or not, they are let go: a store that cannot write them now would otherwise
+        // hold more with every save.
         self.pending.clear();
-        Ok(written)
+        self.lessons.clear();
+        outcome.map(|()| written)
     }
 
     /// Cache entries of saved job results, and domains they taught something, not yet written

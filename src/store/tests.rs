@@ -653,3 +653,18 @@ fn a_cache_entry_whose_result_is_not_there_is_a_miss() {
     assert_eq!(store.cached("a@x.test", at(1)).unwrap(), None);
     assert_eq!(store.cached_all(["a@x.test"], at(1)).unwrap(), [None]);
 }
+
+#[test]
+fn held_back_entries_a_failed_write_could_not_write_are_let_go() {
+    let mut store = Store::open_in_memory().unwrap();
+    let id = job_of(&mut store, "t", &["a@x.test", "b@x.test"]);
+    store
+        .save_results(&id, &[result(1, "a@x.test", Reason::Accepted)], at(0))
+        .unwrap();
+    assert_eq!(store.cache_pending(), 1, "the entry, held back");
+    store.conn.execute_batch("PRAGMA query_only = 1").unwrap();
+    assert!(store.flush_cache(at(1)).is_err());
+    assert_eq!(store.cache_pending(), 0, "memory stays bounded");
+    store.conn.execute_batch("PRAGMA query_only = 0").unwrap();
+    assert_eq!(store.cached("a@x.test", at(1)).unwrap(), None);
+}

@@ -168,17 +168,15 @@ fn engine_real_time(
         }
     })
     .map_err(|e| format!("cannot start the engine: {e}"))?;
-    let histogram = Arc::new(Mutex::new(Histogram::default()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
+    let timings = Timings::default();
     let spec = target.spec.clone();
     let threads: Vec<_> = split(indices, clients)
         .into_iter()
         .map(|range| {
-            let (handle, waiting, histogram, failures, spec) = (
+            let (handle, waiting, timings, spec) = (
                 engine.handle(),
                 Arc::clone(&waiting),
-                Arc::clone(&histogram),
-                Arc::clone(&failures),
+                timings.clone(),
                 spec.clone(),
             );
             std::thread::spawn(move || {
@@ -200,32 +198,17 @@ fn engine_real_time(
                         Ok(result) => check(&real_time, result.reason.as_str()),
                         Err(_) => Err(format!("{}: no verdict in 60 s", real_time.address)),
                     };
-                    match outcome {
-                        Ok(()) => histogram
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .record(started.elapsed()),
-                        Err(e) => failures
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(e),
-                    }
+                    timings.record(started, outcome);
                 }
             })
         })
         .collect();
-    for thread in threads {
-        thread
-            .join()
-            .map_err(|_| "a client thread panicked".to_owned())?;
-    }
+    join_clients(threads)?;
     engine.handle().finish();
     engine
         .join()
         .map_err(|e| format!("the engine failed: {e}"))?;
-    first_failure(&failures)?;
-    let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(Latency::of(&histogram))
+    timings.latency()
 }
 
 /// Phase 2: the same through `POST /v1/verify`.
@@ -235,55 +218,76 @@ fn http_real_time(
     clients: u64,
     spec: &WorldSpec,
 ) -> Result<Latency, String> {
-    let histogram = Arc::new(Mutex::new(Histogram::default()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
+    let timings = Timings::default();
     let threads: Vec<_> = split(indices, clients)
         .into_iter()
         .map(|range| {
-            let (base, histogram, failures, spec) = (
-                base.to_owned(),
-                Arc::clone(&histogram),
-                Arc::clone(&failures),
-                spec.clone(),
-            );
+            let (base, timings, spec) = (base.to_owned(), timings.clone(), spec.clone());
             std::thread::spawn(move || {
                 let agent = http_agent();
                 for index in range {
                     let started = Instant::now();
-                    match verify_one(&agent, &base, &spec.real_time_address(index)) {
-                        Ok(()) => histogram
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .record(started.elapsed()),
-                        Err(e) => failures
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .push(e),
-                    }
+                    let outcome = verify_one(&agent, &base, &spec.real_time_address(index));
+                    timings.record(started, outcome);
                 }
             })
         })
         .collect();
+    join_clients(threads)?;
+    timings.latency()
+}
+
+/// What a phase's client threads measured: the latency of each request that got its right
+/// verdict, and what went wrong with the others.
+#[derive(Clone, Default)]
+struct Timings {
+    histogram: Arc<Mutex<Histogram>>,
+    failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl Timings {
+    /// A request begun at `started` ended with `outcome`.
+    fn record(&self, started: Instant, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => self
+                .histogram
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(started.elapsed()),
+            Err(e) => self
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(e),
+        }
+    }
+
+    /// The phase's latency, or its first failure as the phase's error.
+    fn latency(&self) -> Result<Latency, String> {
+        if let Some(failure) = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+        {
+            return Err(format!("a real-time request failed: {failure}"));
+        }
+        let histogram = self
+            .histogram
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(Latency::of(&histogram))
+    }
+}
+
+/// Waits for a phase's client threads.
+fn join_clients(threads: Vec<std::thread::JoinHandle<()>>) -> Result<(), String> {
     for thread in threads {
         thread
             .join()
             .map_err(|_| "a client thread panicked".to_owned())?;
     }
-    first_failure(&failures)?;
-    let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
-    Ok(Latency::of(&histogram))
-}
-
-/// The first of the failures the client threads pushed, as the phase's error.
-fn first_failure(failures: &Mutex<Vec<String>>) -> Result<(), String> {
-    match failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .first()
-    {
-        Some(failure) => Err(format!("a real-time request failed: {failure}")),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Whether `reason` is the one the answer key gives for `real_time`.
@@ -328,14 +332,12 @@ fn bulk_job(
 ) -> Result<BulkFigures, String> {
     let agent = http_agent();
     let done = Arc::new(AtomicBool::new(false));
-    let histogram = Arc::new(Mutex::new(Histogram::default()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
+    let timings = Timings::default();
     let alongside = {
-        let (base, done, histogram, failures, spec) = (
+        let (base, done, timings, spec) = (
             service.base.clone(),
             Arc::clone(&done),
-            Arc::clone(&histogram),
-            Arc::clone(&failures),
+            timings.clone(),
             spec.clone(),
         );
         std::thread::spawn(move || {
@@ -345,16 +347,8 @@ fn bulk_job(
                     return;
                 }
                 let started = Instant::now();
-                match verify_one(&client, &base, &spec.real_time_address(index)) {
-                    Ok(()) => histogram
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .record(started.elapsed()),
-                    Err(e) => failures
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(e),
-                }
+                let outcome = verify_one(&client, &base, &spec.real_time_address(index));
+                timings.record(started, outcome);
                 std::thread::sleep(Duration::from_millis(20));
             }
         })
@@ -415,7 +409,7 @@ fn bulk_job(
     alongside
         .join()
         .map_err(|_| "the real-time client panicked".to_owned())?;
-    first_failure(&failures)?;
+    let under_load = timings.latency()?;
     // Every verdict against the answer key, by reason.
     let mut expected = std::collections::HashMap::<&str, u64>::new();
     for index in 0..count {
@@ -430,10 +424,9 @@ fn bulk_job(
         })
         .sum::<u64>()
         / 2;
-    let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
     Ok(BulkFigures {
         per_sec,
-        under_load: Latency::of(&histogram),
+        under_load,
         rss,
         wrong,
     })

@@ -5,8 +5,9 @@
 //! Results of a job's lines are saved under the job's name; the results of real-time requests
 //! go to the verdict cache only. The cache entries of saved results are written many at a time
 //! in mailbox order ([`Store::flush_cache`]): when the store holds
-//! [`CACHE_BATCH`](mxprobe::store::CACHE_BATCH) of them, when
-//! results pause for [`IDLE`], and before the writer stops. Once a batch is saved the feeder hears of the room it made.
+//! [`CACHE_BATCH`](mxprobe::store::CACHE_BATCH) of them, when a job finishes, when results
+//! pause for [`IDLE`], and before the writer stops. Once a batch is saved the feeder hears of
+//! the room it made.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -205,6 +206,15 @@ impl State {
         }
     }
 
+    /// Writes the cache entries of saved results held back.
+    fn flush_cache(&mut self) {
+        if let Err(e) = self.store.flush_cache(SystemTime::now()) {
+            complain(&format!(
+                "cannot cache verdicts: {e}; their mailboxes will be probed again"
+            ));
+        }
+    }
+
     /// Saves the verdicts waiting: each job's in one transaction, then the cache's.
     fn save(&mut self) {
         let now = SystemTime::now();
@@ -243,17 +253,6 @@ impl State {
             if let Err(e) = self.store.cache(&result, now) {
                 complain(&format!("cannot cache a verdict: {e}"));
             }
-        }
-    }
-}
-
-impl State {
-    /// Writes the cache entries of saved results held back.
-    fn flush_cache(&mut self) {
-        if let Err(e) = self.store.flush_cache(SystemTime::now()) {
-            complain(&format!(
-                "cannot cache verdicts: {e}; their mailboxes will be probed again"
-            ));
         }
     }
 }
