@@ -18,7 +18,7 @@
 //! 2. The enhanced status code (RFC 3463), when the server sent one and it is specific:
 //!    `x.1.x` addressing, `x.2.1` disabled, `x.2.2` full, `x.7.x` policy, and Microsoft's
 //!    `5.4.1` "Recipient address rejected: Access denied", which is its directory saying the
-//!    mailbox does not exist.
+//!    mailbox does not exist (its `5.4.1 Relay Access Denied` is not).
 //! 3. The text, for what codes cannot say: a rejection that is about the *sender* or the
 //!    client even though it came at RCPT (Postfix checks sender, client and HELO restrictions
 //!    at RCPT by default, `smtpd_delay_reject = yes`; Exim verifies senders at RCPT), a
@@ -316,7 +316,11 @@ fn classify_rcpt(reply: &Reply<'_>) -> Result<Reason, Reason> {
                 Some((7, _)) => return Ok(Reason::Blocked),
                 // Microsoft 365's directory-based edge blocking: "550 5.4.1 Recipient
                 // address rejected: Access denied" means no such recipient in the tenant.
-                Some((4, 1)) if code == 550 => return Ok(Reason::MailboxNotFound),
+                // Its "550 5.4.1 Relay Access Denied" does not: the server does not take mail
+                // for the domain at all, which the policy words below catch.
+                Some((4, 1)) if code == 550 && text.has(&["recipient address rejected"]) => {
+                    return Ok(Reason::MailboxNotFound);
+                }
                 _ => {}
             }
             if text.is_policy() {
@@ -590,6 +594,13 @@ mod tests {
             Stage::RcptTo,
             include_bytes!("../fuzz/seeds/smtp_reply/m365_550_5_4_1.txt"),
             Reason::MailboxNotFound,
+        ),
+        // Microsoft's other 5.4.1: the server takes no mail for the domain, whoever the
+        // recipient.
+        (
+            Stage::RcptTo,
+            b"550 5.4.1 Relay Access Denied [BN8NAM12FT012.eop-nam12.prod.protection.outlook.com]\r\n",
+            Reason::Blocked,
         ),
         (
             Stage::RcptTo,
