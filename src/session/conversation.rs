@@ -142,6 +142,8 @@ pub struct Session {
     events: VecDeque<SessionEvent>,
     extensions: Option<Extensions>,
     greeting: Option<OwnedReply>,
+    /// The 421 that closed the session, and the command it answered, if one did. Boxed: rare.
+    closing: Option<Box<(Stage, OwnedReply)>>,
     quit_acknowledged: bool,
     failure: Option<Failure>,
     transactions: usize,
@@ -174,6 +176,7 @@ impl Session {
             events: VecDeque::new(),
             extensions: None,
             greeting: None,
+            closing: None,
             quit_acknowledged: false,
             failure: None,
             transactions: 0,
@@ -479,7 +482,7 @@ impl Session {
                 self.greeting = Some(reply.clone());
                 match code {
                     220 => self.hello(Awaiting::Ehlo, now),
-                    421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                    421 => self.service_unavailable(Stage::Greeting, reply),
                     _ => self.refused_all(Stage::Greeting, &reply, now),
                 }
             }
@@ -496,12 +499,12 @@ impl Session {
                 // RFC 5321 §4.1.4: a server that does not know EHLO answers 500 or 502; try
                 // HELO, which every server knows.
                 500 | 502 if awaiting == Awaiting::Ehlo => self.hello(Awaiting::Helo, now),
-                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                421 => self.service_unavailable(Stage::Hello, reply),
                 _ => self.refused_all(Stage::Hello, &reply, now),
             },
             Awaiting::MailFrom => match code {
                 250 => self.send_next_rcpt(now),
-                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                421 => self.service_unavailable(Stage::MailFrom, reply),
                 // The sender was refused: every recipient gets that answer, and RCPT replies
                 // still in flight (503 "need MAIL") are read and ignored.
                 _ => self.refused_all(Stage::MailFrom, &reply, now),
@@ -511,7 +514,7 @@ impl Session {
                 if self.recipients.is_settled(index) {
                     // Settled by an earlier reply (a refused MAIL FROM); this one is its echo.
                 } else if code == 421 {
-                    self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
+                    self.service_unavailable(Stage::RcptTo, reply);
                     return;
                 } else if self.names_another_recipient(index, &reply) {
                     self.violation(ProtocolViolation::NamesAnotherRecipient(reply), now);
@@ -538,7 +541,7 @@ impl Session {
             }
             Awaiting::Rset => match code {
                 250 => self.start_transaction(now),
-                421 => self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)),
+                421 => self.service_unavailable(Stage::MailFrom, reply),
                 _ => {
                     self.hand_back_unasked(HandBack::ResetRefused);
                     self.quit(now);
@@ -549,6 +552,14 @@ impl Session {
                 self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             }
         }
+    }
+
+    /// The server answered 421 at `stage`: it closes the connection, and every recipient not
+    /// yet answered is handed back. The reply is kept for the summary: what a 421 says (a
+    /// provider's "slow down", a refusal) is for the engine to read.
+    fn service_unavailable(&mut self, stage: Stage, reply: OwnedReply) {
+        self.closing = Some(Box::new((stage, reply)));
+        self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
     }
 
     /// The reply does not fit the command it was read as answering (RFC 5321 §4.3.2): a
@@ -905,6 +916,7 @@ impl Session {
         self.events
             .push_back(SessionEvent::Finished(Box::new(SessionSummary {
                 greeting: self.greeting.take(),
+                closing: self.closing.take().map(|closing| *closing),
                 extensions: self.extensions.take(),
                 quit_acknowledged: self.quit_acknowledged,
                 failure: self.failure.take(),

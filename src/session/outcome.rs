@@ -281,6 +281,9 @@ impl fmt::Display for Failure {
 pub struct SessionSummary {
     /// The greeting, if one came.
     pub greeting: Option<OwnedReply>,
+    /// The 421 that closed the session and the command it answered, if one did: its recipients
+    /// were handed back ([`HandBack::ServiceUnavailable`]), and its text may say why.
+    pub closing: Option<(Stage, OwnedReply)>,
     /// The server's extensions, if EHLO succeeded.
     pub extensions: Option<Extensions>,
     /// True if the server answered QUIT with `221`.
