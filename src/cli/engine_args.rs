@@ -117,6 +117,20 @@ pub struct EngineArgs {
     #[arg(long = "no-catch-all", env = "MXPROBE_NO_CATCH_ALL")]
     pub no_catch_all: bool,
 
+    /// Read every reply with the generic rules and use only this configuration's limits: no
+    /// provider profiles (docs/providers.md). The provider is still reported.
+    #[arg(long = "no-provider-profiles", env = "MXPROBE_NO_PROVIDER_PROFILES")]
+    pub no_provider_profiles: bool,
+
+    /// Seconds to leave a provider alone after it says "slow down" (throttling), instead of
+    /// its profile's own backoff (minutes).
+    #[arg(
+        long = "throttle-backoff",
+        value_name = "SECS",
+        env = "MXPROBE_THROTTLE_BACKOFF"
+    )]
+    pub throttle_backoff: Option<u64>,
+
     /// Probe address literals (user@[192.0.2.1]); by default they are refused.
     #[arg(long = "allow-literals", env = "MXPROBE_ALLOW_LITERALS")]
     pub allow_literals: bool,
@@ -151,6 +165,8 @@ impl EngineArgs {
             .retry_delay(Duration::from_secs(args.retry_delay))
             .timeout(Duration::from_secs(args.timeout))
             .catch_all(!args.no_catch_all)
+            .provider_profiles(!args.no_provider_profiles)
+            .throttle_backoff(args.throttle_backoff.map(Duration::from_secs))
             .allow_address_literals(args.allow_literals)
             .allow_private_mx(args.allow_private_mx)
             .source_ips(args.source_ips.iter().copied())
@@ -174,6 +190,7 @@ impl EngineArgs {
                     "per_mx" => "--per-mx",
                     "domain_rate" => "--domain-rate",
                     "retry_delay" => "--retry-delay",
+                    "throttle_backoff" => "--throttle-backoff",
                     "dns_timeout" => "--dns-timeout",
                     "concurrency" => "--concurrency",
                     name if name.starts_with("timeouts.") => "--timeout",

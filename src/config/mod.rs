@@ -144,6 +144,18 @@ impl Config {
         self.engine.retry_delay
     }
 
+    /// Whether the provider profiles apply.
+    #[must_use]
+    pub fn provider_profiles(&self) -> bool {
+        self.engine.provider_profiles
+    }
+
+    /// The wait after a provider's "slow down" reply, if it replaces the profiles' own.
+    #[must_use]
+    pub fn throttle_backoff(&self) -> Option<Duration> {
+        self.engine.throttle_backoff
+    }
+
     /// The most finding one domain's mail route may take.
     #[must_use]
     pub fn dns_route_timeout(&self) -> Duration {
@@ -218,6 +230,8 @@ pub struct ConfigBuilder {
     remember_results: usize,
     late_results: bool,
     known_catch_all: HashMap<String, bool>,
+    provider_profiles: bool,
+    throttle_backoff: Option<Duration>,
 }
 
 impl Default for ConfigBuilder {
@@ -251,6 +265,8 @@ impl Default for ConfigBuilder {
             remember_results: 0,
             late_results: false,
             known_catch_all: HashMap::new(),
+            provider_profiles: true,
+            throttle_backoff: None,
         }
     }
 }
@@ -385,6 +401,24 @@ impl ConfigBuilder {
     /// others 1 to 5.
     pub fn retry_delay(mut self, delay: Duration) -> Self {
         self.retry_delay = delay;
+        self
+    }
+
+    /// Apply the provider profiles ([`crate::providers`]): read the replies of the big mail
+    /// systems and gateways as each documents them, send the catch-all control the way each
+    /// needs, and keep to the politeness each asks for (the tighter of its limits and this
+    /// configuration's). Default on; off, every reply is read by the generic table and only
+    /// this configuration's limits apply.
+    pub fn provider_profiles(mut self, on: bool) -> Self {
+        self.provider_profiles = on;
+        self
+    }
+
+    /// How long the engine leaves a provider alone after a reply its profile reads as "slow
+    /// down" (throttling). Default `None`: each profile's own backoff (minutes). The addresses
+    /// wait without spending their retries.
+    pub fn throttle_backoff(mut self, wait: Option<Duration>) -> Self {
+        self.throttle_backoff = wait;
         self
     }
 
@@ -590,6 +624,11 @@ impl ConfigBuilder {
             remember_results: self.remember_results,
             late_results: self.late_results,
             known_catch_all: self.known_catch_all,
+            provider_profiles: self.provider_profiles,
+            throttle_backoff: match self.throttle_backoff {
+                Some(wait) => Some(nonzero("throttle_backoff", wait)?),
+                None => None,
+            },
         };
         Ok(Config { engine })
     }

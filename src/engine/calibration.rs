@@ -80,16 +80,26 @@ fn unexplained(outcome: &RecipientOutcome) -> Option<(u16, Option<EnhancedCode>)
 
 /// Calibrates the unexplained refusals among the outcomes a finished session handed out last
 /// (`settled`; `members` is how many recipients the session had, `is_control` tells the
-/// catch-all control). Rewrites their reason, and returns the rule that decided each, or
-/// `None` when nothing needed calibrating (most sessions: no allocation then).
+/// catch-all control, `explained` the outcomes, by index, that a provider profile has read
+/// already). Rewrites their reason, and returns the rule that decided each, or `None` when
+/// nothing needed calibrating (most sessions: no allocation then).
 pub(super) fn calibrate<M>(
     settled: &mut [(M, RecipientOutcome)],
     members: usize,
     is_control: impl Fn(&M) -> bool,
+    explained: impl Fn(usize) -> bool,
 ) -> Option<Vec<Option<Calibration>>> {
+    let unexplained = |i: usize, outcome: &RecipientOutcome| {
+        if explained(i) {
+            None
+        } else {
+            unexplained(outcome)
+        }
+    };
     let first = settled
         .iter()
-        .find_map(|(_, outcome)| unexplained(outcome))?;
+        .enumerate()
+        .find_map(|(i, (_, outcome))| unexplained(i, outcome))?;
     let accepted = settled.iter().any(|(_, outcome)| {
         matches!(
             outcome,
@@ -104,7 +114,8 @@ pub(super) fn calibrate<M>(
         && settled.iter().any(|(member, _)| is_control(member))
         && settled
             .iter()
-            .all(|(_, outcome)| unexplained(outcome) == Some(first));
+            .enumerate()
+            .all(|(i, (_, outcome))| unexplained(i, outcome) == Some(first));
     let rule = if accepted {
         Calibration::AcceptedAlongside
     } else if blanket {
@@ -114,8 +125,9 @@ pub(super) fn calibrate<M>(
     };
     let notes = settled
         .iter_mut()
-        .map(|(_, outcome)| {
-            unexplained(outcome)?;
+        .enumerate()
+        .map(|(i, (_, outcome))| {
+            unexplained(i, outcome)?;
             if let RecipientOutcome::Replied { reason, .. } = outcome {
                 match rule {
                     Calibration::AcceptedAlongside => *reason = Reason::MailboxNotFound,
@@ -166,7 +178,7 @@ mod tests {
     fn accepted_alongside_makes_an_unexplained_refusal_a_missing_mailbox() {
         let mut settled = session(&[(false, OK), (false, ODD_521), (true, "550 5.1.1 no\r\n")]);
         let len = settled.len();
-        let notes = calibrate(&mut settled, len, |c| *c).expect("one to calibrate");
+        let notes = calibrate(&mut settled, len, |c| *c, |_| false).expect("one to calibrate");
         assert_eq!(
             reasons(&settled),
             [
@@ -182,7 +194,7 @@ mod tests {
     fn the_same_refusal_for_everyone_and_the_control_is_a_blanket_refusal() {
         for odd in [ODD, ODD_521, "550 Rejected\r\n"] {
             let mut settled = session(&[(false, odd), (false, odd), (true, odd)]);
-            let notes = calibrate(&mut settled, 3, |c| *c).expect("calibrated");
+            let notes = calibrate(&mut settled, 3, |c| *c, |_| false).expect("calibrated");
             assert_eq!(reasons(&settled), [Some(Reason::Blocked); 3], "{odd:?}");
             assert_eq!(notes, [Some(Calibration::Blanket); 3]);
         }
@@ -191,22 +203,22 @@ mod tests {
     #[test]
     fn without_the_control_or_with_one_answer_missing_it_is_not_blanket() {
         let mut settled = session(&[(false, ODD), (false, ODD)]);
-        calibrate(&mut settled, 2, |c| *c).expect("calibrated");
+        calibrate(&mut settled, 2, |c| *c, |_| false).expect("calibrated");
         assert_eq!(reasons(&settled), [Some(Reason::MailboxNotFound); 2]);
         let mut settled = session(&[(false, ODD), (true, ODD)]);
         // A third recipient was settled earlier (say, SMTPUTF8 unsupported).
-        let notes = calibrate(&mut settled, 3, |c| *c).expect("calibrated");
+        let notes = calibrate(&mut settled, 3, |c| *c, |_| false).expect("calibrated");
         assert_eq!(notes, [Some(Calibration::Uncalibrated); 2]);
         // Different enhanced codes are not the same refusal.
         let mut settled = session(&[(false, ODD), (true, "550 5.3.0 No\r\n")]);
-        calibrate(&mut settled, 2, |c| *c).expect("calibrated");
+        calibrate(&mut settled, 2, |c| *c, |_| false).expect("calibrated");
         assert_eq!(reasons(&settled), [Some(Reason::MailboxNotFound); 2]);
     }
 
     #[test]
     fn uncalibrated_refusals_keep_the_code_reading() {
         let mut settled = session(&[(false, ODD_521)]);
-        let notes = calibrate(&mut settled, 1, |c| *c).expect("calibrated");
+        let notes = calibrate(&mut settled, 1, |c| *c, |_| false).expect("calibrated");
         assert_eq!(reasons(&settled), [Some(Reason::Blocked)]);
         assert_eq!(notes, [Some(Calibration::Uncalibrated)]);
     }
@@ -219,7 +231,7 @@ mod tests {
             (false, "554 5.7.1 blocked\r\n"),
             (true, "550 5.7.1 Client host rejected\r\n"),
         ]);
-        assert_eq!(calibrate(&mut settled, 4, |c| *c), None);
+        assert_eq!(calibrate(&mut settled, 4, |c| *c, |_| false), None);
     }
 
     #[test]
@@ -232,7 +244,7 @@ mod tests {
                 "521 5.0.0 Delivery not authorized, message refused by policy\r\n",
             ),
         ]);
-        assert_eq!(calibrate(&mut settled, 3, |c| *c), None);
+        assert_eq!(calibrate(&mut settled, 3, |c| *c, |_| false), None);
         assert_eq!(reasons(&settled)[1..], [Some(Reason::Blocked); 2]);
     }
 

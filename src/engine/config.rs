@@ -46,6 +46,10 @@ pub(crate) struct EngineConfig {
     pub late_results: bool,
     /// Catch-all answers known before the run, by domain.
     pub known_catch_all: HashMap<String, bool>,
+    /// Apply the provider profiles ([`crate::providers`]).
+    pub provider_profiles: bool,
+    /// The wait after a provider's "slow down" reply, instead of its profile's own.
+    pub throttle_backoff: Option<Duration>,
 }
 
 impl EngineConfig {

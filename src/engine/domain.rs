@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use super::job::{Decided, JobId};
 use super::policy::{ControlAnswer, ServerNote};
 use crate::address::Address;
+use crate::providers::Provider;
 
 /// Names a domain: its index in the scheduler's table. Domains are never forgotten in a run.
 pub(super) type DomainId = usize;
@@ -54,16 +55,20 @@ pub(super) struct Target {
     cooldown_until: Option<Instant>,
     /// A pipelined session here could not vouch for its replies: no more pipelining here.
     pub(super) lock_step: bool,
+    /// The provider whose profile applies here, if the host is a known provider's and the
+    /// profiles are on.
+    pub(super) provider: Option<&'static Provider>,
 }
 
 impl Target {
     /// A server not yet tried.
-    pub(super) fn new(host: String, ip: IpAddr) -> Self {
+    pub(super) fn new(host: String, ip: IpAddr, provider: Option<&'static Provider>) -> Self {
         Self {
             host,
             ip,
             cooldown_until: None,
             lock_step: false,
+            provider,
         }
     }
 }
@@ -159,6 +164,11 @@ impl Domain {
     /// be sent (the domain must be scheduled for it).
     pub(super) fn hold(&mut self, job: JobId, decided: Decided) -> bool {
         self.held.push((job, decided));
+        self.catch_all == CatchAll::Untested
+    }
+
+    /// True if the catch-all control is due: not yet sent, or to be sent again.
+    pub(super) fn control_due(&self) -> bool {
         self.catch_all == CatchAll::Untested
     }
 

@@ -35,6 +35,8 @@ pub(super) struct Job {
     pub(super) failovers: u16,
     /// Times a server handed it back for taking fewer recipients than were sent.
     pub(super) handed_back: u16,
+    /// "Slow down" replies from its provider waited out.
+    pub(super) throttled: u8,
     /// Asked again without pipelining once already, after a session could not vouch for its
     /// answer: its sessions are lock-step from now on.
     pub(super) lock_step: bool,
@@ -56,6 +58,7 @@ impl Job {
             retries: 0,
             failovers: 0,
             handed_back: 0,
+            throttled: 0,
             lock_step: false,
             urgent: false,
         }

@@ -28,6 +28,8 @@
 //! - `submission.rs`: [`SubmitOptions`]: real-time ahead of bulk, and a deadline.
 //! - `calibration.rs`: what a permanent refusal the reply table cannot explain means, judged
 //!   against the rest of its session.
+//! - `gates.rs`: the politeness owed to a provider as a whole ([`crate::providers`]): its
+//!   connection rate across all the domains it hosts, and its backoff after "slow down".
 //! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
 //! - `slab.rs`: the table of jobs, with stamped keys.
 //! - [`special_purpose`]: the RFC 6890 ranges no probe connects to unless allowed.
@@ -39,6 +41,7 @@ mod calibration;
 mod config;
 mod domain;
 mod duplicates;
+mod gates;
 mod job;
 mod policy;
 mod result;

@@ -8,6 +8,11 @@
 //!
 //! - **4xx** (greylisting, temporary failures): asked again after the retry delay, doubled at
 //!   each retry, until the retries run out; then the 4xx is the verdict.
+//! - **Throttled** (a reply the provider's profile reads as "slow down"): the provider is left
+//!   alone for its backoff and the address waits for it without spending a retry, at most
+//!   [`MAX_THROTTLES`] times; then the reply is its verdict.
+//! - **Accepted by a provider that accepts every recipient** at RCPT (its profile says so):
+//!   `risky/accept_all`, with the profile's reason in the detail; never `deliverable`.
 //! - **Accepted** while the domain's catch-all answer is pending: held for it.
 //! - **Connection failures** (refused, closed, 421, a silent greeting): the server cools down
 //!   and the address moves to the next MX; when the last one failed too, its failure is the
@@ -25,12 +30,25 @@ use std::time::Duration;
 
 use super::calibration::Calibration;
 use super::job::Decided;
+use crate::providers::{Meaning, Provider, Rule};
 use crate::session::{Failure, HandBack, Misalignment, RecipientOutcome, Wait};
 use crate::smtp::reply::OwnedReply;
 use crate::verdict::{Reason, Stage};
 
 /// Hand-backs for "too many recipients" before an address is given up on.
 pub const MAX_HAND_BACKS: u16 = 4;
+
+/// "Slow down" replies an address waits out before the last one is its verdict.
+pub const MAX_THROTTLES: u8 = 3;
+
+/// What read an RCPT reply beyond the generic table, if anything did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ReadBy {
+    /// Calibration judged an unexplained refusal against the rest of its session.
+    Calibration(Calibration),
+    /// The profile of the provider the session was at.
+    Profile(&'static Provider, &'static Rule),
+}
 
 /// What one outcome teaches about the server that gave it, whoever it was for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +86,9 @@ pub(super) enum Action {
     FailOver,
     /// Its server failed and it was the last: this is its verdict, and a failover counted.
     LastServerFailed(Decided),
+    /// Its provider said "slow down": at the head of the queue, to wait for the provider's
+    /// gate to open again (one more throttle counted, no retry spent).
+    Throttled,
 }
 
 /// What the scheduler does about one outcome for an address.
@@ -85,8 +106,10 @@ pub(super) struct Facts<'a> {
     /// The MX host and address the session was at (`None` if the target is gone).
     pub(super) mx: Option<&'a str>,
     pub(super) ip: Option<IpAddr>,
-    /// The rule that calibrated an unexplained refusal, if one did.
-    pub(super) calibration: Option<Calibration>,
+    /// What read the reply beyond the generic table, if anything did.
+    pub(super) read_by: Option<ReadBy>,
+    /// The provider of the server the session was at, if its profile applies.
+    pub(super) provider: Option<&'static Provider>,
     /// Recipients of the session that got a reply so far.
     pub(super) answered: usize,
     /// Retries after a 4xx made so far.
@@ -106,6 +129,8 @@ pub(super) struct Facts<'a> {
     pub(super) handed_back: u16,
     /// The address was already asked again without pipelining.
     pub(super) lock_step: bool,
+    /// "Slow down" replies waited out so far.
+    pub(super) throttled: u8,
 }
 
 impl Facts<'_> {
@@ -135,25 +160,47 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
             reply,
             reason,
         } => {
-            let detail = match facts.calibration {
-                Some(rule) => Some(rule.detail(&reply.as_reply())),
+            let detail = match facts.read_by {
+                Some(ReadBy::Calibration(rule)) => Some(rule.detail(&reply.as_reply())),
+                Some(ReadBy::Profile(provider, rule)) => {
+                    Some(format!("{} profile: {}", provider.name, rule.note))
+                }
                 None => (stage != Stage::RcptTo)
                     .then(|| format!("the server answered at {}", stage.as_str())),
             };
-            let decided = facts.decided(reason, Some(reply), detail);
-            if matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
+            let throttled = matches!(
+                facts.read_by,
+                Some(ReadBy::Profile(_, rule)) if rule.means == Meaning::Throttled
+            );
+            let accepts_everyone = facts
+                .provider
+                .filter(|_| stage == Stage::RcptTo && reason == Reason::Accepted)
+                .and_then(|provider| {
+                    let cited = provider.profile.accepts_every_recipient.as_ref()?;
+                    Some((provider, cited))
+                });
+            if throttled && facts.throttled.saturating_add(1) < MAX_THROTTLES {
+                Action::Throttled
+            } else if let Some((provider, cited)) = accepts_everyone {
+                let detail = format!("{} profile: {}", provider.name, cited.detail);
+                Action::Finish(facts.decided(Reason::AcceptAll, Some(reply), Some(detail)))
+            } else if !throttled
+                && matches!(reason, Reason::Greylisted | Reason::TemporaryFailure)
                 && u32::from(facts.retries) < facts.retries_allowed.min(u16::MAX.into())
             {
                 Action::RetryAfter {
                     delay: facts
                         .retry_delay
                         .saturating_mul(2u32.saturating_pow(u32::from(facts.retries))),
-                    last_temporary: decided,
+                    last_temporary: facts.decided(reason, Some(reply), detail),
                 }
-            } else if reason == Reason::Accepted && facts.awaits_catch_all {
-                Action::Hold(decided)
             } else {
-                Action::Finish(decided)
+                let decided = facts.decided(reason, Some(reply), detail);
+                if reason == Reason::Accepted && facts.awaits_catch_all {
+                    Action::Hold(decided)
+                } else {
+                    Action::Finish(decided)
+                }
             }
         }
         RecipientOutcome::Smtputf8Unsupported => Action::Finish(facts.decided(
@@ -359,7 +406,8 @@ mod tests {
     const FRESH: Facts<'static> = Facts {
         mx: Some(MX),
         ip: Some(IP),
-        calibration: None,
+        read_by: None,
+        provider: None,
         answered: 3,
         retries: 0,
         retries_allowed: 2,
@@ -369,6 +417,7 @@ mod tests {
         targets: 2,
         handed_back: 0,
         lock_step: false,
+        throttled: 0,
     };
 
     fn reply(wire: &str) -> OwnedReply {
@@ -394,6 +443,43 @@ mod tests {
         }
     }
 
+    fn provider(id: &str) -> &'static Provider {
+        crate::providers::all()
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("no provider {id}"))
+    }
+
+    /// The first rule of provider `id` that means `means`.
+    fn rule(id: &str, means: Meaning) -> &'static Rule {
+        provider(id)
+            .profile
+            .rcpt
+            .iter()
+            .find(|rule| rule.means == means)
+            .unwrap_or_else(|| panic!("{id} has no rule that means {means:?}"))
+    }
+
+    fn read_by(id: &str, means: Meaning) -> ReadBy {
+        ReadBy::Profile(provider(id), rule(id, means))
+    }
+
+    /// The example reply of provider `id`'s first rule that gives `reason`, as read by it at
+    /// `stage`.
+    fn profiled(id: &str, stage: Stage, reason: Reason) -> RecipientOutcome {
+        let rule = provider(id)
+            .profile
+            .rcpt
+            .iter()
+            .find(|rule| rule.means.reason() == reason)
+            .unwrap_or_else(|| panic!("{id} has no rule for {reason:?}"));
+        RecipientOutcome::Replied {
+            stage,
+            reply: reply(&format!("{}\r\n", rule.example)),
+            reason,
+        }
+    }
+
     fn timeout(stage: Stage) -> RecipientOutcome {
         RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(stage)))
     }
@@ -408,6 +494,7 @@ mod tests {
         LockStepRetry,
         FailOver,
         LastServerFailed(Reason),
+        Throttled,
     }
 
     struct Row {
@@ -466,6 +553,7 @@ mod tests {
             Action::LockStepRetry => (Want::LockStepRetry, None),
             Action::FailOver => (Want::FailOver, None),
             Action::LastServerFailed(d) => (Want::LastServerFailed(d.reason), Some(d)),
+            Action::Throttled => (Want::Throttled, None),
         };
         if got != row.want {
             return Err(format!("action: got {got:?}, want {:?}", row.want));
@@ -569,7 +657,7 @@ mod tests {
                     reply: reply(ODD),
                     reason: Reason::MailboxNotFound,
                 },
-                Facts { calibration: Some(Calibration::AcceptedAlongside), ..FRESH },
+                Facts { read_by: Some(ReadBy::Calibration(Calibration::AcceptedAlongside)), ..FRESH },
                 None, Finish(Reason::MailboxNotFound),
                 "calibrated: a permanent refusal (550 5.2.4)"),
             row("SMTPUTF8 needed and not offered",
@@ -650,6 +738,39 @@ mod tests {
             row("unencodable: invalid syntax, from no server",
                 Unencodable(CommandError::ForwardPath(PathError::Empty)), FRESH,
                 None, Finish(Reason::InvalidSyntax), "the RCPT TO address"),
+            // Provider profiles.
+            row("a reply a profile read names the profile's note",
+                profiled("outlook_com", Stage::RcptTo, Reason::MailboxNotFound),
+                Facts { read_by: Some(read_by("outlook_com", Meaning::MailboxNotFound)), ..FRESH },
+                None, Finish(Reason::MailboxNotFound), "Outlook.com and Hotmail profile:"),
+            row("\"slow down\": wait for the provider, no retry spent",
+                profiled("microsoft365", Stage::RcptTo, Reason::TemporaryFailure),
+                Facts { read_by: Some(read_by("microsoft365", Meaning::Throttled)), ..FRESH },
+                None, Throttled, ""),
+            row("\"slow down\" at MAIL FROM too",
+                profiled("microsoft365", Stage::MailFrom, Reason::TemporaryFailure),
+                Facts { read_by: Some(read_by("microsoft365", Meaning::Throttled)), ..FRESH },
+                None, Throttled, ""),
+            row("\"slow down\" once too often: the verdict, not a retry",
+                profiled("microsoft365", Stage::RcptTo, Reason::TemporaryFailure),
+                Facts {
+                    read_by: Some(read_by("microsoft365", Meaning::Throttled)),
+                    throttled: MAX_THROTTLES - 1,
+                    ..FRESH
+                },
+                None, Finish(Reason::TemporaryFailure), "throttles this IP address"),
+            row("accepted by a provider that accepts everyone: accept_all, never deliverable",
+                replied(Stage::RcptTo, OK, Reason::Accepted),
+                Facts { provider: Some(provider("yahoo")), awaits_catch_all: true, ..FRESH },
+                None, Finish(Reason::AcceptAll), "refuse unknown mailboxes only after DATA"),
+            row("a refusal from a provider that accepts everyone is still read",
+                replied(Stage::RcptTo, NO_SUCH, Reason::MailboxNotFound),
+                Facts { provider: Some(provider("yahoo")), ..FRESH },
+                None, Finish(Reason::MailboxNotFound), ""),
+            row("accepted at a provider whose 250 means something: held for the catch-all answer",
+                replied(Stage::RcptTo, OK, Reason::Accepted),
+                Facts { provider: Some(provider("google")), awaits_catch_all: true, ..FRESH },
+                None, Hold, ""),
         ];
         let count = rows.len();
         let failures: Vec<String> = rows

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::calibration::{Calibration, calibrate};
+use super::calibration::calibrate;
 use super::config::EngineConfig;
 use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
 use super::duplicates::Duplicates;
+use super::gates::ProviderGates;
 use super::job::{Decided, Job, JobId, Joined, Member, Rare};
-use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts};
+use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts, ReadBy};
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::special_purpose;
@@ -28,10 +29,12 @@ use super::timers::{Timer, Timers};
 use crate::Config;
 use crate::address::{Address, Flags, is_role_account};
 use crate::dns::{MailRoute, Resolver, RouteError, RouteId, SocketId, Transmit as DnsTransmit};
+use crate::providers::{self, ControlMode, Meaning, Provider, Rule};
 use crate::session::{
-    CheckedSessionConfig, Recipient, RecipientOutcome, Recipients, Session, SessionEvent,
+    CheckedSessionConfig, HandBack, Recipient, RecipientOutcome, Recipients, Session, SessionEvent,
 };
-use crate::verdict::Reason;
+use crate::smtp::reply::OwnedReply;
+use crate::verdict::{Reason, Stage};
 
 /// Names one SMTP connection the scheduler asked the driver for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,6 +107,9 @@ pub struct EngineStats {
     pub lock_step_retries: u64,
     /// Addresses moved to the next MX after a connection failure.
     pub failovers: u64,
+    /// Addresses that waited for their provider after it said "slow down"
+    /// ([`providers`](crate::providers)), once per wait.
+    pub throttled: u64,
     /// Catch-all control probes sent.
     pub controls: u64,
     /// Connections refused for lack of resources (EMFILE and kin), retried later.
@@ -195,6 +201,8 @@ pub struct Scheduler {
     joined_waiting: usize,
     /// The per-MX-address cap, across domains.
     mx_slots: MxSlots,
+    /// The politeness owed to each provider, across its domains.
+    gates: ProviderGates,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
     /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
     timers: Timers,
@@ -245,6 +253,7 @@ impl Scheduler {
             duplicates,
             joined_waiting: 0,
             mx_slots: MxSlots::default(),
+            gates: ProviderGates::default(),
             timers: Timers::default(),
             io: VecDeque::new(),
             results: VecDeque::new(),
@@ -663,7 +672,7 @@ impl Scheduler {
                     domain.route =
                         RouteState::Failed(Decided::only_special_purpose(name, ip, range));
                 }
-                None => domain.route_ready(vec![Target::new(name.to_owned(), ip)]),
+                None => domain.route_ready(vec![Target::new(name.to_owned(), ip, None)]),
             }
         }
         self.domains.push(domain);
@@ -698,12 +707,17 @@ impl Scheduler {
         let mut refused = None;
         let mut targets = Vec::new();
         for host in &route.hosts {
+            let provider = if self.config.provider_profiles {
+                providers::by_mx_host(&host.name)
+            } else {
+                None
+            };
             for &ip in &host.addresses {
                 match special_purpose(ip).filter(|_| !allow_private) {
                     Some(range) => {
                         refused.get_or_insert((host.name.as_str(), ip, range));
                     }
-                    None => targets.push(Target::new(host.name.clone(), ip)),
+                    None => targets.push(Target::new(host.name.clone(), ip, provider)),
                 }
             }
         }
@@ -893,25 +907,6 @@ impl Scheduler {
         {
             return false;
         }
-        // A session that would leave room: with one in flight here already, wait for it to
-        // end (it brings the domain back, and the queue will have grown) rather than spend a
-        // connection on a few addresses; with none, give a fresh address a moment for company.
-        let urgent = self.front_is_urgent(domain);
-        let d = &self.domains[domain];
-        if d.queue.len() < d.batch_limit && !urgent {
-            if d.sessions > 0 {
-                return false;
-            }
-            if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(*job))
-                && first.attempts == 0
-            {
-                let full_or_not = self.at_since_epoch(first.submitted) + BATCH_HOLD;
-                if full_or_not > now {
-                    self.wake_domain(domain, full_or_not);
-                    return false;
-                }
-            }
-        }
         if let Some(at) = self.domains[domain].rate_wait(now) {
             self.wake_domain(domain, at);
             return false;
@@ -927,12 +922,56 @@ impl Scheduler {
             }
         };
         let ip = self.domains[domain].targets[target].ip;
-        if self.mx_slots.is_full(ip, self.config.per_mx.max(1)) {
+        let provider = self.domains[domain].targets[target].provider;
+        let politeness = provider.map(|p| &p.profile.politeness);
+        if let Some(provider) = provider
+            && let Some(at) = self.gates.closed_until(provider, now)
+        {
+            self.wake_domain(domain, at);
+            return false;
+        }
+        let per_mx = politeness
+            .and_then(|p| p.sessions_per_mx)
+            .map_or(self.config.per_mx, |cap| cap.min(self.config.per_mx));
+        if self.mx_slots.is_full(ip, per_mx.max(1)) {
             self.mx_slots.wait(ip, domain);
             return false;
         }
 
-        let limit = self.domains[domain].batch_limit;
+        // The catch-all control goes with the addresses, alone in a session of its own, or
+        // not at all, as the provider's profile says.
+        let control_mode = provider.map_or(ControlMode::SameSession, |p| p.profile.control);
+        let control = self.config.catch_all
+            && control_mode != ControlMode::None
+            && self.domains[domain].control_due();
+        let rcpts = politeness
+            .and_then(|p| p.rcpts_per_session)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let limit = match (control, control_mode) {
+            (true, ControlMode::OwnSession) => 0,
+            (true, _) => self.domains[domain].batch_limit.min(rcpts - 1),
+            (false, _) => self.domains[domain].batch_limit.min(rcpts),
+        };
+        // A session that would leave room: with one in flight here already, wait for it to
+        // end (it brings the domain back, and the queue will have grown) rather than spend a
+        // connection on a few addresses; with none, give a fresh address a moment for company.
+        let urgent = self.front_is_urgent(domain);
+        let d = &self.domains[domain];
+        if d.queue.len() < limit && !urgent {
+            if d.sessions > 0 {
+                return false;
+            }
+            if let Some(first) = d.queue.front().and_then(|job| self.jobs.get(*job))
+                && first.attempts == 0
+            {
+                let full_or_not = self.at_since_epoch(first.submitted) + BATCH_HOLD;
+                if full_or_not > now {
+                    self.wake_domain(domain, full_or_not);
+                    return false;
+                }
+            }
+        }
         // Sized once: the queued addresses it can take, and room for a catch-all control.
         let mut members: Vec<Member> =
             Vec::with_capacity(limit.min(self.domains[domain].queue.len()) + 1);
@@ -944,7 +983,7 @@ impl Scheduler {
                 members.push(Member::Job(job));
             }
         }
-        if self.config.catch_all && self.domains[domain].take_control() {
+        if control && self.domains[domain].take_control() {
             members.push(Member::Control);
             self.stats.controls += 1;
         }
@@ -995,6 +1034,9 @@ impl Scheduler {
         };
         let session = Session::new(Arc::clone(config), recipients, now);
         self.mx_slots.take(ip);
+        if let Some(provider) = provider {
+            self.gates.connected(provider, now);
+        }
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
         let from = d.source;
@@ -1101,12 +1143,16 @@ impl Scheduler {
         // The scratch list keeps its room from one session's replies to the next.
         let mut settled = std::mem::take(&mut self.settled);
         let mut finished = false;
+        let mut closing = None;
         while let Some(event) = c.session.poll_event() {
             match event {
                 SessionEvent::Recipient { index, outcome } => {
                     settled.push((c.members[index], outcome));
                 }
-                SessionEvent::Finished(_) => finished = true,
+                SessionEvent::Finished(summary) => {
+                    finished = true;
+                    closing = summary.closing;
+                }
             }
         }
         if self.session_config.transcript {
@@ -1142,17 +1188,35 @@ impl Scheduler {
                 }
             }
         }
-        // The answers of a session come together when it ends (it holds them until it can
-        // vouch for their pairing): the refusals no reply explains alone are judged then.
+        // The provider's profile reads the replies it knows first; the answers of a session
+        // come together when it ends (it holds them until it can vouch for their pairing),
+        // and the refusals nothing explains are judged against each other then.
+        let provider = self.domains[domain]
+            .targets
+            .get(target)
+            .and_then(|t| t.provider);
+        let profiled =
+            provider.and_then(|provider| read_by_profile(provider, &mut settled, closing.as_ref()));
         let calibrations = if finished {
             let members = c.members.len();
-            calibrate(&mut settled, members, |m| matches!(m, Member::Control))
+            calibrate(
+                &mut settled,
+                members,
+                |m| matches!(m, Member::Control),
+                |i| profiled.as_ref().is_some_and(|rules| rules[i].is_some()),
+            )
         } else {
             None
         };
         for (i, (member, outcome)) in settled.drain(..).enumerate() {
-            let calibration = calibrations.as_ref().and_then(|notes| notes[i]);
-            self.on_outcome(domain, target, member, outcome, answered, calibration, now);
+            let read_by = match (&profiled, &calibrations) {
+                (Some(rules), _) if rules[i].is_some() => rules[i]
+                    .zip(provider)
+                    .map(|(rule, provider)| ReadBy::Profile(provider, rule)),
+                (_, Some(notes)) => notes[i].map(ReadBy::Calibration),
+                _ => None,
+            };
+            self.on_outcome(domain, target, member, outcome, answered, read_by, now);
         }
         self.settled = settled;
         if finished {
@@ -1203,9 +1267,21 @@ impl Scheduler {
         member: Member,
         outcome: RecipientOutcome,
         answered: usize,
-        calibration: Option<Calibration>,
+        read_by: Option<ReadBy>,
         now: Instant,
     ) {
+        let provider = self.domains[domain]
+            .targets
+            .get(target)
+            .and_then(|t| t.provider);
+        if let (Some(provider), Some(ReadBy::Profile(_, rule))) = (provider, read_by)
+            && rule.means == Meaning::Throttled
+        {
+            let wait = self.config.throttle_backoff.unwrap_or(Duration::from_secs(
+                provider.profile.politeness.backoff_secs,
+            ));
+            self.gates.throttled(provider, now, wait);
+        }
         let Member::Job(job) = member else {
             self.on_control(domain, target, &outcome, now);
             return;
@@ -1215,21 +1291,26 @@ impl Scheduler {
         };
         let d = &self.domains[domain];
         let server = d.targets.get(target);
+        let control_sent_here = provider.is_none_or(|p| p.profile.control != ControlMode::None);
         let decision = policy::decide(
             outcome,
             &Facts {
                 mx: server.map(|t| t.host.as_str()),
                 ip: server.map(|t| t.ip),
-                calibration,
+                read_by,
+                provider,
                 answered,
                 retries: j.retries,
                 retries_allowed: self.config.retries,
                 retry_delay: self.config.retry_delay,
-                awaits_catch_all: self.config.catch_all && d.awaits_catch_all(),
+                awaits_catch_all: self.config.catch_all
+                    && control_sent_here
+                    && d.awaits_catch_all(),
                 failovers: j.failovers,
                 targets: d.targets.len(),
                 handed_back: j.handed_back,
                 lock_step: j.lock_step,
+                throttled: j.throttled,
             },
         );
         if let Some(note) = decision.server {
@@ -1281,6 +1362,14 @@ impl Scheduler {
             Action::LastServerFailed(decided) => {
                 self.stats.failovers += 1;
                 self.finish_job(job, decided, now);
+            }
+            Action::Throttled => {
+                // The provider's gate is closed (`on_outcome`): the domain finds it so and
+                // waits for it to open.
+                j.throttled = j.throttled.saturating_add(1);
+                self.stats.throttled += 1;
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
             }
         }
     }
@@ -1402,6 +1491,54 @@ impl Scheduler {
         self.stats.finished += 1;
         self.results.push_back(result);
     }
+}
+
+/// Reads the replies among `settled` that `provider`'s profile knows, rewriting their reason:
+/// the replies recipients got, and the 421 that closed the session (`closing`), which handed
+/// back those it had not answered and becomes their reply if the profile reads it. The rule
+/// that read each, by index, or `None` if it read none (no allocation then).
+fn read_by_profile(
+    provider: &'static Provider,
+    settled: &mut [(Member, RecipientOutcome)],
+    closing: Option<&(Stage, OwnedReply)>,
+) -> Option<Vec<Option<&'static Rule>>> {
+    let profile = &provider.profile;
+    if profile.rcpt.is_empty() {
+        return None;
+    }
+    let closing = closing.and_then(|(stage, reply)| {
+        profile
+            .read(*stage, &reply.as_reply())
+            .map(|rule| (*stage, reply, rule))
+    });
+    let mut rules: Option<Vec<Option<&'static Rule>>> = None;
+    let len = settled.len();
+    for (i, (_, outcome)) in settled.iter_mut().enumerate() {
+        let rule = match outcome {
+            RecipientOutcome::Replied {
+                stage,
+                reply,
+                reason,
+            } => profile.read(*stage, &reply.as_reply()).inspect(|rule| {
+                *reason = rule.means.reason();
+            }),
+            RecipientOutcome::HandedBack(HandBack::ServiceUnavailable) => {
+                closing.map(|(stage, reply, rule)| {
+                    *outcome = RecipientOutcome::Replied {
+                        stage,
+                        reply: reply.clone(),
+                        reason: rule.means.reason(),
+                    };
+                    rule
+                })
+            }
+            _ => None,
+        };
+        if let Some(rule) = rule {
+            rules.get_or_insert_with(|| vec![None; len])[i] = Some(rule);
+        }
+    }
+    rules
 }
 
 /// A local part no one has: 20 random lower-case letters and digits, starting with a letter,

@@ -22,6 +22,8 @@ struct Harness {
     now: Instant,
     /// Domain → its MX hosts: (preference, address).
     zone: HashMap<String, Vec<(u16, Ipv4Addr)>>,
+    /// Domain → the name its MX hosts are under (`mx0.{name}`...), when not the domain's own.
+    hosts: HashMap<String, String>,
     /// Connections asked for and not yet played, in order.
     connects: Vec<(ConnId, SocketAddr, Instant)>,
     /// Every connection ever asked for.
@@ -54,6 +56,7 @@ impl Harness {
             scheduler: Scheduler::new(crate::Config { engine: config }, [5; 32]),
             now: Instant::now(),
             zone: HashMap::new(),
+            hosts: HashMap::new(),
             connects: Vec::new(),
             history: Vec::new(),
             results: Vec::new(),
@@ -67,6 +70,12 @@ impl Harness {
             .entry(domain.to_owned())
             .or_default()
             .push((preference, Ipv4Addr::from(ip)));
+        self
+    }
+
+    /// The domain's MX hosts are named under `suffix` (`mx0.{suffix}`...): a provider's.
+    fn hosted_at(&mut self, domain: &str, suffix: &str) -> &mut Self {
+        self.hosts.insert(domain.to_owned(), suffix.to_owned());
         self
     }
 
@@ -137,7 +146,8 @@ impl Harness {
         match self.zone.get(domain) {
             Some(hosts) if question.query_type == RecordType::MX => {
                 for (i, (preference, ip)) in hosts.iter().enumerate() {
-                    let exchange = Name::from_ascii(format!("mx{i}.{domain}.")).expect("name");
+                    let under = self.hosts.get(domain).map_or(domain, String::as_str);
+                    let exchange = Name::from_ascii(format!("mx{i}.{under}.")).expect("name");
                     answer.add_answer(Record::from_rdata(
                         question.name.clone(),
                         300,
@@ -1292,4 +1302,243 @@ fn a_real_time_submission_of_a_queued_address_moves_it_ahead() {
     assert_eq!(order[2], "RCPT TO:<f@bulk.test>", "{order:?}");
     assert_eq!(h.results.len(), 7);
     assert_eq!(h.scheduler.stats().joined, 1);
+}
+
+// Provider profiles: the engine applies the profile of the MX host a session goes to.
+
+/// A server that knows `mailboxes`, accepts them with `accept`, and answers every other RCPT
+/// with `refusal` (a whole reply line, CRLF included).
+fn provider_server(mailboxes: &'static [&'static str], refusal: &'static str) -> Server {
+    Box::new(move |line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("EHLO") {
+            "250-mx.test\r\n250 PIPELINING\r\n".into()
+        } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
+            "250 2.1.0 Ok\r\n".into()
+        } else if let Some(rest) = upper.strip_prefix("RCPT TO:<") {
+            let mailbox = rest.trim_end_matches('>').to_ascii_lowercase();
+            if mailboxes.contains(&mailbox.as_str()) {
+                "250 2.1.5 Recipient OK\r\n".into()
+            } else {
+                refusal.into()
+            }
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            "502 5.5.2 Error\r\n".into()
+        }
+    })
+}
+
+fn rcpts(heard: &[String]) -> Vec<&String> {
+    heard.iter().filter(|l| l.starts_with("RCPT")).collect()
+}
+
+#[test]
+fn a_profile_reads_what_the_generic_table_misreads_and_says_so() {
+    const NO_SUCH: &str = "550 5.7.1 No such user!\r\n";
+    for profiles in [true, false] {
+        let mut config = config();
+        config.provider_profiles = profiles;
+        let mut h = Harness::new(config);
+        h.mx("ya.test", 10, [127, 0, 0, 9])
+            .hosted_at("ya.test", "yandex.net");
+        h.submit("a@ya.test");
+        h.submit("b@ya.test");
+        h.settle();
+        h.play(provider_server(&["a@ya.test"], NO_SUCH));
+        let b = h.result("b@ya.test");
+        if profiles {
+            assert_eq!(b.reason, Reason::MailboxNotFound);
+            let detail = b.detail.as_deref().unwrap_or_default();
+            assert!(
+                detail.starts_with("Yandex Mail (Yandex 360) profile:"),
+                "{detail}"
+            );
+        } else {
+            // The generic table reads 5.7.1 as a policy refusal.
+            assert_eq!(b.reason, Reason::Blocked);
+        }
+        assert_eq!(h.result("a@ya.test").reason, Reason::Accepted);
+        assert_eq!(b.record().provider, Some("yandex"), "recognised either way");
+    }
+}
+
+#[test]
+fn a_provider_that_accepts_everyone_gets_no_control_and_never_deliverable() {
+    let mut h = Harness::new(config());
+    h.mx("yh.test", 10, [127, 0, 0, 9])
+        .hosted_at("yh.test", "mta5.am0.yahoodns.net");
+    h.submit("a@yh.test");
+    h.submit("b@yh.test");
+    h.settle();
+    let (_, heard) = h.play(provider_server(&["a@yh.test", "b@yh.test"], ""));
+    assert_eq!(rcpts(&heard).len(), 2, "no catch-all control: {heard:?}");
+    assert_eq!(h.scheduler.stats().controls, 0);
+    for address in ["a@yh.test", "b@yh.test"] {
+        let result = h.result(address);
+        assert_eq!(result.reason, Reason::AcceptAll, "{address}");
+        assert_eq!(result.catch_all, None, "not tested");
+        let detail = result.detail.as_deref().unwrap_or_default();
+        assert!(detail.contains("only after DATA"), "{detail}");
+        assert_eq!(
+            result.smtp.as_ref().map(|r| r.as_reply().code().get()),
+            Some(250)
+        );
+    }
+}
+
+#[test]
+fn a_provider_that_takes_one_rcpt_a_session_gets_one_and_the_control_its_own() {
+    let mut h = Harness::new(config());
+    h.mx("hm.test", 10, [127, 0, 0, 9])
+        .hosted_at("hm.test", "hotmail-com.olc.protection.outlook.com");
+    for local in ["a", "b", "c"] {
+        h.submit(&format!("{local}@hm.test"));
+    }
+    h.settle();
+    // The profile's pace is 2 connections a second and 2 sessions at one server address.
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.connects.len(), 2, "two sessions at the server at once");
+    let mut sessions = Vec::new();
+    while !h.connects.is_empty() {
+        let (_, heard) = h.play(postfix(&["a@hm.test", "c@hm.test"]));
+        sessions.push(
+            rcpts(&heard)
+                .iter()
+                .map(|l| (*l).clone())
+                .collect::<Vec<_>>(),
+        );
+        h.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        sessions.len(),
+        4,
+        "the control and three addresses: {sessions:?}"
+    );
+    for rcpts in &sessions {
+        assert_eq!(rcpts.len(), 1, "one RCPT a session: {sessions:?}");
+    }
+    assert!(
+        !sessions[0][0].contains("a@hm.test"),
+        "the control goes first, alone: {sessions:?}"
+    );
+    let times: Vec<Instant> = h.history.iter().map(|(_, _, at)| *at).collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(500),
+            "connections 2 a second at most: {times:?}"
+        );
+    }
+    assert_eq!(h.result("a@hm.test").reason, Reason::Accepted);
+    assert_eq!(h.result("a@hm.test").catch_all, Some(false));
+    assert_eq!(h.result("b@hm.test").reason, Reason::MailboxNotFound);
+}
+
+#[test]
+fn slow_down_closes_the_providers_gate_and_spends_no_retry() {
+    const THROTTLE: &str = "451 4.7.500 Access denied, please try again later. (AS843)\r\n";
+    let mut config = config();
+    config.catch_all = false;
+    config.retries = 0;
+    config.throttle_backoff = Some(Duration::from_secs(30));
+    let mut h = Harness::new(config);
+    h.mx("m1.test", 10, [127, 0, 0, 9])
+        .hosted_at("m1.test", "m1-test.mail.protection.outlook.com");
+    h.mx("m2.test", 10, [127, 0, 0, 8])
+        .hosted_at("m2.test", "m2-test.mail.protection.outlook.com");
+    h.submit("a@m1.test");
+    h.settle();
+    let throttled_at = h.now;
+    h.play(provider_server(&[], THROTTLE));
+    assert!(
+        h.results.is_empty(),
+        "no verdict, no retry spent: {:?}",
+        h.results
+    );
+    assert_eq!(h.scheduler.stats().throttled, 1);
+    // Another domain at the same provider waits for the gate too.
+    h.submit("b@m2.test");
+    h.settle();
+    h.advance(Duration::from_secs(29));
+    assert!(
+        h.connects.is_empty(),
+        "the provider is left alone for its backoff"
+    );
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.connects.len(), 2, "both domains go once the gate opens");
+    assert!(
+        h.connects
+            .iter()
+            .all(|(_, _, at)| *at >= throttled_at + Duration::from_secs(30))
+    );
+    h.play(postfix(&["a@m1.test"]));
+    h.advance(Duration::from_secs(1));
+    h.play(postfix(&[]));
+    assert_eq!(h.result("a@m1.test").reason, Reason::Accepted);
+    assert_eq!(h.result("b@m2.test").reason, Reason::MailboxNotFound);
+    assert_eq!(h.scheduler.stats().retries, 0);
+}
+
+#[test]
+fn slow_down_too_often_is_the_verdict_with_the_providers_reply() {
+    const THROTTLE: &str = "451 4.7.500 Access denied, please try again later. (AS843)\r\n";
+    let mut config = config();
+    config.catch_all = false;
+    config.throttle_backoff = Some(Duration::from_secs(10));
+    let mut h = Harness::new(config);
+    h.mx("m1.test", 10, [127, 0, 0, 9])
+        .hosted_at("m1.test", "m1-test.mail.protection.outlook.com");
+    h.submit("a@m1.test");
+    h.settle();
+    for _ in 0..policy::MAX_THROTTLES {
+        assert_eq!(h.connects.len(), 1);
+        h.play(provider_server(&[], THROTTLE));
+        h.advance(Duration::from_secs(11));
+    }
+    let a = h.result("a@m1.test");
+    assert_eq!(a.reason, Reason::TemporaryFailure);
+    assert_eq!(a.attempts, u32::from(policy::MAX_THROTTLES));
+    assert!(
+        a.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("throttles")
+    );
+    assert_eq!(h.scheduler.stats().retries, 0, "throttles are not retries");
+}
+
+#[test]
+fn a_421_the_profile_reads_is_a_verdict_not_a_failover() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    h.mx("ws.test", 10, [127, 0, 0, 9])
+        .mx("ws.test", 20, [127, 0, 0, 8])
+        .hosted_at("ws.test", "aspmx.l.google.com");
+    h.submit("a@ws.test");
+    h.settle();
+    h.play(Box::new(|line: &str| {
+        if line.to_ascii_uppercase().starts_with("RCPT") {
+            "421 4.7.0 IP not in whitelist for RCPT domain, closing connection. - gsmtp\r\n".into()
+        } else if line.to_ascii_uppercase().starts_with("EHLO") {
+            "250 mx.google.com\r\n".into()
+        } else {
+            "250 2.1.0 OK\r\n".into()
+        }
+    }));
+    h.advance(Duration::from_secs(1));
+    assert!(h.connects.is_empty(), "no failover to the second MX");
+    let a = h.result("a@ws.test");
+    assert_eq!(a.reason, Reason::Blocked);
+    assert_eq!(
+        a.smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(421)
+    );
+    assert!(
+        a.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("listed IP addresses")
+    );
 }

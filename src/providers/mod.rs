@@ -8,12 +8,18 @@
 //! `docs/providers.md`). [`by_mx_host`] recognises a host; the longest matching suffix wins, so
 //! an entry may claim a more specific suffix under another's.
 //!
-//! What each provider's replies mean, and the politeness each asks for, are not here yet: this
-//! module only recognises. The engine reads every reply with the generic rules.
+//! Each entry also carries its [`Profile`] (`profile.rs`): what its RCPT replies mean where
+//! they differ from the generic table, whether its `250` means anything, how the catch-all
+//! control is sent there, and the politeness it asks for. The engine applies the profile of the
+//! MX host each session goes to.
 
 use std::sync::OnceLock;
 
 use serde::Deserialize;
+
+mod profile;
+
+pub use profile::{Cited, ControlMode, EnhancedPattern, Meaning, Politeness, Profile, Rule};
 
 /// The data file, as compiled in.
 const DATA: &str = include_str!("providers.json");
@@ -54,7 +60,7 @@ pub struct Source {
 }
 
 /// One provider.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     /// A stable name (`google`, `microsoft365`...): lower-case ASCII letters, digits and `_`.
@@ -66,11 +72,22 @@ pub struct Provider {
     /// MX host names that belong to it: a host is the provider's if it is one of these or ends
     /// with `.` and one of these. Lower case, without a trailing dot.
     pub mx_suffixes: Vec<String>,
-    /// Where the facts come from.
+    /// What its answers mean and the manners it asks for.
+    pub profile: Profile,
+    /// Where the facts come from; rules and statements name one by its index.
     pub sources: Vec<Source>,
+    /// Its place in [`all`]: the engine keeps per-provider state in a table indexed by it.
+    #[serde(skip)]
+    index: usize,
 }
 
 impl Provider {
+    /// Its place in [`all`], from 0 to `all().len() - 1`.
+    #[must_use]
+    pub const fn index(&self) -> usize {
+        self.index
+    }
+
     /// Whether `host` (lower case, no trailing dot) is under `suffix`.
     fn claims<'s>(&'s self, host: &str) -> Option<&'s str> {
         self.mx_suffixes
@@ -96,7 +113,12 @@ pub fn all() -> &'static [Provider] {
     static PROVIDERS: OnceLock<Vec<Provider>> = OnceLock::new();
     PROVIDERS.get_or_init(|| {
         // Compiled-in data, parsed by a unit test: a broken file is a build defect.
-        serde_json::from_str(DATA).expect("src/providers/providers.json parses")
+        let mut providers: Vec<Provider> =
+            serde_json::from_str(DATA).expect("src/providers/providers.json parses");
+        for (index, provider) in providers.iter_mut().enumerate() {
+            provider.index = index;
+        }
+        providers
     })
 }
 
