@@ -14,7 +14,7 @@
 //! The loopback farm (`super`) and the in-memory world (`crate::sim::net`) both serve through
 //! this file, so a personality behaves the same over real sockets and in a simulation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +40,9 @@ pub(crate) struct Counters {
     pub(crate) data_commands: AtomicU64,
     pub(crate) open_connections: AtomicU64,
     pub(crate) reply_rounds: AtomicU64,
+    pub(crate) peak_open_connections: AtomicU64,
+    pub(crate) peak_rcpts_in_session: AtomicU64,
+    pub(crate) throttled_transactions: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -59,6 +62,14 @@ pub(crate) struct ServerScript {
     helo: Vec<u8>,
     timeout: Vec<u8>,
     greylist_first_seen: HashMap<GreylistTriplet, Instant>,
+    /// Replies that stand in for the defaults, encoded once, CRLF included.
+    unknown_reply: Option<Vec<u8>>,
+    replies: HashMap<String, Vec<u8>>,
+    throttle_reply: Option<Vec<u8>>,
+    /// When the transactions of the last second started, for the [`Personality::throttle`].
+    recent_transactions: VecDeque<Instant>,
+    /// Transactions started at this listener.
+    transactions: usize,
 }
 
 /// What greylisting remembers, addresses lowercased.
@@ -96,7 +107,26 @@ impl ServerScript {
                 address.clone()
             })
             .collect();
-        let mut ehlo = format!("250-{hostname}\r\n");
+        let wire = |text: &str| format!("{text}\r\n").into_bytes();
+        for text in personality
+            .greeting_text
+            .iter()
+            .chain(&personality.ehlo_text)
+            .chain(&personality.unknown_reply)
+            .chain(personality.replies.values())
+            .chain(personality.throttle.as_ref().map(|t| &t.reply))
+        {
+            if text.contains('\n') && !text.contains("\r\n") || text.ends_with("\r\n") {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the simulated reply {text:?} must join its lines with CRLF and not end in one"
+                    ),
+                ));
+            }
+        }
+        let ehlo_first = personality.ehlo_text.as_deref().unwrap_or(hostname);
+        let mut ehlo = format!("250-{ehlo_first}\r\n");
         if personality.pipelining {
             ehlo.push_str("250-PIPELINING\r\n");
         }
@@ -106,7 +136,19 @@ impl ServerScript {
         }
         ehlo.push_str("250 CHUNKING\r\n");
         Ok(Self {
-            greeting: format!("220 {hostname} ESMTP mxprobe-sim\r\n").into_bytes(),
+            greeting: match &personality.greeting_text {
+                Some(text) => wire(&format!("220 {text}")),
+                None => format!("220 {hostname} ESMTP mxprobe-sim\r\n").into_bytes(),
+            },
+            unknown_reply: personality.unknown_reply.as_deref().map(wire),
+            replies: personality
+                .replies
+                .iter()
+                .map(|(address, reply)| (address.to_ascii_lowercase(), wire(reply)))
+                .collect(),
+            throttle_reply: personality.throttle.as_ref().map(|t| wire(&t.reply)),
+            recent_transactions: VecDeque::new(),
+            transactions: 0,
             ehlo: ehlo.into_bytes(),
             helo: format!("250 {hostname}\r\n").into_bytes(),
             timeout: format!("421 4.4.2 {hostname} Error: timeout exceeded\r\n").into_bytes(),
@@ -129,6 +171,34 @@ impl ServerScript {
                 !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
             })
         })
+    }
+
+    /// A transaction starts at `now`: true if the [`Personality::throttle`] slows it down (it
+    /// is among the first it throttles, or more than `per_second` began in the second before
+    /// it, this one included).
+    fn over_the_rate(&mut self, now: Instant) -> bool {
+        let Some((per_second, first)) = self
+            .personality
+            .throttle
+            .as_ref()
+            .map(|t| (t.per_second, t.first))
+        else {
+            return false;
+        };
+        self.transactions += 1;
+        if self.transactions <= first {
+            return true;
+        }
+        let window = Duration::from_secs(1);
+        while self
+            .recent_transactions
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            self.recent_transactions.pop_front();
+        }
+        self.recent_transactions.push_back(now);
+        self.recent_transactions.len() > per_second
     }
 
     /// How long the next reply waits: latency, tarpit and a fresh draw of jitter.
@@ -190,6 +260,10 @@ pub(crate) struct Dialogue {
     sender: String,
     /// RCPT commands received in a transaction this session, for the recipient limit.
     recipients: usize,
+    /// RCPT commands received this session, all transactions together.
+    session_rcpts: u64,
+    /// The transaction started over the [`Personality::throttle`] rate.
+    throttled: bool,
 }
 
 /// What answering one line needs besides the line.
@@ -293,6 +367,8 @@ impl Dialogue {
             in_transaction: false,
             sender: String::new(),
             recipients: 0,
+            session_rcpts: 0,
+            throttled: false,
         }
     }
 
@@ -424,6 +500,10 @@ impl Dialogue {
         } else {
             lowercase_into(sender, &mut self.sender);
             self.in_transaction = true;
+            self.throttled = context.script.over_the_rate(context.now);
+            if self.throttled {
+                count(&context.counters.throttled_transactions);
+            }
             reply.extend_from_slice(b"250 2.1.0 Ok\r\n");
         }
     }
@@ -439,6 +519,11 @@ impl Dialogue {
             return;
         };
         self.recipients += 1;
+        self.session_rcpts += 1;
+        context
+            .counters
+            .peak_rcpts_in_session
+            .fetch_max(self.session_rcpts, Ordering::Relaxed);
         let script = &mut *context.script;
         let Personality {
             max_rcpt_per_session,
@@ -450,7 +535,21 @@ impl Dialogue {
             reply.extend_from_slice(b"452 4.5.3 Error: too many recipients\r\n");
             return;
         }
+        if self.throttled
+            && let Some(throttle) = &script.throttle_reply
+        {
+            reply.extend_from_slice(throttle);
+            // A 421 says the server closes the channel (RFC 5321 §3.8).
+            if throttle.starts_with(b"421") {
+                self.phase = Phase::Over;
+            }
+            return;
+        }
         lowercase_into(recipient, context.address);
+        if let Some(special) = script.replies.get(context.address.as_str()) {
+            reply.extend_from_slice(special);
+            return;
+        }
         if let Some(period) = greylist {
             let triplet = GreylistTriplet {
                 client: context.client,
@@ -473,6 +572,8 @@ impl Dialogue {
         }
         if catch_all || script.has_mailbox(context.address) {
             reply.extend_from_slice(b"250 2.1.5 Ok\r\n");
+        } else if let Some(unknown) = &script.unknown_reply {
+            reply.extend_from_slice(unknown);
         } else {
             address_reply(
                 reply,
@@ -606,6 +707,96 @@ mod tests {
         let (replies, over) = play(loses(), &[&[MAIL], &[ALICE, NOBODY]]);
         assert_eq!(replies[1], "250 2.1.5 Ok\r\n");
         assert!(!over);
+    }
+
+    #[test]
+    fn a_provider_personality_speaks_in_its_own_words() {
+        let provider = mx()
+            .greeting_text("mx.google.com ESMTP x - gsmtp")
+            .ehlo_text("mx.google.com at your service")
+            .unknown_reply("550-5.1.1 no such\r\n550 5.1.1 user - gsmtp")
+            .reply_to("Bob@dialogue.test", "550 5.2.1 disabled - gsmtp");
+        let script = ServerScript::new(provider.clone()).expect("valid");
+        assert_eq!(script.greeting, b"220 mx.google.com ESMTP x - gsmtp\r\n");
+        let (replies, _) = play(
+            provider,
+            &[
+                &["EHLO probe.test\r\n"],
+                &[MAIL, ALICE, NOBODY, "RCPT TO:<BOB@dialogue.test>\r\n"],
+            ],
+        );
+        assert!(replies[0].starts_with("250-mx.google.com at your service\r\n"));
+        assert_eq!(
+            replies[1],
+            "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550-5.1.1 no such\r\n550 5.1.1 user - gsmtp\r\n\
+             550 5.2.1 disabled - gsmtp\r\n"
+        );
+        for bad in ["550 a\nb", "550 a\r\n"] {
+            assert!(
+                ServerScript::new(mx().unknown_reply(bad)).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_throttle_slows_down_the_transactions_over_its_rate() {
+        let throttled = "451 4.7.500 Server busy. Please try again later";
+        let mut script =
+            ServerScript::new(mx().throttle(2, throttled)).expect("a valid personality");
+        let counters = Counters::default();
+        let client = IpAddr::from(Ipv4Addr::new(192, 0, 2, 1));
+        let start = Instant::now();
+        let mut address = String::new();
+        let mut session = |at: Instant| {
+            let mut greeting = Vec::new();
+            let mut dialogue = Dialogue::open(&script, client, &mut greeting);
+            let mut reply = Vec::new();
+            for line in [MAIL, ALICE] {
+                let mut context = AnswerContext {
+                    script: &mut script,
+                    counters: &counters,
+                    client,
+                    now: at,
+                    address: &mut address,
+                };
+                dialogue.answer(line.as_bytes(), InRead::First, &mut context, &mut reply);
+            }
+            String::from_utf8(reply).expect("UTF-8")
+        };
+        let ok = "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n";
+        assert_eq!(session(start), ok);
+        assert_eq!(session(start + Duration::from_millis(500)), ok);
+        assert_eq!(
+            session(start + Duration::from_millis(900)),
+            format!("250 2.1.0 Ok\r\n{throttled}\r\n"),
+            "the third in a second"
+        );
+        assert_eq!(
+            session(start + Duration::from_millis(1600)),
+            ok,
+            "a second on"
+        );
+        assert_eq!(counters.throttled_transactions.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.peak_rcpts_in_session.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_throttle_of_the_first_transactions_defers_them_and_no_more() {
+        let deferred = "451 4.7.500 Access denied, please try again later";
+        let personality = mx().throttle_first(1, deferred);
+        let (replies, _) = play(personality.clone(), &[&[MAIL, ALICE, NOBODY]]);
+        assert_eq!(
+            replies[0],
+            format!("250 2.1.0 Ok\r\n{deferred}\r\n{deferred}\r\n")
+        );
+        // A second transaction, in the same session after RSET, is the listener's second.
+        let (replies, _) = play(
+            personality,
+            &[&[MAIL, ALICE], &["RSET\r\n"], &[MAIL, ALICE]],
+        );
+        assert_eq!(replies[0], format!("250 2.1.0 Ok\r\n{deferred}\r\n"));
+        assert_eq!(replies[2], "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
     }
 
     #[test]

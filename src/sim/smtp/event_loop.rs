@@ -400,7 +400,14 @@ impl EventLoop {
             };
             entry.insert(connection);
             count(&self.counters.connections);
-            count(&self.counters.open_connections);
+            let open = self
+                .counters
+                .open_connections
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            self.counters
+                .peak_open_connections
+                .fetch_max(open, Ordering::Relaxed);
             if !self.sweep_armed {
                 self.sweep_armed = true;
                 let sweep_at = now + self.sweep_interval();

@@ -68,7 +68,7 @@ mod personality;
 
 pub(crate) use dialogue::{AnswerContext, Counters, Dialogue, InRead, ServerScript};
 pub(crate) use outbox::Outbox;
-pub use personality::{Behaviour, Greeting, Personality};
+pub use personality::{Behaviour, Greeting, Personality, Throttle};
 
 use event_loop::{ListenerSlot, RunningLoop};
 
@@ -137,6 +137,13 @@ pub struct FarmStats {
     pub reply_rounds: u64,
     /// Connections accepted and not yet closed.
     pub open_connections: u64,
+    /// The most connections that were open at once (on one thread: a farm of one listener
+    /// gives that listener's).
+    pub peak_open_connections: u64,
+    /// The most RCPT commands one connection sent.
+    pub peak_rcpts_in_session: u64,
+    /// Transactions a [`Throttle`] slowed down.
+    pub throttled_transactions: u64,
 }
 
 /// A running farm of simulated SMTP servers. Dropping it stops and joins its threads and
@@ -236,6 +243,13 @@ impl SmtpFarm {
             total.data_commands += counters.data_commands.load(Ordering::Relaxed);
             total.reply_rounds += counters.reply_rounds.load(Ordering::Relaxed);
             total.open_connections += counters.open_connections.load(Ordering::Relaxed);
+            total.peak_open_connections = total
+                .peak_open_connections
+                .max(counters.peak_open_connections.load(Ordering::Relaxed));
+            total.peak_rcpts_in_session = total
+                .peak_rcpts_in_session
+                .max(counters.peak_rcpts_in_session.load(Ordering::Relaxed));
+            total.throttled_transactions += counters.throttled_transactions.load(Ordering::Relaxed);
         }
         total
     }

@@ -1,6 +1,6 @@
 //! What a simulated server is like: [`Personality`], with its [`Greeting`] and [`Behaviour`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 #[cfg(doc)]
@@ -53,6 +53,35 @@ pub struct Personality {
     pub jitter: Duration,
     /// How the server misbehaves, if it does.
     pub behaviour: Behaviour,
+    /// The greeting's text after `220 `, instead of `{hostname} ESMTP mxprobe-sim`: a real
+    /// system's banner.
+    pub greeting_text: Option<String>,
+    /// The first line of the EHLO reply after `250-`, instead of the hostname.
+    pub ehlo_text: Option<String>,
+    /// The reply to a RCPT for a mailbox that does not exist, instead of Postfix's `550 5.1.1`
+    /// (lines joined by CRLF, without the last CRLF).
+    pub unknown_reply: Option<String>,
+    /// Replies to RCPT for particular addresses (lowercase keys), whatever else is true of
+    /// them: a disabled or full mailbox as a real system says it.
+    pub replies: HashMap<String, String>,
+    /// A rate limit, as big mail systems keep one: see [`Throttle`].
+    pub throttle: Option<Throttle>,
+}
+
+/// A server that limits how fast a client may come: each transaction (MAIL FROM accepted)
+/// counts; one that starts while `per_second` others have started in the second before it,
+/// or that is among the listener's `first` transactions, is throttled, and every RCPT in it
+/// gets `reply`, whoever it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttle {
+    /// Transactions the listener takes in any one second.
+    pub per_second: usize,
+    /// Transactions throttled whatever the rate, from the listener's first: a new client
+    /// deferred, as Exchange Online defers a sending address it does not know yet.
+    pub first: usize,
+    /// What each RCPT of a transaction over the rate gets (lines joined by CRLF, without the
+    /// last CRLF).
+    pub reply: String,
 }
 
 /// What a server says when a client connects.
@@ -120,6 +149,11 @@ impl Personality {
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             behaviour: Behaviour::Normal,
+            greeting_text: None,
+            ehlo_text: None,
+            unknown_reply: None,
+            replies: HashMap::new(),
+            throttle: None,
         }
     }
 
@@ -211,6 +245,59 @@ impl Personality {
     #[must_use]
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.jitter = jitter;
+        self
+    }
+
+    /// Greets with `220 {text}` instead of the simulator's banner.
+    #[must_use]
+    pub fn greeting_text(mut self, text: &str) -> Self {
+        self.greeting_text = Some(text.to_owned());
+        self
+    }
+
+    /// Opens the EHLO reply with `250-{text}` instead of the hostname.
+    #[must_use]
+    pub fn ehlo_text(mut self, text: &str) -> Self {
+        self.ehlo_text = Some(text.to_owned());
+        self
+    }
+
+    /// Answers a RCPT for a mailbox that does not exist with `reply` (lines joined by CRLF,
+    /// without the last CRLF).
+    #[must_use]
+    pub fn unknown_reply(mut self, reply: &str) -> Self {
+        self.unknown_reply = Some(reply.to_owned());
+        self
+    }
+
+    /// Answers a RCPT for `address` (any case) with `reply`, whatever else is true of it.
+    #[must_use]
+    pub fn reply_to(mut self, address: &str, reply: &str) -> Self {
+        self.replies
+            .insert(address.to_ascii_lowercase(), reply.to_owned());
+        self
+    }
+
+    /// Throttles transactions over `per_second` in any second: their RCPTs get `reply`.
+    #[must_use]
+    pub fn throttle(mut self, per_second: usize, reply: &str) -> Self {
+        self.throttle = Some(Throttle {
+            per_second,
+            first: 0,
+            reply: reply.to_owned(),
+        });
+        self
+    }
+
+    /// Throttles the listener's first `first` transactions, whatever the rate: their RCPTs
+    /// get `reply`.
+    #[must_use]
+    pub fn throttle_first(mut self, first: usize, reply: &str) -> Self {
+        self.throttle = Some(Throttle {
+            per_second: usize::MAX,
+            first,
+            reply: reply.to_owned(),
+        });
         self
     }
 

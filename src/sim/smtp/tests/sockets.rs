@@ -148,6 +148,9 @@ fn a_lock_step_conversation_is_served_and_counted() {
             data_commands: 1,
             open_connections: 0,
             reply_rounds: 8,
+            peak_open_connections: 1,
+            peak_rcpts_in_session: 2,
+            throttled_transactions: 0,
         }
     );
 }
