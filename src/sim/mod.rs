@@ -10,6 +10,8 @@
 //! - [`net`]: an in-memory world for deterministic simulations of the whole engine: the same
 //!   dialogue and DNS answer logic behind virtual sockets, on a virtual clock, with seeded
 //!   faults and a stamp on every reply that says what it answered.
+//! - [`providers`]: the big mail systems mxprobe has profiles for, as personalities that answer
+//!   as each provider documents (banners, refusals, throttling).
 //! - [`DocWorld`]: the smallest world, `example.test` with two mailboxes, for examples and doc
 //!   tests.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
@@ -27,6 +29,7 @@
 pub mod dns;
 mod doc_world;
 pub mod net;
+pub mod providers;
 pub mod smtp;
 pub mod world;
 
