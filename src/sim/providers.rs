@@ -232,7 +232,37 @@ impl ProviderSim {
         full: &[&str],
         per_second: usize,
     ) -> Personality {
-        let mut personality = Personality::new(self.mx_host).mailboxes(mailboxes.iter().copied());
+        self.dress(
+            Personality::new(self.mx_host).mailboxes(mailboxes.iter().copied()),
+            disabled,
+            full,
+            per_second,
+        )
+    }
+
+    /// The transactions a second this provider's simulated servers take before they throttle:
+    /// its profile's connection pace, plus one for the time a session takes to reach MAIL
+    /// FROM (no limit where the profile sets no pace). A prober that keeps to the profile is
+    /// never throttled.
+    #[must_use]
+    pub fn throttle_rate(&self) -> usize {
+        self.provider()
+            .profile
+            .politeness
+            .connects_per_second
+            .map_or(usize::MAX, |rate| rate.ceil() as usize + 1)
+    }
+
+    /// [`ProviderSim::personality`] on a `personality` of the caller's (its mailboxes, its
+    /// network): the provider's banner, replies, recipient limit and throttle put on it.
+    #[must_use]
+    pub fn dress(
+        &self,
+        mut personality: Personality,
+        disabled: &[&str],
+        full: &[&str],
+        per_second: usize,
+    ) -> Personality {
         if let Some(greeting) = self.greeting {
             personality = personality.greeting_text(greeting);
         }

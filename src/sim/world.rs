@@ -4,9 +4,12 @@
 //!
 //! [`World::start`] builds it from a [`WorldSpec`]. Generated domains are `d{n}.bench.test`,
 //! each of one [`DomainKind`] drawn with the spec's shares: ordinary servers where local parts
-//! `user…` exist and `gone…` do not, catch-all servers, greylisting servers and servers that
-//! refuse the prober at greeting. Domains share MX hosts as hosted domains do (a few per kind,
-//! on `127.10.k.h`), so the farm stays small however many domains there are. Mailboxes are a
+//! `user…` exist and `gone…` do not, catch-all servers, greylisting servers, servers that
+//! refuse the prober at greeting, and the big mail systems mxprobe has profiles for
+//! ([`super::providers`]: their MX host names, replies and rate limits, so that a run with a
+//! provider share includes the politeness their profiles ask for). Domains share MX hosts as
+//! hosted domains do (a few per kind on `127.10.k.h`, one per provider on `127.10.10.p`), so
+//! the farm stays small however many domains there are. Mailboxes are a
 //! rule ([`Personality::mailbox_prefix`]), not a list: a million addresses cost the farm no
 //! memory.
 //!
@@ -31,6 +34,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use super::dns::{DnsResponder, Zone};
+use super::providers::{PROVIDER_SIMS, ProviderSim};
 use super::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
 use crate::verdict::Reason;
 
@@ -54,6 +58,9 @@ const WORLD_OCTET: u8 = 10;
 /// The third octet of the showcase's servers.
 const SHOWCASE_OCTET: u8 = 9;
 
+/// The third octet of the providers' servers, one each: `127.10.10.p`.
+const PROVIDER_OCTET: u8 = 10;
+
 /// The domain of [`WorldSpec::real_time_address`]: no generated address is there, and its
 /// server is the only one on its farm thread.
 pub const REAL_TIME_DOMAIN: &str = "realtime.test";
@@ -76,9 +83,13 @@ pub enum DomainKind {
     Greylisting,
     /// Refuses the prober at greeting: `554 5.7.1 … blocked using zen.spamhaus.org`.
     Rejecting,
+    /// Hosted at a big mail system: [`PROVIDER_SIMS`]`[n]`, with its MX host name, replies and
+    /// rate limit; `user…` exists there, `gone…` does not.
+    Provider(u8),
 }
 
 impl DomainKind {
+    /// The kinds with [`HOSTS_PER_KIND`] hosts of their own.
     const ALL: [Self; 4] = [
         Self::Ordinary,
         Self::CatchAll,
@@ -93,6 +104,7 @@ impl DomainKind {
             Self::CatchAll => 1,
             Self::Greylisting => 2,
             Self::Rejecting => 3,
+            Self::Provider(_) => PROVIDER_OCTET,
         }
     }
 
@@ -102,6 +114,7 @@ impl DomainKind {
             Self::CatchAll => "catchall",
             Self::Greylisting => "greylisting",
             Self::Rejecting => "rejecting",
+            Self::Provider(_) => "provider",
         }
     }
 
@@ -109,8 +122,14 @@ impl DomainKind {
     /// waits out greylisting.
     #[must_use]
     pub fn expected(self, exists: bool) -> Reason {
+        let accepts_everyone = |n: u8| {
+            PROVIDER_SIMS
+                .get(usize::from(n))
+                .is_some_and(|sim| sim.unknown.is_none())
+        };
         match (self, exists) {
             (Self::CatchAll, _) => Reason::AcceptAll,
+            (Self::Provider(n), _) if accepts_everyone(n) => Reason::AcceptAll,
             (Self::Rejecting, _) => Reason::Blocked,
             (_, true) => Reason::Accepted,
             (_, false) => Reason::MailboxNotFound,
@@ -131,6 +150,10 @@ pub struct WorldSpec {
     pub greylist_share: f64,
     /// The share of domains on servers that refuse the prober.
     pub reject_share: f64,
+    /// The share of domains hosted at the big mail systems, spread evenly over them: their
+    /// profiles' politeness (a few connections a second each, one RCPT a session at
+    /// Outlook.com) then bounds how fast those addresses can go.
+    pub provider_share: f64,
     /// How long greylisting servers refuse a new recipient.
     pub greylist_period: Duration,
     /// Every reply's delay, the greeting included: the network round trip modelled.
@@ -151,8 +174,9 @@ pub struct WorldSpec {
 
 impl Default for WorldSpec {
     /// 1,000 domains, 70 % of mailboxes existing, 10 % catch-all and 5 % rejecting domains,
-    /// no greylisting (it adds its period to any run; the showcase shows it), no latency,
-    /// pipelining, one farm thread, free ports.
+    /// no greylisting (it adds its period to any run; the showcase shows it) and no providers
+    /// (their politeness sets the pace of any run), no latency, pipelining, one farm thread,
+    /// free ports.
     fn default() -> Self {
         Self {
             domains: 1000,
@@ -160,6 +184,7 @@ impl Default for WorldSpec {
             catch_all_share: 0.1,
             greylist_share: 0.0,
             reject_share: 0.05,
+            provider_share: 0.0,
             greylist_period: Duration::from_secs(1),
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
@@ -190,16 +215,18 @@ impl WorldSpec {
             ("catch-all share", self.catch_all_share),
             ("greylist share", self.greylist_share),
             ("reject share", self.reject_share),
+            ("provider share", self.provider_share),
         ] {
             if !(0.0..=1.0).contains(&share) {
                 return Err(format!("the {name} must be between 0 and 1, not {share}"));
             }
         }
-        let special = self.catch_all_share + self.greylist_share + self.reject_share;
+        let special =
+            self.catch_all_share + self.greylist_share + self.reject_share + self.provider_share;
         if special > 1.0 {
             return Err(format!(
-                "the catch-all, greylist and reject shares add up to {special}; they may add up \
-                 to 1 at most"
+                "the catch-all, greylist, reject and provider shares add up to {special}; they \
+                 may add up to 1 at most"
             ));
         }
         Ok(())
@@ -220,6 +247,11 @@ impl WorldSpec {
         bound += self.reject_share;
         if draw < bound {
             return DomainKind::Rejecting;
+        }
+        bound += self.provider_share;
+        if draw < bound {
+            let pick = mix(self.seed ^ 0x0070_0f11, domain as u64) % PROVIDER_SIMS.len() as u64;
+            return DomainKind::Provider(u8::try_from(pick).unwrap_or(0));
         }
         DomainKind::Ordinary
     }
@@ -402,6 +434,9 @@ impl World {
                 hosts.push((host_ip(kind, h), personality));
             }
         }
+        for (n, sim) in PROVIDER_SIMS.iter().enumerate() {
+            hosts.push((provider_ip(n), provider_personality(&spec, sim)));
+        }
         hosts.extend(showcase_hosts(&spec));
         let real_time_personality = with_network(
             &spec,
@@ -484,13 +519,40 @@ impl World {
     }
 }
 
-/// The address of host `h` of a kind.
+/// The address of host `h` of a kind (a provider has one host).
 fn host_ip(kind: DomainKind, h: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, WORLD_OCTET, kind.octet(), h + 1)
+    match kind {
+        DomainKind::Provider(n) => provider_ip(usize::from(n)),
+        _ => Ipv4Addr::new(127, WORLD_OCTET, kind.octet(), h + 1),
+    }
 }
 
 fn host_name(kind: DomainKind, h: u8) -> String {
-    format!("mx{h}.{}.{BENCH_ZONE}", kind.label())
+    match kind {
+        DomainKind::Provider(n) => PROVIDER_SIMS[usize::from(n)].mx_host.to_owned(),
+        _ => format!("mx{h}.{}.{BENCH_ZONE}", kind.label()),
+    }
+}
+
+/// The address of provider `n`'s server.
+fn provider_ip(n: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        127,
+        WORLD_OCTET,
+        PROVIDER_OCTET,
+        u8::try_from(n + 1).unwrap_or(u8::MAX),
+    )
+}
+
+/// A provider's server: its replies, `user…` existing, and its rate limit.
+fn provider_personality(spec: &WorldSpec, sim: &ProviderSim) -> Personality {
+    let personality = sim.dress(
+        Personality::new(sim.mx_host).mailbox_prefix(EXISTING_PREFIX),
+        &[],
+        &[],
+        sim.throttle_rate(),
+    );
+    with_network(spec, personality)
 }
 
 /// The address of [`REAL_TIME_DOMAIN`]'s server.
@@ -519,6 +581,9 @@ fn generated_personality(spec: &WorldSpec, kind: DomainKind, h: u8) -> Personali
             .mailbox_prefix(EXISTING_PREFIX)
             .greylist(spec.greylist_period),
         DomainKind::Rejecting => personality.greeting(Greeting::Refuse),
+        DomainKind::Provider(n) => {
+            return provider_personality(spec, &PROVIDER_SIMS[usize::from(n)]);
+        }
     };
     with_network(spec, personality)
 }
@@ -578,6 +643,9 @@ fn zone(spec: &WorldSpec) -> Zone {
         for h in 0..HOSTS_PER_KIND {
             zone.a(&host_name(kind, h), host_ip(kind, h));
         }
+    }
+    for (n, sim) in PROVIDER_SIMS.iter().enumerate() {
+        zone.a(sim.mx_host, provider_ip(n));
     }
     let showcase_ip = |h| Ipv4Addr::new(127, WORLD_OCTET, SHOWCASE_OCTET, h);
     for (h, domain) in [

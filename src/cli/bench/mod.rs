@@ -103,6 +103,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.05, value_name = "0..1")]
     reject_share: f64,
 
+    /// The share of domains hosted at the big mail systems mxprobe has profiles for (Gmail,
+    /// Outlook.com, Yahoo...: their MX names, replies and rate limits). Their politeness then
+    /// sets the pace of those addresses: see docs/providers.md.
+    #[arg(long, default_value_t = 0.0, value_name = "0..1")]
+    provider_share: f64,
+
     /// How long greylisting servers refuse a new recipient, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     greylist_period: u64,
@@ -187,6 +193,7 @@ impl BenchArgs {
             catch_all_share: self.catch_all_share,
             greylist_share: self.greylist_share,
             reject_share: self.reject_share,
+            provider_share: self.provider_share,
             greylist_period: Duration::from_millis(self.greylist_period),
             latency: millis("latency", self.latency)?,
             jitter: millis("jitter", self.jitter)?,

@@ -36,7 +36,7 @@ pub struct WorldFigures {
     pub jitter: Duration,
     pub pipelining: bool,
     pub farm_threads: usize,
-    pub shares: [(&'static str, f64); 4],
+    pub shares: [(&'static str, f64); 5],
 }
 
 impl WorldFigures {
@@ -55,6 +55,7 @@ impl WorldFigures {
                 ("catch_all", spec.catch_all_share),
                 ("greylisting", spec.greylist_share),
                 ("rejecting", spec.reject_share),
+                ("providers", spec.provider_share),
             ],
         }
     }
