@@ -177,8 +177,8 @@ fn csv_fields(buffer: &mut Vec<u8>, fields: &[String; 19]) -> io::Result<()> {
     Ok(())
 }
 
-/// `address  verdict  reason  detail-or-reply`, the verdict colored on a terminal: green
-/// deliverable, red undeliverable, yellow risky, blue unknown.
+/// `address  verdict  reason  detail-or-reply [provider]`, the verdict colored on a terminal:
+/// green deliverable, red undeliverable, yellow risky, blue unknown.
 fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
     let verdict = record.verdict.as_str();
     let paint = match record.verdict {
@@ -216,6 +216,9 @@ fn human_line(buffer: &mut Vec<u8>, record: &Record<'_>, color: bool) {
     }
     if let Some(suggestion) = record.suggestion {
         text.push_str(&format!(" (did you mean {suggestion}?)"));
+    }
+    if let Some(provider) = record.provider {
+        text.push_str(&format!(" [{provider}]"));
     }
     buffer.extend_from_slice(text.trim_end().as_bytes());
 }
