@@ -131,6 +131,12 @@ pub struct BenchArgs {
     #[arg(long)]
     no_showcase: bool,
 
+    /// Probe the providers of `--provider-share` with the generic rules and limits only: what
+    /// their profiles are worth shows as wrong verdicts (their simulated servers throttle a
+    /// prober that goes faster than the profile).
+    #[arg(long)]
+    no_provider_profiles: bool,
+
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     json: bool,
@@ -318,6 +324,7 @@ fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> C
         .domain_rate(None)
         .rcpts_per_session(args.rcpts_per_session)
         .retry_delay(period + period / 10 + Duration::from_millis(50))
+        .provider_profiles(!args.no_provider_profiles)
 }
 
 /// The configuration built, or why not, for the user.
