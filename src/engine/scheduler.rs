@@ -1445,6 +1445,26 @@ impl Scheduler {
         };
         let catch_all = domain.catch_all_known();
         let reason = final_reason(decided.reason, catch_all, domain.disposable);
+        // An acceptance the catch-all answer made `accept_all`: the provider's profile may say
+        // why its servers take every recipient.
+        let decided = if reason == Reason::AcceptAll
+            && decided.reason == Reason::Accepted
+            && decided.detail.is_none()
+            && self.config.provider_profiles
+        {
+            let why = decided
+                .mx
+                .as_deref()
+                .and_then(providers::by_mx_host)
+                .and_then(|p| Some((p, p.profile.catch_all.as_ref()?)))
+                .map(|(p, cited)| format!("{} profile: {}", p.name, cited.detail));
+            Decided {
+                detail: why,
+                ..decided
+            }
+        } else {
+            decided
+        };
         let flags = Flags {
             role: is_role_account(j.address.local_part()),
             disposable: domain.disposable,

@@ -1542,3 +1542,23 @@ fn a_421_the_profile_reads_is_a_verdict_not_a_failover() {
             .contains("listed IP addresses")
     );
 }
+
+#[test]
+fn a_catch_all_answer_at_a_provider_says_what_the_profile_knows_of_it() {
+    let mut h = Harness::new(config());
+    h.mx("relay.test", 10, [127, 0, 0, 9])
+        .hosted_at("relay.test", "relay-test.mail.protection.outlook.com");
+    h.submit("a@relay.test");
+    h.settle();
+    let (_, heard) = h.play(provider_server(&[], "250 2.1.5 Recipient OK\r\n"));
+    assert_eq!(rcpts(&heard).len(), 2, "the address and the control");
+    let a = h.result("a@relay.test");
+    assert_eq!(a.reason, Reason::AcceptAll);
+    assert_eq!(a.catch_all, Some(true));
+    let detail = a.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("Microsoft 365 (Exchange Online) profile:")
+            && detail.contains("Internal Relay"),
+        "{detail}"
+    );
+}

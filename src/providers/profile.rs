@@ -27,6 +27,11 @@ pub struct Profile {
     /// becomes `risky/accept_all` with this detail.
     #[serde(default)]
     pub accepts_every_recipient: Option<Cited>,
+    /// What it means here when the catch-all control is accepted, where the provider says why
+    /// it would be (a tenant or a gateway set up to take every recipient): the detail of the
+    /// domain's `risky/accept_all` verdicts.
+    #[serde(default)]
+    pub catch_all: Option<Cited>,
     /// How the catch-all control is sent there.
     #[serde(default)]
     pub control: ControlMode,

@@ -109,6 +109,7 @@ fn the_longest_suffix_wins() {
         profile: Profile {
             rcpt: Vec::new(),
             accepts_every_recipient: None,
+            catch_all: None,
             control: ControlMode::SameSession,
             politeness: Politeness {
                 rcpts_per_session: None,
@@ -248,6 +249,10 @@ fn every_rule_changes_what_the_generic_table_says() {
 fn statements_cite_sources_and_politeness_is_sane() {
     for provider in all() {
         let profile = &provider.profile;
+        if let Some(cited) = &profile.catch_all {
+            assert!(cited.source < provider.sources.len(), "{}", provider.id);
+            assert!(profile.accepts_every_recipient.is_none(), "{}", provider.id);
+        }
         if let Some(cited) = &profile.accepts_every_recipient {
             assert!(cited.source < provider.sources.len(), "{}", provider.id);
             assert!(!cited.detail.is_empty(), "{}", provider.id);
