@@ -1526,9 +1526,13 @@ fn read_by_profile(
     if profile.rcpt.is_empty() {
         return None;
     }
+    // The 421 answered one command, but it stands for every recipient it handed back, asked
+    // or not: only what it says about the prober (blocked, throttled) is read, never anything
+    // about a mailbox.
     let closing = closing.and_then(|(stage, reply)| {
         profile
             .read(*stage, &reply.as_reply())
+            .filter(|rule| !rule.means.is_about_the_mailbox())
             .map(|rule| (*stage, reply, rule))
     });
     let mut rules: Option<Vec<Option<&'static Rule>>> = None;

@@ -57,7 +57,7 @@ impl Profile {
         let mut text: Option<String> = None;
         self.rcpt.iter().find(|rule| {
             (stage == Stage::RcptTo || !rule.means.is_about_the_mailbox())
-                && (rule.codes.is_empty() || rule.codes.contains(&code))
+                && rule.codes.contains(&code)
                 && rule
                     .enhanced
                     .is_none_or(|pattern| pattern.matches(enhanced))
@@ -86,8 +86,8 @@ fn lower_text(reply: &Reply<'_>) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Reply codes it applies to; empty for any.
-    #[serde(default)]
+    /// Reply codes it applies to: refusals (4yz, 5yz) only, so that no `250` is ever read
+    /// otherwise (the data file's test checks it).
     pub codes: Vec<u16>,
     /// The enhanced status code it applies to, if it names one: `5.1.1`, or `4.7.*` for every
     /// detail of a subject.

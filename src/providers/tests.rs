@@ -190,6 +190,11 @@ fn every_rule_is_reached_by_its_own_example_and_cites_a_source() {
                 rule.enhanced.is_some() || !rule.text.is_empty(),
                 "{at}: a rule needs an enhanced code or a text fingerprint, not codes alone"
             );
+            // A rule reads refusals only: a 250 is never rewritten.
+            assert!(
+                !rule.codes.is_empty(),
+                "{at}: a rule names the codes it reads"
+            );
             for code in &rule.codes {
                 assert!(
                     (400..600).contains(code),
