@@ -415,8 +415,8 @@ impl ConfigBuilder {
     }
 
     /// How long the engine leaves a provider alone after a reply its profile reads as "slow
-    /// down" (throttling). Default `None`: each profile's own backoff (minutes). The addresses
-    /// wait without spending their retries.
+    /// down" (throttling), from 1 ns to a day. Default `None`: each profile's own backoff
+    /// (minutes). The addresses wait without spending their retries.
     pub fn throttle_backoff(mut self, wait: Option<Duration>) -> Self {
         self.throttle_backoff = wait;
         self
@@ -626,6 +626,13 @@ impl ConfigBuilder {
             known_catch_all: self.known_catch_all,
             provider_profiles: self.provider_profiles,
             throttle_backoff: match self.throttle_backoff {
+                Some(wait) if wait > MAX_THROTTLE_BACKOFF => {
+                    return Err(ConfigError::setting(
+                        "throttle_backoff",
+                        format!("{} s", wait.as_secs()),
+                        "at most a day (86400 s)",
+                    ));
+                }
                 Some(wait) => Some(nonzero("throttle_backoff", wait)?),
                 None => None,
             },
@@ -662,6 +669,9 @@ fn at_least_one(name: &'static str, value: usize) -> Result<usize, ConfigError> 
     }
     Ok(value)
 }
+
+/// The longest wait after a provider's "slow down" that `throttle_backoff` takes.
+const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(86_400);
 
 fn nonzero(name: &'static str, value: Duration) -> Result<Duration, ConfigError> {
     if value.is_zero() {

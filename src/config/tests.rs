@@ -163,6 +163,14 @@ fn limits_out_of_range_are_refused_by_name() {
         (valid().domain_rate(Some(f64::NAN)), "domain_rate"),
         (valid().domain_rate(Some(-1.0)), "domain_rate"),
         (valid().retry_delay(Duration::ZERO), "retry_delay"),
+        (
+            valid().throttle_backoff(Some(Duration::ZERO)),
+            "throttle_backoff",
+        ),
+        (
+            valid().throttle_backoff(Some(Duration::MAX)),
+            "throttle_backoff",
+        ),
         (valid().timeout(Duration::ZERO), "timeouts.connect"),
         (valid().dns_timeout(Duration::ZERO), "dns_timeout"),
         (valid().dns_attempts(0), "dns_attempts"),

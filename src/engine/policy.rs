@@ -38,7 +38,7 @@ use crate::verdict::{Reason, Stage};
 /// Hand-backs for "too many recipients" before an address is given up on.
 pub const MAX_HAND_BACKS: u16 = 4;
 
-/// "Slow down" replies an address waits out before the last one is its verdict.
+/// "Slow down" replies an address waits out; the one after is its verdict.
 pub const MAX_THROTTLES: u8 = 3;
 
 /// What read an RCPT reply beyond the generic table, if anything did.
@@ -179,7 +179,7 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                     let cited = provider.profile.accepts_every_recipient.as_ref()?;
                     Some((provider, cited))
                 });
-            if throttled && facts.throttled.saturating_add(1) < MAX_THROTTLES {
+            if throttled && facts.throttled < MAX_THROTTLES {
                 Action::Throttled
             } else if let Some((provider, cited)) = accepts_everyone {
                 let detail = format!("{} profile: {}", provider.name, cited.detail);
@@ -331,6 +331,9 @@ pub(super) struct ControlFacts {
     pub(super) attempts: u32,
     /// The run is stopping: nothing is asked again.
     pub(super) stopping: bool,
+    /// The outcome is a reply the provider's profile reads as "slow down", whatever command
+    /// it answered: the control is asked again once the provider's gate opens.
+    pub(super) throttled: bool,
 }
 
 /// What the scheduler does about the control's outcome.
@@ -364,6 +367,13 @@ pub(super) fn decide_control(outcome: &RecipientOutcome, facts: &ControlFacts) -
             reason: Reason::MailboxNotFound | Reason::MailboxDisabled,
             ..
         } => ControlAnswer::Known(false),
+        RecipientOutcome::Replied { .. } if facts.throttled && !facts.stopping => {
+            if facts.attempts.saturating_add(1) > budget {
+                ControlAnswer::Inconclusive
+            } else {
+                ControlAnswer::AskAgain
+            }
+        }
         RecipientOutcome::Replied {
             stage: Stage::RcptTo,
             reason: Reason::Greylisted | Reason::TemporaryFailure,
@@ -755,7 +765,7 @@ mod tests {
                 profiled("microsoft365", Stage::RcptTo, Reason::TemporaryFailure),
                 Facts {
                     read_by: Some(read_by("microsoft365", Meaning::Throttled)),
-                    throttled: MAX_THROTTLES - 1,
+                    throttled: MAX_THROTTLES,
                     ..FRESH
                 },
                 None, Finish(Reason::TemporaryFailure), "throttles this IP address"),
@@ -794,6 +804,7 @@ mod tests {
         targets: 2,
         attempts: 0,
         stopping: false,
+        throttled: false,
     };
 
     #[test]
@@ -849,6 +860,14 @@ mod tests {
                 replied(Stage::MailFrom, "553 5.1.8 Sender address rejected\r\n",
                     Reason::SenderRejected),
                 CONTROL, None, Inconclusive),
+            ("a provider's \"slow down\", at MAIL FROM too: asked again",
+                replied(Stage::MailFrom, "421 4.7.0 [TSS04] Messages deferred\r\n",
+                    Reason::Greylisted),
+                ControlFacts { throttled: true, ..CONTROL }, None, AskAgain),
+            ("\"slow down\" with the budget spent: inconclusive",
+                replied(Stage::MailFrom, "421 4.7.0 [TSS04] Messages deferred\r\n",
+                    Reason::Greylisted),
+                ControlFacts { throttled: true, attempts: 6, ..CONTROL }, None, Inconclusive),
         ];
         let count = rows.len();
         let failures: Vec<String> = rows

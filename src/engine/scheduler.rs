@@ -18,7 +18,7 @@ use super::calibration::calibrate;
 use super::config::EngineConfig;
 use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
 use super::duplicates::Duplicates;
-use super::gates::ProviderGates;
+use super::gates::{Pass, ProviderGates};
 use super::job::{Decided, Job, JobId, Joined, Member, Rare};
 use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts, ReadBy};
 use super::result::{VerifyResult, final_reason};
@@ -471,7 +471,21 @@ impl Scheduler {
                 Timer::Domain(domain) => {
                     if self.domains[domain].wake_at == Some(at) {
                         self.domains[domain].wake_at = None;
-                        self.mark_ready(domain);
+                        self.mark_ready_or_urgent(domain);
+                    }
+                }
+                Timer::Gate(index) => {
+                    if self.gates.is_due(index, at) {
+                        let (domains, jobs) = (&self.domains, &self.jobs);
+                        let opening = self
+                            .gates
+                            .open(index, now, |domain| front_is_urgent(&domains[domain], jobs));
+                        for domain in opening.wake {
+                            self.mark_ready_or_urgent(domain);
+                        }
+                        if let Some(again) = opening.again_at {
+                            self.push_timer(again, Timer::Gate(index));
+                        }
                     }
                 }
                 Timer::Retry(job, retries) => {
@@ -737,11 +751,7 @@ impl Scheduler {
 
     /// True if the first address queued at `domain` is real-time.
     fn front_is_urgent(&self, domain: DomainId) -> bool {
-        self.domains[domain]
-            .queue
-            .front()
-            .and_then(|job| self.jobs.get(*job))
-            .is_some_and(|j| j.urgent)
+        front_is_urgent(&self.domains[domain], &self.jobs)
     }
 
     /// No session can start for `domain`: every address there, queued or to come, gets
@@ -751,6 +761,15 @@ impl Scheduler {
         let jobs: Vec<JobId> = self.domains[domain].queue.drain(..).collect();
         for job in jobs {
             self.finish_job(job, decided.clone(), now);
+        }
+    }
+
+    /// Puts `domain` in line: ahead of the rest if it has real-time work queued.
+    fn mark_ready_or_urgent(&mut self, domain: DomainId) {
+        if self.front_is_urgent(domain) {
+            self.mark_urgent(domain);
+        } else {
+            self.mark_ready(domain);
         }
     }
 
@@ -925,9 +944,11 @@ impl Scheduler {
         let provider = self.domains[domain].targets[target].provider;
         let politeness = provider.map(|p| &p.profile.politeness);
         if let Some(provider) = provider
-            && let Some(at) = self.gates.closed_until(provider, now)
+            && let Pass::Wait(timer) = self.gates.pass(provider, domain, now)
         {
-            self.wake_domain(domain, at);
+            if let Some(at) = timer {
+                self.push_timer(at, Timer::Gate(provider.index()));
+            }
             return false;
         }
         let per_mx = politeness
@@ -941,6 +962,14 @@ impl Scheduler {
         // The catch-all control goes with the addresses, alone in a session of its own, or
         // not at all, as the provider's profile says.
         let control_mode = provider.map_or(ControlMode::SameSession, |p| p.profile.control);
+        if control_mode == ControlMode::None
+            && self.domains[domain].control_due()
+            && !self.domains[domain].held.is_empty()
+        {
+            // Addresses accepted at another of the domain's servers wait for a control this
+            // one cannot answer meaningfully: the answer stays unknown, and they go.
+            self.give_up_control(domain, now);
+        }
         let control = self.config.catch_all
             && control_mode != ControlMode::None
             && self.domains[domain].control_due();
@@ -1084,6 +1113,7 @@ impl Scheduler {
             Timer::Retry(job, retries) => self.jobs.get(job).is_some_and(|j| j.retries == retries),
             Timer::Backoff => self.backoff_until == Some(at),
             Timer::Schedule => self.schedule_at == Some(at),
+            Timer::Gate(index) => self.gates.is_due(index, at),
             Timer::Deadline(job, tag) => self.jobs.get(job).is_some_and(|j| {
                 j.rare.as_ref().is_some_and(|rare| {
                     (j.tag == tag && !rare.answered && rare.deadline.is_some())
@@ -1283,7 +1313,11 @@ impl Scheduler {
             self.gates.throttled(provider, now, wait);
         }
         let Member::Job(job) = member else {
-            self.on_control(domain, target, &outcome, now);
+            let throttled = matches!(
+                read_by,
+                Some(ReadBy::Profile(_, rule)) if rule.means == Meaning::Throttled
+            );
+            self.on_control(domain, target, &outcome, throttled, now);
             return;
         };
         let Some(j) = self.jobs.get(job) else {
@@ -1380,6 +1414,7 @@ impl Scheduler {
         domain: DomainId,
         target: usize,
         outcome: &RecipientOutcome,
+        throttled: bool,
         now: Instant,
     ) {
         let d = &mut self.domains[domain];
@@ -1390,6 +1425,7 @@ impl Scheduler {
                 targets: d.targets.len(),
                 attempts: d.control_attempts(),
                 stopping: self.stopping,
+                throttled,
             },
         );
         if let Some(note) = decision.server {
@@ -1407,6 +1443,16 @@ impl Scheduler {
                     self.mark_ready(domain);
                 }
             }
+        }
+    }
+
+    /// The catch-all control cannot be asked: the domain's answer stays unknown, and the
+    /// addresses held for it get their verdicts.
+    fn give_up_control(&mut self, domain: DomainId, now: Instant) {
+        let d = &mut self.domains[domain];
+        d.settle_control(ControlAnswer::Inconclusive);
+        for (job, decided) in std::mem::take(&mut d.held) {
+            self.finish_job(job, decided, now);
         }
     }
 
@@ -1511,6 +1557,15 @@ impl Scheduler {
         self.stats.finished += 1;
         self.results.push_back(result);
     }
+}
+
+/// True if the first address queued at `domain` is real-time.
+fn front_is_urgent(domain: &Domain, jobs: &Slab<Job>) -> bool {
+    domain
+        .queue
+        .front()
+        .and_then(|job| jobs.get(*job))
+        .is_some_and(|j| j.urgent)
 }
 
 /// Reads the replies among `settled` that `provider`'s profile knows, rewriting their reason:

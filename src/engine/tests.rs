@@ -24,6 +24,8 @@ struct Harness {
     zone: HashMap<String, Vec<(u16, Ipv4Addr)>>,
     /// Domain → the name its MX hosts are under (`mx0.{name}`...), when not the domain's own.
     hosts: HashMap<String, String>,
+    /// (domain, MX index) → that host's whole name, overriding the two above.
+    named: HashMap<(String, usize), String>,
     /// Connections asked for and not yet played, in order.
     connects: Vec<(ConnId, SocketAddr, Instant)>,
     /// Every connection ever asked for.
@@ -57,6 +59,7 @@ impl Harness {
             now: Instant::now(),
             zone: HashMap::new(),
             hosts: HashMap::new(),
+            named: HashMap::new(),
             connects: Vec::new(),
             history: Vec::new(),
             results: Vec::new(),
@@ -147,7 +150,12 @@ impl Harness {
             Some(hosts) if question.query_type == RecordType::MX => {
                 for (i, (preference, ip)) in hosts.iter().enumerate() {
                     let under = self.hosts.get(domain).map_or(domain, String::as_str);
-                    let exchange = Name::from_ascii(format!("mx{i}.{under}.")).expect("name");
+                    let host = self
+                        .named
+                        .get(&(domain.to_owned(), i))
+                        .cloned()
+                        .unwrap_or_else(|| format!("mx{i}.{under}"));
+                    let exchange = Name::from_ascii(format!("{host}.")).expect("name");
                     answer.add_answer(Record::from_rdata(
                         question.name.clone(),
                         300,
@@ -1491,14 +1499,18 @@ fn slow_down_too_often_is_the_verdict_with_the_providers_reply() {
         .hosted_at("m1.test", "m1-test.mail.protection.outlook.com");
     h.submit("a@m1.test");
     h.settle();
-    for _ in 0..policy::MAX_THROTTLES {
+    for _ in 0..=policy::MAX_THROTTLES {
         assert_eq!(h.connects.len(), 1);
         h.play(provider_server(&[], THROTTLE));
         h.advance(Duration::from_secs(11));
     }
     let a = h.result("a@m1.test");
     assert_eq!(a.reason, Reason::TemporaryFailure);
-    assert_eq!(a.attempts, u32::from(policy::MAX_THROTTLES));
+    assert_eq!(
+        a.attempts,
+        u32::from(policy::MAX_THROTTLES) + 1,
+        "waited out 3, the 4th decides"
+    );
     assert!(
         a.detail
             .as_deref()
@@ -1561,4 +1573,131 @@ fn a_catch_all_answer_at_a_provider_says_what_the_profile_knows_of_it() {
             && detail.contains("Internal Relay"),
         "{detail}"
     );
+}
+
+#[test]
+fn held_addresses_are_let_go_when_the_next_server_cannot_ask_the_control() {
+    const GREY: &str = "451 4.7.1 Greylisted, try again later\r\n";
+    let mut h = Harness::new(config());
+    h.mx("mixed.test", 10, [127, 0, 0, 9])
+        .mx("mixed.test", 20, [127, 0, 0, 8]);
+    h.named
+        .insert(("mixed.test".into(), 1), "mta5.am0.yahoodns.net".into());
+    h.submit("a@mixed.test");
+    h.settle();
+    // The first server accepts the address and greylists the control (the last RCPT).
+    let mut rcpts_seen = 0;
+    h.play(Box::new(move |line: &str| {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("RCPT") {
+            rcpts_seen += 1;
+            if rcpts_seen == 1 {
+                "250 2.1.5 Ok\r\n".into()
+            } else {
+                GREY.into()
+            }
+        } else if upper.starts_with("QUIT") {
+            "221 2.0.0 Bye\r\n".into()
+        } else {
+            "250 ok\r\n".into()
+        }
+    }));
+    assert!(h.results.is_empty(), "held for the control");
+    // The control is asked again; the first server refuses the connection and cools down.
+    h.advance(Duration::from_secs(1));
+    let (conn, _, _) = h.connects.remove(0);
+    h.scheduler.handle_closed(conn, h.now);
+    h.drain();
+    h.advance(Duration::from_secs(1));
+    // The next server is Yahoo's, where a control means nothing: the address goes.
+    let a = h.result("a@mixed.test");
+    assert_eq!(a.reason, Reason::Accepted);
+    assert_eq!(a.catch_all, None);
+    assert!(h.scheduler.is_idle());
+}
+
+#[test]
+fn a_providers_domains_take_turns_at_its_gate_and_real_time_goes_first() {
+    let mut config = config();
+    config.catch_all = false;
+    let mut h = Harness::new(config);
+    for domain in ["big1.test", "big2.test", "small.test"] {
+        h.mx(domain, 10, [127, 0, 0, 9]).hosted_at(
+            domain,
+            &format!("{}.aspmx.l.google.com", domain.replace('.', "-")),
+        );
+    }
+    for n in 0..40 {
+        h.submit(&format!("u{n}@big1.test"));
+        h.submit(&format!("u{n}@big2.test"));
+    }
+    h.settle();
+    let tag = h.submit_with("alice@small.test", SubmitOptions::real_time());
+    h.settle_dns();
+    // Google's profile: 5 connections a second, 2 sessions at one server address.
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        h.advance(Duration::from_millis(250));
+        while !h.connects.is_empty() {
+            let (_, heard) = h.play(postfix(&[]));
+            let rcpt = rcpts(&heard)
+                .first()
+                .map(|l| (*l).clone())
+                .unwrap_or_default();
+            order.push(
+                rcpt.split('@')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim_end_matches('>')
+                    .to_owned(),
+            );
+        }
+    }
+    let small = order.iter().position(|d| d == "small.test");
+    assert!(
+        small.is_some_and(|at| at <= 2),
+        "real-time goes at the next opening: {order:?}"
+    );
+    assert_eq!(h.results_for(tag).len(), 1);
+    // The first session went before anyone waited; from then on the line is first come,
+    // first served, and the two bulk domains (five sessions each) take turns.
+    let bulk: Vec<&String> = order.iter().filter(|d| d.starts_with("big")).collect();
+    assert!(bulk.len() >= 9, "{order:?}");
+    assert!(
+        bulk[1..9].windows(2).all(|pair| pair[0] != pair[1]),
+        "the bulk domains take turns: {order:?}"
+    );
+}
+
+#[test]
+fn slow_down_at_mail_from_is_waited_for_and_the_control_asked_again() {
+    let mut config = config();
+    config.throttle_backoff = Some(Duration::from_secs(5));
+    let mut h = Harness::new(config);
+    h.mx("ws.test", 10, [127, 0, 0, 9])
+        .hosted_at("ws.test", "aspmx.l.google.com");
+    h.submit("a@ws.test");
+    h.settle();
+    h.play(Box::new(|line: &str| {
+        if line.to_ascii_uppercase().starts_with("MAIL") {
+            "421 4.7.0 Try again later, closing connection. - gsmtp\r\n".into()
+        } else {
+            "250 mx.google.com\r\n".into()
+        }
+    }));
+    assert!(h.results.is_empty(), "waits for the provider");
+    h.advance(Duration::from_secs(4));
+    assert!(h.connects.is_empty(), "the backoff holds");
+    h.advance(Duration::from_secs(2));
+    // The server now accepts every recipient: the control, asked again, says so.
+    let (_, heard) = h.play(provider_server(&[], "250 2.1.5 OK\r\n"));
+    assert_eq!(
+        rcpts(&heard).len(),
+        2,
+        "the address and the control: {heard:?}"
+    );
+    let a = h.result("a@ws.test");
+    assert_eq!(a.reason, Reason::AcceptAll);
+    assert_eq!(a.catch_all, Some(true));
+    assert_eq!(h.scheduler.stats().throttled, 1);
 }

@@ -37,6 +37,9 @@ pub(super) enum Timer {
     /// The deadline of a submission (its tag) answered by a job: live while that submission
     /// waits.
     Deadline(JobId, u64),
+    /// A provider's gate opens (its index in [`crate::providers::all`]): the domains that
+    /// waited for it go back in line.
+    Gate(usize),
 }
 
 /// The timer heap is never compacted below this length: small heaps are cheap to keep.
