@@ -122,7 +122,7 @@ pub mod store;
 pub mod upload;
 pub mod verdict;
 
-pub use config::{Config, ConfigBuilder, ConfigError};
+pub use config::{Config, ConfigBuilder, ConfigError, IpVersion};
 pub use driver::{Engine, EngineReport, EngineSnapshot, EngineStopped, Handle, NoResult, Results};
 pub use engine::{Priority, SubmitOptions, VerifyResult};
 pub use record::Record;

@@ -8,10 +8,34 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use mxprobe::dns::parse_server;
-use mxprobe::{Config, ConfigBuilder, ConfigError};
+use mxprobe::{Config, ConfigBuilder, ConfigError, IpVersion};
+
+/// `--ip-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpVersionArg {
+    /// IPv4 only.
+    #[value(name = "4")]
+    V4,
+    /// IPv6 only.
+    #[value(name = "6")]
+    V6,
+    /// Both: each MX host's IPv4 addresses first, then its IPv6 ones, falling back across
+    /// families when a connection fails.
+    Any,
+}
+
+impl From<IpVersionArg> for IpVersion {
+    fn from(arg: IpVersionArg) -> Self {
+        match arg {
+            IpVersionArg::V4 => Self::V4,
+            IpVersionArg::V6 => Self::V6,
+            IpVersionArg::Any => Self::Any,
+        }
+    }
+}
 
 /// The engine's settings, as flags.
 #[derive(Debug, Clone, Args)]
@@ -52,7 +76,7 @@ pub struct EngineArgs {
     pub smtp_port: u16,
 
     /// A source address to connect from (repeatable: used round-robin per domain, so retries
-    /// keep the address greylisters key on).
+    /// keep the address greylisters key on; a connection takes one of its server's family).
     #[arg(
         long = "source-ip",
         value_name = "IP",
@@ -60,6 +84,16 @@ pub struct EngineArgs {
         value_delimiter = ','
     )]
     pub source_ips: Vec<IpAddr>,
+
+    /// The address families to reach mail servers over. A domain whose servers are all of the
+    /// other family gets unknown/connection_failed, never a verdict.
+    #[arg(
+        long = "ip-version",
+        value_enum,
+        default_value = "any",
+        env = "MXPROBE_IP_VERSION"
+    )]
+    pub ip_version: IpVersionArg,
 
     /// SMTP sessions at once (lowered, with a notice, if the open-file limit does not allow).
     #[arg(
@@ -170,6 +204,7 @@ impl EngineArgs {
             .allow_address_literals(args.allow_literals)
             .allow_private_mx(args.allow_private_mx)
             .source_ips(args.source_ips.iter().copied())
+            .ip_version(args.ip_version.into())
             .transcript(args.transcript);
         if let Some(helo) = &args.helo {
             builder = builder.helo_name(helo.as_str());

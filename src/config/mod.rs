@@ -40,6 +40,30 @@ use std::time::Duration;
 
 pub use error::ConfigError;
 
+/// Which address families mxprobe connects to mail servers over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum IpVersion {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+    /// Both: each MX host's IPv4 addresses first, then its IPv6 ones, and the next address
+    /// when a connection fails, whatever its family.
+    #[default]
+    Any,
+}
+
+impl IpVersion {
+    /// Whether `ip` is of a family this allows.
+    #[must_use]
+    pub const fn allows(self, ip: IpAddr) -> bool {
+        matches!(
+            (self, ip),
+            (Self::Any, _) | (Self::V4, IpAddr::V4(_)) | (Self::V6, IpAddr::V6(_))
+        )
+    }
+}
+
 use crate::address::Address;
 use crate::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 use crate::engine::EngineConfig;
@@ -168,6 +192,12 @@ impl Config {
         &self.engine.source_ips
     }
 
+    /// The address families mail servers are connected to over.
+    #[must_use]
+    pub fn ip_version(&self) -> IpVersion {
+        self.engine.ip_version
+    }
+
     /// Whether mail servers at special-purpose addresses may be connected to.
     #[must_use]
     pub fn allow_private_mx(&self) -> bool {
@@ -224,6 +254,7 @@ pub struct ConfigBuilder {
     max_recipients_per_transaction: usize,
     transcript: bool,
     source_ips: Vec<IpAddr>,
+    ip_version: IpVersion,
     allow_address_literals: bool,
     allow_private_mx: bool,
     lookahead: usize,
@@ -259,6 +290,7 @@ impl Default for ConfigBuilder {
             max_recipients_per_transaction: session.max_recipients_per_transaction,
             transcript: session.transcript,
             source_ips: Vec::new(),
+            ip_version: IpVersion::Any,
             allow_address_literals: false,
             allow_private_mx: false,
             lookahead: 16_384,
@@ -461,9 +493,20 @@ impl ConfigBuilder {
     }
 
     /// Source addresses to connect from, used round-robin per domain (so retries keep the
-    /// address greylisters key on). Default: none, the system chooses.
+    /// address greylisters key on); a connection takes one of its server's family. With a pool
+    /// of one family only, servers of the other are not connected to (their domains'
+    /// addresses get `unknown/connection_failed`, which says why). Default: none, the system
+    /// chooses.
     pub fn source_ips(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
         self.source_ips = ips.into_iter().collect();
+        self
+    }
+
+    /// The address families to connect to mail servers over. Default [`IpVersion::Any`]. A
+    /// domain whose servers are all of the other family gets `unknown/connection_failed`,
+    /// never a verdict: the servers exist, this prober does not reach them.
+    pub fn ip_version(mut self, version: IpVersion) -> Self {
+        self.ip_version = version;
         self
     }
 
@@ -618,6 +661,7 @@ impl ConfigBuilder {
             retries: self.retries,
             retry_delay: nonzero("retry_delay", self.retry_delay)?,
             source_ips: self.source_ips,
+            ip_version: self.ip_version,
             allow_address_literals: self.allow_address_literals,
             allow_private_mx: self.allow_private_mx,
             lookahead: self.lookahead,

@@ -34,6 +34,8 @@ pub(crate) struct EngineConfig {
     pub retry_delay: Duration,
     /// Source addresses to connect from, round-robin per domain. Empty: the system chooses.
     pub source_ips: Vec<IpAddr>,
+    /// The address families mail servers are connected to over.
+    pub ip_version: crate::config::IpVersion,
     /// Probe address literals.
     pub allow_address_literals: bool,
     /// Connect to mail servers at special-purpose addresses (RFC 6890).

@@ -85,8 +85,9 @@ pub(super) struct Domain {
     control_attempts: u32,
     /// Accepted addresses waiting for the catch-all answer.
     pub(super) held: Vec<(JobId, Decided)>,
-    /// The source address its connections come from, if configured.
-    pub(super) source: Option<IpAddr>,
+    /// Its place in the source-address rotation: its connections come from the pool's address
+    /// of their server's family at this place (the same one every time, for greylisters).
+    pub(super) source_slot: usize,
     /// The domain rate cap: no new connection before this.
     next_connect_at: Option<Instant>,
     /// The deadline in the timer heap this domain waits for, if any.
@@ -107,7 +108,7 @@ pub(super) struct Domain {
 
 impl Domain {
     /// The domain of `address`, its route not yet known.
-    pub(super) fn new(address: &Address, source: Option<IpAddr>, batch_limit: usize) -> Self {
+    pub(super) fn new(address: &Address, source_slot: usize, batch_limit: usize) -> Self {
         let flags = address.flags();
         Self {
             name: address.domain().to_owned(),
@@ -117,7 +118,7 @@ impl Domain {
             catch_all: CatchAll::Untested,
             control_attempts: 0,
             held: Vec::new(),
-            source,
+            source_slot,
             next_connect_at: None,
             wake_at: None,
             in_ready: false,

@@ -133,6 +133,23 @@ impl Decided {
         }
     }
 
+    /// The verdict of every address at a domain whose mail servers this prober cannot reach:
+    /// `ip` (at `host`) is of an address family it does not connect over (`why`). The servers
+    /// exist: `unknown`, never a verdict on the domain.
+    pub(super) fn unreachable(host: &str, ip: IpAddr, why: &str) -> Self {
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        Self {
+            reason: Reason::ConnectionFailed,
+            reply: None,
+            mx: Some(host.to_owned()),
+            ip: Some(ip),
+            detail: Some(format!(
+                "no mail server of the domain can be reached from this prober: {host} is {ip}, \
+                 an {family} address, and {why}"
+            )),
+        }
+    }
+
     /// The verdict of every address at a domain whose every mail server is at a
     /// special-purpose address (RFC 6890): no packet goes there unless the configuration
     /// allows it.

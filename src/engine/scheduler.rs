@@ -210,6 +210,8 @@ pub struct Scheduler {
     results: VecDeque<VerifyResult>,
     next_conn: u64,
     source_rotation: usize,
+    /// The source addresses by family: IPv4, then IPv6.
+    sources: [Vec<IpAddr>; 2],
     backoff_until: Option<Instant>,
     /// After [`Scheduler::abandon_queued`]: no new session starts.
     stopping: bool,
@@ -235,6 +237,20 @@ impl Scheduler {
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
         let lock_step_config = Arc::new(config.session.without_pipelining());
         let session_config = Arc::new(config.session.clone());
+        let sources = [
+            config
+                .source_ips
+                .iter()
+                .copied()
+                .filter(IpAddr::is_ipv4)
+                .collect(),
+            config
+                .source_ips
+                .iter()
+                .copied()
+                .filter(IpAddr::is_ipv6)
+                .collect(),
+        ];
         let mut duplicates = Duplicates::new(config.remember_results);
         duplicates.reserve_in_flight(config.intake());
         Self {
@@ -259,6 +275,7 @@ impl Scheduler {
             results: VecDeque::new(),
             next_conn: 0,
             source_rotation: 0,
+            sources,
             backoff_until: None,
             stopping: false,
             schedule_at: None,
@@ -669,14 +686,9 @@ impl Scheduler {
             return id;
         }
         let id = self.domains.len();
-        let source = if self.config.source_ips.is_empty() {
-            None
-        } else {
-            let ip = self.config.source_ips[self.source_rotation % self.config.source_ips.len()];
-            self.source_rotation += 1;
-            Some(ip)
-        };
-        let mut domain = Domain::new(address, source, self.config.rcpts_per_session.max(1));
+        let source_slot = self.source_rotation;
+        self.source_rotation = self.source_rotation.wrapping_add(1);
+        let mut domain = Domain::new(address, source_slot, self.config.rcpts_per_session.max(1));
         if let Some(&accepts_any) = self.config.known_catch_all.get(name) {
             domain.know_catch_all(accepts_any);
         }
@@ -686,7 +698,12 @@ impl Scheduler {
                     domain.route =
                         RouteState::Failed(Decided::only_special_purpose(name, ip, range));
                 }
-                None => domain.route_ready(vec![Target::new(name.to_owned(), ip, None)]),
+                None => match self.unreachable_because(ip) {
+                    Some(why) => {
+                        domain.route = RouteState::Failed(Decided::unreachable(name, ip, why));
+                    }
+                    None => domain.route_ready(vec![Target::new(name.to_owned(), ip, None)]),
+                },
             }
         }
         self.domains.push(domain);
@@ -719,6 +736,7 @@ impl Scheduler {
         };
         let allow_private = self.config.allow_private_mx;
         let mut refused = None;
+        let mut unreachable = None;
         let mut targets = Vec::new();
         for host in &route.hosts {
             let provider = if self.config.provider_profiles {
@@ -727,18 +745,20 @@ impl Scheduler {
                 None
             };
             for &ip in &host.addresses {
-                match special_purpose(ip).filter(|_| !allow_private) {
-                    Some(range) => {
-                        refused.get_or_insert((host.name.as_str(), ip, range));
-                    }
-                    None => targets.push(Target::new(host.name.clone(), ip, provider)),
+                if let Some(range) = special_purpose(ip).filter(|_| !allow_private) {
+                    refused.get_or_insert((host.name.as_str(), ip, range));
+                } else if let Some(why) = self.unreachable_because(ip) {
+                    unreachable.get_or_insert((host.name.as_str(), ip, why));
+                } else {
+                    targets.push(Target::new(host.name.clone(), ip, provider));
                 }
             }
         }
         if targets.is_empty() {
-            let decided = match refused {
-                Some((host, ip, range)) => Decided::only_special_purpose(host, ip, range),
-                None => Decided::route_failed(RouteError::NoMailServer),
+            let decided = match (refused, unreachable) {
+                (Some((host, ip, range)), _) => Decided::only_special_purpose(host, ip, range),
+                (None, Some((host, ip, why))) => Decided::unreachable(host, ip, why),
+                (None, None) => Decided::route_failed(RouteError::NoMailServer),
             };
             return self.fail_route(domain, decided, now);
         }
@@ -747,6 +767,25 @@ impl Scheduler {
         if self.front_is_urgent(domain) {
             self.mark_urgent(domain);
         }
+    }
+
+    /// Why this prober does not connect to `ip`, if it does not: its family is not the
+    /// configured one, or no configured source address is of its family.
+    fn unreachable_because(&self, ip: IpAddr) -> Option<&'static str> {
+        if !self.config.ip_version.allows(ip) {
+            return Some(if ip.is_ipv4() {
+                "--ip-version 6 asks for IPv6 only"
+            } else {
+                "--ip-version 4 asks for IPv4 only"
+            });
+        }
+        (!self.config.source_ips.is_empty() && self.sources_for(ip).is_empty())
+            .then_some("no --source-ip of that family is configured")
+    }
+
+    /// The configured source addresses of `ip`'s family.
+    fn sources_for(&self, ip: IpAddr) -> &[IpAddr] {
+        &self.sources[usize::from(ip.is_ipv6())]
     }
 
     /// True if the first address queued at `domain` is real-time.
@@ -1068,7 +1107,8 @@ impl Scheduler {
         }
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
-        let from = d.source;
+        let pool = &self.sources[usize::from(ip.is_ipv6())];
+        let from = (!pool.is_empty()).then(|| pool[d.source_slot % pool.len()]);
         let urgent = members.iter().any(
             |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
         );

@@ -1,6 +1,7 @@
 //! The whole engine against a real Postfix: NSD serves the test zone, Postfix runs from a
-//! private configuration on 127.0.0.77:25 with virtual mailboxes (unknown users rejected at
-//! RCPT), a catch-all domain and a domain whose first MX is dead. The verdicts must be right;
+//! private configuration on 127.0.0.77:25 and [::1]:25 with virtual mailboxes (unknown users
+//! rejected at RCPT), a catch-all domain, a domain whose first MX is dead and one whose only MX
+//! is reached over IPv6. The verdicts must be right;
 //! the same list through `mxprobe serve`, as a job and in real time, must get the same ones;
 //! and Postfix's own log must show that no DATA or BDAT ever came.
 
@@ -26,11 +27,13 @@ fn zone() -> String {
          @ IN NS ns\n\
          ns IN A 127.0.0.53\n\
          mx IN A {POSTFIX_IP}\n\
+         mx6 IN AAAA ::1\n\
          dead IN A {DEAD_IP}\n\
          mail IN MX 10 mx\n\
          catchall IN MX 10 mx\n\
          failover IN MX 10 dead\n\
-         failover IN MX 20 mx\n"
+         failover IN MX 20 mx\n\
+         v6 IN MX 10 mx6\n"
     )
 }
 
@@ -53,7 +56,8 @@ impl Postfix {
         std::fs::write(
             etc.join("vmailbox"),
             "alice@mail.interop.test alice/\nbob@mail.interop.test bob/\n\
-             alice@failover.interop.test alice-failover/\n",
+             alice@failover.interop.test alice-failover/\n\
+             alice@v6.interop.test alice-v6/\n",
         )
         .expect("vmailbox");
         std::fs::write(
@@ -127,10 +131,10 @@ fn main_cf(root: &Path) -> String {
          # master.cf names the one address to listen on; Postfix's own check of\n\
          # inet_interfaces only knows interface addresses, and 127.0.0.77 is not one.\n\
          inet_interfaces = loopback-only\n\
-         inet_protocols = ipv4\n\
+         inet_protocols = all\n\
          # mxprobe must look like a stranger, not a trusted local client.\n\
          mynetworks = 192.0.2.0/24\n\
-         virtual_mailbox_domains = mail.interop.test, failover.interop.test\n\
+         virtual_mailbox_domains = mail.interop.test, failover.interop.test, v6.interop.test\n\
          virtual_mailbox_maps = texthash:{root}/etc/vmailbox\n\
          virtual_mailbox_base = {root}/mail\n\
          virtual_uid_maps = static:65534\n\
@@ -152,6 +156,7 @@ fn main_cf(root: &Path) -> String {
 /// Every service chrooted off (the private queue directory has no chroot environment).
 const MASTER_CF: &str = "\
 {ip}:smtp inet n - n - - smtpd
+[::1]:smtp inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -204,6 +209,8 @@ fn verdicts_against_postfix() {
         "whoever@catchall.interop.test",
         "alice@failover.interop.test",
         "alice@gone.interop.test",
+        "alice@v6.interop.test",
+        "nobody@v6.interop.test",
     ];
     let results = verify(config, &addresses);
     assert_eq!(
@@ -244,6 +251,16 @@ fn verdicts_against_postfix() {
                 Verdict::Undeliverable,
                 Reason::DomainNotFound
             ),
+            (
+                "alice@v6.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+            (
+                "nobody@v6.interop.test",
+                Verdict::Undeliverable,
+                Reason::MailboxNotFound
+            ),
         ],
         "{results:#?}\nPostfix log:\n{}",
         postfix.log()
@@ -260,6 +277,9 @@ fn verdicts_against_postfix() {
         Some("mx.interop.test"),
         "failed over from the dead MX"
     );
+    for v6 in &results[7..9] {
+        assert_eq!(v6.ip, Some("::1".parse().expect("ip")), "over IPv6: {v6:?}");
+    }
 
     // The same list through `mxprobe serve`, as a job and in real time: the same verdicts.
     let bob = RealTime {
