@@ -80,7 +80,9 @@
 //! - [`engine`]: the [`Scheduler`](engine::Scheduler): queues, batching, politeness, failover,
 //!   retries, the catch-all control.
 //! - [`driver`]: the `mio` event loop around the scheduler: [`Engine`].
-//! - [`providers`]: the big mail systems and security gateways, recognised by their MX hosts.
+//! - [`providers`]: the big mail systems and security gateways, recognised by their MX hosts,
+//!   with what their replies mean and the politeness they ask for.
+//! - [`socks5`]: the client side of a SOCKS5 proxy handshake (RFC 1928, RFC 1929), sans-IO.
 //! - `sim` (feature `sim`): simulated DNS and SMTP servers, for tests and `mxprobe bench`.
 //!
 //! # Stability
@@ -116,6 +118,7 @@ pub mod session;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod smtp;
+pub mod socks5;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "upload")]
