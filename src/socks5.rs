@@ -69,6 +69,85 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A SOCKS5 proxy to probe through: its address and, if it wants them, credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The username and password it wants, if any.
+    pub credentials: Option<Credentials>,
+}
+
+impl Proxy {
+    /// Reads `socks5://[user:password@]host:port`, the host an IP address (IPv6 in brackets);
+    /// `%` escapes in the username and password are decoded.
+    ///
+    /// ```
+    /// use mxprobe::socks5::Proxy;
+    ///
+    /// let proxy = Proxy::parse("socks5://probe:p%40ss@127.0.0.1:1080")?;
+    /// assert_eq!(proxy.addr.port(), 1080);
+    /// assert_eq!(proxy.credentials.map(|c| c.username()).as_deref(), Some("probe"));
+    /// assert!(Proxy::parse("http://127.0.0.1:8080").is_err());
+    /// # Ok::<(), String>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A sentence saying what is wrong and what is expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let expected = "expected socks5://[user:password@]IP:PORT";
+        let rest = text
+            .strip_prefix("socks5://")
+            .ok_or_else(|| format!("{text:?} is not a SOCKS5 proxy: {expected}"))?;
+        let (userinfo, host) = match rest.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, rest),
+        };
+        let host = host.trim_end_matches('/');
+        let addr: SocketAddr = host.parse().map_err(|_| {
+            format!("{host:?} is not an IP address and port: {expected} (the proxy's own address, not a name)")
+        })?;
+        let credentials = match userinfo {
+            None => None,
+            Some(userinfo) => {
+                let (user, password) = userinfo.split_once(':').ok_or_else(|| {
+                    format!("the proxy's credentials need a password: {expected}")
+                })?;
+                Some(Credentials::new(
+                    &percent_decode(user)?,
+                    &percent_decode(password)?,
+                )?)
+            }
+        };
+        Ok(Self { addr, credentials })
+    }
+}
+
+/// `%XX` escapes decoded (the rest as it is).
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    format!("{text:?} has a % that is not followed by two hex digits")
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+}
+
 /// Why a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProxyError {
@@ -523,6 +602,28 @@ mod tests {
             matches!(h.handle_input(&[5, 0]), Err(ProxyError::Protocol(_))),
             "failed for good"
         );
+    }
+
+    #[test]
+    fn proxies_are_read_from_urls() {
+        let proxy = Proxy::parse("socks5://[::1]:1080").expect("valid");
+        assert_eq!(proxy.addr, "[::1]:1080".parse().expect("addr"));
+        assert_eq!(proxy.credentials, None);
+        let proxy = Proxy::parse("socks5://a%3Ab:c%25d@10.0.0.1:9050/").expect("valid");
+        assert_eq!(
+            proxy.credentials,
+            Some(Credentials::new("a:b", "c%d").expect("ok"))
+        );
+        for bad in [
+            "127.0.0.1:1080",
+            "socks4://127.0.0.1:1080",
+            "socks5://proxy.example:1080",
+            "socks5://user@127.0.0.1:1080",
+            "socks5://u:%zz@127.0.0.1:1080",
+            "socks5://:p@127.0.0.1:1080",
+        ] {
+            assert!(Proxy::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use mxprobe::dns::parse_server;
+use mxprobe::socks5::Proxy;
 use mxprobe::{Config, ConfigBuilder, ConfigError, IpVersion};
 
 /// `--ip-version`.
@@ -84,6 +85,19 @@ pub struct EngineArgs {
         value_delimiter = ','
     )]
     pub source_ips: Vec<IpAddr>,
+
+    /// A SOCKS5 proxy to probe through, where port 25 is blocked (repeatable: a pool, one proxy
+    /// per domain in rotation; one that keeps failing is benched for a minute and its domains
+    /// move on). Give the proxy's IP address; %-escape special characters in the credentials.
+    /// A proxy's failure is never a verdict: unknown/connection_failed says `proxy_failed`.
+    #[arg(
+        long = "proxy",
+        value_name = "socks5://[USER:PASS@]IP:PORT",
+        value_parser = Proxy::parse,
+        env = "MXPROBE_PROXIES",
+        value_delimiter = ','
+    )]
+    pub proxies: Vec<Proxy>,
 
     /// The address families to reach mail servers over. A domain whose servers are all of the
     /// other family gets unknown/connection_failed, never a verdict.
@@ -205,6 +219,7 @@ impl EngineArgs {
             .allow_private_mx(args.allow_private_mx)
             .source_ips(args.source_ips.iter().copied())
             .ip_version(args.ip_version.into())
+            .proxies(args.proxies.iter().cloned())
             .transcript(args.transcript);
         if let Some(helo) = &args.helo {
             builder = builder.helo_name(helo.as_str());

@@ -198,6 +198,12 @@ impl Config {
         self.engine.ip_version
     }
 
+    /// The SOCKS5 proxies probes go through; empty when they go directly.
+    #[must_use]
+    pub fn proxies(&self) -> &[crate::socks5::Proxy] {
+        &self.engine.proxies
+    }
+
     /// Whether mail servers at special-purpose addresses may be connected to.
     #[must_use]
     pub fn allow_private_mx(&self) -> bool {
@@ -255,6 +261,7 @@ pub struct ConfigBuilder {
     transcript: bool,
     source_ips: Vec<IpAddr>,
     ip_version: IpVersion,
+    proxies: Vec<crate::socks5::Proxy>,
     allow_address_literals: bool,
     allow_private_mx: bool,
     lookahead: usize,
@@ -291,6 +298,7 @@ impl Default for ConfigBuilder {
             transcript: session.transcript,
             source_ips: Vec::new(),
             ip_version: IpVersion::Any,
+            proxies: Vec::new(),
             allow_address_literals: false,
             allow_private_mx: false,
             lookahead: 16_384,
@@ -502,6 +510,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// SOCKS5 proxies to probe through ([`crate::socks5`]), where port 25 is blocked: each
+    /// domain's sessions go through one of them in rotation (so retries keep their route),
+    /// a proxy that keeps failing is benched for a minute and its domains move to the next,
+    /// and a proxy's failure is never a verdict. PIPELINING works through them. Default: none,
+    /// connections go directly.
+    pub fn proxies(mut self, proxies: impl IntoIterator<Item = crate::socks5::Proxy>) -> Self {
+        self.proxies = proxies.into_iter().collect();
+        self
+    }
+
     /// The address families to connect to mail servers over. Default [`IpVersion::Any`]. A
     /// domain whose servers are all of the other family gets `unknown/connection_failed`,
     /// never a verdict: the servers exist, this prober does not reach them.
@@ -662,6 +680,7 @@ impl ConfigBuilder {
             retry_delay: nonzero("retry_delay", self.retry_delay)?,
             source_ips: self.source_ips,
             ip_version: self.ip_version,
+            proxies: self.proxies,
             allow_address_literals: self.allow_address_literals,
             allow_private_mx: self.allow_private_mx,
             lookahead: self.lookahead,

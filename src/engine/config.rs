@@ -36,6 +36,8 @@ pub(crate) struct EngineConfig {
     pub source_ips: Vec<IpAddr>,
     /// The address families mail servers are connected to over.
     pub ip_version: crate::config::IpVersion,
+    /// SOCKS5 proxies to connect through, one per domain in rotation; empty: directly.
+    pub proxies: Vec<crate::socks5::Proxy>,
     /// Probe address literals.
     pub allow_address_literals: bool,
     /// Connect to mail servers at special-purpose addresses (RFC 6890).

@@ -88,6 +88,9 @@ pub(super) struct Domain {
     /// Its place in the source-address rotation: its connections come from the pool's address
     /// of their server's family at this place (the same one every time, for greylisters).
     pub(super) source_slot: usize,
+    /// Proxies its sessions failed through: each failure moves it to the next proxy of the
+    /// pool (its place in the rotation is `source_slot` plus this).
+    pub(super) proxy_offset: usize,
     /// The domain rate cap: no new connection before this.
     next_connect_at: Option<Instant>,
     /// The deadline in the timer heap this domain waits for, if any.
@@ -119,6 +122,7 @@ impl Domain {
             control_attempts: 0,
             held: Vec::new(),
             source_slot,
+            proxy_offset: 0,
             next_connect_at: None,
             wake_at: None,
             in_ready: false,

@@ -44,6 +44,7 @@ mod duplicates;
 mod gates;
 mod job;
 mod policy;
+mod proxies;
 mod result;
 mod scheduler;
 mod slab;

@@ -19,6 +19,10 @@
 //!   verdict. Postfix too treats a silent server like one that cannot be reached.
 //! - **Too many recipients**: the domain's sessions get smaller and the address waits for the
 //!   next one, at most [`MAX_HAND_BACKS`] times.
+//! - **The SOCKS5 proxy failed** before the server was reached: nothing is known of the
+//!   server, which is not cooled down; the address is asked again through the next proxy of
+//!   the pool, at most [`MAX_PROXY_ATTEMPTS`] times in all, then `unknown/connection_failed`
+//!   with the proxy's failure as the detail. Never a verdict on the mailbox.
 //! - **Unconfirmed** (a session could not vouch for the answer): the server is asked in
 //!   lock-step from now on, and the address once more before the misalignment is its verdict.
 //! - Anything else a reply or a failure decided is the verdict.
@@ -37,6 +41,9 @@ use crate::verdict::{Reason, Stage};
 
 /// Hand-backs for "too many recipients" before an address is given up on.
 pub const MAX_HAND_BACKS: u16 = 4;
+
+/// Sessions through proxies that failed before an address's verdict is the last failure.
+pub const MAX_PROXY_ATTEMPTS: u16 = 3;
 
 /// "Slow down" replies an address waits out; the one after is its verdict.
 pub const MAX_THROTTLES: u8 = 3;
@@ -131,6 +138,8 @@ pub(super) struct Facts<'a> {
     pub(super) lock_step: bool,
     /// "Slow down" replies waited out so far.
     pub(super) throttled: u8,
+    /// What went wrong with the SOCKS5 proxy, if the session's proxy failed.
+    pub(super) proxy_failure: Option<&'a str>,
 }
 
 impl Facts<'_> {
@@ -223,6 +232,23 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
         RecipientOutcome::Failed(failure @ Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
             // If it was the last server, the timeout is the precise reason.
             fail_over(facts, Reason::Timeout, &failure)
+        }
+        RecipientOutcome::HandedBack(HandBack::ProxyFailed) => {
+            if facts.handed_back.saturating_add(1) >= MAX_PROXY_ATTEMPTS {
+                let why = facts.proxy_failure.map_or_else(
+                    || HandBack::ProxyFailed.to_string(),
+                    |failure| format!("proxy_failed: {failure}"),
+                );
+                Action::Finish(Decided {
+                    reason: Reason::ConnectionFailed,
+                    reply: None,
+                    mx: facts.mx.map(str::to_owned),
+                    ip: facts.ip,
+                    detail: Some(why),
+                })
+            } else {
+                Action::Requeue
+            }
         }
         RecipientOutcome::HandedBack(
             why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
@@ -428,6 +454,7 @@ mod tests {
         handed_back: 0,
         lock_step: false,
         throttled: 0,
+        proxy_failure: None,
     };
 
     fn reply(wire: &str) -> OwnedReply {
@@ -748,6 +775,19 @@ mod tests {
             row("unencodable: invalid syntax, from no server",
                 Unencodable(CommandError::ForwardPath(PathError::Empty)), FRESH,
                 None, Finish(Reason::InvalidSyntax), "the RCPT TO address"),
+            // A SOCKS5 proxy's failure: the next proxy, never the server's fault.
+            row("the proxy failed: asked again, the server not cooled",
+                HandedBack(HandBack::ProxyFailed),
+                Facts { proxy_failure: Some("reply 1"), ..FRESH },
+                None, Requeue, ""),
+            row("the proxy failed on the last attempt: unknown, the proxy's failure said",
+                HandedBack(HandBack::ProxyFailed),
+                Facts {
+                    proxy_failure: Some("the SOCKS5 proxy answered CONNECT with reply 2"),
+                    handed_back: MAX_PROXY_ATTEMPTS - 1,
+                    ..FRESH
+                },
+                None, Finish(Reason::ConnectionFailed), "proxy_failed: the SOCKS5 proxy"),
             // Provider profiles.
             row("a reply a profile read names the profile's note",
                 profiled("outlook_com", Stage::RcptTo, Reason::MailboxNotFound),

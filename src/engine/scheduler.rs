@@ -21,6 +21,7 @@ use super::duplicates::Duplicates;
 use super::gates::{Pass, ProviderGates};
 use super::job::{Decided, Job, JobId, Joined, Member, Rare};
 use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts, ReadBy};
+use super::proxies::Proxies;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
 use super::special_purpose::special_purpose;
@@ -34,6 +35,7 @@ use crate::session::{
     CheckedSessionConfig, HandBack, Recipient, RecipientOutcome, Recipients, Session, SessionEvent,
 };
 use crate::smtp::reply::OwnedReply;
+use crate::socks5::{Handshake, Progress};
 use crate::verdict::{Reason, Stage};
 
 /// Names one SMTP connection the scheduler asked the driver for.
@@ -110,6 +112,8 @@ pub struct EngineStats {
     /// Addresses that waited for their provider after it said "slow down"
     /// ([`providers`](crate::providers)), once per wait.
     pub throttled: u64,
+    /// Connections whose SOCKS5 proxy failed before the server was reached.
+    pub proxy_failures: u64,
     /// Catch-all control probes sent.
     pub controls: u64,
     /// Connections refused for lack of resources (EMFILE and kin), retried later.
@@ -139,6 +143,11 @@ struct Conn {
     /// With transcripts on, outcomes wait for the end of the session, so that each verdict
     /// carries the whole conversation, QUIT included.
     deferred: Vec<(Member, RecipientOutcome)>,
+    /// While the connection goes through a SOCKS5 proxy and the tunnel is not open yet: the
+    /// handshake, and the proxy's place in the pool.
+    tunnel: Option<Box<(Handshake, usize)>>,
+    /// What went wrong with the proxy, if it failed before the server was reached.
+    proxy_failure: Option<String>,
 }
 
 /// How long new connections wait after the system ran out of sockets.
@@ -203,6 +212,8 @@ pub struct Scheduler {
     mx_slots: MxSlots,
     /// The politeness owed to each provider, across its domains.
     gates: ProviderGates,
+    /// The SOCKS5 proxies, with their health.
+    proxies: Proxies,
     /// Deadlines, with lazy deletion: an entry whose owner has moved on (a session ended, a
     /// domain woken earlier) stays until it reaches the top, or until the heap is compacted.
     timers: Timers,
@@ -251,6 +262,7 @@ impl Scheduler {
                 .filter(IpAddr::is_ipv6)
                 .collect(),
         ];
+        let proxies = Proxies::new(&config.proxies);
         let mut duplicates = Duplicates::new(config.remember_results);
         duplicates.reserve_in_flight(config.intake());
         Self {
@@ -270,6 +282,7 @@ impl Scheduler {
             joined_waiting: 0,
             mx_slots: MxSlots::default(),
             gates: ProviderGates::default(),
+            proxies,
             timers: Timers::default(),
             io: VecDeque::new(),
             results: VecDeque::new(),
@@ -395,7 +408,10 @@ impl Scheduler {
 
     /// The connection `conn` is up.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
-        if let Some(c) = self.conns.get_mut(&conn.0) {
+        // Through a proxy, the server is reached when the tunnel opens, not now.
+        if let Some(c) = self.conns.get_mut(&conn.0)
+            && c.tunnel.is_none()
+        {
             c.session.handle_connected(now);
         }
         self.after_session(conn.0, now);
@@ -405,7 +421,31 @@ impl Scheduler {
     /// Bytes arrived on `conn`.
     pub fn handle_input(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn.0) {
-            c.session.handle_input(bytes, now);
+            match c.tunnel.as_mut() {
+                None => c.session.handle_input(bytes, now),
+                Some(tunnel) => match tunnel.0.handle_input(bytes) {
+                    Ok(Progress::Pending) => {}
+                    Ok(Progress::Open { leftover }) => {
+                        self.proxies.succeeded(tunnel.1);
+                        c.tunnel = None;
+                        c.session.handle_connected(now);
+                        if leftover < bytes.len() {
+                            c.session.handle_input(&bytes[leftover..], now);
+                        }
+                    }
+                    // The proxy reached out and the server refused or was unreachable: what a
+                    // direct connection would have met.
+                    Err(error) if error.reaches_the_server() => {
+                        self.proxies.succeeded(tunnel.1);
+                        c.tunnel = None;
+                        c.session.handle_closed(now);
+                    }
+                    Err(error) => {
+                        let proxy = tunnel.1;
+                        self.proxy_failed(conn.0, proxy, error.to_string(), now);
+                    }
+                },
+            }
         }
         self.after_session(conn.0, now);
         self.pump(now);
@@ -414,7 +454,17 @@ impl Scheduler {
     /// `conn` failed to connect, was closed by the peer, or broke.
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn.0) {
-            c.session.handle_closed(now);
+            match c.tunnel.as_ref().map(|tunnel| tunnel.1) {
+                None => c.session.handle_closed(now),
+                Some(proxy) => self.proxy_failed(
+                    conn.0,
+                    proxy,
+                    "the SOCKS5 proxy refused the connection or closed it before the tunnel \
+                     opened"
+                        .into(),
+                    now,
+                ),
+            }
         }
         self.after_session(conn.0, now);
         self.pump(now);
@@ -479,7 +529,25 @@ impl Scheduler {
                                 .poll_timeout()
                                 .is_some_and(|deadline| deadline <= now)
                             {
-                                c.session.handle_timeout(now);
+                                match c.tunnel.as_ref().map(|tunnel| tunnel.1) {
+                                    // The proxy held the connect deadline: its failure, not the
+                                    // server's.
+                                    Some(proxy)
+                                        if c.session
+                                            .connect_deadline_at()
+                                            .is_some_and(|at| at <= now) =>
+                                    {
+                                        self.proxy_failed(
+                                            conn,
+                                            proxy,
+                                            "the SOCKS5 proxy did not open the tunnel within the \
+                                             connect timeout"
+                                                .into(),
+                                            now,
+                                        );
+                                    }
+                                    _ => c.session.handle_timeout(now),
+                                }
                             }
                         }
                         self.after_session(conn, now);
@@ -543,13 +611,34 @@ impl Scheduler {
     pub fn output(&self, conn: ConnId) -> &[u8] {
         self.conns
             .get(&conn.0)
-            .map_or(&[][..], |c| c.session.pending_output())
+            .map_or(&[][..], |c| match &c.tunnel {
+                Some(tunnel) => tunnel.0.output(),
+                None => c.session.pending_output(),
+            })
     }
 
     /// `n` bytes of [`output`](Self::output) were written.
     pub fn consume_output(&mut self, conn: ConnId, n: usize) {
         if let Some(c) = self.conns.get_mut(&conn.0) {
-            c.session.consume_output(n);
+            match &mut c.tunnel {
+                Some(tunnel) => tunnel.0.consume_output(n),
+                None => c.session.consume_output(n),
+            }
+        }
+    }
+
+    /// The proxy of `conn` failed before the server was reached: it is charged with it (and
+    /// benched if it keeps failing), and the session hands its recipients back.
+    fn proxy_failed(&mut self, conn: u64, proxy: usize, why: String, now: Instant) {
+        self.stats.proxy_failures += 1;
+        self.proxies.failed(proxy, now);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            // The work moves on to the next proxy of the pool.
+            let d = &mut self.domains[c.domain];
+            d.proxy_offset = d.proxy_offset.wrapping_add(1);
+            c.tunnel = None;
+            c.proxy_failure = Some(why);
+            c.session.handle_proxy_failed(now);
         }
     }
 
@@ -779,8 +868,11 @@ impl Scheduler {
                 "--ip-version 4 asks for IPv4 only"
             });
         }
-        (!self.config.source_ips.is_empty() && self.sources_for(ip).is_empty())
-            .then_some("no --source-ip of that family is configured")
+        // Through proxies, the source address faces the proxy, not the server.
+        (!self.config.source_ips.is_empty()
+            && self.config.proxies.is_empty()
+            && self.sources_for(ip).is_empty())
+        .then_some("no --source-ip of that family is configured")
     }
 
     /// The configured source addresses of `ip`'s family.
@@ -997,6 +1089,22 @@ impl Scheduler {
             self.mx_slots.wait(ip, domain);
             return false;
         }
+        let proxy = if self.proxies.configured() {
+            let d = &self.domains[domain];
+            match self
+                .proxies
+                .pick(d.source_slot.wrapping_add(d.proxy_offset), now)
+            {
+                Ok(proxy) => Some(proxy),
+                Err(back) => {
+                    // Every proxy is benched: wait for the first to come back.
+                    self.wake_domain(domain, back);
+                    return false;
+                }
+            }
+        } else {
+            None
+        };
 
         // The catch-all control goes with the addresses, alone in a session of its own, or
         // not at all, as the provider's profile says.
@@ -1107,7 +1215,20 @@ impl Scheduler {
         }
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
-        let pool = &self.sources[usize::from(ip.is_ipv6())];
+        let server = SocketAddr::new(ip, self.config.smtp_port);
+        let (to, tunnel) = match proxy {
+            Some(proxy) => {
+                let (addr, credentials) = self.proxies.get(proxy);
+                (
+                    addr,
+                    Some(Box::new((Handshake::new(server, credentials), proxy))),
+                )
+            }
+            None => (server, None),
+        };
+        // The source address is of the family of what the connection goes to: the server, or
+        // the proxy.
+        let pool = &self.sources[usize::from(to.is_ipv6())];
         let from = (!pool.is_empty()).then(|| pool[d.source_slot % pool.len()]);
         let urgent = members.iter().any(
             |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
@@ -1122,11 +1243,13 @@ impl Scheduler {
                 timer_at: None,
                 answered: 0,
                 deferred: Vec::new(),
+                tunnel,
+                proxy_failure: None,
             }),
         );
         self.io.push_back(ConnIo::Connect {
             conn: ConnId(conn),
-            to: SocketAddr::new(ip, self.config.smtp_port),
+            to,
             from,
             urgent,
         });
@@ -1236,6 +1359,7 @@ impl Scheduler {
         }
         let domain = c.domain;
         let target = c.target;
+        let proxy_failure = c.proxy_failure.clone();
         let transcript = if finished {
             c.session.transcript().map(ToString::to_string)
         } else {
@@ -1286,7 +1410,12 @@ impl Scheduler {
                 (_, Some(notes)) => notes[i].map(ReadBy::Calibration),
                 _ => None,
             };
-            self.on_outcome(domain, target, member, outcome, answered, read_by, now);
+            let facts = OutcomeFacts {
+                answered,
+                read_by,
+                proxy_failure: proxy_failure.as_deref(),
+            };
+            self.on_outcome(domain, target, member, outcome, &facts, now);
         }
         self.settled = settled;
         if finished {
@@ -1326,20 +1455,20 @@ impl Scheduler {
 
     /// What a session said about one of its recipients: the policy decides, the scheduler
     /// carries it out.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the facts of one outcome, passed as they are"
-    )]
     fn on_outcome(
         &mut self,
         domain: DomainId,
         target: usize,
         member: Member,
         outcome: RecipientOutcome,
-        answered: usize,
-        read_by: Option<ReadBy>,
+        facts: &OutcomeFacts<'_>,
         now: Instant,
     ) {
+        let OutcomeFacts {
+            answered,
+            read_by,
+            proxy_failure,
+        } = *facts;
         let provider = self.domains[domain]
             .targets
             .get(target)
@@ -1385,6 +1514,7 @@ impl Scheduler {
                 handed_back: j.handed_back,
                 lock_step: j.lock_step,
                 throttled: j.throttled,
+                proxy_failure,
             },
         );
         if let Some(note) = decision.server {
@@ -1597,6 +1727,17 @@ impl Scheduler {
         self.stats.finished += 1;
         self.results.push_back(result);
     }
+}
+
+/// What the session said beside an outcome.
+#[derive(Debug, Clone, Copy)]
+struct OutcomeFacts<'a> {
+    /// Recipients of the session that got a reply so far.
+    answered: usize,
+    /// What read the reply beyond the generic table, if anything did.
+    read_by: Option<ReadBy>,
+    /// What went wrong with the session's SOCKS5 proxy, if it failed.
+    proxy_failure: Option<&'a str>,
 }
 
 /// True if the first address queued at `domain` is real-time.

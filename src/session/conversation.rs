@@ -261,6 +261,24 @@ impl Session {
         }
     }
 
+    /// The connection was to go through a SOCKS5 proxy, and the proxy failed (refused,
+    /// hung up, broke its protocol or took too long) before the server was reached: every
+    /// recipient is handed back with [`HandBack::ProxyFailed`]. Only before the server is
+    /// reached; afterwards the tunnel is the server's connection, and its failures are the
+    /// server's.
+    pub fn handle_proxy_failed(&mut self, now: Instant) {
+        let _ = now;
+        if self.phase == Phase::Connecting {
+            self.finish(RecipientOutcome::HandedBack(HandBack::ProxyFailed));
+        }
+    }
+
+    /// When the connection must be up by: the proxy handshake, if there is one, counts in.
+    #[must_use]
+    pub fn connect_deadline_at(&self) -> Option<Instant> {
+        (self.phase == Phase::Connecting).then(|| self.connect_deadline())
+    }
+
     /// A deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Done {

@@ -66,6 +66,9 @@ pub enum HandBack {
     TooManyRecipients,
     /// RSET between transactions failed, so the rest could not be asked.
     ResetRefused,
+    /// The SOCKS5 proxy the connection went through failed before the server was reached:
+    /// nothing is known of the server (see [`crate::socks5`]).
+    ProxyFailed,
 }
 
 impl fmt::Display for HandBack {
@@ -76,6 +79,7 @@ impl fmt::Display for HandBack {
             Self::ConnectionLost => "the server closed the connection before answering",
             Self::TooManyRecipients => "the server accepts no more recipients in this session",
             Self::ResetRefused => "the server refused RSET between transactions",
+            Self::ProxyFailed => "the SOCKS5 proxy failed before the server was reached",
         })
     }
 }

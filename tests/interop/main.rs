@@ -17,6 +17,7 @@
 mod exim;
 mod nsd;
 mod postfix;
+mod socks5;
 mod support;
 
 /// Where a server program lives, if it is installed.
