@@ -16,7 +16,7 @@ mod checks;
 /// A target's property check: panics if a guarantee is broken.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 7] = [
+const TARGETS: [(&str, Check); 8] = [
     ("smtp_reply", checks::smtp_reply),
     ("ehlo", checks::ehlo),
     ("command", checks::command),
@@ -24,6 +24,7 @@ const TARGETS: [(&str, Check); 7] = [
     ("dns_response", checks::dns_response),
     ("session", checks::session),
     ("upload", checks::upload),
+    ("socks5", checks::socks5),
 ];
 
 fn files_of(target: &str) -> Vec<PathBuf> {
@@ -108,6 +109,12 @@ fn session_corpus_holds() {
 fn upload_corpus_holds() {
     let (name, check) = TARGETS[6];
     assert!(replay(name, check) > 0, "the upload seeds are missing");
+}
+
+#[test]
+fn socks5_corpus_holds() {
+    let (name, check) = TARGETS[7];
+    assert!(replay(name, check) > 0, "the socks5 seeds are missing");
 }
 
 #[test]

@@ -871,3 +871,63 @@ fn upload_in(
     let error = parser.finish(&mut items).err();
     (items, error)
 }
+
+/// Fuzz target `socks5`: a proxy's bytes to a SOCKS5 handshake ([`mxprobe::socks5`]).
+///
+/// The first byte picks the setup (credentials or not, an IPv4 or IPv6 target) and how the rest
+/// is split into reads. The handshake must never panic, must end in `Pending`, `Open` (with its
+/// leftover inside the read) or an error, must refuse everything after an error or the
+/// opening, and must write only requests of the protocol: the greeting, the credentials once,
+/// the CONNECT once.
+pub fn socks5(data: &[u8]) {
+    use mxprobe::socks5::{Credentials, Handshake, Progress};
+    let Some((&setup, rest)) = data.split_first() else {
+        return;
+    };
+    let credentials = (setup & 1 == 1).then(|| Credentials::new("probe", "s3cret").expect("valid"));
+    let target: std::net::SocketAddr = if setup & 2 == 2 {
+        "[2001:db8::25]:25".parse().expect("addr")
+    } else {
+        "192.0.2.25:25".parse().expect("addr")
+    };
+    let chunk = usize::from(setup >> 2).max(1);
+    let mut handshake = Handshake::new(target, credentials.clone());
+    let mut written = Vec::new();
+    let mut ended = false;
+    for read in rest.chunks(chunk) {
+        written.extend_from_slice(handshake.output());
+        let n = handshake.output().len();
+        handshake.consume_output(n);
+        match handshake.handle_input(read) {
+            Ok(Progress::Pending) => assert!(!ended, "input after the end was taken"),
+            Ok(Progress::Open { leftover }) => {
+                assert!(!ended, "opened twice");
+                assert!(leftover <= read.len(), "leftover past the read");
+                assert!(handshake.is_open());
+                ended = true;
+            }
+            Err(_) => ended = true,
+        }
+    }
+    written.extend_from_slice(handshake.output());
+    // What went out: the greeting, then maybe the credentials, then maybe the CONNECT.
+    let greeting: &[u8] = if credentials.is_some() {
+        &[5, 2, 0, 2]
+    } else {
+        &[5, 1, 0]
+    };
+    assert!(written.starts_with(greeting), "{written:?}");
+    let mut after = &written[greeting.len()..];
+    if let Some(stripped) = after.strip_prefix(b"\x01\x05probe\x06s3cret") {
+        assert!(
+            credentials.is_some(),
+            "credentials sent without being given"
+        );
+        after = stripped;
+    }
+    let connect_len = if target.is_ipv6() { 22 } else { 10 };
+    assert!(
+        after.is_empty() || (after.len() == connect_len && after.starts_with(&[5, 1, 0])),
+        "unexpected request bytes: {after:?}"
+    );
+}
