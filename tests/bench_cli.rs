@@ -141,6 +141,29 @@ fn latency_gives_an_ideal_the_run_cannot_beat() {
     assert_eq!(load["peak_sessions"], 20);
 }
 
+/// Through the in-process SOCKS5 proxy (`mxprobe::sim::socks5`) every verdict is still right,
+/// showcase included (its silent server and its server that loses pipelined replies too), and
+/// the report says the probes went through it.
+#[test]
+fn through_a_socks5_proxy_every_verdict_is_right() {
+    let output = run(mxprobe()
+        .args(["bench", "--json", "--addresses", "2000", "--proxy"])
+        .args(WORLD));
+    let report = json(&output);
+    assert_eq!(report["load"]["wrong"], 0, "{report}");
+    for row in report["showcase"].as_array().expect("showcase") {
+        assert_eq!(row["right"], true, "{row}");
+    }
+    assert!(
+        report["notices"]
+            .as_array()
+            .expect("notices")
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("SOCKS5 proxy"))),
+        "{report}"
+    );
+}
+
 #[test]
 fn tables_show_the_verdicts_above_the_figures() {
     let output = run(mxprobe().args(["bench", "--addresses", "500"]).args(WORLD));

@@ -12,6 +12,8 @@
 //!   faults and a stamp on every reply that says what it answered.
 //! - [`providers`]: the big mail systems mxprobe has profiles for, as personalities that answer
 //!   as each provider documents (banners, refusals, throttling).
+//! - [`socks5`]: a SOCKS5 proxy (CONNECT, optional username/password) relaying on a mio loop,
+//!   for `mxprobe bench --proxy` and the tests.
 //! - [`DocWorld`]: the smallest world, `example.test` with two mailboxes, for examples and doc
 //!   tests.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
@@ -31,6 +33,7 @@ mod doc_world;
 pub mod net;
 pub mod providers;
 pub mod smtp;
+pub mod socks5;
 pub mod world;
 
 pub use doc_world::DocWorld;

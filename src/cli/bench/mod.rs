@@ -17,7 +17,7 @@
 //! `--remote-dns` runs the two phases against a world another `mxprobe bench --serve` started
 //! with the same world flags, so that memory and CPU figures are the engine's alone.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -28,7 +28,9 @@ use mxprobe::driver::cpu::{self, CpuTime};
 use mxprobe::driver::raise_open_files_limit;
 use mxprobe::session::Timeouts;
 use mxprobe::sim::smtp::SmtpFarm;
+use mxprobe::sim::socks5::Socks5Proxy;
 use mxprobe::sim::world::{SHOWCASE, World, WorldSpec};
+use mxprobe::socks5::Proxy;
 use mxprobe::verdict::Reason;
 use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
@@ -131,6 +133,11 @@ pub struct BenchArgs {
     #[arg(long)]
     no_showcase: bool,
 
+    /// Probe through a SOCKS5 proxy running in this process (`mxprobe::sim::socks5`, a thread
+    /// of its own): what a proxy costs, beside the direct figures.
+    #[arg(long)]
+    proxy: bool,
+
     /// Probe the providers of `--provider-share` with the generic rules and limits only: what
     /// their profiles are worth shows as wrong verdicts (their simulated servers throttle a
     /// prober that goes faster than the profile).
@@ -224,6 +231,8 @@ struct Target<'w> {
     smtp_port: u16,
     /// The farm, when it runs in this process.
     farm: Option<&'w SmtpFarm>,
+    /// The SOCKS5 proxy the probes go through, if `--proxy`.
+    proxy: Option<SocketAddr>,
 }
 
 impl<'w> Target<'w> {
@@ -233,6 +242,7 @@ impl<'w> Target<'w> {
             dns: world.dns_addr(),
             smtp_port: world.smtp_port(),
             farm: Some(world.farm()),
+            proxy: None,
         }
     }
 }
@@ -240,25 +250,44 @@ impl<'w> Target<'w> {
 pub fn run(args: BenchArgs) -> Result<u8, String> {
     let spec = args.spec()?;
     let mut notices = Vec::new();
+    // A proxy in this process holds two more descriptors per session.
+    let proxy_fds = if args.proxy { 2 } else { 0 };
+    let proxy = if args.proxy {
+        let proxy = Socks5Proxy::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), None)
+            .map_err(|e| format!("cannot start the SOCKS5 proxy: {e}"))?;
+        notices.push(format!(
+            "the probes go through a SOCKS5 proxy in this process ({}, a thread of its own)",
+            proxy.addr()
+        ));
+        Some(proxy)
+    } else {
+        None
+    };
+    let proxy_addr = proxy.as_ref().map(Socks5Proxy::addr);
     if let Some(dns) = args.remote_dns {
-        let concurrency = fit_concurrency(args.concurrency, 1, &mut notices)?;
+        let concurrency = fit_concurrency(args.concurrency, 1 + proxy_fds, &mut notices)?;
         let target = Target {
             spec,
             dns,
             smtp_port: args.smtp_port,
             farm: None,
+            proxy: proxy_addr,
         };
         return measure(&target, &args, concurrency, notices);
     }
-    let concurrency = fit_concurrency(args.concurrency, 2, &mut notices)?;
+    let concurrency = fit_concurrency(args.concurrency, 2 + proxy_fds, &mut notices)?;
     let world = World::start(spec).map_err(|e| format!("cannot start the simulated world: {e}"))?;
     if args.serve {
         return serve(&world, &args);
     }
+    let target = Target {
+        proxy: proxy_addr,
+        ..Target::local(&world)
+    };
     if args.http {
-        return http::run(&Target::local(&world), &args, concurrency);
+        return http::run(&target, &args, concurrency);
     }
-    measure(&Target::local(&world), &args, concurrency, notices)
+    measure(&target, &args, concurrency, notices)
 }
 
 /// Both phases and the report.
@@ -325,6 +354,10 @@ fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> C
         .rcpts_per_session(args.rcpts_per_session)
         .retry_delay(period + period / 10 + Duration::from_millis(50))
         .provider_profiles(!args.no_provider_profiles)
+        .proxies(target.proxy.map(|addr| Proxy {
+            addr,
+            credentials: None,
+        }))
 }
 
 /// The configuration built, or why not, for the user.
