@@ -313,7 +313,23 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
             resumed,
         ));
     }
-    let _ = report;
+    // What the prober's own means went through, which no verdict says: said even with --quiet.
+    let stats = &report.stats;
+    if stats.sources_benched > 0 {
+        say(&format!(
+            "mxprobe: a source address was benched {} time(s): servers refused it by name \
+             (blocklists); its domains moved to the other --source-ip addresses",
+            stats.sources_benched
+        ));
+    }
+    if stats.proxy_failures > 0 {
+        say(&format!(
+            "mxprobe: {} session(s) failed at the SOCKS5 proxy before reaching a server; their \
+             addresses were asked again through the next proxy (proxy_failed in the detail \
+             where every attempt failed)",
+            stats.proxy_failures
+        ));
+    }
     Ok(if interrupted { INTERRUPTED } else { 0 })
 }
 

@@ -91,6 +91,9 @@ pub(super) struct Domain {
     /// Proxies its sessions failed through: each failure moves it to the next proxy of the
     /// pool (its place in the rotation is `source_slot` plus this).
     pub(super) proxy_offset: usize,
+    /// Source addresses that were refused by name here: each moves the domain to the next
+    /// address of the pool (its place is `source_slot` plus this).
+    pub(super) source_offset: usize,
     /// The domain rate cap: no new connection before this.
     next_connect_at: Option<Instant>,
     /// The deadline in the timer heap this domain waits for, if any.
@@ -123,6 +126,7 @@ impl Domain {
             held: Vec::new(),
             source_slot,
             proxy_offset: 0,
+            source_offset: 0,
             next_connect_at: None,
             wake_at: None,
             in_ready: false,
@@ -287,39 +291,45 @@ impl Domain {
     }
 }
 
-/// The per-MX-address cap: sessions in flight per server address, whichever domains they are
-/// for (many domains share one mail server, and politeness is owed to the server).
+/// Whose sessions a cap counts: a source address (`None`: the system's choice) at a server
+/// address. Servers count their clients by address, so each source of a pool has its own
+/// allowance at each server.
+pub(super) type SlotKey = (Option<IpAddr>, IpAddr);
+
+/// The per-MX-address cap: sessions in flight per server address and source address, whichever
+/// domains they are for (many domains share one mail server, and politeness is owed to the
+/// server).
 #[derive(Debug, Default)]
 pub(super) struct MxSlots {
-    in_use: HashMap<IpAddr, usize>,
+    in_use: HashMap<SlotKey, usize>,
     /// Domains that found the server full, to be scheduled when a slot frees.
-    waiters: HashMap<IpAddr, Vec<DomainId>>,
+    waiters: HashMap<SlotKey, Vec<DomainId>>,
 }
 
 impl MxSlots {
-    /// True if `ip` has `cap` sessions (or more) in flight.
-    pub(super) fn is_full(&self, ip: IpAddr, cap: usize) -> bool {
-        self.in_use.get(&ip).copied().unwrap_or(0) >= cap
+    /// True if `key` has `cap` sessions (or more) in flight.
+    pub(super) fn is_full(&self, key: SlotKey, cap: usize) -> bool {
+        self.in_use.get(&key).copied().unwrap_or(0) >= cap
     }
 
-    /// `domain` waits for a slot at `ip`.
-    pub(super) fn wait(&mut self, ip: IpAddr, domain: DomainId) {
-        self.waiters.entry(ip).or_default().push(domain);
+    /// `domain` waits for a slot at `key`.
+    pub(super) fn wait(&mut self, key: SlotKey, domain: DomainId) {
+        self.waiters.entry(key).or_default().push(domain);
     }
 
-    /// A session starts at `ip`.
-    pub(super) fn take(&mut self, ip: IpAddr) {
-        *self.in_use.entry(ip).or_insert(0) += 1;
+    /// A session starts at `key`.
+    pub(super) fn take(&mut self, key: SlotKey) {
+        *self.in_use.entry(key).or_insert(0) += 1;
     }
 
-    /// A session at `ip` ended or never started: the domains that waited for a slot there.
-    pub(super) fn release(&mut self, ip: IpAddr) -> Option<Vec<DomainId>> {
-        if let Some(count) = self.in_use.get_mut(&ip) {
+    /// A session at `key` ended or never started: the domains that waited for a slot there.
+    pub(super) fn release(&mut self, key: SlotKey) -> Option<Vec<DomainId>> {
+        if let Some(count) = self.in_use.get_mut(&key) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.in_use.remove(&ip);
+                self.in_use.remove(&key);
             }
         }
-        self.waiters.remove(&ip)
+        self.waiters.remove(&key)
     }
 }

@@ -48,6 +48,7 @@ mod proxies;
 mod result;
 mod scheduler;
 mod slab;
+mod sources;
 pub mod special_purpose;
 mod submission;
 mod timers;

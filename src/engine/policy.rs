@@ -23,6 +23,8 @@
 //!   server, which is not cooled down; the address is asked again through the next proxy of
 //!   the pool, at most [`MAX_PROXY_ATTEMPTS`] times in all, then `unknown/connection_failed`
 //!   with the proxy's failure as the detail. Never a verdict on the mailbox.
+//! - **Refused by the prober's address** (a blocklist naming the client) while another source
+//!   address of the pool is well: asked again from that one, at most [`MAX_HAND_BACKS`] times.
 //! - **Unconfirmed** (a session could not vouch for the answer): the server is asked in
 //!   lock-step from now on, and the address once more before the misalignment is its verdict.
 //! - Anything else a reply or a failure decided is the verdict.
@@ -140,6 +142,9 @@ pub(super) struct Facts<'a> {
     pub(super) throttled: u8,
     /// What went wrong with the SOCKS5 proxy, if the session's proxy failed.
     pub(super) proxy_failure: Option<&'a str>,
+    /// The server refused the session's source address by name, and another address of the
+    /// pool is well.
+    pub(super) refused_by_address: bool,
 }
 
 impl Facts<'_> {
@@ -188,7 +193,13 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                     let cited = provider.profile.accepts_every_recipient.as_ref()?;
                     Some((provider, cited))
                 });
-            if throttled && facts.throttled < MAX_THROTTLES {
+            if reason == Reason::Blocked
+                && facts.refused_by_address
+                && facts.handed_back.saturating_add(1) < MAX_HAND_BACKS
+            {
+                // Refused by the prober's address: asked again from another.
+                Action::Requeue
+            } else if throttled && facts.throttled < MAX_THROTTLES {
                 Action::Throttled
             } else if let Some((provider, cited)) = accepts_everyone {
                 let detail = format!("{} profile: {}", provider.name, cited.detail);
@@ -455,6 +466,7 @@ mod tests {
         lock_step: false,
         throttled: 0,
         proxy_failure: None,
+        refused_by_address: false,
     };
 
     fn reply(wire: &str) -> OwnedReply {
@@ -775,6 +787,15 @@ mod tests {
             row("unencodable: invalid syntax, from no server",
                 Unencodable(CommandError::ForwardPath(PathError::Empty)), FRESH,
                 None, Finish(Reason::InvalidSyntax), "the RCPT TO address"),
+            // A refusal of the prober's source address, by name.
+            row("refused by the source address, another is well: asked again from it",
+                replied(Stage::RcptTo, POLICY, Reason::Blocked),
+                Facts { refused_by_address: true, ..FRESH },
+                None, Requeue, ""),
+            row("refused by the source address, too often: the refusal is the answer",
+                replied(Stage::RcptTo, POLICY, Reason::Blocked),
+                Facts { refused_by_address: true, handed_back: MAX_HAND_BACKS - 1, ..FRESH },
+                None, Finish(Reason::Blocked), ""),
             // A SOCKS5 proxy's failure: the next proxy, never the server's fault.
             row("the proxy failed: asked again, the server not cooled",
                 HandedBack(HandBack::ProxyFailed),

@@ -24,6 +24,7 @@ use super::policy::{self, Action, ControlAnswer, ControlFacts, Facts, ReadBy};
 use super::proxies::Proxies;
 use super::result::{VerifyResult, final_reason};
 use super::slab::Slab;
+use super::sources::{Sources, names_the_client};
 use super::special_purpose::special_purpose;
 use super::submission::{Priority, SubmitOptions};
 use super::timers::{Timer, Timers};
@@ -114,6 +115,8 @@ pub struct EngineStats {
     pub throttled: u64,
     /// Connections whose SOCKS5 proxy failed before the server was reached.
     pub proxy_failures: u64,
+    /// Times a source address was benched for refusals that named it.
+    pub sources_benched: u64,
     /// Catch-all control probes sent.
     pub controls: u64,
     /// Connections refused for lack of resources (EMFILE and kin), retried later.
@@ -148,6 +151,8 @@ struct Conn {
     tunnel: Option<Box<(Handshake, usize)>>,
     /// What went wrong with the proxy, if it failed before the server was reached.
     proxy_failure: Option<String>,
+    /// The source address it connects from, if one is configured.
+    source: Option<IpAddr>,
 }
 
 /// How long new connections wait after the system ran out of sockets.
@@ -221,8 +226,8 @@ pub struct Scheduler {
     results: VecDeque<VerifyResult>,
     next_conn: u64,
     source_rotation: usize,
-    /// The source addresses by family: IPv4, then IPv6.
-    sources: [Vec<IpAddr>; 2],
+    /// The source addresses, by family, with their health.
+    sources: Sources,
     backoff_until: Option<Instant>,
     /// After [`Scheduler::abandon_queued`]: no new session starts.
     stopping: bool,
@@ -248,20 +253,7 @@ impl Scheduler {
         let resolver = Resolver::new(config.resolver.clone(), dns_seed);
         let lock_step_config = Arc::new(config.session.without_pipelining());
         let session_config = Arc::new(config.session.clone());
-        let sources = [
-            config
-                .source_ips
-                .iter()
-                .copied()
-                .filter(IpAddr::is_ipv4)
-                .collect(),
-            config
-                .source_ips
-                .iter()
-                .copied()
-                .filter(IpAddr::is_ipv6)
-                .collect(),
-        ];
+        let sources = Sources::new(&config.source_ips);
         let proxies = Proxies::new(&config.proxies);
         let mut duplicates = Duplicates::new(config.remember_results);
         duplicates.reserve_in_flight(config.intake());
@@ -627,6 +619,57 @@ impl Scheduler {
         }
     }
 
+    /// What the outcomes of a session from `source` say of that address: refused by name (a
+    /// greeting that turned it away, a refusal that names the client) counts against it and
+    /// moves `domain` to the next address of the pool; an answer about a mailbox clears its
+    /// record. Returns true if it was refused by name and another address of its family is
+    /// well, so that the refused addresses are asked again from there. Through proxies the
+    /// server never sees the source address: nothing is judged.
+    fn judge_source(
+        &mut self,
+        source: Option<IpAddr>,
+        domain: DomainId,
+        settled: &[(Member, RecipientOutcome)],
+        now: Instant,
+    ) -> bool {
+        let Some(source) = source.filter(|_| !self.proxies.configured()) else {
+            return false;
+        };
+        let refused = settled.iter().any(|(_, outcome)| match outcome {
+            RecipientOutcome::Replied {
+                stage,
+                reply,
+                reason: Reason::Blocked,
+            } => *stage == Stage::Greeting || names_the_client(&reply_text(reply), source),
+            _ => false,
+        });
+        if refused {
+            if self.sources.blocked(source, now) {
+                self.stats.sources_benched += 1;
+            }
+            let d = &mut self.domains[domain];
+            d.source_offset = d.source_offset.wrapping_add(1);
+            return self.sources.another_is_well(source, now);
+        }
+        let answered = settled.iter().any(|(_, outcome)| {
+            matches!(
+                outcome,
+                RecipientOutcome::Replied {
+                    stage: Stage::RcptTo,
+                    reason: Reason::Accepted
+                        | Reason::MailboxNotFound
+                        | Reason::MailboxDisabled
+                        | Reason::MailboxFull,
+                    ..
+                }
+            )
+        });
+        if answered {
+            self.sources.answered(source);
+        }
+        false
+    }
+
     /// The proxy of `conn` failed before the server was reached: it is charged with it (and
     /// benched if it keeps failing), and the session hands its recipients back.
     fn proxy_failed(&mut self, conn: u64, proxy: usize, why: String, now: Instant) {
@@ -871,13 +914,8 @@ impl Scheduler {
         // Through proxies, the source address faces the proxy, not the server.
         (!self.config.source_ips.is_empty()
             && self.config.proxies.is_empty()
-            && self.sources_for(ip).is_empty())
+            && !self.sources.has_family_of(ip))
         .then_some("no --source-ip of that family is configured")
-    }
-
-    /// The configured source addresses of `ip`'s family.
-    fn sources_for(&self, ip: IpAddr) -> &[IpAddr] {
-        &self.sources[usize::from(ip.is_ipv6())]
     }
 
     /// True if the first address queued at `domain` is real-time.
@@ -1082,13 +1120,6 @@ impl Scheduler {
             }
             return false;
         }
-        let per_mx = politeness
-            .and_then(|p| p.sessions_per_mx)
-            .map_or(self.config.per_mx, |cap| cap.min(self.config.per_mx));
-        if self.mx_slots.is_full(ip, per_mx.max(1)) {
-            self.mx_slots.wait(ip, domain);
-            return false;
-        }
         let proxy = if self.proxies.configured() {
             let d = &self.domains[domain];
             match self
@@ -1105,6 +1136,22 @@ impl Scheduler {
         } else {
             None
         };
+        // What the connection goes to (the server, or the proxy), and the source address of
+        // its family the domain's place in the rotation gives.
+        let server = SocketAddr::new(ip, self.config.smtp_port);
+        let to = proxy.map_or(server, |proxy| self.proxies.get(proxy).0);
+        let from = {
+            let d = &self.domains[domain];
+            self.sources
+                .pick(to.ip(), d.source_slot.wrapping_add(d.source_offset), now)
+        };
+        let per_mx = politeness
+            .and_then(|p| p.sessions_per_mx)
+            .map_or(self.config.per_mx, |cap| cap.min(self.config.per_mx));
+        if self.mx_slots.is_full((from, ip), per_mx.max(1)) {
+            self.mx_slots.wait((from, ip), domain);
+            return false;
+        }
 
         // The catch-all control goes with the addresses, alone in a session of its own, or
         // not at all, as the provider's profile says.
@@ -1209,27 +1256,16 @@ impl Scheduler {
             &self.session_config
         };
         let session = Session::new(Arc::clone(config), recipients, now);
-        self.mx_slots.take(ip);
+        self.mx_slots.take((from, ip));
         if let Some(provider) = provider {
             self.gates.connected(provider, now);
         }
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
-        let server = SocketAddr::new(ip, self.config.smtp_port);
-        let (to, tunnel) = match proxy {
-            Some(proxy) => {
-                let (addr, credentials) = self.proxies.get(proxy);
-                (
-                    addr,
-                    Some(Box::new((Handshake::new(server, credentials), proxy))),
-                )
-            }
-            None => (server, None),
-        };
-        // The source address is of the family of what the connection goes to: the server, or
-        // the proxy.
-        let pool = &self.sources[usize::from(to.is_ipv6())];
-        let from = (!pool.is_empty()).then(|| pool[d.source_slot % pool.len()]);
+        let tunnel = proxy.map(|proxy| {
+            let (_, credentials) = self.proxies.get(proxy);
+            Box::new((Handshake::new(server, credentials), proxy))
+        });
         let urgent = members.iter().any(
             |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
         );
@@ -1245,6 +1281,7 @@ impl Scheduler {
                 deferred: Vec::new(),
                 tunnel,
                 proxy_failure: None,
+                source: from,
             }),
         );
         self.io.push_back(ConnIo::Connect {
@@ -1360,6 +1397,7 @@ impl Scheduler {
         let domain = c.domain;
         let target = c.target;
         let proxy_failure = c.proxy_failure.clone();
+        let source = c.source;
         let transcript = if finished {
             c.session.transcript().map(ToString::to_string)
         } else {
@@ -1402,6 +1440,7 @@ impl Scheduler {
         } else {
             None
         };
+        let refused_by_address = self.judge_source(source, domain, &settled, now);
         for (i, (member, outcome)) in settled.drain(..).enumerate() {
             let read_by = match (&profiled, &calibrations) {
                 (Some(rules), _) if rules[i].is_some() => rules[i]
@@ -1414,6 +1453,7 @@ impl Scheduler {
                 answered,
                 read_by,
                 proxy_failure: proxy_failure.as_deref(),
+                refused_by_address,
             };
             self.on_outcome(domain, target, member, outcome, &facts, now);
         }
@@ -1440,7 +1480,7 @@ impl Scheduler {
         let d = &mut self.domains[c.domain];
         d.sessions = d.sessions.saturating_sub(1);
         let ip = d.targets.get(c.target).map(|t| t.ip);
-        if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release(ip)) {
+        if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release((c.source, ip))) {
             for domain in waiters {
                 // A domain with real-time work keeps its place ahead of the bulk ones that
                 // waited for the same server.
@@ -1468,6 +1508,7 @@ impl Scheduler {
             answered,
             read_by,
             proxy_failure,
+            refused_by_address,
         } = *facts;
         let provider = self.domains[domain]
             .targets
@@ -1515,6 +1556,7 @@ impl Scheduler {
                 lock_step: j.lock_step,
                 throttled: j.throttled,
                 proxy_failure,
+                refused_by_address,
             },
         );
         if let Some(note) = decision.server {
@@ -1729,6 +1771,17 @@ impl Scheduler {
     }
 }
 
+/// A reply's lines, joined by spaces (invalid UTF-8 replaced).
+fn reply_text(reply: &OwnedReply) -> String {
+    let reply = reply.as_reply();
+    let mut text = String::new();
+    for line in reply.lines() {
+        text.push_str(&String::from_utf8_lossy(line));
+        text.push(' ');
+    }
+    text
+}
+
 /// What the session said beside an outcome.
 #[derive(Debug, Clone, Copy)]
 struct OutcomeFacts<'a> {
@@ -1738,6 +1791,9 @@ struct OutcomeFacts<'a> {
     read_by: Option<ReadBy>,
     /// What went wrong with the session's SOCKS5 proxy, if it failed.
     proxy_failure: Option<&'a str>,
+    /// The server refused the session's source address by name, and another address of the
+    /// pool is well: a `blocked` reply is asked again from there.
+    refused_by_address: bool,
 }
 
 /// True if the first address queued at `domain` is real-time.

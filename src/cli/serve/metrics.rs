@@ -46,6 +46,9 @@ pub struct Metrics {
     rcpts: Counter,
     retries: Counter,
     failovers: Counter,
+    throttled: Counter,
+    proxy_failures: Counter,
+    sources_benched: Counter,
     controls: Counter,
     dns_queries: Counter,
     dns_timeouts: Counter,
@@ -68,6 +71,9 @@ impl Metrics {
             rcpts: Counter::default(),
             retries: Counter::default(),
             failovers: Counter::default(),
+            throttled: Counter::default(),
+            proxy_failures: Counter::default(),
+            sources_benched: Counter::default(),
             controls: Counter::default(),
             dns_queries: Counter::default(),
             dns_timeouts: Counter::default(),
@@ -114,6 +120,21 @@ impl Metrics {
             "failovers",
             "Addresses moved to the next MX after a connection failure",
             m.failovers.clone(),
+        );
+        registry.register(
+            "throttled",
+            "Addresses that waited for their provider after it said \"slow down\"",
+            m.throttled.clone(),
+        );
+        registry.register(
+            "proxy_failures",
+            "Sessions whose SOCKS5 proxy failed before the server was reached",
+            m.proxy_failures.clone(),
+        );
+        registry.register(
+            "sources_benched",
+            "Times a source address was benched for refusals that named it",
+            m.sources_benched.clone(),
         );
         registry.register(
             "catch_all_controls",
@@ -191,6 +212,9 @@ impl Metrics {
         catch_up(&self.rcpts, stats.rcpts);
         catch_up(&self.retries, stats.retries);
         catch_up(&self.failovers, stats.failovers);
+        catch_up(&self.throttled, stats.throttled);
+        catch_up(&self.proxy_failures, stats.proxy_failures);
+        catch_up(&self.sources_benched, stats.sources_benched);
         catch_up(&self.controls, stats.controls);
         catch_up(&self.dns_queries, lookups.udp_queries + lookups.tcp_queries);
         catch_up(&self.dns_timeouts, lookups.timeouts);

@@ -328,7 +328,12 @@ impl Dialogue {
     /// Starts a session: writes the greeting (nothing, for a silent server) into `reply`.
     pub(crate) fn open(script: &ServerScript, client: IpAddr, reply: &mut Vec<u8>) -> Self {
         let personality = &script.personality;
-        let phase = match (personality.behaviour, personality.greeting) {
+        let greeting = if personality.refused_clients.contains(&client) {
+            Greeting::Refuse
+        } else {
+            personality.greeting
+        };
+        let phase = match (personality.behaviour, greeting) {
             (Behaviour::Silent, _) => Phase::Deaf,
             (Behaviour::Garbage, _) => {
                 reply.extend_from_slice(GARBAGE_GREETING);

@@ -66,6 +66,9 @@ pub struct Personality {
     pub replies: HashMap<String, String>,
     /// A rate limit, as big mail systems keep one: see [`Throttle`].
     pub throttle: Option<Throttle>,
+    /// Client addresses refused at greeting as a blocklisted client is ([`Greeting::Refuse`]'s
+    /// reply, naming the client), whatever the greeting for others.
+    pub refused_clients: HashSet<std::net::IpAddr>,
 }
 
 /// A server that limits how fast a client may come: each transaction (MAIL FROM accepted)
@@ -154,6 +157,7 @@ impl Personality {
             unknown_reply: None,
             replies: HashMap::new(),
             throttle: None,
+            refused_clients: HashSet::new(),
         }
     }
 
@@ -298,6 +302,14 @@ impl Personality {
             first,
             reply: reply.to_owned(),
         });
+        self
+    }
+
+    /// Refuses connections from `client` at greeting, as a blocklist would: `554 5.7.1 Service
+    /// unavailable; Client host [client] blocked using zen.spamhaus.org`.
+    #[must_use]
+    pub fn refuse_client(mut self, client: std::net::IpAddr) -> Self {
+        self.refused_clients.insert(client);
         self
     }
 
