@@ -319,15 +319,8 @@ fn every_provider_is_read_as_it_documents_and_probed_as_politely_as_it_asks() {
                 format!("disabled@{}", domains[0]),
                 format!("full@{}", domains[0]),
             );
-            // Transactions beyond the profile's pace, with a margin of one for the time a
-            // session takes to reach MAIL FROM, get the provider's "slow down".
-            let pace = sim
-                .provider()
-                .profile
-                .politeness
-                .connects_per_second
-                .map_or(1000, |rate| rate.ceil() as usize + 1);
-            sim.personality(&mailboxes, &[&disabled], &[&full], pace)
+            // Transactions beyond twice the profile's pace get the provider's "slow down".
+            sim.personality(&mailboxes, &[&disabled], &[&full], sim.throttle_rate())
         },
         &sims,
     );

@@ -241,16 +241,17 @@ impl ProviderSim {
     }
 
     /// The transactions a second this provider's simulated servers take before they throttle:
-    /// its profile's connection pace, plus one for the time a session takes to reach MAIL
-    /// FROM (no limit where the profile sets no pace). A prober that keeps to the profile is
-    /// never throttled.
+    /// twice its profile's connection pace, for sessions that reach MAIL FROM at uneven times
+    /// on a loaded machine (no limit where the profile sets no pace). A prober that keeps to
+    /// the profile is never throttled; one that ignores it (the engine's own limits allow ten
+    /// connections a second per domain) is.
     #[must_use]
     pub fn throttle_rate(&self) -> usize {
         self.provider()
             .profile
             .politeness
             .connects_per_second
-            .map_or(usize::MAX, |rate| rate.ceil() as usize + 1)
+            .map_or(usize::MAX, |rate| rate.ceil() as usize * 2)
     }
 
     /// [`ProviderSim::personality`] on a `personality` of the caller's (its mailboxes, its
