@@ -353,6 +353,15 @@ impl Handshake {
             {
                 continue;
             }
+            // A proxy answers what it was sent: a reply while the request is still unwritten
+            // comes from a proxy that does not speak the protocol (and would send the SMTP
+            // session's commands to the proxy).
+            if !self.output().is_empty() {
+                self.step = Step::Failed;
+                return Err(ProxyError::Protocol(
+                    "a reply came before its request was sent",
+                ));
+            }
             let step = self.step;
             let result = match step {
                 Step::Method => self.on_method(),
@@ -525,6 +534,7 @@ mod tests {
         );
         expected.extend_from_slice(&[0, 25]);
         assert_eq!(h.output(), expected);
+        h.consume_output(expected.len());
         // The proxy may name its bound address by domain name.
         let reply = [&[5u8, 0, 0, 3, 5][..], b"proxy", &[0, 80]].concat();
         assert_eq!(
@@ -538,27 +548,48 @@ mod tests {
     #[test]
     fn input_split_anywhere_gives_the_same_result_and_the_greeting_is_left_over() {
         let greeting = b"220 mx.example ESMTP\r\n";
-        let stream = [&[5u8, 0][..], &OK_V4, greeting].concat();
-        for cut in 0..=stream.len() {
-            for second in cut..=stream.len() {
-                let mut h = handshake(None);
-                let mut opened_at = None;
-                let pieces = [&stream[..cut], &stream[cut..second], &stream[second..]];
-                let mut consumed = 0;
-                for piece in pieces {
-                    if opened_at.is_some() {
-                        break;
+        // The method selection, split anywhere, then the reply and the server's greeting,
+        // split anywhere: each request is written before its reply comes, as a proxy answers.
+        let stream = [&OK_V4[..], greeting].concat();
+        for method_cut in 0..=2 {
+            for cut in 0..=stream.len() {
+                for second in cut..=stream.len() {
+                    let mut h = handshake(None);
+                    for piece in [&[5u8, 0][..method_cut], &[5u8, 0][method_cut..]] {
+                        assert_eq!(h.handle_input(piece), Ok(Progress::Pending));
                     }
-                    match h.handle_input(piece) {
-                        Ok(Progress::Open { leftover }) => opened_at = Some(consumed + leftover),
-                        Ok(Progress::Pending) => {}
-                        Err(e) => panic!("cut {cut}/{second}: {e}"),
+                    h.consume_output(h.output().len());
+                    let mut opened_at = None;
+                    let pieces = [&stream[..cut], &stream[cut..second], &stream[second..]];
+                    let mut consumed = 0;
+                    for piece in pieces {
+                        if opened_at.is_some() {
+                            break;
+                        }
+                        match h.handle_input(piece) {
+                            Ok(Progress::Open { leftover }) => {
+                                opened_at = Some(consumed + leftover);
+                            }
+                            Ok(Progress::Pending) => {}
+                            Err(e) => panic!("cut {cut}/{second}: {e}"),
+                        }
+                        consumed += piece.len();
                     }
-                    consumed += piece.len();
+                    assert_eq!(opened_at, Some(10), "cut {cut}/{second}");
                 }
-                assert_eq!(opened_at, Some(12), "cut {cut}/{second}");
             }
         }
+    }
+
+    #[test]
+    fn a_reply_before_its_request_was_sent_is_a_broken_proxy() {
+        let mut h = handshake(None);
+        // The method selection and a CONNECT success in one read: the CONNECT was never sent.
+        let input = [&[5u8, 0][..], &OK_V4].concat();
+        assert!(matches!(
+            h.handle_input(&input),
+            Err(ProxyError::Protocol(_))
+        ));
     }
 
     #[test]
@@ -566,6 +597,7 @@ mod tests {
         let refused = |code: u8| {
             let mut h = handshake(None);
             let _ = h.handle_input(&[5, 0]);
+            h.consume_output(h.output().len());
             h.handle_input(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0])
                 .expect_err("refused")
         };
@@ -589,6 +621,7 @@ mod tests {
         assert_eq!(h.handle_input(&[5, 2]), Err(ProxyError::UnofferedMethod(2)));
         let mut h = handshake(Some(Credentials::new("u", "p").expect("ok")));
         let _ = h.handle_input(&[5, 2]);
+        h.consume_output(h.output().len());
         assert_eq!(
             h.handle_input(&[1, 1]),
             Err(ProxyError::AuthenticationFailed(1))

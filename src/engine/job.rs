@@ -37,6 +37,9 @@ pub(super) struct Job {
     pub(super) handed_back: u16,
     /// "Slow down" replies from its provider waited out.
     pub(super) throttled: u8,
+    /// Sessions that failed it for the prober's own means (a SOCKS5 proxy that failed, a
+    /// source address refused by name) and sent it to the next proxy or address.
+    pub(super) detours: u8,
     /// Asked again without pipelining once already, after a session could not vouch for its
     /// answer: its sessions are lock-step from now on.
     pub(super) lock_step: bool,
@@ -59,6 +62,7 @@ impl Job {
             failovers: 0,
             handed_back: 0,
             throttled: 0,
+            detours: 0,
             lock_step: false,
             urgent: false,
         }

@@ -22,9 +22,11 @@
 //! - **The SOCKS5 proxy failed** before the server was reached: nothing is known of the
 //!   server, which is not cooled down; the address is asked again through the next proxy of
 //!   the pool, at most [`MAX_PROXY_ATTEMPTS`] times in all, then `unknown/connection_failed`
-//!   with the proxy's failure as the detail. Never a verdict on the mailbox.
+//!   with the proxy's failure as the detail. Never a verdict on the mailbox. Detours (this and
+//!   the next) have a count of their own, apart from the server's hand-backs.
 //! - **Refused by the prober's address** (a blocklist naming the client) while another source
-//!   address of the pool is well: asked again from that one, at most [`MAX_HAND_BACKS`] times.
+//!   address of the pool is well: asked again from that one, at most [`MAX_PROXY_ATTEMPTS`]
+//!   sessions in all.
 //! - **Unconfirmed** (a session could not vouch for the answer): the server is asked in
 //!   lock-step from now on, and the address once more before the misalignment is its verdict.
 //! - Anything else a reply or a failure decided is the verdict.
@@ -44,7 +46,8 @@ use crate::verdict::{Reason, Stage};
 /// Hand-backs for "too many recipients" before an address is given up on.
 pub const MAX_HAND_BACKS: u16 = 4;
 
-/// Sessions through proxies that failed before an address's verdict is the last failure.
+/// Sessions that failed an address for the prober's own means (its proxy, its source address)
+/// before the last failure is its verdict.
 pub const MAX_PROXY_ATTEMPTS: u16 = 3;
 
 /// "Slow down" replies an address waits out; the one after is its verdict.
@@ -98,6 +101,10 @@ pub(super) enum Action {
     /// Its provider said "slow down": at the head of the queue, to wait for the provider's
     /// gate to open again (one more throttle counted, no retry spent).
     Throttled,
+    /// The prober's own means failed it (its SOCKS5 proxy, or its source address refused by
+    /// name): at the head of the queue, for the next proxy or address (one more detour
+    /// counted).
+    Detour,
 }
 
 /// What the scheduler does about one outcome for an address.
@@ -145,6 +152,8 @@ pub(super) struct Facts<'a> {
     /// The server refused the session's source address by name, and another address of the
     /// pool is well.
     pub(super) refused_by_address: bool,
+    /// Detours so far: sessions that failed the address for the prober's own means.
+    pub(super) detours: u8,
 }
 
 impl Facts<'_> {
@@ -195,10 +204,10 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                 });
             if reason == Reason::Blocked
                 && facts.refused_by_address
-                && facts.handed_back.saturating_add(1) < MAX_HAND_BACKS
+                && u16::from(facts.detours).saturating_add(1) < MAX_PROXY_ATTEMPTS
             {
                 // Refused by the prober's address: asked again from another.
-                Action::Requeue
+                Action::Detour
             } else if throttled && facts.throttled < MAX_THROTTLES {
                 Action::Throttled
             } else if let Some((provider, cited)) = accepts_everyone {
@@ -245,7 +254,7 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
             fail_over(facts, Reason::Timeout, &failure)
         }
         RecipientOutcome::HandedBack(HandBack::ProxyFailed) => {
-            if facts.handed_back.saturating_add(1) >= MAX_PROXY_ATTEMPTS {
+            if u16::from(facts.detours).saturating_add(1) >= MAX_PROXY_ATTEMPTS {
                 let why = facts.proxy_failure.map_or_else(
                     || HandBack::ProxyFailed.to_string(),
                     |failure| format!("proxy_failed: {failure}"),
@@ -258,7 +267,7 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                     detail: Some(why),
                 })
             } else {
-                Action::Requeue
+                Action::Detour
             }
         }
         RecipientOutcome::HandedBack(
@@ -467,6 +476,7 @@ mod tests {
         throttled: 0,
         proxy_failure: None,
         refused_by_address: false,
+        detours: 0,
     };
 
     fn reply(wire: &str) -> OwnedReply {
@@ -544,6 +554,7 @@ mod tests {
         FailOver,
         LastServerFailed(Reason),
         Throttled,
+        Detour,
     }
 
     struct Row {
@@ -603,6 +614,7 @@ mod tests {
             Action::FailOver => (Want::FailOver, None),
             Action::LastServerFailed(d) => (Want::LastServerFailed(d.reason), Some(d)),
             Action::Throttled => (Want::Throttled, None),
+            Action::Detour => (Want::Detour, None),
         };
         if got != row.want {
             return Err(format!("action: got {got:?}, want {:?}", row.want));
@@ -791,21 +803,21 @@ mod tests {
             row("refused by the source address, another is well: asked again from it",
                 replied(Stage::RcptTo, POLICY, Reason::Blocked),
                 Facts { refused_by_address: true, ..FRESH },
-                None, Requeue, ""),
+                None, Detour, ""),
             row("refused by the source address, too often: the refusal is the answer",
                 replied(Stage::RcptTo, POLICY, Reason::Blocked),
-                Facts { refused_by_address: true, handed_back: MAX_HAND_BACKS - 1, ..FRESH },
+                Facts { refused_by_address: true, detours: 2, ..FRESH },
                 None, Finish(Reason::Blocked), ""),
             // A SOCKS5 proxy's failure: the next proxy, never the server's fault.
             row("the proxy failed: asked again, the server not cooled",
                 HandedBack(HandBack::ProxyFailed),
-                Facts { proxy_failure: Some("reply 1"), ..FRESH },
-                None, Requeue, ""),
+                Facts { proxy_failure: Some("reply 1"), handed_back: 3, ..FRESH },
+                None, Detour, ""),
             row("the proxy failed on the last attempt: unknown, the proxy's failure said",
                 HandedBack(HandBack::ProxyFailed),
                 Facts {
                     proxy_failure: Some("the SOCKS5 proxy answered CONNECT with reply 2"),
-                    handed_back: MAX_PROXY_ATTEMPTS - 1,
+                    detours: 2,
                     ..FRESH
                 },
                 None, Finish(Reason::ConnectionFailed), "proxy_failed: the SOCKS5 proxy"),

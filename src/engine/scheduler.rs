@@ -16,7 +16,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::calibration::calibrate;
 use super::config::EngineConfig;
-use super::domain::{Domain, DomainId, MxSlots, RouteState, Target};
+use super::domain::{Domain, DomainId, MxSlots, RouteState, SlotKey, Target};
 use super::duplicates::Duplicates;
 use super::gates::{Pass, ProviderGates};
 use super::job::{Decided, Job, JobId, Joined, Member, Rare};
@@ -153,6 +153,8 @@ struct Conn {
     proxy_failure: Option<String>,
     /// The source address it connects from, if one is configured.
     source: Option<IpAddr>,
+    /// The per-MX slot it holds.
+    slot: SlotKey,
 }
 
 /// How long new connections wait after the system ran out of sockets.
@@ -620,7 +622,7 @@ impl Scheduler {
     }
 
     /// What the outcomes of a session from `source` say of that address: refused by name (a
-    /// greeting that turned it away, a refusal that names the client) counts against it and
+    /// refusal, at greeting or later, that names the client) counts against it and
     /// moves `domain` to the next address of the pool; an answer about a mailbox clears its
     /// record. Returns true if it was refused by name and another address of its family is
     /// well, so that the refused addresses are asked again from there. Through proxies the
@@ -637,18 +639,23 @@ impl Scheduler {
         };
         let refused = settled.iter().any(|(_, outcome)| match outcome {
             RecipientOutcome::Replied {
-                stage,
                 reply,
                 reason: Reason::Blocked,
-            } => *stage == Stage::Greeting || names_the_client(&reply_text(reply), source),
+                ..
+            } => names_the_client(&reply_text(reply), source),
             _ => false,
         });
         if refused {
             if self.sources.blocked(source, now) {
                 self.stats.sources_benched += 1;
             }
+            // Sessions in flight together fail together: the domain moves past this address
+            // once, not once per session.
             let d = &mut self.domains[domain];
-            d.source_offset = d.source_offset.wrapping_add(1);
+            let place = d.source_slot.wrapping_add(d.source_offset);
+            if self.sources.pick(source, place, now) == Some(source) {
+                d.source_offset = d.source_offset.wrapping_add(1);
+            }
             return self.sources.another_is_well(source, now);
         }
         let answered = settled.iter().any(|(_, outcome)| {
@@ -676,9 +683,13 @@ impl Scheduler {
         self.stats.proxy_failures += 1;
         self.proxies.failed(proxy, now);
         if let Some(c) = self.conns.get_mut(&conn) {
-            // The work moves on to the next proxy of the pool.
+            // The work moves on to the next proxy of the pool, once however many sessions
+            // failed at this one together.
             let d = &mut self.domains[c.domain];
-            d.proxy_offset = d.proxy_offset.wrapping_add(1);
+            let place = d.source_slot.wrapping_add(d.proxy_offset);
+            if self.proxies.pick(place, now) == Ok(proxy) {
+                d.proxy_offset = d.proxy_offset.wrapping_add(1);
+            }
             c.tunnel = None;
             c.proxy_failure = Some(why);
             c.session.handle_proxy_failed(now);
@@ -1148,8 +1159,10 @@ impl Scheduler {
         let per_mx = politeness
             .and_then(|p| p.sessions_per_mx)
             .map_or(self.config.per_mx, |cap| cap.min(self.config.per_mx));
-        if self.mx_slots.is_full((from, ip), per_mx.max(1)) {
-            self.mx_slots.wait((from, ip), domain);
+        // The server counts its clients by the address it sees: the proxy's, or the source's.
+        let slot: SlotKey = (if proxy.is_some() { Some(to.ip()) } else { from }, ip);
+        if self.mx_slots.is_full(slot, per_mx.max(1)) {
+            self.mx_slots.wait(slot, domain);
             return false;
         }
 
@@ -1256,7 +1269,7 @@ impl Scheduler {
             &self.session_config
         };
         let session = Session::new(Arc::clone(config), recipients, now);
-        self.mx_slots.take((from, ip));
+        self.mx_slots.take(slot);
         if let Some(provider) = provider {
             self.gates.connected(provider, now);
         }
@@ -1282,6 +1295,7 @@ impl Scheduler {
                 tunnel,
                 proxy_failure: None,
                 source: from,
+                slot,
             }),
         );
         self.io.push_back(ConnIo::Connect {
@@ -1479,8 +1493,7 @@ impl Scheduler {
     fn release_capacity(&mut self, c: &Conn) {
         let d = &mut self.domains[c.domain];
         d.sessions = d.sessions.saturating_sub(1);
-        let ip = d.targets.get(c.target).map(|t| t.ip);
-        if let Some(waiters) = ip.and_then(|ip| self.mx_slots.release((c.source, ip))) {
+        if let Some(waiters) = self.mx_slots.release(c.slot) {
             for domain in waiters {
                 // A domain with real-time work keeps its place ahead of the bulk ones that
                 // waited for the same server.
@@ -1557,6 +1570,7 @@ impl Scheduler {
                 throttled: j.throttled,
                 proxy_failure,
                 refused_by_address,
+                detours: j.detours,
             },
         );
         if let Some(note) = decision.server {
@@ -1608,6 +1622,12 @@ impl Scheduler {
             Action::LastServerFailed(decided) => {
                 self.stats.failovers += 1;
                 self.finish_job(job, decided, now);
+            }
+            Action::Detour => {
+                // The domain has moved on to its next proxy or source address already.
+                j.detours = j.detours.saturating_add(1);
+                self.domains[domain].queue.push_front(job);
+                self.mark_ready(domain);
             }
             Action::Throttled => {
                 // The provider's gate is closed (`on_outcome`): the domain finds it so and

@@ -2,8 +2,8 @@
 //!
 //! Each domain has its place in the rotation, so its sessions, greylisting retries included,
 //! come from the same address (greylisters key on it). Mail servers judge a client by its
-//! address: one that refuses the prober *by its address* (a blocklist, a reputation refusal,
-//! a greeting that turns the client away) has not judged the mailbox. Such a refusal moves the
+//! address: one that refuses the prober *by its address* (a refusal, at greeting or later, that
+//! names the client: a blocklist, a reputation listing) has not judged the mailbox. Such a refusal moves the
 //! domain to the next address of the pool, and an address refused so [`BLOCKS_TO_BENCH`] times
 //! in a row is benched for [`BENCH`]: domains skip it while another address of its family is
 //! well. With no other address to go to, a benched one is still used: waiting would not make

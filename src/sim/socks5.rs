@@ -187,7 +187,22 @@ impl Loop {
     }
 
     fn accept(&mut self) {
-        while let Ok((mut client, _)) = self.listener.accept() {
+        loop {
+            let mut client = match self.listener.accept() {
+                Ok((client, _)) => client,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // Out of descriptors or memory: the listener's edge is spent, so it is
+                    // armed again and the clients still waiting are taken at the next turn.
+                    let _ = self.poll.registry().reregister(
+                        &mut self.listener,
+                        LISTENER,
+                        Interest::READABLE,
+                    );
+                    return;
+                }
+            };
             self.counters.clients.fetch_add(1, Ordering::Relaxed);
             let entry = self.tunnels.vacant_entry();
             let key = entry.key();
@@ -262,7 +277,15 @@ fn step_tunnel(
     let mut buf = [0u8; READ_CHUNK];
     loop {
         match tunnel.client.read(&mut buf) {
-            Ok(0) => return false,
+            Ok(0) => {
+                // The client is done: what it sent last (its QUIT) still goes to the server.
+                if let Some(server) = tunnel.server.as_mut()
+                    && tunnel.stage == Stage::Relay
+                {
+                    let _ = flush(server, &mut tunnel.to_server);
+                }
+                return false;
+            }
             Ok(n) if tunnel.stage == Stage::Relay => tunnel.to_server.extend_from_slice(&buf[..n]),
             Ok(n) => tunnel.pending.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -387,8 +410,13 @@ fn answer(
         }
         Stage::Auth => {
             let (user, password) = credentials?;
-            let ulen = usize::from(*p.get(1)?);
-            let plen = usize::from(*p.get(2 + ulen)?);
+            // The lengths come as the bytes do: wait for them.
+            let Some(ulen) = p.get(1).map(|len| usize::from(*len)) else {
+                return Some(false);
+            };
+            let Some(plen) = p.get(2 + ulen).map(|len| usize::from(*len)) else {
+                return Some(false);
+            };
             if p.len() < 3 + ulen + plen {
                 return Some(false);
             }
