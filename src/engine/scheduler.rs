@@ -524,13 +524,10 @@ impl Scheduler {
                                 .is_some_and(|deadline| deadline <= now)
                             {
                                 match c.tunnel.as_ref().map(|tunnel| tunnel.1) {
-                                    // The proxy held the connect deadline: its failure, not the
-                                    // server's.
-                                    Some(proxy)
-                                        if c.session
-                                            .connect_deadline_at()
-                                            .is_some_and(|at| at <= now) =>
-                                    {
+                                    // A deadline came while the tunnel was still being
+                                    // opened (the session waits to connect until then): the
+                                    // proxy's failure, not the server's.
+                                    Some(proxy) => {
                                         self.proxy_failed(
                                             conn,
                                             proxy,

@@ -1701,3 +1701,48 @@ fn slow_down_at_mail_from_is_waited_for_and_the_control_asked_again() {
     assert_eq!(a.catch_all, Some(true));
     assert_eq!(h.scheduler.stats().throttled, 1);
 }
+
+#[test]
+fn a_proxy_that_never_opens_the_tunnel_fails_itself_not_the_server() {
+    let mut config = config();
+    config.catch_all = false;
+    config.retries = 0;
+    config.proxies = vec![crate::socks5::Proxy::parse("socks5://127.0.0.50:1080").expect("valid")];
+    let mut h = Harness::new(config);
+    h.mx("tunnel.test", 10, [127, 0, 0, 9]);
+    h.submit("a@tunnel.test");
+    h.settle();
+    h.advance(Duration::from_millis(10));
+    assert_eq!(h.connects.len(), 1);
+    let (conn, to, _) = h.connects.remove(0);
+    assert_eq!(to, "127.0.0.50:1080".parse::<SocketAddr>().expect("addr"));
+    h.scheduler.handle_connected(conn, h.now);
+    assert_eq!(
+        h.scheduler.output(conn),
+        [5, 1, 0],
+        "the SOCKS5 greeting first"
+    );
+    h.scheduler.consume_output(conn, 3);
+    h.drain();
+    // The proxy says nothing, past every deadline; the next attempts never even connect.
+    for _ in 0..policy::MAX_PROXY_ATTEMPTS {
+        h.advance(Duration::from_secs(400));
+    }
+    assert_eq!(
+        h.history.len(),
+        usize::from(policy::MAX_PROXY_ATTEMPTS),
+        "one session per attempt"
+    );
+    let a = h.result("a@tunnel.test");
+    assert_eq!(a.reason, Reason::ConnectionFailed);
+    let detail = a.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.starts_with("proxy_failed: ") && detail.contains("did not open"),
+        "{detail}"
+    );
+    assert_eq!(
+        h.scheduler.stats().proxy_failures,
+        u64::from(policy::MAX_PROXY_ATTEMPTS)
+    );
+    assert_eq!(h.scheduler.stats().failovers, 0, "the server is not blamed");
+}

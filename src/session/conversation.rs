@@ -273,12 +273,6 @@ impl Session {
         }
     }
 
-    /// When the connection must be up by: the proxy handshake, if there is one, counts in.
-    #[must_use]
-    pub fn connect_deadline_at(&self) -> Option<Instant> {
-        (self.phase == Phase::Connecting).then(|| self.connect_deadline())
-    }
-
     /// A deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Done {
