@@ -8,6 +8,9 @@
     reason = "these tests run the binary and servers in real time"
 )]
 
+#[path = "support/jsonl.rs"]
+mod jsonl;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 
@@ -70,10 +73,7 @@ impl World {
             .output()
             .expect("run mxprobe");
         assert!(output.status.success(), "{output:?}");
-        let mut records: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect();
+        let mut records: Vec<Value> = jsonl::records(&output.stdout);
         records.sort_by_key(|r| r["line"].as_u64());
         records
     }

@@ -14,6 +14,9 @@
     reason = "these tests run the binary and servers in real time"
 )]
 
+#[path = "support/jsonl.rs"]
+mod jsonl;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
@@ -266,10 +269,7 @@ impl World {
         }
         let output: Output = child.wait_with_output().expect("wait");
         assert!(output.status.success(), "{output:?}");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect()
+        jsonl::records(&output.stdout)
     }
 }
 

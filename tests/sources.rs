@@ -8,6 +8,9 @@
     reason = "these tests run the binary and servers in real time"
 )]
 
+#[path = "support/jsonl.rs"]
+mod jsonl;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 
@@ -63,10 +66,7 @@ impl World {
         }
         let output: Output = command.stdin(Stdio::null()).output().expect("run mxprobe");
         assert!(output.status.success(), "{output:?}");
-        let records = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
-            .collect();
+        let records = jsonl::records(&output.stdout);
         (
             records,
             String::from_utf8_lossy(&output.stderr).into_owned(),

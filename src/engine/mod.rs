@@ -28,6 +28,8 @@
 //! - `submission.rs`: [`SubmitOptions`]: real-time ahead of bulk, and a deadline.
 //! - `calibration.rs`: what a permanent refusal the reply table cannot explain means, judged
 //!   against the rest of its session.
+//! - `proxies.rs`, `sources.rs`: the SOCKS5 proxies and the source addresses, in rotation per
+//!   domain, with their health (`strikes.rs`: failures in a row, and the bench they earn).
 //! - `gates.rs`: the politeness owed to a provider as a whole ([`crate::providers`]): its
 //!   connection rate across all the domains it hosts, and its backoff after "slow down".
 //! - `result.rs`: [`VerifyResult`], and the rules that combine facts into the final verdict.
@@ -50,6 +52,7 @@ mod scheduler;
 mod slab;
 mod sources;
 pub mod special_purpose;
+mod strikes;
 mod submission;
 mod timers;
 

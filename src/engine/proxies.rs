@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::strikes::Strikes;
 use crate::socks5::{Credentials, Proxy};
 
 /// Failures in a row that bench a proxy.
@@ -21,14 +22,7 @@ pub const BENCH: Duration = Duration::from_secs(60);
 /// The configured proxies and how each is doing.
 #[derive(Debug, Default)]
 pub(super) struct Proxies {
-    proxies: Vec<(Proxy, Health)>,
-}
-
-/// One proxy's recent record.
-#[derive(Debug, Clone, Copy, Default)]
-struct Health {
-    failures_in_a_row: u32,
-    benched_until: Option<Instant>,
+    proxies: Vec<(Proxy, Strikes)>,
 }
 
 impl Proxies {
@@ -37,7 +31,7 @@ impl Proxies {
             proxies: proxies
                 .iter()
                 .cloned()
-                .map(|proxy| (proxy, Health::default()))
+                .map(|proxy| (proxy, Strikes::default()))
                 .collect(),
         }
     }
@@ -53,16 +47,11 @@ impl Proxies {
         let n = self.proxies.len();
         (0..n)
             .map(|k| (slot + k) % n)
-            .find(|&i| {
-                self.proxies[i]
-                    .1
-                    .benched_until
-                    .is_none_or(|until| until <= now)
-            })
+            .find(|&i| self.proxies[i].1.is_well(now))
             .ok_or_else(|| {
                 self.proxies
                     .iter()
-                    .filter_map(|(_, health)| health.benched_until)
+                    .filter_map(|(_, strikes)| strikes.benched_until())
                     .min()
                     .unwrap_or(now)
             })
@@ -76,24 +65,16 @@ impl Proxies {
 
     /// Proxy `i` opened a tunnel.
     pub(super) fn succeeded(&mut self, i: usize) {
-        if let Some((_, health)) = self.proxies.get_mut(i) {
-            health.failures_in_a_row = 0;
+        if let Some((_, strikes)) = self.proxies.get_mut(i) {
+            strikes.clear();
         }
     }
 
     /// Proxy `i` failed at `now`; true if that benched it.
     pub(super) fn failed(&mut self, i: usize, now: Instant) -> bool {
-        let Some((_, health)) = self.proxies.get_mut(i) else {
-            return false;
-        };
-        health.failures_in_a_row += 1;
-        if health.failures_in_a_row >= FAILURES_TO_BENCH {
-            health.failures_in_a_row = 0;
-            health.benched_until = Some(now + BENCH);
-            true
-        } else {
-            false
-        }
+        self.proxies
+            .get_mut(i)
+            .is_some_and(|(_, strikes)| strikes.strike(now, FAILURES_TO_BENCH, BENCH))
     }
 }
 

@@ -1727,10 +1727,12 @@ impl Scheduler {
             && decided.detail.is_none()
             && self.config.provider_profiles
         {
-            let why = decided
-                .mx
-                .as_deref()
-                .and_then(providers::by_mx_host)
+            // The provider of the server that accepted (the domain's targets know it).
+            let why = domain
+                .targets
+                .iter()
+                .find(|t| t.provider.is_some() && Some(t.ip) == decided.ip)
+                .and_then(|t| t.provider)
                 .and_then(|p| Some((p, p.profile.catch_all.as_ref()?)))
                 .map(|(p, cited)| format!("{} profile: {}", p.name, cited.detail));
             Decided {

@@ -10,6 +10,8 @@
 //! it better.
 
 use std::net::IpAddr;
+
+use super::strikes::Strikes;
 use std::time::{Duration, Instant};
 
 /// Refusals naming the client in a row that bench a source address.
@@ -28,8 +30,7 @@ pub(super) struct Sources {
 #[derive(Debug, Clone, Copy)]
 struct Source {
     ip: IpAddr,
-    blocked_in_a_row: u32,
-    benched_until: Option<Instant>,
+    strikes: Strikes,
 }
 
 /// The pool index of `ip`'s family.
@@ -43,8 +44,7 @@ impl Sources {
         for &ip in ips {
             pools[family(ip)].push(Source {
                 ip,
-                blocked_in_a_row: 0,
-                benched_until: None,
+                strikes: Strikes::default(),
             });
         }
         Self { pools }
@@ -66,7 +66,7 @@ impl Sources {
         }
         (0..n)
             .map(|k| &pool[(slot + k) % n])
-            .find(|source| source.benched_until.is_none_or(|until| until <= now))
+            .find(|source| source.strikes.is_well(now))
             .or_else(|| pool.get(slot % n))
             .map(|source| source.ip)
     }
@@ -75,29 +75,22 @@ impl Sources {
     pub(super) fn another_is_well(&self, ip: IpAddr, now: Instant) -> bool {
         self.pools[family(ip)]
             .iter()
-            .any(|source| source.ip != ip && source.benched_until.is_none_or(|until| until <= now))
+            .any(|source| source.ip != ip && source.strikes.is_well(now))
     }
 
     /// A server refused the prober by `ip`, its address, at `now`; true if that benched it.
     pub(super) fn blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let Some(source) = self.pools[family(ip)].iter_mut().find(|s| s.ip == ip) else {
-            return false;
-        };
-        source.blocked_in_a_row += 1;
-        if source.blocked_in_a_row >= BLOCKS_TO_BENCH {
-            source.blocked_in_a_row = 0;
-            source.benched_until = Some(now + BENCH);
-            true
-        } else {
-            false
-        }
+        self.pools[family(ip)]
+            .iter_mut()
+            .find(|s| s.ip == ip)
+            .is_some_and(|source| source.strikes.strike(now, BLOCKS_TO_BENCH, BENCH))
     }
 
     /// A server answered a recipient from `ip`: whatever refusals came before, it is not
     /// refused everywhere.
     pub(super) fn answered(&mut self, ip: IpAddr) {
         if let Some(source) = self.pools[family(ip)].iter_mut().find(|s| s.ip == ip) {
-            source.blocked_in_a_row = 0;
+            source.strikes.clear();
         }
     }
 }

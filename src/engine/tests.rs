@@ -223,6 +223,12 @@ impl Harness {
 
 /// A server that knows `mailboxes` and answers everything else as Postfix would.
 fn postfix(mailboxes: &'static [&'static str]) -> Server {
+    server_refusing(mailboxes, "550 5.1.1 User unknown\r\n")
+}
+
+/// A server that knows `mailboxes` and answers every other RCPT with `refusal` (a whole reply
+/// line, CRLF included).
+fn server_refusing(mailboxes: &'static [&'static str], refusal: &'static str) -> Server {
     Box::new(move |line: &str| {
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("EHLO") {
@@ -234,7 +240,7 @@ fn postfix(mailboxes: &'static [&'static str]) -> Server {
             if mailboxes.contains(&mailbox.as_str()) {
                 "250 2.1.5 Ok\r\n".into()
             } else {
-                "550 5.1.1 User unknown\r\n".into()
+                refusal.into()
             }
         } else if upper.starts_with("QUIT") {
             "221 2.0.0 Bye\r\n".into()
@@ -1314,30 +1320,6 @@ fn a_real_time_submission_of_a_queued_address_moves_it_ahead() {
 
 // Provider profiles: the engine applies the profile of the MX host a session goes to.
 
-/// A server that knows `mailboxes`, accepts them with `accept`, and answers every other RCPT
-/// with `refusal` (a whole reply line, CRLF included).
-fn provider_server(mailboxes: &'static [&'static str], refusal: &'static str) -> Server {
-    Box::new(move |line: &str| {
-        let upper = line.to_ascii_uppercase();
-        if upper.starts_with("EHLO") {
-            "250-mx.test\r\n250 PIPELINING\r\n".into()
-        } else if upper.starts_with("MAIL") || upper.starts_with("RSET") {
-            "250 2.1.0 Ok\r\n".into()
-        } else if let Some(rest) = upper.strip_prefix("RCPT TO:<") {
-            let mailbox = rest.trim_end_matches('>').to_ascii_lowercase();
-            if mailboxes.contains(&mailbox.as_str()) {
-                "250 2.1.5 Recipient OK\r\n".into()
-            } else {
-                refusal.into()
-            }
-        } else if upper.starts_with("QUIT") {
-            "221 2.0.0 Bye\r\n".into()
-        } else {
-            "502 5.5.2 Error\r\n".into()
-        }
-    })
-}
-
 fn rcpts(heard: &[String]) -> Vec<&String> {
     heard.iter().filter(|l| l.starts_with("RCPT")).collect()
 }
@@ -1354,7 +1336,7 @@ fn a_profile_reads_what_the_generic_table_misreads_and_says_so() {
         h.submit("a@ya.test");
         h.submit("b@ya.test");
         h.settle();
-        h.play(provider_server(&["a@ya.test"], NO_SUCH));
+        h.play(server_refusing(&["a@ya.test"], NO_SUCH));
         let b = h.result("b@ya.test");
         if profiles {
             assert_eq!(b.reason, Reason::MailboxNotFound);
@@ -1380,7 +1362,7 @@ fn a_provider_that_accepts_everyone_gets_no_control_and_never_deliverable() {
     h.submit("a@yh.test");
     h.submit("b@yh.test");
     h.settle();
-    let (_, heard) = h.play(provider_server(&["a@yh.test", "b@yh.test"], ""));
+    let (_, heard) = h.play(server_refusing(&["a@yh.test", "b@yh.test"], ""));
     assert_eq!(rcpts(&heard).len(), 2, "no catch-all control: {heard:?}");
     assert_eq!(h.scheduler.stats().controls, 0);
     for address in ["a@yh.test", "b@yh.test"] {
@@ -1458,7 +1440,7 @@ fn slow_down_closes_the_providers_gate_and_spends_no_retry() {
     h.submit("a@m1.test");
     h.settle();
     let throttled_at = h.now;
-    h.play(provider_server(&[], THROTTLE));
+    h.play(server_refusing(&[], THROTTLE));
     assert!(
         h.results.is_empty(),
         "no verdict, no retry spent: {:?}",
@@ -1501,7 +1483,7 @@ fn slow_down_too_often_is_the_verdict_with_the_providers_reply() {
     h.settle();
     for _ in 0..=policy::MAX_THROTTLES {
         assert_eq!(h.connects.len(), 1);
-        h.play(provider_server(&[], THROTTLE));
+        h.play(server_refusing(&[], THROTTLE));
         h.advance(Duration::from_secs(11));
     }
     let a = h.result("a@m1.test");
@@ -1562,7 +1544,7 @@ fn a_catch_all_answer_at_a_provider_says_what_the_profile_knows_of_it() {
         .hosted_at("relay.test", "relay-test.mail.protection.outlook.com");
     h.submit("a@relay.test");
     h.settle();
-    let (_, heard) = h.play(provider_server(&[], "250 2.1.5 Recipient OK\r\n"));
+    let (_, heard) = h.play(server_refusing(&[], "250 2.1.5 Recipient OK\r\n"));
     assert_eq!(rcpts(&heard).len(), 2, "the address and the control");
     let a = h.result("a@relay.test");
     assert_eq!(a.reason, Reason::AcceptAll);
@@ -1690,7 +1672,7 @@ fn slow_down_at_mail_from_is_waited_for_and_the_control_asked_again() {
     assert!(h.connects.is_empty(), "the backoff holds");
     h.advance(Duration::from_secs(2));
     // The server now accepts every recipient: the control, asked again, says so.
-    let (_, heard) = h.play(provider_server(&[], "250 2.1.5 OK\r\n"));
+    let (_, heard) = h.play(server_refusing(&[], "250 2.1.5 OK\r\n"));
     assert_eq!(
         rcpts(&heard).len(),
         2,
