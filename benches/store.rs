@@ -42,7 +42,7 @@ const CHUNK: usize = 256;
 const PRELOAD: u64 = 600_000;
 
 /// A record as the simulated world's ordinary servers produce it.
-const RECORD: &str = r#"{"address":"user1@domain1.test","verdict":"deliverable","reason":"accepted","domain":"domain1.test","mx":"mx1.domain1.test","ip":"127.0.0.61","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":false},"attempts":1,"elapsed_ms":3,"line":1,"detail":null,"suggestion":null,"provider":null}"#;
+const RECORD: &str = r#"{"address":"user1@domain1.test","verdict":"deliverable","reason":"accepted","domain":"domain1.test","mx":"mx1.domain1.test","ip":"127.0.0.61","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":false},"attempts":1,"elapsed_ms":3,"line":1,"detail":null,"suggestion":null,"provider":null,"tls":null}"#;
 
 /// The result of line `line`: a mailbox of its own, at one of 1,000 domains.
 fn result(template: &VerifyResult, line: u64) -> VerifyResult {

@@ -121,6 +121,7 @@ pub mod smtp;
 pub mod socks5;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod tls;
 #[cfg(feature = "upload")]
 pub mod upload;
 pub mod verdict;

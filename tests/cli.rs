@@ -165,7 +165,8 @@ fn jsonl_from_arguments_follows_the_schema() {
             "line",
             "detail",
             "suggestion",
-            "provider"
+            "provider",
+            "tls"
         ]
     );
     assert_eq!(alice["verdict"], "deliverable");
@@ -244,7 +245,7 @@ fn csv_in_and_out() {
     assert_eq!(
         rows.next(),
         Some(
-            "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms,provider"
+            "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms,provider,tls"
         )
     );
     let mut rows: Vec<&str> = rows.collect();
@@ -744,8 +745,8 @@ fn mx_names_the_provider_of_each_host() {
     assert!(!backup.contains('['), "{human}");
 }
 
-/// A verdict decided by a known provider's MX host names the provider, in JSON and as the last
-/// CSV column; one decided elsewhere does not. (The "provider" here is the farm's ordinary
+/// A verdict decided by a known provider's MX host names the provider, in JSON and as the CSV
+/// column before `tls`; one decided elsewhere does not. (The "provider" here is the farm's ordinary
 /// server at a Google host name: only the name is recognised.)
 #[test]
 fn a_record_names_the_provider_of_the_host_that_decided() {
@@ -770,7 +771,7 @@ fn a_record_names_the_provider_of_the_host_that_decided() {
                     .lines()
                     .find(|row| row.contains(&format!(",{address},")))
                     .expect("a row");
-                row.rsplit(',').next().unwrap_or_default().to_owned()
+                row.rsplit(',').nth(1).unwrap_or_default().to_owned()
             }
         };
         assert_eq!(

@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 
 use mxprobe::dns::parse_server;
 use mxprobe::socks5::Proxy;
+use mxprobe::tls::{StartTls, TlsClient};
 use mxprobe::{Config, ConfigBuilder, ConfigError, IpVersion};
 
 /// `--ip-version`.
@@ -26,6 +27,27 @@ pub enum IpVersionArg {
     /// Both: each MX host's IPv4 addresses first, then its IPv6 ones, falling back across
     /// families when a connection fails.
     Any,
+}
+
+/// `--starttls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartTlsArg {
+    /// Never say STARTTLS.
+    Never,
+    /// Only when the server refuses a command until it is said (530).
+    WhenRequired,
+    /// At every server that offers it.
+    Always,
+}
+
+impl From<StartTlsArg> for StartTls {
+    fn from(arg: StartTlsArg) -> Self {
+        match arg {
+            StartTlsArg::Never => Self::Never,
+            StartTlsArg::WhenRequired => Self::WhenRequired,
+            StartTlsArg::Always => Self::Always,
+        }
+    }
 }
 
 impl From<IpVersionArg> for IpVersion {
@@ -108,6 +130,34 @@ pub struct EngineArgs {
         env = "MXPROBE_IP_VERSION"
     )]
     pub ip_version: IpVersionArg,
+
+    /// When to say STARTTLS: when-required (only when a server refuses MAIL FROM or RCPT TO
+    /// until it is said, 530; the session then starts over on the same connection), always
+    /// (at every server that offers it), or never (a server that requires TLS refuses the
+    /// transaction, and that is the answer). A failed TLS handshake is never a verdict:
+    /// unknown/connection_failed says `tls_failed`.
+    #[arg(
+        long = "starttls",
+        value_enum,
+        default_value = "when-required",
+        env = "MXPROBE_STARTTLS"
+    )]
+    pub starttls: StartTlsArg,
+
+    /// Verify the server's certificate after STARTTLS: it must chain to a trusted root (the
+    /// Mozilla roots compiled in, or --tls-ca) and name the MX host. By default any certificate
+    /// is taken: a probe sends no secrets, and most MX certificates would not verify.
+    #[arg(long = "tls-verify", env = "MXPROBE_TLS_VERIFY")]
+    pub tls_verify: bool,
+
+    /// The roots --tls-verify trusts instead of the Mozilla ones: a PEM file of certificates.
+    #[arg(
+        long = "tls-ca",
+        value_name = "FILE",
+        env = "MXPROBE_TLS_CA",
+        requires = "tls_verify"
+    )]
+    pub tls_ca: Option<std::path::PathBuf>,
 
     /// SMTP sessions at once (lowered, with a notice, if the open-file limit does not allow).
     #[arg(
@@ -220,7 +270,18 @@ impl EngineArgs {
             .source_ips(args.source_ips.iter().copied())
             .ip_version(args.ip_version.into())
             .proxies(args.proxies.iter().cloned())
+            .starttls(args.starttls.into())
             .transcript(args.transcript);
+        if args.tls_verify {
+            let roots = match &args.tls_ca {
+                Some(path) => {
+                    TlsClient::roots_from_pem_file(path).map_err(|e| format!("--tls-ca: {e}"))?
+                }
+                None => TlsClient::mozilla_roots(),
+            };
+            builder =
+                builder.tls(TlsClient::verified(roots).map_err(|e| format!("--tls-verify: {e}"))?);
+        }
         if let Some(helo) = &args.helo {
             builder = builder.helo_name(helo.as_str());
         }

@@ -13,7 +13,8 @@ use mxprobe::{Record, Verdict};
 
 /// The CSV columns, in order.
 pub const CSV_HEADER: &str = "line,address,verdict,reason,detail,domain,mx,ip,smtp_code,\
-smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms,provider";
+smtp_enhanced,smtp_message,catch_all,role,disposable,free,suggestion,attempts,elapsed_ms,provider,\
+tls";
 
 /// Records buffered beyond this are written at once.
 const BUFFER: usize = 64 * 1024;
@@ -95,7 +96,7 @@ impl Writer {
 
 fn csv_line(buffer: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
     let smtp = record.smtp.map(|reply| reply.as_reply());
-    let fields: [String; 19] = [
+    let fields: [String; 20] = [
         record.line.to_string(),
         record.address.to_owned(),
         record.verdict.as_str().to_owned(),
@@ -119,6 +120,11 @@ fn csv_line(buffer: &mut Vec<u8>, record: &Record<'_>) -> io::Result<()> {
         record.attempts.to_string(),
         record.elapsed_ms.to_string(),
         record.provider.unwrap_or_default().to_owned(),
+        record
+            .tls
+            .map(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned(),
     ];
     csv_fields(buffer, &fields)
 }
@@ -135,7 +141,7 @@ pub fn csv_line_from_json(buffer: &mut Vec<u8>, record: &serde_json::Value) -> i
     let field = |name: &str| cell(record.get(name));
     let smtp = |name: &str| cell(record.get("smtp").and_then(|smtp| smtp.get(name)));
     let flag = |name: &str| cell(record.get("flags").and_then(|flags| flags.get(name)));
-    let fields: [String; 19] = [
+    let fields: [String; 20] = [
         field("line"),
         field("address"),
         field("verdict"),
@@ -155,12 +161,13 @@ pub fn csv_line_from_json(buffer: &mut Vec<u8>, record: &serde_json::Value) -> i
         field("attempts"),
         field("elapsed_ms"),
         field("provider"),
+        field("tls"),
     ];
     csv_fields(buffer, &fields)
 }
 
 /// One CSV row of `fields`, without its terminator.
-fn csv_fields(buffer: &mut Vec<u8>, fields: &[String; 19]) -> io::Result<()> {
+fn csv_fields(buffer: &mut Vec<u8>, fields: &[String; 20]) -> io::Result<()> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .terminator(csv::Terminator::Any(b'\r'))
@@ -336,6 +343,7 @@ mod tests {
             attempts: 0,
             elapsed: std::time::Duration::ZERO,
             transcript: None,
+            tls: None,
         }
     }
 }

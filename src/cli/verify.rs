@@ -397,6 +397,7 @@ fn unreadable(line: u64, text: String, detail: String) -> VerifyResult {
         attempts: 0,
         elapsed: Duration::ZERO,
         transcript: None,
+        tls: None,
     }
 }
 

@@ -68,6 +68,7 @@ use crate::address::Address;
 use crate::dns::{LookupConfig, NameserverConfig, ResolverConfig};
 use crate::engine::EngineConfig;
 use crate::session::{Sender, SessionConfig, Timeouts};
+use crate::tls::{StartTls, TlsClient};
 
 /// Where the system's nameservers are listed when none is given.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -198,6 +199,18 @@ impl Config {
         self.engine.ip_version
     }
 
+    /// When sessions say STARTTLS.
+    #[must_use]
+    pub fn starttls(&self) -> StartTls {
+        self.engine.session.starttls
+    }
+
+    /// True if STARTTLS verifies the server's certificate.
+    #[must_use]
+    pub fn tls_verifies(&self) -> bool {
+        self.engine.session.tls.verifies()
+    }
+
     /// The SOCKS5 proxies probes go through; empty when they go directly.
     #[must_use]
     pub fn proxies(&self) -> &[crate::socks5::Proxy] {
@@ -259,6 +272,8 @@ pub struct ConfigBuilder {
     pipelining: bool,
     max_recipients_per_transaction: usize,
     transcript: bool,
+    starttls: StartTls,
+    tls: TlsClient,
     source_ips: Vec<IpAddr>,
     ip_version: IpVersion,
     proxies: Vec<crate::socks5::Proxy>,
@@ -296,6 +311,8 @@ impl Default for ConfigBuilder {
             pipelining: session.pipelining,
             max_recipients_per_transaction: session.max_recipients_per_transaction,
             transcript: session.transcript,
+            starttls: session.starttls,
+            tls: session.tls,
             source_ips: Vec::new(),
             ip_version: IpVersion::Any,
             proxies: Vec::new(),
@@ -500,6 +517,26 @@ impl ConfigBuilder {
         self
     }
 
+    /// When sessions say STARTTLS (RFC 3207). Default [`StartTls::WhenRequired`]: only when a
+    /// server refuses MAIL FROM or RCPT TO until it is said (`530`), and then the session
+    /// starts over on the same connection; at servers that offer STARTTLS this holds QUIT back
+    /// from the last pipelined group, one round trip per session. [`StartTls::Always`]: at every
+    /// server that offers it. [`StartTls::Never`]: a server that requires TLS refuses the
+    /// transaction, and that refusal is the answer (never a verdict on a mailbox).
+    pub fn starttls(mut self, when: StartTls) -> Self {
+        self.starttls = when;
+        self
+    }
+
+    /// The TLS client STARTTLS starts. Default [`TlsClient::unverified`]: a probe sends no
+    /// secrets and most MX certificates would not verify. [`TlsClient::verified`] refuses a
+    /// certificate that does not chain to its roots and name the MX host; the addresses then
+    /// get `unknown/connection_failed` (`tls_failed` in the detail), never a verdict.
+    pub fn tls(mut self, client: TlsClient) -> Self {
+        self.tls = client;
+        self
+    }
+
     /// Source addresses to connect from, used round-robin per domain (so retries keep the
     /// address greylisters key on); a connection takes one of its server's family. With a pool
     /// of one family only, servers of the other are not connected to (their domains'
@@ -601,6 +638,8 @@ impl ConfigBuilder {
         session.timeouts = checked_timeouts(self.timeouts)?;
         session.pipelining = self.pipelining;
         session.transcript = self.transcript;
+        session.starttls = self.starttls;
+        session.tls = self.tls;
         session.max_recipients_per_transaction = at_least_one(
             "max_recipients_per_transaction",
             self.max_recipients_per_transaction,

@@ -32,6 +32,7 @@ use super::job::JobId;
 use super::result::VerifyResult;
 use crate::address::Flags;
 use crate::smtp::reply::{OwnedReply, ReplyMeta};
+use crate::tls::TlsVersion;
 use crate::verdict::Reason;
 
 /// A mailbox's key in the tables.
@@ -157,6 +158,7 @@ struct Remembered {
     ip: Option<IpAddr>,
     suggestion: Option<&'static str>,
     reply: Option<ReplyMeta>,
+    tls: Option<TlsVersion>,
 }
 
 impl Remembered {
@@ -250,6 +252,7 @@ impl Memory {
             ip: result.ip,
             suggestion: result.suggestion,
             reply: result.smtp.as_ref().map(OwnedReply::meta),
+            tls: result.tls,
         });
         self.head = at;
         let sequence = self.first + self.entries.len() as u64 - 1;
@@ -296,6 +299,7 @@ impl Memory {
             attempts: entry.attempts,
             elapsed: entry.elapsed,
             transcript: None,
+            tls: entry.tls,
         })
     }
 }
@@ -431,6 +435,7 @@ mod tests {
             attempts: 2,
             elapsed: Duration::from_millis(1234),
             transcript: Some("S: 220\r\n".into()),
+            tls: Some(crate::tls::TlsVersion::Tls13),
         };
         let key = tables.key("alice@x.test");
         tables.started(key, job);

@@ -11,6 +11,7 @@ use super::special_purpose::SpecialRange;
 use crate::address::Address;
 use crate::dns::RouteError;
 use crate::smtp::reply::OwnedReply;
+use crate::tls::TlsVersion;
 use crate::verdict::Reason;
 
 use super::domain::DomainId;
@@ -123,6 +124,8 @@ pub(super) struct Decided {
     pub(super) mx: Option<String>,
     pub(super) ip: Option<IpAddr>,
     pub(super) detail: Option<String>,
+    /// The TLS version of the session whose reply decided, if it spoke TLS.
+    pub(super) tls: Option<TlsVersion>,
 }
 
 impl Decided {
@@ -134,6 +137,7 @@ impl Decided {
             mx: None,
             ip: None,
             detail: Some(error.to_string()),
+            tls: None,
         }
     }
 
@@ -151,6 +155,7 @@ impl Decided {
                 "no mail server of the domain can be reached from this prober: {host} is {ip}, \
                  an {family} address, and {why}"
             )),
+            tls: None,
         }
     }
 
@@ -168,6 +173,7 @@ impl Decided {
                  {ip}, in {range}); mxprobe does not connect to such addresses unless allowed \
                  (--allow-private-mx)"
             )),
+            tls: None,
         }
     }
 }

@@ -14,9 +14,11 @@
 //! - **Accepted by a provider that accepts every recipient** at RCPT (its profile says so):
 //!   `risky/accept_all`, with the profile's reason in the detail; never `deliverable`.
 //! - **Accepted** while the domain's catch-all answer is pending: held for it.
-//! - **Connection failures** (refused, closed, 421, a silent greeting): the server cools down
-//!   and the address moves to the next MX; when the last one failed too, its failure is the
-//!   verdict. Postfix too treats a silent server like one that cannot be reached.
+//! - **Connection failures** (refused, closed, 421, a silent greeting, a failed TLS handshake
+//!   after STARTTLS): the server cools down and the address moves to the next MX; when the
+//!   last one failed too, its failure is the verdict (`connection_failed`, with `tls_failed`
+//!   in the detail for TLS). Postfix too treats a silent server like one that cannot be
+//!   reached.
 //! - **Too many recipients**: the domain's sessions get smaller and the address waits for the
 //!   next one, at most [`MAX_HAND_BACKS`] times.
 //! - **The SOCKS5 proxy failed** before the server was reached: nothing is known of the
@@ -41,6 +43,7 @@ use super::job::Decided;
 use crate::providers::{Meaning, Provider, Rule};
 use crate::session::{Failure, HandBack, Misalignment, RecipientOutcome, Wait};
 use crate::smtp::reply::OwnedReply;
+use crate::tls::TlsVersion;
 use crate::verdict::{Reason, Stage};
 
 /// Hand-backs for "too many recipients" before an address is given up on.
@@ -149,6 +152,10 @@ pub(super) struct Facts<'a> {
     pub(super) throttled: u8,
     /// What went wrong with the SOCKS5 proxy, if the session's proxy failed.
     pub(super) proxy_failure: Option<&'a str>,
+    /// The TLS version the session spoke, if it did.
+    pub(super) tls: Option<TlsVersion>,
+    /// How the session's TLS handshake failed, if it did.
+    pub(super) tls_failure: Option<&'a str>,
     /// The server refused the session's source address by name, and another address of the
     /// pool is well.
     pub(super) refused_by_address: bool,
@@ -170,6 +177,7 @@ impl Facts<'_> {
             mx: self.mx.map(str::to_owned),
             ip: self.ip,
             detail,
+            tls: self.tls,
         }
     }
 }
@@ -265,10 +273,23 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                     mx: facts.mx.map(str::to_owned),
                     ip: facts.ip,
                     detail: Some(why),
+                    tls: None,
                 })
             } else {
                 Action::Detour
             }
+        }
+        RecipientOutcome::HandedBack(HandBack::TlsFailed) => {
+            // The handshake after STARTTLS failed (a broken TLS stack, or a certificate
+            // `--tls-verify` refused): the domain leaves that server alone a while, like one
+            // that cannot be reached, and the next MX may do better. Never a verdict.
+            let why = format!(
+                "tls_failed: {}",
+                facts
+                    .tls_failure
+                    .unwrap_or("the TLS handshake after STARTTLS failed")
+            );
+            fail_over(facts, Reason::ConnectionFailed, &why)
         }
         RecipientOutcome::HandedBack(
             why @ (HandBack::TooManyRecipients | HandBack::ResetRefused),
@@ -309,6 +330,7 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
             mx: None,
             ip: None,
             detail: Some(error.to_string()),
+            tls: None,
         }),
     };
     Decision { server, action }
@@ -344,7 +366,10 @@ fn server_note(outcome: &RecipientOutcome, answered: usize) -> Option<ServerNote
 fn control_server_note(outcome: &RecipientOutcome) -> Option<ServerNote> {
     match outcome {
         RecipientOutcome::HandedBack(
-            HandBack::ConnectFailed | HandBack::ConnectionLost | HandBack::ServiceUnavailable,
+            HandBack::ConnectFailed
+            | HandBack::ConnectionLost
+            | HandBack::ServiceUnavailable
+            | HandBack::TlsFailed,
         )
         | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
             Some(ServerNote::CoolDown)
@@ -475,6 +500,8 @@ mod tests {
         lock_step: false,
         throttled: 0,
         proxy_failure: None,
+        tls: None,
+        tls_failure: None,
         refused_by_address: false,
         detours: 0,
     };
@@ -736,6 +763,19 @@ mod tests {
                 HandedBack(HandBack::ConnectionLost), Facts { targets: 1, ..FRESH },
                 Some(CoolDown), LastServerFailed(Reason::ConnectionFailed),
                 "closed the connection"),
+            row("a failed TLS handshake: the next MX, the server cooled",
+                HandedBack(HandBack::TlsFailed),
+                Facts { tls_failure: Some("invalid peer certificate: UnknownIssuer"), ..FRESH },
+                Some(CoolDown), FailOver, ""),
+            row("a failed TLS handshake at the last MX: unknown, never a mailbox verdict",
+                HandedBack(HandBack::TlsFailed),
+                Facts {
+                    tls_failure: Some("invalid peer certificate: UnknownIssuer"),
+                    failovers: 1,
+                    ..FRESH
+                },
+                Some(CoolDown), LastServerFailed(Reason::ConnectionFailed),
+                "every mail server failed; the last: tls_failed: invalid peer certificate"),
             row("421: the next MX",
                 HandedBack(HandBack::ServiceUnavailable), FRESH,
                 Some(CoolDown), FailOver, ""),

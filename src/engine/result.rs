@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::address::{Address, Flags};
 use crate::smtp::reply::OwnedReply;
+use crate::tls::TlsVersion;
 use crate::verdict::{Reason, Verdict};
 
 /// The engine's answer for one submitted address: the fields of the output schema
@@ -42,6 +43,8 @@ pub struct VerifyResult {
     pub elapsed: Duration,
     /// The conversations, when transcripts were asked for.
     pub transcript: Option<String>,
+    /// The TLS version of the session whose reply decided, if it spoke TLS (STARTTLS).
+    pub tls: Option<TlsVersion>,
 }
 
 impl VerifyResult {
@@ -71,6 +74,7 @@ impl VerifyResult {
             attempts: 0,
             elapsed: Duration::ZERO,
             transcript: None,
+            tls: None,
         }
     }
 

@@ -37,6 +37,7 @@ use crate::session::{
 };
 use crate::smtp::reply::OwnedReply;
 use crate::socks5::{Handshake, Progress};
+use crate::tls::TlsVersion;
 use crate::verdict::{Reason, Stage};
 
 /// Names one SMTP connection the scheduler asked the driver for.
@@ -1265,7 +1266,12 @@ impl Scheduler {
         } else {
             &self.session_config
         };
-        let session = Session::new(Arc::clone(config), recipients, now);
+        let server_name = {
+            let t = &self.domains[domain].targets[target];
+            crate::tls::server_name(&t.host, t.ip)
+        };
+        let session =
+            Session::new(Arc::clone(config), recipients, now).with_server_name(server_name);
         self.mx_slots.take(slot);
         if let Some(provider) = provider {
             self.gates.connected(provider, now);
@@ -1385,6 +1391,8 @@ impl Scheduler {
         let mut settled = std::mem::take(&mut self.settled);
         let mut finished = false;
         let mut closing = None;
+        let mut tls = None;
+        let mut tls_failure = None;
         while let Some(event) = c.session.poll_event() {
             match event {
                 SessionEvent::Recipient { index, outcome } => {
@@ -1393,6 +1401,8 @@ impl Scheduler {
                 SessionEvent::Finished(summary) => {
                     finished = true;
                     closing = summary.closing;
+                    tls = summary.tls;
+                    tls_failure = summary.tls_failure;
                 }
             }
         }
@@ -1465,6 +1475,8 @@ impl Scheduler {
                 read_by,
                 proxy_failure: proxy_failure.as_deref(),
                 refused_by_address,
+                tls,
+                tls_failure: tls_failure.as_deref(),
             };
             self.on_outcome(domain, target, member, outcome, &facts, now);
         }
@@ -1519,6 +1531,8 @@ impl Scheduler {
             read_by,
             proxy_failure,
             refused_by_address,
+            tls,
+            tls_failure,
         } = *facts;
         let provider = self.domains[domain]
             .targets
@@ -1568,6 +1582,8 @@ impl Scheduler {
                 proxy_failure,
                 refused_by_address,
                 detours: j.detours,
+                tls,
+                tls_failure,
             },
         );
         if let Some(note) = decision.server {
@@ -1764,6 +1780,7 @@ impl Scheduler {
             attempts: u32::from(j.attempts),
             elapsed,
             transcript,
+            tls: decided.tls,
         };
         let key = self.duplicates.key(j.address.mailbox());
         self.duplicates.finished(key, job, &result);
@@ -1813,6 +1830,10 @@ struct OutcomeFacts<'a> {
     /// The server refused the session's source address by name, and another address of the
     /// pool is well: a `blocked` reply is asked again from there.
     refused_by_address: bool,
+    /// The TLS version the session spoke, if it did.
+    tls: Option<TlsVersion>,
+    /// How its TLS handshake failed, if it did.
+    tls_failure: Option<&'a str>,
 }
 
 /// True if the first address queued at `domain` is real-time.

@@ -12,7 +12,7 @@
 //! #     tag: 7, address: "not an address".into(), mailbox: None, domain: None,
 //! #     reason: Reason::InvalidSyntax, detail: Some("no @".into()), mx: None, ip: None,
 //! #     smtp: None, catch_all: None, flags: Flags::default(), suggestion: None, attempts: 0,
-//! #     elapsed: std::time::Duration::ZERO, transcript: None,
+//! #     elapsed: std::time::Duration::ZERO, transcript: None, tls: None,
 //! # };
 //! let json = serde_json::to_string(&result.record())?;
 //! assert!(json.starts_with(r#"{"address":"not an address","verdict":"undeliverable","reason":"invalid_syntax""#));
@@ -28,6 +28,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use crate::address::Flags;
 use crate::engine::VerifyResult;
 use crate::smtp::reply::OwnedReply;
+use crate::tls::TlsVersion;
 use crate::verdict::{Reason, Verdict};
 
 /// One verdict in the output schema. Made by [`VerifyResult::record`]; the fields are public so
@@ -66,12 +67,15 @@ pub struct Record<'a> {
     /// The mail system that MX host belongs to, if mxprobe knows it
     /// ([`providers`](crate::providers)): its stable id (`google`, `microsoft365`...).
     pub provider: Option<&'static str>,
+    /// The TLS version of the session whose reply decided (`TLSv1.3`, `TLSv1.2`), `null` if it
+    /// spoke plain text (STARTTLS: `--starttls`).
+    pub tls: Option<TlsVersion>,
     /// The SMTP conversation, when transcripts were asked for; left out otherwise.
     pub transcript: Option<&'a str>,
 }
 
 /// The schema's field names, in order (`transcript` only when present).
-pub const FIELDS: [&str; 16] = [
+pub const FIELDS: [&str; 17] = [
     "address",
     "verdict",
     "reason",
@@ -87,6 +91,7 @@ pub const FIELDS: [&str; 16] = [
     "detail",
     "suggestion",
     "provider",
+    "tls",
     "transcript",
 ];
 
@@ -114,6 +119,7 @@ impl VerifyResult {
                 .as_deref()
                 .and_then(crate::providers::by_mx_host)
                 .map(|provider| provider.id.as_str()),
+            tls: self.tls,
             transcript: self.transcript.as_deref(),
         }
     }
@@ -121,7 +127,7 @@ impl VerifyResult {
 
 impl Serialize for Record<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.transcript.is_some() { 16 } else { 15 };
+        let fields = if self.transcript.is_some() { 17 } else { 16 };
         let mut s = serializer.serialize_struct("Record", fields)?;
         s.serialize_field("address", self.address)?;
         s.serialize_field("verdict", &self.verdict)?;
@@ -138,6 +144,7 @@ impl Serialize for Record<'_> {
         s.serialize_field("detail", &self.detail)?;
         s.serialize_field("suggestion", &self.suggestion)?;
         s.serialize_field("provider", &self.provider)?;
+        s.serialize_field("tls", &self.tls)?;
         if let Some(transcript) = self.transcript {
             s.serialize_field("transcript", transcript)?;
         } else {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::address::{Address, Flags, popular_provider};
 use crate::engine::VerifyResult;
 use crate::smtp::reply::{Limits, Status, parse_reply};
+use crate::tls::TlsVersion;
 use crate::verdict::Reason;
 
 /// The fields of a record, owned, as they are read.
@@ -33,6 +34,9 @@ struct Stored {
     detail: Option<String>,
     suggestion: Option<String>,
     transcript: Option<String>,
+    /// Absent from records written before the field existed.
+    #[serde(default)]
+    tls: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +97,13 @@ impl VerifyResult {
             attempts: stored.attempts,
             elapsed: Duration::from_millis(stored.elapsed_ms),
             transcript: stored.transcript,
+            tls: match stored.tls {
+                None => None,
+                Some(name) => Some(
+                    TlsVersion::parse(&name)
+                        .ok_or_else(|| format!("not a record: no TLS version {name:?}"))?,
+                ),
+            },
         })
     }
 }

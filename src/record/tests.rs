@@ -38,6 +38,7 @@ fn accepted() -> VerifyResult {
         attempts: 1,
         elapsed: Duration::from_micros(212_900),
         transcript: None,
+        tls: None,
     }
 }
 
@@ -48,10 +49,10 @@ fn the_record_pins_the_output_schema() {
     let json = serde_json::to_string(&accepted().record()).unwrap();
     assert_eq!(
         json,
-        r#"{"address":"Alice <alice@example.com>","verdict":"deliverable","reason":"accepted","domain":"example.com","mx":"mx1.example.com","ip":"192.0.2.10","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok\n2.1.5 see you"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":true},"attempts":1,"elapsed_ms":212,"line":12,"detail":null,"suggestion":null,"provider":null}"#
+        r#"{"address":"Alice <alice@example.com>","verdict":"deliverable","reason":"accepted","domain":"example.com","mx":"mx1.example.com","ip":"192.0.2.10","smtp":{"code":250,"enhanced":"2.1.5","message":"2.1.5 Ok\n2.1.5 see you"},"catch_all":false,"flags":{"role":false,"disposable":false,"free":true},"attempts":1,"elapsed_ms":212,"line":12,"detail":null,"suggestion":null,"provider":null,"tls":null}"#
     );
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(names(&value), FIELDS[..15]);
+    assert_eq!(names(&value), FIELDS[..16]);
 }
 
 #[test]
@@ -117,7 +118,18 @@ fn a_record_read_back_is_the_same_record() {
     let mut not_utf8 = accepted();
     not_utf8.smtp = Some(reply(b"550 caf\xe9 au lait\r\n"));
     let invalid = VerifyResult::decided(3, "not an address", None, Reason::InvalidSyntax, None);
-    for result in [accepted(), multi_line, no_enhanced, not_utf8, invalid] {
+    let over_tls = VerifyResult {
+        tls: Some(crate::tls::TlsVersion::Tls12),
+        ..accepted()
+    };
+    for result in [
+        accepted(),
+        multi_line,
+        no_enhanced,
+        not_utf8,
+        invalid,
+        over_tls,
+    ] {
         let json = serde_json::to_string(&result.record()).unwrap();
         let back = VerifyResult::from_record_json(&json).unwrap();
         assert_eq!(serde_json::to_string(&back.record()).unwrap(), json);
@@ -131,9 +143,34 @@ fn a_record_read_back_is_the_same_record() {
         &serde_json::to_string(&accepted().record())
             .unwrap()
             .replace("\"suggestion\":null", "\"suggestion\":\"evil.example\""),
+        &serde_json::to_string(&accepted().record())
+            .unwrap()
+            .replace("\"tls\":null", "\"tls\":\"SSLv3\""),
     ] {
         assert!(VerifyResult::from_record_json(broken).is_err(), "{broken}");
     }
+}
+
+/// A record read back from before the `tls` field existed has none.
+#[test]
+fn a_record_without_tls_reads_back() {
+    let json = serde_json::to_string(&accepted().record())
+        .unwrap()
+        .replace(",\"tls\":null", "");
+    assert!(!json.contains("tls"));
+    assert_eq!(VerifyResult::from_record_json(&json).unwrap().tls, None);
+    let over_tls = serde_json::to_string(
+        &VerifyResult {
+            tls: Some(crate::tls::TlsVersion::Tls13),
+            ..accepted()
+        }
+        .record(),
+    )
+    .unwrap();
+    assert!(
+        over_tls.contains(r#""provider":null,"tls":"TLSv1.3"}"#),
+        "{over_tls}"
+    );
 }
 
 /// The provider comes from the MX host that decided, and only when mxprobe knows it.

@@ -6,6 +6,7 @@ use std::time::Duration;
 pub use crate::config::ConfigError;
 use crate::smtp::reply::Limits;
 use crate::smtp::{Command, ReversePath};
+use crate::tls::{StartTls, TlsClient};
 
 /// The sender in `MAIL FROM`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,11 @@ pub struct SessionConfig {
     pub transcript: bool,
     /// Caps on the server's replies.
     pub reply_limits: Limits,
+    /// When to say STARTTLS (RFC 3207). Default [`StartTls::WhenRequired`].
+    pub starttls: StartTls,
+    /// The TLS client STARTTLS starts: by default one that takes any certificate (see
+    /// [`crate::tls`]).
+    pub tls: TlsClient,
 }
 
 impl SessionConfig {
@@ -148,6 +154,8 @@ impl SessionConfig {
             pipelining: true,
             transcript: false,
             reply_limits: Limits::DEFAULT,
+            starttls: StartTls::default(),
+            tls: TlsClient::unverified(),
         }
     }
 }

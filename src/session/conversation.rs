@@ -1,8 +1,11 @@
 //! [`Session`]: the state machine of one probe conversation.
 
 use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
+
+use rustls::pki_types::ServerName;
 
 use super::config::{CheckedSessionConfig, Sender};
 use super::outcome::{
@@ -13,6 +16,7 @@ use super::recipients::Recipients;
 use super::transcript::{Direction, Transcript};
 use crate::smtp::reply::{OwnedReply, ReplyReader};
 use crate::smtp::{Command, CommandError, Extensions, ReversePath, parse_ehlo};
+use crate::tls::{StartTls, TlsVersion};
 use crate::verdict::{Stage, classify};
 
 /// What a session reports.
@@ -41,6 +45,10 @@ enum Awaiting {
     /// The RCPT of this recipient (an index that fits 32 bits: [`Recipients`] holds no more).
     Rcpt(u32),
     Rset,
+    /// The reply to STARTTLS.
+    StartTls,
+    /// Not a reply: the TLS handshake after STARTTLS's `220`, with the EHLO wait's deadline.
+    Handshake,
     Quit,
 }
 
@@ -48,7 +56,7 @@ impl Awaiting {
     fn stage(self) -> Stage {
         match self {
             Self::Greeting => Stage::Greeting,
-            Self::Ehlo | Self::Helo => Stage::Hello,
+            Self::Ehlo | Self::Helo | Self::StartTls | Self::Handshake => Stage::Hello,
             Self::MailFrom | Self::Rset | Self::Quit => Stage::MailFrom,
             Self::Rcpt(_) => Stage::RcptTo,
         }
@@ -69,9 +77,22 @@ impl Awaiting {
             Self::MailFrom => Answering::MailFrom,
             Self::Rcpt(_) => Answering::RcptTo,
             Self::Rset => Answering::Rset,
+            Self::StartTls | Self::Handshake => Answering::StartTls,
             Self::Quit => Answering::Quit,
         }
     }
+}
+
+/// Where the session stands with TLS (RFC 3207).
+#[derive(Debug, Default)]
+enum TlsState {
+    /// Plain text.
+    #[default]
+    Off,
+    /// STARTTLS was answered `220`: the handshake is under way, and nothing else is said.
+    Handshaking(Box<rustls::ClientConnection>),
+    /// The handshake is done: every byte both ways goes through it.
+    On(Box<rustls::ClientConnection>, TlsVersion),
 }
 
 /// Where the conversation stands.
@@ -152,6 +173,25 @@ pub struct Session {
     broken: Option<ProtocolViolation>,
     started: Instant,
     transcript: Option<Transcript>,
+    /// The name TLS is started with (SNI, and what a verifying client checks).
+    server_name: Option<ServerName<'static>>,
+    tls: TlsState,
+    /// With TLS, `out[..sealed]` is ciphertext; what is written after it is plain text until
+    /// [`Self::seal`] encrypts it at the end of the input being handled.
+    sealed: usize,
+    /// The server answered a command "530, STARTTLS first": the replies still in flight are
+    /// read and dropped, then STARTTLS, and the transaction's recipients are asked again.
+    draining_for_tls: bool,
+    /// The server demanded TLS (a `530`), as opposed to being offered it.
+    tls_demanded: bool,
+    /// The server refused STARTTLS: the session goes on in plain text (opportunistic TLS).
+    starttls_refused: bool,
+    /// RSET is answered before STARTTLS, to close a transaction the server opened.
+    tls_after_rset: bool,
+    /// The first recipient of the current transaction, and whether MAIL FROM opened it.
+    transaction_from: usize,
+    transaction_open: bool,
+    tls_failure: Option<String>,
 }
 
 impl Session {
@@ -184,7 +224,27 @@ impl Session {
             broken: None,
             started: now,
             transcript,
+            server_name: None,
+            tls: TlsState::Off,
+            sealed: 0,
+            draining_for_tls: false,
+            tls_demanded: false,
+            starttls_refused: false,
+            tls_after_rset: false,
+            transaction_from: 0,
+            transaction_open: false,
+            tls_failure: None,
         }
+    }
+
+    /// The server's name for TLS: sent as SNI, and what the certificate must name when the
+    /// configuration verifies ([`crate::tls::server_name`] makes it from the MX host). A session
+    /// without one that is asked to start TLS fails the handshake as the prober's own failure
+    /// ([`HandBack::TlsFailed`]).
+    #[must_use]
+    pub fn with_server_name(mut self, name: ServerName<'static>) -> Self {
+        self.server_name = Some(name);
+        self
     }
 
     /// The TCP connection is up: wait for the greeting.
@@ -201,7 +261,21 @@ impl Session {
         if !matches!(self.phase, Phase::Talking | Phase::Quitting) {
             return;
         }
-        self.reader.push(bytes);
+        if matches!(self.tls, TlsState::Off) {
+            self.reader.push(bytes);
+        } else if let Err(why) = self.decrypt(bytes) {
+            self.tls_failed(why);
+        } else if let TlsState::Handshaking(conn) = &self.tls
+            && !conn.is_handshaking()
+        {
+            self.handshake_done(now);
+        }
+        self.read_replies(now);
+        self.seal();
+    }
+
+    /// Reads the replies the bytes so far complete, and answers them.
+    fn read_replies(&mut self, now: Instant) {
         loop {
             if self.phase == Phase::Done {
                 return;
@@ -230,7 +304,9 @@ impl Session {
             // that is one reply too many, so the 221 proves nothing.
             let out_of_turn = self.awaiting.is_empty() && self.reader.buffered() > 0;
             self.reply_deadline = None;
-            if out_of_turn && front == Awaiting::Quit {
+            // After STARTTLS's 220 too: plain text sent ahead of the handshake would be read as
+            // if it came over TLS (CVE-2011-0411 is the server-side twin).
+            if out_of_turn && matches!(front, Awaiting::Quit | Awaiting::StartTls) {
                 let extra = self.unsolicited();
                 self.violation(extra, now);
                 return;
@@ -253,6 +329,12 @@ impl Session {
         match self.phase {
             Phase::Done => {}
             Phase::Connecting => self.finish(RecipientOutcome::HandedBack(HandBack::ConnectFailed)),
+            Phase::Talking if matches!(self.tls, TlsState::Handshaking(_)) => {
+                self.tls_failed(
+                    "the server closed the connection during the TLS handshake".to_owned(),
+                );
+                self.seal();
+            }
             Phase::Quitting => {
                 self.check_quit_partial();
                 self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
@@ -275,6 +357,11 @@ impl Session {
 
     /// A deadline has come.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.on_timeout(now);
+        self.seal();
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Done {
             return;
         }
@@ -303,6 +390,14 @@ impl Session {
         let Some(&front) = self.awaiting.front() else {
             return;
         };
+        if front == Awaiting::Handshake {
+            // Nothing may be said in plain text now, not even QUIT.
+            self.tls_failed(format!(
+                "the TLS handshake did not finish within {} s",
+                self.timeout_of(front).as_secs_f64()
+            ));
+            return;
+        }
         if front == Awaiting::Quit {
             self.check_quit_partial();
             self.failure = Some(Failure::Timeout(Wait::Quit));
@@ -333,6 +428,7 @@ impl Session {
             // All written: give the buffer back while the session waits for replies.
             self.out = Vec::new();
             self.out_start = 0;
+            self.sealed = 0;
         }
     }
 
@@ -445,6 +541,7 @@ impl Session {
             Awaiting::MailFrom => t.mail_from,
             Awaiting::Rcpt(_) => t.rcpt_to,
             Awaiting::Rset => t.rset,
+            Awaiting::StartTls | Awaiting::Handshake => t.hello,
             Awaiting::Quit => t.quit,
         }
     }
@@ -515,8 +612,12 @@ impl Session {
                 _ => self.refused_all(Stage::Hello, &reply, now),
             },
             Awaiting::MailFrom => match code {
-                250 => self.send_next_rcpt(now),
+                250 => {
+                    self.transaction_open = true;
+                    self.send_next_rcpt(now);
+                }
                 421 => self.service_unavailable(Stage::MailFrom, reply),
+                _ if self.tls_would_help(&reply) => self.tls_demanded(now),
                 // The sender was refused: every recipient gets that answer, and RCPT replies
                 // still in flight (503 "need MAIL") are read and ignored.
                 _ => self.refused_all(Stage::MailFrom, &reply, now),
@@ -528,6 +629,11 @@ impl Session {
                 } else if code == 421 {
                     self.service_unavailable(Stage::RcptTo, reply);
                     return;
+                } else if self.draining_for_tls {
+                    // Sent before the server asked for TLS: asked again over it.
+                } else if self.tls_would_help(&reply) {
+                    self.draining_for_tls = true;
+                    self.tls_demanded = true;
                 } else if self.names_another_recipient(index, &reply) {
                     self.violation(ProtocolViolation::NamesAnotherRecipient(reply), now);
                     return;
@@ -552,6 +658,11 @@ impl Session {
                 self.after_rcpt_reply(now);
             }
             Awaiting::Rset => match code {
+                250 if self.tls_after_rset => {
+                    self.tls_after_rset = false;
+                    self.transaction_open = false;
+                    self.start_tls(now);
+                }
                 250 => self.start_transaction(now),
                 421 => self.service_unavailable(Stage::MailFrom, reply),
                 _ => {
@@ -559,11 +670,181 @@ impl Session {
                     self.quit(now);
                 }
             },
+            Awaiting::StartTls => match code {
+                220 => self.begin_tls(now),
+                421 => self.service_unavailable(Stage::Hello, reply),
+                // Offered, then refused (454 "TLS not available"): opportunistic TLS goes on in
+                // plain text; a server that demanded TLS and cannot give it refused the session.
+                _ if !self.tls_demanded => {
+                    self.starttls_refused = true;
+                    self.after_hello(now);
+                }
+                _ => self.refused_all(Stage::Hello, &reply, now),
+            },
+            Awaiting::Handshake => {
+                // No reply is read during the handshake (`misfit` refuses any).
+            }
             Awaiting::Quit => {
                 self.quit_acknowledged = true;
                 self.finish(RecipientOutcome::HandedBack(HandBack::ConnectionLost));
             }
         }
+    }
+
+    /// True if STARTTLS could still be said and `reply` refuses a command for want of it:
+    /// `530` (RFC 3207 §4: "Must issue a STARTTLS command first"), `x.7.10` ("encryption
+    /// needed", RFC 5248), or `x.7.0` with text naming TLS. With `StartTls::Never`, or at a
+    /// server that does not offer STARTTLS, the reply is the answer it is.
+    fn tls_would_help(&self, reply: &OwnedReply) -> bool {
+        self.config.starttls != StartTls::Never && self.offers_starttls() && demands_tls(reply)
+    }
+
+    /// True while STARTTLS can be said: plain text, offered, not refused.
+    fn offers_starttls(&self) -> bool {
+        matches!(self.tls, TlsState::Off)
+            && !self.starttls_refused
+            && self.extensions.as_ref().is_some_and(Extensions::starttls)
+    }
+
+    /// True if a refusal "TLS first" may still come, after which the session starts over on
+    /// this connection: QUIT then waits for the transaction's replies instead of ending its
+    /// group.
+    fn may_demand_tls(&self) -> bool {
+        self.config.starttls == StartTls::WhenRequired && self.offers_starttls()
+    }
+
+    /// The server refused MAIL FROM until STARTTLS: once the replies in flight are in (and
+    /// dropped), STARTTLS, then the transaction starts over.
+    fn tls_demanded(&mut self, now: Instant) {
+        self.tls_demanded = true;
+        self.draining_for_tls = true;
+        if self.awaiting.is_empty() {
+            self.restart_with_tls(now);
+        }
+    }
+
+    /// Every reply of the refused transaction is in: its recipients go back on the queue, the
+    /// transaction is closed if MAIL FROM opened it, and STARTTLS goes out.
+    fn restart_with_tls(&mut self, now: Instant) {
+        self.draining_for_tls = false;
+        self.queue_from = self.transaction_from;
+        self.batch_from = self.queue_from;
+        if self.transaction_open {
+            self.tls_after_rset = true;
+            self.write_always(&Command::Rset, now);
+            self.expect(Awaiting::Rset, now);
+        } else {
+            self.start_tls(now);
+        }
+    }
+
+    /// Says STARTTLS, alone: nothing may follow it before its reply.
+    fn start_tls(&mut self, now: Instant) {
+        debug_assert!(self.awaiting.is_empty(), "STARTTLS is never pipelined");
+        self.write_always(&Command::StartTls, now);
+        self.expect(Awaiting::StartTls, now);
+    }
+
+    /// STARTTLS was answered `220`: the handshake begins. Output written so far is plain text
+    /// and goes as it is.
+    fn begin_tls(&mut self, now: Instant) {
+        let Some(name) = self.server_name.clone() else {
+            self.tls_failed("no server name to start TLS with".to_owned());
+            return;
+        };
+        match self.config.tls.connect(name) {
+            Ok(conn) => {
+                self.sealed = self.out.len();
+                self.tls = TlsState::Handshaking(Box::new(conn));
+                self.expect(Awaiting::Handshake, now);
+            }
+            Err(error) => self.tls_failed(error.to_string()),
+        }
+    }
+
+    /// Feeds ciphertext to TLS, and what it decrypts to the reply reader.
+    fn decrypt(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        let (TlsState::Handshaking(conn) | TlsState::On(conn, _)) = &mut self.tls else {
+            return Ok(());
+        };
+        while !bytes.is_empty() {
+            match conn.read_tls(&mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            let state = conn.process_new_packets().map_err(|e| e.to_string())?;
+            let mut plaintext = state.plaintext_bytes_to_read();
+            let mut chunk = [0u8; 4096];
+            while plaintext > 0 {
+                let n = conn
+                    .reader()
+                    .read(&mut chunk[..plaintext.min(4096)])
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                self.reader.push(&chunk[..n]);
+                plaintext -= n;
+            }
+        }
+        Ok(())
+    }
+
+    /// The handshake finished: RFC 3207 §4.2 has the client forget what it learned before TLS
+    /// and say EHLO again.
+    fn handshake_done(&mut self, now: Instant) {
+        let TlsState::Handshaking(conn) = std::mem::take(&mut self.tls) else {
+            return;
+        };
+        let Some(version) = conn.protocol_version().and_then(TlsVersion::from_rustls) else {
+            self.tls = TlsState::Handshaking(conn);
+            self.tls_failed("the server negotiated a TLS version mxprobe does not speak".into());
+            return;
+        };
+        self.tls = TlsState::On(conn, version);
+        if self.awaiting.front() == Some(&Awaiting::Handshake) {
+            self.awaiting.pop_front();
+        }
+        self.reply_deadline = None;
+        if self.reader.buffered() > 0 {
+            // The server spoke before the client's EHLO.
+            let extra = self.unsolicited();
+            self.violation(extra, now);
+            return;
+        }
+        self.extensions = None;
+        self.pipelined = false;
+        self.hello(Awaiting::Ehlo, now);
+    }
+
+    /// The TLS handshake failed: nothing more is said (not even QUIT, which may not go in plain
+    /// text after STARTTLS's 220); rustls's alert, if it has one, is the last output.
+    fn tls_failed(&mut self, why: String) {
+        self.tls_failure = Some(why);
+        self.finish(RecipientOutcome::HandedBack(HandBack::TlsFailed));
+    }
+
+    /// With TLS, encrypts the commands written since the last call; the handshake's own
+    /// messages go out too. Called at the end of every input handled.
+    fn seal(&mut self) {
+        let (TlsState::Handshaking(conn) | TlsState::On(conn, _)) = &mut self.tls else {
+            return;
+        };
+        if self.sealed < self.out.len() {
+            let plain = self.out.split_off(self.sealed);
+            // rustls holds plain text written during the handshake until it completes; a
+            // session's commands are far below its buffer limit, so all of it is taken.
+            let taken = conn.writer().write_all(&plain);
+            debug_assert!(taken.is_ok(), "rustls takes a session's commands");
+        }
+        while conn.wants_write() {
+            match conn.write_tls(&mut self.out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        self.sealed = self.out.len();
     }
 
     /// The server answered 421 at `stage`: it closes the connection, and every recipient not
@@ -585,6 +866,9 @@ impl Session {
             _ if code >= 400 => true,
             Awaiting::Greeting => code == 220,
             Awaiting::Ehlo | Awaiting::Helo | Awaiting::MailFrom | Awaiting::Rset => code == 250,
+            Awaiting::StartTls => code == 220,
+            // Nothing is read while the handshake runs.
+            Awaiting::Handshake => false,
             // 252 ("cannot verify, will accept") fits; it is read as `blocked`.
             Awaiting::Rcpt(_) => matches!(code, 250..=252),
         };
@@ -680,8 +964,13 @@ impl Session {
         self.expect(which, now);
     }
 
-    /// EHLO or HELO done: settle what cannot be asked here, then start asking.
+    /// EHLO or HELO done: STARTTLS if it is to be said now; otherwise settle what cannot be
+    /// asked here, then start asking.
     fn after_hello(&mut self, now: Instant) {
+        if self.config.starttls == StartTls::Always && self.offers_starttls() {
+            self.start_tls(now);
+            return;
+        }
         let smtputf8 = self.extensions.as_ref().is_some_and(Extensions::smtputf8);
         if !smtputf8 {
             for index in self.queue_from..self.recipients.len() {
@@ -702,6 +991,8 @@ impl Session {
             return;
         }
         let cap = self.config.max_recipients_per_transaction.max(1);
+        self.transaction_from = self.queue_from;
+        self.transaction_open = false;
         self.batch_from = self.queue_from;
         for _ in 0..cap {
             if self.pop_queue().is_none() {
@@ -731,8 +1022,9 @@ impl Session {
             // RFC 2920 §3.1 lets QUIT end a group. After the last transaction there is nothing
             // left to ask, so QUIT goes with it: the 221 comes with the RCPT replies, which saves
             // a round trip per session. Postfix does not wait for the 221 at all
-            // (`smtp_skip_quit_response`).
-            if self.queue_is_empty() {
+            // (`smtp_skip_quit_response`). Not while the server may still demand TLS: the
+            // session must then start over on this connection.
+            if self.queue_is_empty() && !self.may_demand_tls() {
                 self.quit(now);
             }
         }
@@ -786,6 +1078,12 @@ impl Session {
 
     fn after_rcpt_reply(&mut self, now: Instant) {
         if self.phase != Phase::Talking {
+            return;
+        }
+        if self.draining_for_tls {
+            if self.awaiting.is_empty() {
+                self.restart_with_tls(now);
+            }
             return;
         }
         if self.pipelined {
@@ -935,7 +1233,28 @@ impl Session {
                 transactions: self.transactions,
                 pipelined: grouped,
                 misalignment,
+                tls: match &self.tls {
+                    TlsState::On(_, version) => Some(*version),
+                    _ => None,
+                },
+                tls_failure: self.tls_failure.take(),
             })));
+    }
+}
+
+/// `530`, `x.7.10`, or `x.7.0` with text naming TLS: the command is refused until STARTTLS
+/// (RFC 3207 §4; Postfix says `530 5.7.0 Must issue a STARTTLS command first`).
+fn demands_tls(reply: &OwnedReply) -> bool {
+    let reply = reply.as_reply();
+    if reply.code().get() == 530 {
+        return true;
+    }
+    match reply.enhanced().map(|e| (e.subject(), e.detail())) {
+        Some((7, 10)) => true,
+        Some((7, 0)) => reply
+            .lines()
+            .any(|line| line.windows(3).any(|w| w.eq_ignore_ascii_case(b"tls"))),
+        _ => false,
     }
 }
 

@@ -70,3 +70,10 @@ pub use transcript::{Direction, Entry, Transcript};
     reason = "a test needs an origin for its hand-moved clock"
 )]
 mod tests;
+#[cfg(test)]
+#[cfg(feature = "sim")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a test needs an origin for its hand-moved clock"
+)]
+mod tls_tests;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::smtp::reply::{OwnedReply, ReplyError};
 use crate::smtp::{CommandError, Extensions};
+use crate::tls::TlsVersion;
 use crate::verdict::{Reason, Stage};
 
 /// What became of one recipient in one session.
@@ -69,6 +70,11 @@ pub enum HandBack {
     /// The SOCKS5 proxy the connection went through failed before the server was reached:
     /// nothing is known of the server (see [`crate::socks5`]).
     ProxyFailed,
+    /// STARTTLS was answered `220` and the TLS handshake then failed (a certificate refused
+    /// under `--tls-verify`, a server whose TLS is broken, a handshake that timed out):
+    /// [`SessionSummary::tls_failure`] says how. Nothing was asked over TLS, and after a
+    /// `220` to STARTTLS nothing may be said in plain text.
+    TlsFailed,
 }
 
 impl fmt::Display for HandBack {
@@ -80,6 +86,7 @@ impl fmt::Display for HandBack {
             Self::TooManyRecipients => "the server accepts no more recipients in this session",
             Self::ResetRefused => "the server refused RSET between transactions",
             Self::ProxyFailed => "the SOCKS5 proxy failed before the server was reached",
+            Self::TlsFailed => "the TLS handshake after STARTTLS failed",
         })
     }
 }
@@ -175,6 +182,8 @@ pub enum Answering {
     RcptTo,
     /// RSET.
     Rset,
+    /// STARTTLS.
+    StartTls,
     /// QUIT.
     Quit,
 }
@@ -190,6 +199,7 @@ impl Answering {
             Self::MailFrom => "MAIL FROM",
             Self::RcptTo => "RCPT TO",
             Self::Rset => "RSET",
+            Self::StartTls => "STARTTLS",
             Self::Quit => "QUIT",
         }
     }
@@ -301,4 +311,10 @@ pub struct SessionSummary {
     /// Set when the session could not vouch for the pairing of replies and commands: its
     /// answers were handed back ([`RecipientOutcome::Unconfirmed`]) or failed.
     pub misalignment: Option<Misalignment>,
+    /// The TLS version spoken after STARTTLS, if the handshake completed: every reply read
+    /// after it came over TLS.
+    pub tls: Option<TlsVersion>,
+    /// How the TLS handshake failed, if it did ([`HandBack::TlsFailed`]): rustls's reason, or
+    /// the server's hang-up or silence.
+    pub tls_failure: Option<String>,
 }

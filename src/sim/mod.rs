@@ -14,6 +14,8 @@
 //!   as each provider documents (banners, refusals, throttling).
 //! - [`socks5`]: a SOCKS5 proxy (CONNECT, optional username/password) relaying on a mio loop,
 //!   for `mxprobe bench --proxy` and the tests.
+//! - [`tls`]: a self-signed certificate and the rustls server configuration that presents it,
+//!   for the simulated servers' STARTTLS.
 //! - [`DocWorld`]: the smallest world, `example.test` with two mailboxes, for examples and doc
 //!   tests.
 //! - [`world`]: both of them built into a generated world of thousands of domains, with
@@ -34,6 +36,7 @@ pub mod net;
 pub mod providers;
 pub mod smtp;
 pub mod socks5;
+pub mod tls;
 pub mod world;
 
 pub use doc_world::DocWorld;

@@ -48,6 +48,9 @@ pub enum Command<'a> {
     },
     /// `RSET`: abandon the transaction, keep the connection.
     Rset,
+    /// `STARTTLS` (RFC 3207): after its `220`, the connection speaks TLS and the client says
+    /// EHLO again.
+    StartTls,
     /// `NOOP`: ask for a 250 and nothing else.
     Noop,
     /// `QUIT`: end the session politely; a probe always sends it.
@@ -132,6 +135,7 @@ impl Command<'_> {
                 (b"RCPT TO:<", forward_path.as_bytes(), b">")
             }
             Self::Rset => (b"RSET", b"", b""),
+            Self::StartTls => (b"STARTTLS", b"", b""),
             Self::Noop => (b"NOOP", b"", b""),
             Self::Quit => (b"QUIT", b"", b""),
         };

@@ -4,6 +4,12 @@
 //! is reached over IPv6. The verdicts must be right;
 //! the same list through `mxprobe serve`, as a job and in real time, must get the same ones;
 //! and Postfix's own log must show that no DATA or BDAT ever came.
+//!
+//! STARTTLS: Postfix has a self-signed certificate and offers TLS everywhere; a second listener,
+//! 127.0.0.79:25 (the MX of `tls.interop.test`), requires it before MAIL FROM
+//! (`smtpd_tls_security_level = encrypt`). The default asks there over TLS on the same
+//! connection, `always` uses TLS at the first listener too, `never` gets the 530, and
+//! `--tls-verify` takes the certificate only when told to trust it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,6 +24,8 @@ use crate::support::{
 /// The loopback address Postfix listens on, and one where nothing listens (a dead MX).
 const POSTFIX_IP: &str = "127.0.0.77";
 const DEAD_IP: &str = "127.0.0.78";
+/// Where Postfix requires TLS before MAIL FROM.
+const TLS_IP: &str = "127.0.0.79";
 
 fn zone() -> String {
     format!(
@@ -28,18 +36,22 @@ fn zone() -> String {
          ns IN A 127.0.0.53\n\
          mx IN A {POSTFIX_IP}\n\
          mx6 IN AAAA ::1\n\
+         mxtls IN A {TLS_IP}\n\
          dead IN A {DEAD_IP}\n\
          mail IN MX 10 mx\n\
          catchall IN MX 10 mx\n\
          failover IN MX 10 dead\n\
          failover IN MX 20 mx\n\
-         v6 IN MX 10 mx6\n"
+         v6 IN MX 10 mx6\n\
+         tls IN MX 10 mxtls\n"
     )
 }
 
 /// Postfix from a private configuration directory, stopped on drop.
 struct Postfix {
     dir: TempDir,
+    /// Its certificate, PEM: what `--tls-ca` trusts.
+    cert_pem: String,
 }
 
 impl Postfix {
@@ -51,13 +63,22 @@ impl Postfix {
         }
         let etc = root.join("etc");
         std::fs::write(etc.join("main.cf"), main_cf(root)).expect("main.cf");
-        std::fs::write(etc.join("master.cf"), MASTER_CF.replace("{ip}", POSTFIX_IP))
-            .expect("master.cf");
+        std::fs::write(
+            etc.join("master.cf"),
+            MASTER_CF
+                .replace("{ip}", POSTFIX_IP)
+                .replace("{tls_ip}", TLS_IP),
+        )
+        .expect("master.cf");
+        let cert = mxprobe::sim::tls::SelfSigned::new(&["mx.interop.test", "mxtls.interop.test"]);
+        std::fs::write(etc.join("cert.pem"), cert.cert_pem()).expect("cert.pem");
+        std::fs::write(etc.join("key.pem"), cert.key_pem()).expect("key.pem");
         std::fs::write(
             etc.join("vmailbox"),
             "alice@mail.interop.test alice/\nbob@mail.interop.test bob/\n\
              alice@failover.interop.test alice-failover/\n\
-             alice@v6.interop.test alice-v6/\n",
+             alice@v6.interop.test alice-v6/\n\
+             alice@tls.interop.test alice-tls/\n",
         )
         .expect("vmailbox");
         std::fs::write(
@@ -88,7 +109,10 @@ impl Postfix {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Self { dir }
+        Self {
+            dir,
+            cert_pem: cert.cert_pem().to_owned(),
+        }
     }
 
     fn log(&self) -> String {
@@ -134,7 +158,8 @@ fn main_cf(root: &Path) -> String {
          inet_protocols = all\n\
          # mxprobe must look like a stranger, not a trusted local client.\n\
          mynetworks = 192.0.2.0/24\n\
-         virtual_mailbox_domains = mail.interop.test, failover.interop.test, v6.interop.test\n\
+         virtual_mailbox_domains = mail.interop.test, failover.interop.test, v6.interop.test,\n\
+         \x20 tls.interop.test\n\
          virtual_mailbox_maps = texthash:{root}/etc/vmailbox\n\
          virtual_mailbox_base = {root}/mail\n\
          virtual_uid_maps = static:65534\n\
@@ -144,6 +169,11 @@ fn main_cf(root: &Path) -> String {
          # Test settings: no flow-control delay, no reverse lookups of the client.\n\
          in_flow_delay = 0\n\
          smtpd_peername_lookup = no\n\
+         # STARTTLS offered everywhere; master.cf makes it required on one listener.\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_cert_file = {root}/etc/cert.pem\n\
+         smtpd_tls_key_file = {root}/etc/key.pem\n\
+         smtpd_tls_loglevel = 1\n\
          smtpd_banner = $myhostname ESMTP Postfix (mxprobe interop)\n\
          maillog_file = {root}/maillog\n\
          maillog_file_prefixes = {root}\n\
@@ -157,6 +187,8 @@ fn main_cf(root: &Path) -> String {
 const MASTER_CF: &str = "\
 {ip}:smtp inet n - n - - smtpd
 [::1]:smtp inet n - n - - smtpd
+{tls_ip}:smtp inet n - n - - smtpd -o smtpd_tls_security_level=encrypt
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -291,6 +323,8 @@ fn verdicts_against_postfix() {
     let served = through_the_service(nsd.addr, 25, &addresses, &bob);
     assert_eq!(served, rows(&results), "Postfix log:\n{}", postfix.log());
 
+    starttls_against_postfix(&nsd, &postfix);
+
     // Postfix logs one line per session with a count per command: no data=, no bdat=.
     std::thread::sleep(Duration::from_millis(300));
     let log = postfix.log();
@@ -306,13 +340,109 @@ fn verdicts_against_postfix() {
             !line.contains(" data=") && !line.contains(" bdat="),
             "DATA was sent: {line}"
         );
+        // After a failed TLS handshake (the certificate `--tls-verify` refused) nothing may
+        // be said in plain text, QUIT included.
         assert!(
-            line.contains(" quit=1"),
+            line.contains(" quit=1") || line.contains(" starttls=0/1"),
             "a session ended without QUIT: {line}"
         );
     }
     assert!(
         !log.contains("postfix/cleanup"),
         "a message entered Postfix's queue:\n{log}"
+    );
+}
+
+/// STARTTLS against the same Postfix: required on one listener, offered on the other.
+fn starttls_against_postfix(nsd: &Nsd, postfix: &Postfix) {
+    let tls_of = |results: &[mxprobe::VerifyResult]| -> Vec<Option<&str>> {
+        results
+            .iter()
+            .map(|r| r.tls.map(mxprobe::tls::TlsVersion::as_str))
+            .collect()
+    };
+    let addresses = [
+        "alice@tls.interop.test",
+        "nobody@tls.interop.test",
+        "alice@mail.interop.test",
+    ];
+    // The default: TLS where Postfix demands it (530 at MAIL FROM), plain text elsewhere.
+    let results = verify(engine_config(nsd.addr), &addresses);
+    assert_eq!(
+        summary(&results),
+        [
+            (
+                "alice@tls.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+            (
+                "nobody@tls.interop.test",
+                Verdict::Undeliverable,
+                Reason::MailboxNotFound
+            ),
+            (
+                "alice@mail.interop.test",
+                Verdict::Deliverable,
+                Reason::Accepted
+            ),
+        ],
+        "{results:#?}\nPostfix log:\n{}",
+        postfix.log()
+    );
+    assert_eq!(
+        tls_of(&results),
+        [Some("TLSv1.3"), Some("TLSv1.3"), None],
+        "{results:#?}"
+    );
+    assert_eq!(results[1].mx.as_deref(), Some("mxtls.interop.test"));
+
+    // `always`: TLS at the listener that only offers it too.
+    let always = verify(
+        engine_config(nsd.addr).starttls(mxprobe::tls::StartTls::Always),
+        &addresses,
+    );
+    assert_eq!(summary(&always), summary(&results), "{always:#?}");
+    assert_eq!(tls_of(&always), [Some("TLSv1.3"); 3], "{always:#?}");
+
+    // `never`: Postfix's 530 is the answer, and it is no verdict on the mailbox.
+    let never = verify(
+        engine_config(nsd.addr).starttls(mxprobe::tls::StartTls::Never),
+        &addresses[..1],
+    );
+    assert_eq!(never[0].verdict(), Verdict::Unknown, "{never:#?}");
+    assert_eq!(
+        never[0].smtp.as_ref().map(|r| r.as_reply().code().get()),
+        Some(530)
+    );
+
+    // `--tls-verify`: Postfix's self-signed certificate, trusted, passes; not trusted, the
+    // handshake fails and the address is `unknown/connection_failed`, `tls_failed` in the detail.
+    let roots = mxprobe::tls::TlsClient::roots_from_pem(postfix.cert_pem.as_bytes()).expect("PEM");
+    let trusted = verify(
+        engine_config(nsd.addr).tls(mxprobe::tls::TlsClient::verified(roots).expect("roots")),
+        &addresses[..1],
+    );
+    assert_eq!(trusted[0].reason, Reason::Accepted, "{trusted:#?}");
+    assert_eq!(tls_of(&trusted), [Some("TLSv1.3")]);
+    let strict =
+        mxprobe::tls::TlsClient::verified(mxprobe::tls::TlsClient::mozilla_roots()).expect("roots");
+    let refused = verify(engine_config(nsd.addr).tls(strict), &addresses[..1]);
+    assert_eq!(refused[0].reason, Reason::ConnectionFailed, "{refused:#?}");
+    let detail = refused[0].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("tls_failed: "), "{detail}");
+
+    // Postfix's side: TLS sessions established.
+    let log = postfix.log();
+    assert!(
+        log.contains("TLS connection established from"),
+        "no TLS session in Postfix's log:\n{log}"
+    );
+    // One session: EHLO, MAIL refused (530), STARTTLS, EHLO again, MAIL taken: the start over
+    // happened on the same connection.
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" disconnect from ") && l.contains("ehlo=2 starttls=1 mail=1/2")),
+        "no session started over after a 530:\n{log}"
     );
 }

@@ -357,17 +357,18 @@ pub fn wait_for_job(server: &Server, id: &str, token: &str) -> Value {
     }
 }
 
-/// Drops the elapsed_ms column (the one before `provider`, the last) of a CSV text: it is the one
-/// thing two runs differ in.
+/// Drops the elapsed_ms column (the one before `provider` and `tls`, the last two) of a CSV
+/// text: it is the one thing two runs differ in.
 pub fn without_elapsed(csv: &str) -> Vec<String> {
-    // `elapsed_ms` is the column before the last (`provider`), which is never quoted here.
+    // `provider` and `tls` are never quoted here.
     csv.lines()
-        .map(|line| match line.rsplit_once(',') {
-            Some((rest, provider)) => {
-                let rest = rest.rsplit_once(',').map_or(rest, |(head, _)| head);
-                format!("{rest},{provider}")
+        .map(|line| {
+            let mut tail = line.rsplitn(4, ',');
+            let (tls, provider, _elapsed) = (tail.next(), tail.next(), tail.next());
+            match (tail.next(), provider, tls) {
+                (Some(head), Some(provider), Some(tls)) => format!("{head},{provider},{tls}"),
+                _ => line.to_owned(),
             }
-            None => line.to_owned(),
         })
         .collect()
 }

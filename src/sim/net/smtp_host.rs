@@ -4,6 +4,12 @@
 //!
 //! A client write arrives as one read, so a pipelined group reaches the dialogue as one read
 //! (what [`Behaviour::LosesPipelinedReplies`] reacts to), as it does over loopback.
+//!
+//! The world speaks no TLS: its scripts have no certificate, so a personality whose
+//! [`Tls`](crate::sim::smtp::Tls) offers STARTTLS advertises it and answers it `454 4.7.0 TLS
+//! not available due to local problem` (as Postfix does when its TLS context failed to load),
+//! and one that requires TLS refuses its transactions with `530`. The dialogue never waits for
+//! a handshake here.
 
 use std::net::IpAddr;
 use std::time::Instant;

@@ -15,6 +15,17 @@
 //!   whether to close.
 //! - `now` never goes backwards. No I/O and no clock; scratch buffers are the caller's, so a
 //!   reply costs no allocation on the common paths.
+//!
+//! # STARTTLS
+//!
+//! The TLS layer ([`TlsLayer`]) sits between the socket side of this type and the dialogue.
+//! Everything up to and including the `220` to STARTTLS leaves in plain text, when the latency
+//! model says; every byte received after the read that brought the STARTTLS line is TLS, and
+//! is decrypted before the dialogue sees it; every reply released after the `220` is encrypted
+//! as it is released (held back by rustls until the handshake is done). Plain text that came
+//! in the same read after the STARTTLS line is discarded, not answered, and counted
+//! ([`Counters::starttls_injections`]): CVE-2011-0411. A client whose bytes are not TLS gets
+//! rustls' alert and the connection closes.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -23,7 +34,11 @@ use rand::rngs::StdRng;
 
 use super::dialogue::{AnswerContext, Counters, Dialogue, InRead, ServerScript, count};
 use super::outbox::Outbox;
-use super::{Behaviour, GARBAGE_LINGER, MAX_LINE};
+use super::tls_layer::{Received, TlsLayer};
+use super::{Behaviour, GARBAGE_LINGER, MAX_LINE, Tls};
+
+/// What a [`Tls::BrokenHandshake`] server answers the client's first TLS bytes with.
+const BROKEN_HANDSHAKE_REPLY: &[u8] = b"garbage\r\n";
 
 /// Undelivered reply bytes past which the server stops reading from a connection until its
 /// client reads some of them.
@@ -56,6 +71,23 @@ pub(crate) struct Conversation {
     /// When a [`Behaviour::Garbage`] server hangs up regardless.
     close_deadline: Option<Instant>,
     input_closed: bool,
+    transport: Transport,
+}
+
+/// What carries the dialogue's bytes over the socket.
+#[derive(Debug)]
+enum Transport {
+    /// Plain text, as every session begins: the outbox is the wire.
+    Plain,
+    /// STARTTLS was answered `220`: the first `plain_left` bytes still in the outbox (the
+    /// `220` and anything queued before it) go in plain text, everything after through `layer`.
+    Tls {
+        layer: Box<TlsLayer>,
+        plain_left: usize,
+    },
+    /// A [`Tls::BrokenHandshake`] server after its `220`: it answers the client's first bytes
+    /// with [`BROKEN_HANDSHAKE_REPLY`], in plain text, and hangs up.
+    BrokenTls,
 }
 
 impl Conversation {
@@ -87,17 +119,52 @@ impl Conversation {
             close_deadline: (behaviour == Behaviour::Garbage)
                 .then(|| greeting_due + GARBAGE_LINGER),
             input_closed: false,
+            transport: Transport::Plain,
         }
     }
 
-    /// The bytes of one read: every line they complete is answered, the replies queued.
+    /// The bytes of one read: every line they complete is answered, the replies queued. After
+    /// STARTTLS the bytes are TLS records, decrypted first.
     pub(crate) fn handle_input(&mut self, bytes: &[u8], context: &mut ServeContext<'_>) {
         self.idle_deadline = context.now + self.idle_limit;
-        if self.dialogue.listens() {
-            self.input.extend_from_slice(bytes);
-            self.answer_complete_lines(context);
+        match &mut self.transport {
+            Transport::Plain => {
+                if self.dialogue.listens() {
+                    self.input.extend_from_slice(bytes);
+                    self.answer_complete_lines(context);
+                }
+            }
+            Transport::Tls { layer, .. } => match layer.receive(bytes, &mut self.input) {
+                Received::Failed => {
+                    self.dialogue.hang_up();
+                    self.input.clear();
+                }
+                Received::Ok {
+                    handshake_completed,
+                } => {
+                    if handshake_completed {
+                        count(&context.counters.tls_handshakes);
+                        self.dialogue.tls_started();
+                    }
+                    if self.dialogue.listens() {
+                        self.answer_complete_lines(context);
+                    } else {
+                        self.input.clear();
+                    }
+                }
+            },
+            Transport::BrokenTls => {
+                if !self.dialogue.is_over() {
+                    self.dialogue.hang_up();
+                    let due = context.now + context.script.reply_delay(context.rng);
+                    if self.outbox.push(BROKEN_HANDSHAKE_REPLY, due, context.now) {
+                        count(&context.counters.reply_rounds);
+                    }
+                }
+            }
         }
         self.outbox.release_due(context.now);
+        self.seal_released();
     }
 
     /// The client will send nothing more.
@@ -119,29 +186,99 @@ impl Conversation {
             self.outbox.push(reply, now, now);
         }
         self.outbox.release_due(now);
+        self.seal_released();
     }
 
-    /// Reply bytes due and not yet written.
+    /// Bytes for the socket, due and not yet written: plain text, or after STARTTLS (and its
+    /// `220`) TLS records.
     pub(crate) fn unsent(&self) -> &[u8] {
-        self.outbox.unsent()
+        match &self.transport {
+            Transport::Plain | Transport::BrokenTls => self.outbox.unsent(),
+            Transport::Tls { plain_left, .. } if *plain_left > 0 => {
+                let plain = self.outbox.unsent();
+                &plain[..plain.len().min(*plain_left)]
+            }
+            Transport::Tls { layer, .. } => layer.unsent(),
+        }
     }
 
     /// The first `count` bytes of [`Conversation::unsent`] have been written.
     pub(crate) fn mark_written(&mut self, count: usize) {
-        self.outbox.mark_written(count);
+        match &mut self.transport {
+            Transport::Plain | Transport::BrokenTls => self.outbox.mark_written(count),
+            Transport::Tls { plain_left, .. } if *plain_left > 0 => {
+                self.outbox.mark_written(count);
+                *plain_left = plain_left.saturating_sub(count);
+                self.seal_released();
+            }
+            Transport::Tls { layer, .. } => layer.mark_written(count),
+        }
     }
 
     /// Whether the server reads on: the client may still send, the session is not over, and
     /// the client is reading its replies.
     pub(crate) fn wants_input(&self) -> bool {
-        !self.input_closed && !self.dialogue.is_over() && self.outbox.backlog() < UNSENT_LIMIT
+        !self.input_closed && !self.dialogue.is_over() && self.backlog() < UNSENT_LIMIT
     }
 
     /// Whether the connection should close now: a [`Behaviour::Garbage`] server's linger is
     /// over, or every reply is written and nothing more will be said or heard.
     pub(crate) fn is_finished(&self, now: Instant) -> bool {
         self.close_deadline.is_some_and(|deadline| now >= deadline)
-            || (self.outbox.is_empty() && (self.dialogue.is_over() || self.input_closed))
+            || (self.backlog() == 0 && (self.dialogue.is_over() || self.input_closed))
+    }
+
+    /// Bytes decided and not yet written: replies, and TLS records.
+    fn backlog(&self) -> usize {
+        let sealed = match &self.transport {
+            Transport::Tls { layer, .. } => layer.unsent().len(),
+            Transport::Plain | Transport::BrokenTls => 0,
+        };
+        self.outbox.backlog() + sealed
+    }
+
+    /// Under TLS, once the plain-text `220` is out: encrypts every released reply, and says
+    /// close_notify after the last.
+    fn seal_released(&mut self) {
+        let Transport::Tls { layer, plain_left } = &mut self.transport else {
+            return;
+        };
+        if *plain_left > 0 {
+            return;
+        }
+        let released = self.outbox.unsent();
+        if !released.is_empty() {
+            let length = released.len();
+            layer.send(released);
+            self.outbox.mark_written(length);
+        }
+        if self.dialogue.is_over() && self.outbox.is_empty() {
+            layer.close();
+        }
+    }
+
+    /// STARTTLS was just answered `220`: what follows the `220` on the wire is TLS (or, for a
+    /// [`Tls::BrokenHandshake`] server, not quite).
+    fn start_tls(&mut self, script: &ServerScript) {
+        if !matches!(self.transport, Transport::Plain) {
+            return;
+        }
+        self.transport = if script.personality.tls == Tls::BrokenHandshake {
+            Transport::BrokenTls
+        } else {
+            match script.tls_config().map(TlsLayer::new) {
+                Some(Ok(layer)) => Transport::Tls {
+                    layer: Box::new(layer),
+                    plain_left: self.outbox.backlog(),
+                },
+                // The dialogue says 220 only with a configuration, which rustls takes: the
+                // farm's own. Failing that, the client gets no TLS and the 220 is the last word.
+                Some(Err(_)) | None => {
+                    self.dialogue.hang_up();
+                    Transport::Plain
+                }
+            }
+        };
     }
 
     /// When a reply or a dripped byte falls due, or a linger ends: the next instant
@@ -193,6 +330,14 @@ impl Conversation {
             }
         }
         if !self.dialogue.listens() {
+            if self.dialogue.is_starting_tls() {
+                // Postfix purges what the client sent after STARTTLS before the handshake
+                // (CVE-2011-0411): it is never answered.
+                if consumed < self.input.len() {
+                    count(&context.counters.starttls_injections);
+                }
+                self.start_tls(context.script);
+            }
             self.input.clear();
             return;
         }

@@ -10,6 +10,11 @@
 //!   otherwise ([`Behaviour::ExtraReply`] adds one) or says nothing
 //!   ([`Behaviour::LosesPipelinedReplies`], [`Behaviour::Silent`], a session that is over).
 //! - DATA and BDAT are refused and counted in [`Counters::data_commands`].
+//! - STARTTLS is answered as the personality's [`Tls`] says; a `220` to it leaves the dialogue
+//!   waiting ([`Dialogue::is_starting_tls`]) until the connection reports the handshake done
+//!   ([`Dialogue::tls_started`]): what carries the bytes is the connection's business. A script
+//!   without a certificate ([`ServerScript::with_tls`] never called) answers every STARTTLS
+//!   it would have accepted with `454`.
 //!
 //! The loopback farm (`super`) and the in-memory world (`crate::sim::net`) both serve through
 //! this file, so a personality behaves the same over real sockets and in a simulation.
@@ -17,13 +22,16 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use rand::rngs::StdRng;
 
-use super::{Behaviour, Greeting, Personality};
+use rustls::ServerConfig;
+
+use super::{Behaviour, Greeting, Personality, Tls};
 
 /// The greeting of a [`Behaviour::Garbage`] server: HTTP, not SMTP.
 const GARBAGE_GREETING: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
@@ -43,6 +51,8 @@ pub(crate) struct Counters {
     pub(crate) peak_open_connections: AtomicU64,
     pub(crate) peak_rcpts_in_session: AtomicU64,
     pub(crate) throttled_transactions: AtomicU64,
+    pub(crate) tls_handshakes: AtomicU64,
+    pub(crate) starttls_injections: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -58,7 +68,10 @@ pub(crate) struct ServerScript {
     mailboxes: HashSet<String>,
     mailbox_prefixes: Vec<String>,
     greeting: Vec<u8>,
+    /// The EHLO reply before TLS: STARTTLS advertised unless the personality has no TLS.
     ehlo: Vec<u8>,
+    /// The EHLO reply once TLS is up: STARTTLS never advertised (RFC 3207 §4.2).
+    ehlo_in_tls: Vec<u8>,
     helo: Vec<u8>,
     timeout: Vec<u8>,
     greylist_first_seen: HashMap<GreylistTriplet, Instant>,
@@ -70,6 +83,8 @@ pub(crate) struct ServerScript {
     recent_transactions: VecDeque<Instant>,
     /// Transactions started at this listener.
     transactions: usize,
+    /// What a `220` to STARTTLS starts TLS with; without it STARTTLS gets `454`.
+    tls_config: Option<Arc<ServerConfig>>,
 }
 
 /// What greylisting remembers, addresses lowercased.
@@ -125,16 +140,24 @@ impl ServerScript {
                 ));
             }
         }
-        let ehlo_first = personality.ehlo_text.as_deref().unwrap_or(hostname);
-        let mut ehlo = format!("250-{ehlo_first}\r\n");
-        if personality.pipelining {
-            ehlo.push_str("250-PIPELINING\r\n");
-        }
-        ehlo.push_str("250-SIZE 10240000\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n");
-        if personality.smtputf8 {
-            ehlo.push_str("250-SMTPUTF8\r\n");
-        }
-        ehlo.push_str("250 CHUNKING\r\n");
+        // Postfix's order: STARTTLS after SIZE (and VRFY, ETRN), before ENHANCEDSTATUSCODES.
+        let ehlo_reply = |starttls: bool| {
+            let ehlo_first = personality.ehlo_text.as_deref().unwrap_or(hostname);
+            let mut ehlo = format!("250-{ehlo_first}\r\n");
+            if personality.pipelining {
+                ehlo.push_str("250-PIPELINING\r\n");
+            }
+            ehlo.push_str("250-SIZE 10240000\r\n");
+            if starttls {
+                ehlo.push_str("250-STARTTLS\r\n");
+            }
+            ehlo.push_str("250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n");
+            if personality.smtputf8 {
+                ehlo.push_str("250-SMTPUTF8\r\n");
+            }
+            ehlo.push_str("250 CHUNKING\r\n");
+            ehlo.into_bytes()
+        };
         Ok(Self {
             greeting: match &personality.greeting_text {
                 Some(text) => wire(&format!("220 {text}")),
@@ -149,7 +172,9 @@ impl ServerScript {
             throttle_reply: personality.throttle.as_ref().map(|t| wire(&t.reply)),
             recent_transactions: VecDeque::new(),
             transactions: 0,
-            ehlo: ehlo.into_bytes(),
+            ehlo: ehlo_reply(personality.tls != Tls::None),
+            ehlo_in_tls: ehlo_reply(false),
+            tls_config: None,
             helo: format!("250 {hostname}\r\n").into_bytes(),
             timeout: format!("421 4.4.2 {hostname} Error: timeout exceeded\r\n").into_bytes(),
             mailboxes,
@@ -157,6 +182,18 @@ impl ServerScript {
             greylist_first_seen: HashMap::new(),
             personality,
         })
+    }
+
+    /// Gives the script the server configuration (certificate and key) a `220` to STARTTLS
+    /// starts TLS with.
+    pub(crate) fn with_tls(mut self, config: Arc<ServerConfig>) -> Self {
+        self.tls_config = Some(config);
+        self
+    }
+
+    /// What a connection that answered STARTTLS `220` starts TLS with, if the script has it.
+    pub(crate) fn tls_config(&self) -> Option<&Arc<ServerConfig>> {
+        self.tls_config.as_ref()
     }
 
     /// Whether `address` (lowercased) is a mailbox: listed, or its local part is one of the
@@ -245,6 +282,8 @@ enum Phase {
     Refused,
     /// Saying nothing and ignoring input ([`Behaviour::Silent`], [`Behaviour::Garbage`]).
     Deaf,
+    /// STARTTLS was answered `220`: no command is read until the connection says TLS is up.
+    StartingTls,
     /// The last reply has been decided; the connection closes once it is sent.
     Over,
 }
@@ -264,6 +303,17 @@ pub(crate) struct Dialogue {
     session_rcpts: u64,
     /// The transaction started over the [`Personality::throttle`] rate.
     throttled: bool,
+    /// Where the session stands with TLS.
+    tls: TlsState,
+}
+
+/// Where a session stands with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsState {
+    /// No TLS yet: everything is plain text.
+    Plain,
+    /// TLS is up; `greeted` once the client has said EHLO or HELO again (RFC 3207 §4.2).
+    Active { greeted: bool },
 }
 
 /// What answering one line needs besides the line.
@@ -300,12 +350,13 @@ enum Verb {
     Data,
     Bdat,
     Quit,
+    StartTls,
     Unknown,
 }
 
 impl Verb {
     fn parse(verb: &[u8]) -> Self {
-        const VERBS: [(&[u8], Verb); 10] = [
+        const VERBS: [(&[u8], Verb); 11] = [
             (b"EHLO", Verb::Ehlo),
             (b"HELO", Verb::Helo),
             (b"MAIL", Verb::Mail),
@@ -316,6 +367,7 @@ impl Verb {
             (b"DATA", Verb::Data),
             (b"BDAT", Verb::Bdat),
             (b"QUIT", Verb::Quit),
+            (b"STARTTLS", Verb::StartTls),
         ];
         VERBS
             .iter()
@@ -374,6 +426,7 @@ impl Dialogue {
             recipients: 0,
             session_rcpts: 0,
             throttled: false,
+            tls: TlsState::Plain,
         }
     }
 
@@ -384,6 +437,31 @@ impl Dialogue {
 
     pub(crate) fn is_over(&self) -> bool {
         self.phase == Phase::Over
+    }
+
+    /// Whether STARTTLS was just answered `220`: the connection must start TLS (or fail to)
+    /// and report it with [`Dialogue::tls_started`] or [`Dialogue::hang_up`].
+    pub(crate) fn is_starting_tls(&self) -> bool {
+        self.phase == Phase::StartingTls
+    }
+
+    /// The TLS handshake after a `220` to STARTTLS completed: the session starts over as RFC
+    /// 3207 §4.2 asks (no transaction, the client must say EHLO again) and commands are read
+    /// again.
+    pub(crate) fn tls_started(&mut self) {
+        if self.phase == Phase::StartingTls {
+            self.phase = Phase::Commands;
+        }
+        self.tls = TlsState::Active { greeted: false };
+        self.in_transaction = false;
+        self.sender.clear();
+        self.recipients = 0;
+        self.throttled = false;
+    }
+
+    /// The connection gives up on the session (a failed TLS handshake): nothing more is said.
+    pub(crate) fn hang_up(&mut self) {
+        self.phase = Phase::Over;
     }
 
     /// Answers one command line (its line ending included or not) into `reply`, and counts it.
@@ -411,7 +489,7 @@ impl Dialogue {
             _ => {}
         }
         match self.phase {
-            Phase::Deaf | Phase::Over => {}
+            Phase::Deaf | Phase::StartingTls | Phase::Over => {}
             Phase::Refused if verb == Verb::Quit => self.quit(counters, reply),
             Phase::Refused => reply.extend_from_slice(b"503 5.5.1 Error: no SMTP service here\r\n"),
             // The reply is lost: the server read the RCPT (and counted it) and said nothing.
@@ -443,12 +521,22 @@ impl Dialogue {
             }
             Verb::Ehlo => {
                 self.in_transaction = false;
-                reply.extend_from_slice(&script.ehlo);
+                match self.tls {
+                    TlsState::Plain => reply.extend_from_slice(&script.ehlo),
+                    TlsState::Active { .. } => {
+                        self.tls = TlsState::Active { greeted: true };
+                        reply.extend_from_slice(&script.ehlo_in_tls);
+                    }
+                }
             }
             Verb::Helo => {
                 self.in_transaction = false;
+                if let TlsState::Active { .. } = self.tls {
+                    self.tls = TlsState::Active { greeted: true };
+                }
                 reply.extend_from_slice(&script.helo);
             }
+            Verb::StartTls => self.starttls(argument, script, reply),
             Verb::Mail => self.mail(argument, context, reply),
             Verb::Rcpt => self.rcpt(argument, context, reply),
             Verb::Rset => {
@@ -469,6 +557,35 @@ impl Dialogue {
         }
     }
 
+    /// `STARTTLS` (RFC 3207), with Postfix's replies and in Postfix's order of checks.
+    fn starttls(&mut self, argument: &[u8], script: &ServerScript, reply: &mut Vec<u8>) {
+        let tls = script.personality.tls;
+        if !argument.trim_ascii().is_empty() {
+            reply.extend_from_slice(b"501 5.5.4 Syntax: STARTTLS\r\n");
+        } else if let TlsState::Active { .. } = self.tls {
+            reply.extend_from_slice(b"554 5.5.1 Error: TLS already active\r\n");
+        } else if tls == Tls::None {
+            reply.extend_from_slice(b"502 5.5.1 Error: command not implemented\r\n");
+        } else if tls == Tls::Unavailable || script.tls_config.is_none() {
+            reply.extend_from_slice(b"454 4.7.0 TLS not available due to local problem\r\n");
+        } else {
+            reply.extend_from_slice(b"220 2.0.0 Ready to start TLS\r\n");
+            self.in_transaction = false;
+            self.phase = Phase::StartingTls;
+        }
+    }
+
+    /// Whether the personality wants TLS before `stage` and the session has none: Postfix's
+    /// `530` under `smtpd_tls_security_level = encrypt`, or an Exim ACL's.
+    fn must_start_tls_first(&self, personality: &Personality, stage: Verb) -> bool {
+        let required = match personality.tls {
+            Tls::Required | Tls::Unavailable => stage == Verb::Mail,
+            Tls::RequiredAtRcpt => stage == Verb::Rcpt,
+            Tls::None | Tls::Offered | Tls::BrokenHandshake => false,
+        };
+        required && self.tls == TlsState::Plain
+    }
+
     /// `MAIL FROM:<reverse-path> [parameters]`
     fn mail(&mut self, argument: &[u8], context: &mut AnswerContext<'_>, reply: &mut Vec<u8>) {
         self.mail_answered(argument, context, reply);
@@ -486,6 +603,14 @@ impl Dialogue {
         reply: &mut Vec<u8>,
     ) {
         let personality = &context.script.personality;
+        if self.must_start_tls_first(personality, Verb::Mail) {
+            reply.extend_from_slice(b"530 5.7.0 Must issue a STARTTLS command first\r\n");
+            return;
+        }
+        if self.tls == (TlsState::Active { greeted: false }) {
+            reply.extend_from_slice(b"503 5.5.1 Error: send HELO/EHLO first\r\n");
+            return;
+        }
         let Some(sender) = path_after(argument, b"FROM:") else {
             reply.extend_from_slice(b"501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
             return;
@@ -523,6 +648,10 @@ impl Dialogue {
             reply.extend_from_slice(b"501 5.5.4 Syntax: RCPT TO:<address>\r\n");
             return;
         };
+        if self.must_start_tls_first(&context.script.personality, Verb::Rcpt) {
+            reply.extend_from_slice(b"530 5.7.0 Must issue a STARTTLS command first\r\n");
+            return;
+        }
         self.recipients += 1;
         self.session_rcpts += 1;
         context
@@ -802,6 +931,29 @@ mod tests {
         );
         assert_eq!(replies[0], format!("250 2.1.0 Ok\r\n{deferred}\r\n"));
         assert_eq!(replies[2], "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+    }
+
+    #[test]
+    fn without_a_certificate_starttls_is_advertised_but_not_available() {
+        // The in-memory world's scripts have no certificate: the 220 is never said.
+        let unavailable = "454 4.7.0 TLS not available due to local problem\r\n";
+        for (tls, mail) in [
+            (Tls::Offered, "250 2.1.0 Ok\r\n"),
+            (Tls::BrokenHandshake, "250 2.1.0 Ok\r\n"),
+            (
+                Tls::Required,
+                "530 5.7.0 Must issue a STARTTLS command first\r\n",
+            ),
+        ] {
+            let (replies, over) = play(
+                mx().tls(tls),
+                &[&["EHLO probe.test\r\n"], &["STARTTLS\r\n"], &[MAIL]],
+            );
+            assert!(replies[0].contains("\r\n250-STARTTLS\r\n"), "{tls:?}");
+            assert_eq!(replies[1], unavailable, "{tls:?}");
+            assert_eq!(replies[2], mail, "{tls:?}");
+            assert!(!over, "{tls:?}");
+        }
     }
 
     #[test]

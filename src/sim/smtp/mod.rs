@@ -8,7 +8,11 @@
 //! any sane timeout, the replies to a pipelined group lost, a reply nobody asked for
 //! ([`Behaviour`]). It speaks just enough of RFC 5321 for a probe (EHLO, HELO, MAIL, RCPT, RSET,
 //! NOOP, VRFY, QUIT) with Postfix's reply texts, and refuses DATA and BDAT while counting them, so
-//! a test can assert that mxprobe never sent one.
+//! a test can assert that mxprobe never sent one. It speaks STARTTLS (RFC 3207) as the
+//! personality's [`Tls`] says: offered, required at MAIL or at RCPT, advertised but unavailable,
+//! or a handshake that fails; TLS is real (rustls) with a self-signed certificate per farm
+//! ([`SmtpFarm::tls_cert_pem`]), and the farm counts completed handshakes and plain text injected
+//! after STARTTLS ([`FarmStats::tls_handshakes`], [`FarmStats::starttls_injections`]).
 //!
 //! # Guarantees
 //!
@@ -22,9 +26,15 @@
 //!   thus answered one delay later, all together; lock-step commands each cost one delay.
 //! - Memory per connection is bounded: input by [`MAX_LINE`] plus one read, undelivered replies
 //!   by a quarter MiB plus the replies to one read (the farm stops reading from a client that
-//!   does not read its replies). Greylist memory is not: it keeps every triplet for the life of
-//!   the farm, as a greylister keeps them for days.
-//! - Nothing a client sends makes a farm thread panic. A client holds only its own connection,
+//!   does not read its replies); under TLS, TLS records waiting for the socket count among the
+//!   undelivered replies, and rustls' own state (its record buffers, some tens of KiB) comes on
+//!   top. Greylist memory is not: it keeps every triplet for the life of the farm, as a
+//!   greylister keeps them for days.
+//! - After STARTTLS, bytes leave in plain text up to and including the `220`, and as TLS after
+//!   it; plain text the client sent after its STARTTLS line in the same read is never answered.
+//!   TLS handshake records cost no simulated latency; replies inside TLS keep the latency model.
+//! - Nothing a client sends makes a farm thread panic (bytes that are not TLS after STARTTLS get
+//!   an alert and a close). A client holds only its own connection,
 //!   for at most the idle limit ([`DEFAULT_IDLE_LIMIT`], give or take one idle sweep) without
 //!   input.
 //! - An idle farm uses no CPU: threads sleep in `epoll_wait` until a socket, a timer or the stop
@@ -43,16 +53,20 @@
 //!
 //! # Files
 //!
-//! - `personality.rs`: [`Personality`], [`Greeting`], [`Behaviour`]: what a server is like.
+//! - `personality.rs`: [`Personality`], [`Greeting`], [`Behaviour`], [`Tls`]: what a server is
+//!   like.
 //! - `dialogue.rs`: the SMTP side of one connection, sans-IO: command lines in, reply bytes out
 //!   (`ServerScript`, `Dialogue`). The loopback farm and the in-memory world of
 //!   [`crate::sim::net`] both serve through it: one implementation of every personality.
 //! - `outbox.rs`: the latency model, sans-IO: replies held until due, dripped, then written.
+//! - `tls_layer.rs`: the TLS after STARTTLS, sans-IO: ciphertext in, plaintext to the dialogue;
+//!   released replies in, ciphertext to the socket (`TlsLayer`, on rustls).
 //! - `conversation.rs`: one served connection, sans-IO: a client's bytes in at an instant, reply
 //!   bytes out when due (`Conversation`); the table tests drive it on a hand-moved clock.
 //! - `event_loop.rs`: the threads, sockets and timers that put a `Conversation` on each
 //!   connection.
-//! - this file: the farm as its users see it: [`SmtpFarm`], its options and its counters.
+//! - this file: the farm as its users see it: [`SmtpFarm`], its options, its certificate and its
+//!   counters.
 
 use std::io;
 use std::net::SocketAddr;
@@ -65,10 +79,13 @@ mod dialogue;
 mod event_loop;
 mod outbox;
 mod personality;
+mod tls_layer;
 
 pub(crate) use dialogue::{AnswerContext, Counters, Dialogue, InRead, ServerScript};
 pub(crate) use outbox::Outbox;
-pub use personality::{Behaviour, Greeting, Personality, Throttle};
+pub use personality::{Behaviour, Greeting, Personality, Throttle, Tls};
+
+use crate::sim::tls::SelfSigned;
 
 use event_loop::{ListenerSlot, RunningLoop};
 
@@ -85,6 +102,13 @@ pub const DRIP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long a [`Behaviour::Garbage`] server keeps the connection open after its greeting.
 pub const GARBAGE_LINGER: Duration = Duration::from_secs(1);
+
+/// The most host names a farm's certificate carries besides `localhost`: the first distinct
+/// hostnames of its TLS personalities, in listener order. A certificate naming every host of a
+/// generated world would make each handshake carry kilobytes of names; a client that verifies
+/// a host past them sees a name mismatch, as against a real MX whose certificate does not name
+/// it.
+pub const MAX_CERT_NAMES: usize = 64;
 
 /// How long a listener stops accepting after `accept` fails for want of descriptors or memory,
 /// so a farm out of file descriptors does not spin.
@@ -144,6 +168,11 @@ pub struct FarmStats {
     pub peak_rcpts_in_session: u64,
     /// Transactions a [`Throttle`] slowed down.
     pub throttled_transactions: u64,
+    /// TLS handshakes completed after STARTTLS.
+    pub tls_handshakes: u64,
+    /// STARTTLS commands followed, in the same read, by plain text the server discarded
+    /// unanswered (the command injection of CVE-2011-0411). mxprobe must keep this at 0.
+    pub starttls_injections: u64,
 }
 
 /// A running farm of simulated SMTP servers. Dropping it stops and joins its threads and
@@ -165,6 +194,8 @@ pub struct SmtpFarm {
     addrs: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     loops: Vec<RunningLoop>,
+    /// The certificate every TLS personality presents, if any personality has TLS.
+    certificate: Option<SelfSigned>,
 }
 
 impl SmtpFarm {
@@ -206,8 +237,14 @@ impl SmtpFarm {
         let mut slots_per_loop: Vec<Vec<ListenerSlot>> =
             (0..thread_count).map(|_| Vec::new()).collect();
         let mut addrs = Vec::with_capacity(listeners.len());
+        let certificate = farm_certificate(&listeners);
+        let tls_config = certificate.as_ref().map(SelfSigned::server_config);
         for (index, (addr, personality)) in listeners.into_iter().enumerate() {
-            let slot = ListenerSlot::bind(addr, ServerScript::new(personality)?)?;
+            let mut script = ServerScript::new(personality)?;
+            if let Some(config) = &tls_config {
+                script = script.with_tls(Arc::clone(config));
+            }
+            let slot = ListenerSlot::bind(addr, script)?;
             addrs.push(slot.local_addr()?);
             slots_per_loop[index % thread_count].push(slot);
         }
@@ -215,6 +252,7 @@ impl SmtpFarm {
             addrs,
             stop: Arc::new(AtomicBool::new(false)),
             loops: Vec::with_capacity(thread_count),
+            certificate,
         };
         // From here on an error drops `farm`, which stops the loops already started.
         for (index, slots) in slots_per_loop.into_iter().enumerate() {
@@ -228,6 +266,15 @@ impl SmtpFarm {
     #[must_use]
     pub fn addrs(&self) -> Vec<SocketAddr> {
         self.addrs.clone()
+    }
+
+    /// The certificate the farm's servers present after STARTTLS, PEM, for a client that
+    /// verifies (mxprobe's `--tls-ca`): self-signed, naming `localhost` and the hostnames of
+    /// the TLS personalities (at most [`MAX_CERT_NAMES`] of them, those a certificate can
+    /// carry). `None` if no personality has TLS, when the farm makes no certificate.
+    #[must_use]
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        self.certificate.as_ref().map(SelfSigned::cert_pem)
     }
 
     /// The counters of every thread, summed now.
@@ -250,9 +297,34 @@ impl SmtpFarm {
                 .peak_rcpts_in_session
                 .max(counters.peak_rcpts_in_session.load(Ordering::Relaxed));
             total.throttled_transactions += counters.throttled_transactions.load(Ordering::Relaxed);
+            total.tls_handshakes += counters.tls_handshakes.load(Ordering::Relaxed);
+            total.starttls_injections += counters.starttls_injections.load(Ordering::Relaxed);
         }
         total
     }
+}
+
+/// The farm's certificate, if any personality has TLS: one key pair (about a millisecond),
+/// naming `localhost` and the first [`MAX_CERT_NAMES`] distinct hostnames of the TLS
+/// personalities that can be certificate names (ASCII letters, digits, `-` and `.`).
+fn farm_certificate(listeners: &[(SocketAddr, Personality)]) -> Option<SelfSigned> {
+    let mut names: Vec<&str> = vec!["localhost"];
+    let mut any_tls = false;
+    for (_, personality) in listeners {
+        if personality.tls == Tls::None {
+            continue;
+        }
+        any_tls = true;
+        let name = personality.hostname.as_str();
+        let nameable = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if nameable && names.len() <= MAX_CERT_NAMES && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    any_tls.then(|| SelfSigned::new(&names))
 }
 
 impl Drop for SmtpFarm {

@@ -1,4 +1,5 @@
-//! What a simulated server is like: [`Personality`], with its [`Greeting`] and [`Behaviour`].
+//! What a simulated server is like: [`Personality`], with its [`Greeting`], its [`Behaviour`]
+//! and its STARTTLS ([`Tls`]).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -69,6 +70,48 @@ pub struct Personality {
     /// Client addresses refused at greeting as a blocklisted client is ([`Greeting::Refuse`]'s
     /// reply, naming the client), whatever the greeting for others.
     pub refused_clients: HashSet<std::net::IpAddr>,
+    /// Whether the server offers STARTTLS (RFC 3207), requires it, or botches it: see [`Tls`].
+    /// [`Tls::None`] by default.
+    pub tls: Tls,
+}
+
+/// What a server does about STARTTLS (RFC 3207). Every variant but [`Tls::None`] advertises
+/// `STARTTLS` in the EHLO reply before TLS. Once TLS is up (RFC 3207 §4.2) the server has
+/// forgotten the session: a MAIL before a new EHLO or HELO gets `503 5.5.1 Error: send
+/// HELO/EHLO first`, the EHLO reply no longer advertises STARTTLS, and a second STARTTLS gets
+/// Postfix's `554 5.5.1 Error: TLS already active`. Plain text the client wrote after its
+/// STARTTLS line, in the same read, is discarded as Postfix discards it (the command
+/// injection of CVE-2011-0411) and counted in
+/// [`FarmStats::starttls_injections`](super::FarmStats::starttls_injections).
+///
+/// The farm presents one self-signed certificate
+/// ([`SmtpFarm::tls_cert_pem`](super::SmtpFarm::tls_cert_pem)). The in-memory world of
+/// [`crate::sim::net`] has none: there every variant but [`Tls::None`] answers STARTTLS with
+/// `454 4.7.0 TLS not available due to local problem`, as Postfix does when its TLS context
+/// failed to load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tls {
+    /// STARTTLS is not advertised and gets `502 5.5.1 Error: command not implemented`, as from
+    /// a Postfix with `smtpd_tls_security_level = none`.
+    #[default]
+    None,
+    /// Advertised; `STARTTLS` gets `220 2.0.0 Ready to start TLS` and the connection then
+    /// speaks TLS. Plain-text sessions work as without it (Postfix's `may`).
+    Offered,
+    /// As [`Tls::Offered`], and before TLS every MAIL gets `530 5.7.0 Must issue a STARTTLS
+    /// command first` (Postfix's `encrypt`); so a RCPT gets the usual `503 5.5.1 Error: need
+    /// MAIL command`.
+    Required,
+    /// As [`Tls::Offered`], but MAIL is accepted in plain text and every RCPT before TLS gets
+    /// `530 5.7.0 Must issue a STARTTLS command first`, as an Exim RCPT ACL can say it.
+    RequiredAtRcpt,
+    /// Advertised but broken: `STARTTLS` gets `454 4.7.0 TLS not available due to local
+    /// problem`, and MAIL gets `530` as under [`Tls::Required`]: no transaction is possible.
+    Unavailable,
+    /// Advertised; `STARTTLS` gets `220 2.0.0 Ready to start TLS`, then the server answers the
+    /// client's first TLS bytes with `garbage\r\n` (not TLS) and closes: the client's
+    /// handshake fails.
+    BrokenHandshake,
 }
 
 /// A server that limits how fast a client may come: each transaction (MAIL FROM accepted)
@@ -158,6 +201,7 @@ impl Personality {
             replies: HashMap::new(),
             throttle: None,
             refused_clients: HashSet::new(),
+            tls: Tls::None,
         }
     }
 
@@ -310,6 +354,13 @@ impl Personality {
     #[must_use]
     pub fn refuse_client(mut self, client: std::net::IpAddr) -> Self {
         self.refused_clients.insert(client);
+        self
+    }
+
+    /// Serves STARTTLS as `tls` says.
+    #[must_use]
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
         self
     }
 

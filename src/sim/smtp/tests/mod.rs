@@ -15,6 +15,7 @@ use super::conversation::{Conversation, ServeContext};
 use super::*;
 
 mod sockets;
+mod starttls;
 
 const MX: &str = "mx.farm.test";
 const GREETING: &str = "220 mx.farm.test ESMTP mxprobe-sim\r\n";
@@ -755,7 +756,7 @@ fn exchange_rows() -> Vec<ExchangeRow> {
                     "VRFY alice",
                     "252 2.0.0 Send some mail, I'll try my best\r\n",
                 ),
-                ("STARTTLS", "502 5.5.2 Error: command not recognized\r\n"),
+                ("STARTTLS", "502 5.5.1 Error: command not implemented\r\n"),
                 ("", "502 5.5.2 Error: command not recognized\r\n"),
             ],
         ),

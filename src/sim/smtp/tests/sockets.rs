@@ -9,15 +9,25 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConnection, RootCertStore, StreamOwned};
+
 use super::*;
+use crate::tls::TlsClient;
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+const READY: &str = "220 2.0.0 Ready to start TLS\r\n";
 
 /// Longest a test waits for something that should happen at once: a hang guard, not a
 /// measurement.
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
-/// A blocking test client that reads whole SMTP replies.
-struct Client {
-    stream: TcpStream,
+/// A blocking test client that reads whole SMTP replies, over a socket or, after STARTTLS,
+/// over rustls.
+struct Client<S = TcpStream> {
+    stream: S,
     received: Vec<u8>,
 }
 
@@ -32,6 +42,20 @@ impl Client {
         }
     }
 
+    /// Says STARTTLS, checks its `220` came alone, and puts a rustls client of `tls` for
+    /// `name` on the socket; the handshake runs with the first read or write.
+    fn start_tls(mut self, tls: &TlsClient, name: &str) -> Client<TlsStream> {
+        assert_eq!(self.command("STARTTLS"), READY);
+        assert!(self.received.is_empty(), "nothing after the 220");
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        Client {
+            stream: StreamOwned::new(tls.connect(name).unwrap(), self.stream),
+            received: Vec::new(),
+        }
+    }
+}
+
+impl<S: Read + Write> Client<S> {
     fn send(&mut self, text: &str) {
         self.stream.write_all(text.as_bytes()).unwrap();
     }
@@ -151,6 +175,8 @@ fn a_lock_step_conversation_is_served_and_counted() {
             peak_open_connections: 1,
             peak_rcpts_in_session: 2,
             throttled_transactions: 0,
+            tls_handshakes: 0,
+            starttls_injections: 0,
         }
     );
 }
@@ -340,4 +366,89 @@ fn a_farm_without_listeners_starts_and_stops() {
     let farm = SmtpFarm::start(Vec::new(), 4).unwrap();
     assert!(farm.addrs().is_empty());
     assert_eq!(farm.stats(), FarmStats::default());
+}
+
+#[test]
+fn starttls_over_loopback_turns_the_session_into_tls_against_the_farms_certificate() {
+    let farm = farm_of(mx().tls(Tls::Offered).latency(Duration::from_millis(20)));
+    // Verified against the farm's own certificate, which names the host.
+    let pem = farm
+        .tls_cert_pem()
+        .expect("a TLS personality gets a certificate");
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let verified = TlsClient::verified(roots).unwrap();
+    let mut client = greeted(&farm);
+    let ehlo = client.command("EHLO probe.test");
+    assert!(ehlo.contains("\r\n250-STARTTLS\r\n"), "{ehlo:?}");
+    let mut client = client.start_tls(&verified, MX);
+    assert_eq!(
+        client.command("EHLO probe.test"),
+        EHLO_REPLY,
+        "no STARTTLS in TLS"
+    );
+    assert_eq!(client.command("MAIL FROM:<probe@probe.test>"), MAIL_OK);
+    assert_eq!(client.command("RCPT TO:<alice@farm.test>"), RCPT_OK);
+    assert_eq!(client.command("RCPT TO:<nobody@farm.test>"), NOBODY_550);
+    assert_eq!(
+        client.command("STARTTLS"),
+        "554 5.5.1 Error: TLS already active\r\n"
+    );
+    assert_eq!(client.command("QUIT"), BYE);
+    client.expect_close();
+    let stats = settled_stats(&farm, |stats| stats.open_connections == 0);
+    assert_eq!(stats.tls_handshakes, 1);
+    assert_eq!(stats.starttls_injections, 0);
+    assert_eq!(stats.sessions_completed, 1);
+    assert_eq!(stats.rcpt_commands, 2);
+}
+
+#[test]
+fn over_loopback_injected_commands_are_counted_and_a_broken_handshake_fails_the_client() {
+    let farm = SmtpFarm::start(
+        vec![
+            (loopback(1), mx().tls(Tls::Required)),
+            (loopback(1), mx().tls(Tls::BrokenHandshake)),
+        ],
+        1,
+    )
+    .unwrap();
+    let addrs = farm.addrs();
+    let mut required = Client::connect(addrs[0]);
+    assert_eq!(required.reply(), GREETING);
+    assert!(
+        required
+            .command("MAIL FROM:<probe@probe.test>")
+            .starts_with("530 5.7.0 ")
+    );
+    // The injected MAIL is discarded: the 220 comes alone and the handshake still works.
+    required.send("STARTTLS\r\nMAIL FROM:<probe@probe.test>\r\n");
+    assert_eq!(required.reply(), READY);
+    let name = ServerName::try_from(MX).unwrap().to_owned();
+    let tls = TlsClient::unverified();
+    let mut required = Client {
+        stream: StreamOwned::new(tls.connect(name).unwrap(), required.stream),
+        received: Vec::new(),
+    };
+    assert_eq!(required.command("EHLO probe.test"), EHLO_REPLY);
+    assert_eq!(required.command("MAIL FROM:<probe@probe.test>"), MAIL_OK);
+    let stats = settled_stats(&farm, |stats| stats.tls_handshakes == 1);
+    assert_eq!(stats.starttls_injections, 1);
+    assert_eq!(stats.mail_commands, 2, "the one refused and the one in TLS");
+
+    let mut broken = Client::connect(addrs[1]);
+    assert_eq!(broken.reply(), GREETING);
+    let mut broken = broken.start_tls(&tls, MX);
+    let error = broken
+        .stream
+        .write_all(b"EHLO probe.test\r\n")
+        .and_then(|()| {
+            let mut chunk = [0; 64];
+            broken.stream.read(&mut chunk).map(|_| ())
+        });
+    let error = error.expect_err("the client's handshake fails");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+    assert_eq!(farm.stats().tls_handshakes, 1);
 }
