@@ -164,6 +164,33 @@ fn through_a_socks5_proxy_every_verdict_is_right() {
     );
 }
 
+/// With STARTTLS at every session every verdict is still right, showcase included, each
+/// session made a TLS handshake, and the engine's CPU per session is reported.
+#[test]
+fn with_starttls_at_every_session_every_verdict_is_right() {
+    let output = run(mxprobe()
+        .args(["bench", "--json", "--addresses", "2000", "--tls"])
+        .args(WORLD));
+    let report = json(&output);
+    assert_eq!(report["world"]["tls"], true, "{report}");
+    let load = &report["load"];
+    assert_eq!(load["wrong"], 0, "{report}");
+    for row in report["showcase"].as_array().expect("showcase") {
+        assert_eq!(row["right"], true, "{row}");
+    }
+    let sessions = load["sessions"].as_u64().expect("sessions");
+    let handshakes = load["tls_handshakes"].as_u64().expect("handshakes");
+    // Sessions refused at greeting never get as far as STARTTLS.
+    assert!(handshakes > 0 && handshakes <= sessions, "{load}");
+    // Linux reports the engine thread's CPU.
+    assert!(
+        load["cpu"]["engine_per_session_us"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0),
+        "{load}"
+    );
+}
+
 #[test]
 fn tables_show_the_verdicts_above_the_figures() {
     let output = run(mxprobe().args(["bench", "--addresses", "500"]).args(WORLD));

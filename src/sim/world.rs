@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use super::dns::{DnsResponder, Zone};
 use super::providers::{PROVIDER_SIMS, ProviderSim};
-use super::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm};
+use super::smtp::{Behaviour, FarmOptions, Greeting, Personality, SmtpFarm, Tls};
 use crate::verdict::Reason;
 
 /// The parent of every generated domain.
@@ -162,6 +162,9 @@ pub struct WorldSpec {
     pub jitter: Duration,
     /// Whether servers advertise PIPELINING.
     pub pipelining: bool,
+    /// Whether servers offer STARTTLS ([`Tls::Offered`]: a self-signed certificate), for
+    /// measuring what TLS costs a prober that says it at every one.
+    pub tls: bool,
     /// Event-loop threads of the SMTP farm.
     pub farm_threads: usize,
     /// The farm's port on every address; 0 finds one free on all of them.
@@ -189,6 +192,7 @@ impl Default for WorldSpec {
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             pipelining: true,
+            tls: false,
             farm_threads: 1,
             smtp_port: 0,
             dns_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -568,6 +572,9 @@ fn with_network(spec: &WorldSpec, mut personality: Personality) -> Personality {
     personality = personality.latency(spec.latency).jitter(spec.jitter);
     if !spec.pipelining {
         personality = personality.without_pipelining();
+    }
+    if spec.tls {
+        personality = personality.tls(Tls::Offered);
     }
     personality
 }

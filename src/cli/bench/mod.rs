@@ -31,6 +31,7 @@ use mxprobe::sim::smtp::SmtpFarm;
 use mxprobe::sim::socks5::Socks5Proxy;
 use mxprobe::sim::world::{SHOWCASE, World, WorldSpec};
 use mxprobe::socks5::Proxy;
+use mxprobe::tls::StartTls;
 use mxprobe::verdict::Reason;
 use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
@@ -138,6 +139,12 @@ pub struct BenchArgs {
     #[arg(long)]
     proxy: bool,
 
+    /// STARTTLS at every session: the world's servers offer it (a self-signed certificate) and
+    /// the prober says it at each one (`--starttls always`): what a TLS handshake costs, beside
+    /// the plain figures.
+    #[arg(long)]
+    tls: bool,
+
     /// Probe the providers of `--provider-share` with the generic rules and limits only: what
     /// their profiles are worth shows as wrong verdicts (their simulated servers throttle a
     /// prober that goes faster than the profile).
@@ -211,6 +218,7 @@ impl BenchArgs {
             latency: millis("latency", self.latency)?,
             jitter: millis("jitter", self.jitter)?,
             pipelining: !self.no_pipelining,
+            tls: self.tls,
             farm_threads: self.farm_threads,
             smtp_port: self.smtp_port,
             dns_addr: self.dns_listen,
@@ -354,6 +362,11 @@ fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> C
         .rcpts_per_session(args.rcpts_per_session)
         .retry_delay(period + period / 10 + Duration::from_millis(50))
         .provider_profiles(!args.no_provider_profiles)
+        .starttls(if args.tls {
+            StartTls::Always
+        } else {
+            StartTls::WhenRequired
+        })
         .proxies(target.proxy.map(|addr| Proxy {
             addr,
             credentials: None,
@@ -487,6 +500,7 @@ fn run_load(
         wall,
         count,
         engine_report.stats.rcpts,
+        engine_report.stats.sessions,
     );
     let memory = MemoryFigures::new(
         memory_before,
@@ -499,9 +513,10 @@ fn run_load(
         (
             after.reply_rounds - before.reply_rounds,
             after.data_commands - before.data_commands,
+            after.tls_handshakes - before.tls_handshakes,
         )
     });
-    let rounds = farm_delta.map(|(rounds, _)| rounds);
+    let rounds = farm_delta.map(|(rounds, _, _)| rounds);
     let mean_delay = spec.latency + spec.jitter / 2;
     let ideal = rounds
         .filter(|_| !mean_delay.is_zero())
@@ -523,7 +538,8 @@ fn run_load(
         stats: engine_report.stats,
         dns_queries: engine_report.resolver.lookups.udp_queries
             + engine_report.resolver.lookups.tcp_queries,
-        data_commands: farm_delta.map(|(_, data)| data),
+        data_commands: farm_delta.map(|(_, data, _)| data),
+        tls_handshakes: farm_delta.map(|(_, _, tls)| tls),
         reply_rounds: rounds,
         ideal,
         cpu,

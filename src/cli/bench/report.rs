@@ -35,6 +35,7 @@ pub struct WorldFigures {
     pub latency: Duration,
     pub jitter: Duration,
     pub pipelining: bool,
+    pub tls: bool,
     pub farm_threads: usize,
     pub shares: [(&'static str, f64); 5],
 }
@@ -49,6 +50,7 @@ impl WorldFigures {
             latency: spec.latency,
             jitter: spec.jitter,
             pipelining: spec.pipelining,
+            tls: spec.tls,
             farm_threads: spec.farm_threads,
             shares: [
                 ("existing", spec.existing_share),
@@ -172,9 +174,10 @@ pub struct CpuFigures {
     pub process: Option<CpuTime>,
     pub process_busy: f64,
     pub cores: usize,
-    /// Engine CPU per address and per RCPT.
+    /// Engine CPU per address, per RCPT and per SMTP session.
     pub per_address: Option<Duration>,
     pub per_probe: Option<Duration>,
+    pub per_session: Option<Duration>,
 }
 
 impl CpuFigures {
@@ -185,12 +188,14 @@ impl CpuFigures {
         wall: Duration,
         addresses: u64,
         probes: u64,
+        sessions: u64,
     ) -> Self {
         let per =
             |time: CpuTime, count: u64| (count > 0).then(|| time.total().div_f64(count as f64));
         Self {
             per_address: engine.and_then(|t| per(t, addresses)),
             per_probe: engine.and_then(|t| per(t, probes)),
+            per_session: engine.and_then(|t| per(t, sessions)),
             engine: engine.map(|time| ThreadFigures::new("mxprobe-engine", time, wall)),
             farm,
             process_busy: process.map_or(0.0, |t| share(t.total(), wall)),
@@ -358,6 +363,8 @@ pub struct LoadReport {
     pub dns_queries: u64,
     /// DATA commands the farm saw, when it runs in this process (mxprobe must send none).
     pub data_commands: Option<u64>,
+    /// TLS handshakes the farm completed, when it runs in this process.
+    pub tls_handshakes: Option<u64>,
     /// The farm's [`reply_rounds`](mxprobe::sim::smtp::FarmStats::reply_rounds), when it runs
     /// in this process.
     pub reply_rounds: Option<u64>,
@@ -417,13 +424,18 @@ impl Report {
         )?;
         writeln!(
             out,
-            "latency {} ms, jitter {} ms, {}, {} farm thread{}",
+            "latency {} ms, jitter {} ms, {}{}, {} farm thread{}",
             millis(world.latency),
             millis(world.jitter),
             if world.pipelining {
                 "pipelining"
             } else {
                 "no pipelining"
+            },
+            if world.tls {
+                ", STARTTLS at every session"
+            } else {
+                ""
             },
             world.farm_threads,
             if world.farm_threads == 1 { "" } else { "s" }
@@ -551,6 +563,13 @@ impl Report {
             thousands(load.dns_queries),
             load.data_commands
                 .map_or(String::new(), |data| format!(", {data} DATA"))
+                + &load
+                    .tls_handshakes
+                    .filter(|n| *n > 0)
+                    .map_or(String::new(), |n| format!(
+                        ", {} TLS handshakes",
+                        thousands(n)
+                    ))
         )?;
         if let (Some(ideal), Some(rounds)) = (load.ideal, load.reply_rounds) {
             writeln!(
@@ -565,12 +584,13 @@ impl Report {
         match &cpu.engine {
             Some(engine) => writeln!(
                 out,
-                "  engine CPU      {:.2} s user + {:.2} s sys = {} per address, {} per probe \
-                 (busy {})",
+                "  engine CPU      {:.2} s user + {:.2} s sys = {} per address, {} per probe, \
+                 {} per session (busy {})",
                 engine.time.user.as_secs_f64(),
                 engine.time.system.as_secs_f64(),
                 cpu.per_address.map_or("-".into(), micros),
                 cpu.per_probe.map_or("-".into(), micros),
+                cpu.per_session.map_or("-".into(), micros),
                 percent(engine.busy)
             )?,
             None => writeln!(out, "  engine CPU      not reported by this system")?,
@@ -652,6 +672,7 @@ impl Report {
                 "latency_ms": ms(world.latency),
                 "jitter_ms": ms(world.jitter),
                 "pipelining": world.pipelining,
+                "tls": world.tls,
                 "farm_threads": world.farm_threads,
                 "shares": shares,
             },
@@ -697,6 +718,7 @@ impl Report {
                 "controls": load.stats.controls,
                 "dns_queries": load.dns_queries,
                 "data_commands": load.data_commands,
+                "tls_handshakes": load.tls_handshakes,
                 "reply_rounds": load.reply_rounds,
                 "ideal_s": load.ideal.map(seconds),
                 "vs_ideal": load.ideal.map(|ideal| seconds(load.wall) / seconds(ideal).max(1e-9)),
@@ -704,6 +726,7 @@ impl Report {
                     "engine": load.cpu.engine.as_ref().map(thread),
                     "engine_per_address_us": load.cpu.per_address.map(micros_f),
                     "engine_per_probe_us": load.cpu.per_probe.map(micros_f),
+                    "engine_per_session_us": load.cpu.per_session.map(micros_f),
                     "farm": load.cpu.farm.iter().map(thread).collect::<Vec<_>>(),
                     "process": load.cpu.process.as_ref().map(cpu_time),
                     "process_busy_cores": load.cpu.process_busy,
@@ -830,6 +853,7 @@ mod tests {
             cores: 2,
             per_address: None,
             per_probe: None,
+            per_session: None,
         }
     }
 
