@@ -4,8 +4,9 @@
 //! Where port 25 is blocked (most cloud machines, most home lines), probes go out through a
 //! SOCKS5 proxy that can reach it. A [`Handshake`] runs on the proxy connection before the
 //! SMTP session: it offers "no authentication" (and username/password when it has
-//! [`Credentials`]), answers the proxy's choice, asks it to CONNECT to the mail server, and
-//! reads the reply. After that the connection is the mail server's: the bytes that followed the
+//! [`Credentials`]), answers the proxy's choice, asks it to CONNECT to the mail server (by
+//! address, or by the MX host's name for a proxy that resolves names itself:
+//! [`Handshake::by_name`], `socks5h://`), and reads the reply. After that the connection is the mail server's: the bytes that followed the
 //! reply in the same read belong to the SMTP session, and pipelining works through the tunnel
 //! as it does without one.
 //!
@@ -76,11 +77,23 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// The username and password it wants, if any.
     pub credentials: Option<Credentials>,
+    /// CONNECT by the MX host's name, which the proxy resolves in its own network
+    /// (`socks5h://`, as curl spells it), instead of by the address mxprobe resolved.
+    pub resolves_names: bool,
 }
 
 impl Proxy {
     /// Reads `socks5://[user:password@]host:port`, the host an IP address (IPv6 in brackets);
-    /// `%` escapes in the username and password are decoded.
+    /// `%` escapes in the username and password are decoded. `socks5h://` is the same proxy
+    /// asked to CONNECT by name ([`Proxy::resolves_names`]).
+    ///
+    /// ```
+    /// use mxprobe::socks5::Proxy;
+    ///
+    /// assert!(Proxy::parse("socks5h://127.0.0.1:1080")?.resolves_names);
+    /// assert!(!Proxy::parse("socks5://127.0.0.1:1080")?.resolves_names);
+    /// # Ok::<(), String>(())
+    /// ```
     ///
     /// ```
     /// use mxprobe::socks5::Proxy;
@@ -96,10 +109,16 @@ impl Proxy {
     ///
     /// A sentence saying what is wrong and what is expected.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let expected = "expected socks5://[user:password@]IP:PORT";
-        let rest = text
-            .strip_prefix("socks5://")
-            .ok_or_else(|| format!("{text:?} is not a SOCKS5 proxy: {expected}"))?;
+        let expected = "expected socks5://[user:password@]IP:PORT (or socks5h:// for a proxy \
+                        that resolves the mail servers' names)";
+        let (rest, resolves_names) = match text.strip_prefix("socks5://") {
+            Some(rest) => (rest, false),
+            None => (
+                text.strip_prefix("socks5h://")
+                    .ok_or_else(|| format!("{text:?} is not a SOCKS5 proxy: {expected}"))?,
+                true,
+            ),
+        };
         let (userinfo, host) = match rest.rsplit_once('@') {
             Some((userinfo, host)) => (Some(userinfo), host),
             None => (None, rest),
@@ -120,7 +139,11 @@ impl Proxy {
                 )?)
             }
         };
-        Ok(Self { addr, credentials })
+        Ok(Self {
+            addr,
+            credentials,
+            resolves_names,
+        })
     }
 }
 
@@ -265,6 +288,8 @@ enum Step {
 #[derive(Debug)]
 pub struct Handshake {
     target: SocketAddr,
+    /// The target's host name, when the proxy is to resolve it (CONNECT with ATYP 3).
+    name: Option<Box<str>>,
     credentials: Option<Credentials>,
     step: Step,
     out: Vec<u8>,
@@ -288,6 +313,7 @@ impl Handshake {
         };
         Self {
             target,
+            name: None,
             credentials,
             step: Step::Method,
             out,
@@ -296,10 +322,33 @@ impl Handshake {
         }
     }
 
+    /// The same handshake, asking the proxy to CONNECT to `host` (at `target`'s port) by name,
+    /// for the proxy to resolve (RFC 1928 §5, ATYP 3). A name that cannot go in the request
+    /// (empty, over 255 bytes, or not a plain ASCII host name) leaves the CONNECT by address.
+    #[must_use]
+    pub fn by_name(mut self, host: &str) -> Self {
+        let host = host.trim_end_matches('.');
+        let plain = !host.is_empty()
+            && host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if plain {
+            self.name = Some(host.into());
+        }
+        self
+    }
+
     /// The mail server the tunnel goes to.
     #[must_use]
     pub const fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// The name the proxy is asked to resolve, if it is.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Bytes to write to the proxy.
@@ -441,12 +490,18 @@ impl Handshake {
     /// Writes the CONNECT request (RFC 1928 §4) and waits for its reply.
     fn connect(&mut self) {
         self.out.extend_from_slice(&[5, 1, 0]);
-        match self.target.ip() {
-            IpAddr::V4(ip) => {
+        match (self.name.as_deref(), self.target.ip()) {
+            (Some(name), _) => {
+                self.out.push(3);
+                // At most 255 bytes: checked by `by_name`.
+                self.out.push(name.len() as u8);
+                self.out.extend_from_slice(name.as_bytes());
+            }
+            (None, IpAddr::V4(ip)) => {
                 self.out.push(1);
                 self.out.extend_from_slice(&ip.octets());
             }
-            IpAddr::V6(ip) => {
+            (None, IpAddr::V6(ip)) => {
                 self.out.push(4);
                 self.out.extend_from_slice(&ip.octets());
             }
@@ -489,6 +544,34 @@ mod tests {
 
     const CONNECT_V4: [u8; 10] = [5, 1, 0, 1, 192, 0, 2, 25, 0, 25];
     const OK_V4: [u8; 10] = [5, 0, 0, 1, 10, 0, 0, 1, 0x30, 0x39];
+
+    /// `socks5h://`: the CONNECT names the host (ATYP 3) for the proxy to resolve; a name that
+    /// cannot go in the request leaves it by address.
+    #[test]
+    fn by_name_the_connect_carries_the_host_name() {
+        let mut h = Handshake::new(SERVER.parse().expect("addr"), None).by_name("mx.example.");
+        assert_eq!(h.name(), Some("mx.example"));
+        h.consume_output(3);
+        assert_eq!(h.handle_input(&[5, 0]), Ok(Progress::Pending));
+        assert_eq!(h.output(), b"\x05\x01\x00\x03\x0amx.example\x00\x19");
+        h.consume_output(h.output().len());
+        assert_eq!(h.handle_input(&OK_V4), Ok(Progress::Open { leftover: 10 }));
+        for unfit in [
+            "",
+            ".",
+            &"a".repeat(256),
+            "mx\0.example",
+            "mx example",
+            "mx\r\n.example",
+        ] {
+            let mut h = handshake(None).by_name(unfit);
+            assert_eq!(h.name(), None, "{unfit:?}");
+            assert_eq!(h.handle_input(&[5, 0]), Ok(Progress::Pending));
+            assert_eq!(h.output(), CONNECT_V4);
+        }
+        assert!(Proxy::parse("socks5h://u:p@127.0.0.1:1080").is_ok_and(|p| p.resolves_names));
+        assert!(Proxy::parse("socks4://127.0.0.1:1080").is_err());
+    }
 
     #[test]
     fn without_credentials_no_authentication_then_connect() {

@@ -874,8 +874,8 @@ fn upload_in(
 
 /// Fuzz target `socks5`: a proxy's bytes to a SOCKS5 handshake ([`mxprobe::socks5`]).
 ///
-/// The first byte picks the setup (credentials or not, an IPv4 or IPv6 target) and how the rest
-/// is split into reads. The handshake must never panic, must end in `Pending`, `Open` (with its
+/// The first byte picks the setup (credentials or not, an IPv4 or IPv6 target, by address or by
+/// name for the proxy to resolve) and how the rest is split into reads. The handshake must never panic, must end in `Pending`, `Open` (with its
 /// leftover inside the read) or an error, must refuse everything after an error or the
 /// opening, and must write only requests of the protocol: the greeting, the credentials once,
 /// the CONNECT once.
@@ -890,8 +890,12 @@ pub fn socks5(data: &[u8]) {
     } else {
         "192.0.2.25:25".parse().expect("addr")
     };
-    let chunk = usize::from(setup >> 2).max(1);
+    let by_name = setup & 4 == 4;
+    let chunk = usize::from(setup >> 3).max(1);
     let mut handshake = Handshake::new(target, credentials.clone());
+    if by_name {
+        handshake = handshake.by_name("mx.example");
+    }
     let mut written = Vec::new();
     let mut ended = false;
     for read in rest.chunks(chunk) {
@@ -925,7 +929,11 @@ pub fn socks5(data: &[u8]) {
         );
         after = stripped;
     }
-    let connect_len = if target.is_ipv6() { 22 } else { 10 };
+    let connect_len = match (by_name, target.is_ipv6()) {
+        (true, _) => 4 + 1 + "mx.example".len() + 2,
+        (false, true) => 22,
+        (false, false) => 10,
+    };
     assert!(
         after.is_empty() || (after.len() == connect_len && after.starts_with(&[5, 1, 0])),
         "unexpected request bytes: {after:?}"

@@ -111,10 +111,12 @@ pub struct EngineArgs {
     /// A SOCKS5 proxy to probe through, where port 25 is blocked (repeatable: a pool, one proxy
     /// per domain in rotation; one that keeps failing is benched for a minute and its domains
     /// move on). Give the proxy's IP address; %-escape special characters in the credentials.
-    /// A proxy's failure is never a verdict: unknown/connection_failed says `proxy_failed`.
+    /// socks5h:// asks the proxy to connect to each mail server by name, resolving it in its
+    /// own network (the record's ip is then null). A proxy's failure is never a verdict:
+    /// unknown/connection_failed says `proxy_failed`.
     #[arg(
         long = "proxy",
-        value_name = "socks5://[USER:PASS@]IP:PORT",
+        value_name = "socks5[h]://[USER:PASS@]IP:PORT",
         value_parser = Proxy::parse,
         env = "MXPROBE_PROXIES",
         value_delimiter = ','

@@ -58,9 +58,9 @@ impl Proxies {
     }
 
     /// Where proxy `i` listens and what it wants.
-    pub(super) fn get(&self, i: usize) -> (SocketAddr, Option<Credentials>) {
+    pub(super) fn get(&self, i: usize) -> (SocketAddr, Option<Credentials>, bool) {
         let proxy = &self.proxies[i].0;
-        (proxy.addr, proxy.credentials.clone())
+        (proxy.addr, proxy.credentials.clone(), proxy.resolves_names)
     }
 
     /// Proxy `i` opened a tunnel.

@@ -156,6 +156,9 @@ struct Conn {
     source: Option<IpAddr>,
     /// The per-MX slot it holds.
     slot: SlotKey,
+    /// The proxy was asked to CONNECT by the MX host's name (`socks5h://`): which address it
+    /// reached is the proxy's to know, not the record's.
+    by_name: bool,
 }
 
 /// How long new connections wait after the system ran out of sockets.
@@ -1279,12 +1282,17 @@ impl Scheduler {
         let d = &mut self.domains[domain];
         d.session_started(now, self.config.domain_rate);
         let tunnel = proxy.map(|proxy| {
-            let (_, credentials) = self.proxies.get(proxy);
-            Box::new((Handshake::new(server, credentials), proxy))
+            let (_, credentials, by_name) = self.proxies.get(proxy);
+            let mut handshake = Handshake::new(server, credentials);
+            if by_name {
+                handshake = handshake.by_name(&self.domains[domain].targets[target].host);
+            }
+            Box::new((handshake, proxy))
         });
         let urgent = members.iter().any(
             |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
         );
+        let by_name = tunnel.as_ref().is_some_and(|t| t.0.name().is_some());
         self.conns.insert(
             conn,
             Box::new(Conn {
@@ -1299,6 +1307,7 @@ impl Scheduler {
                 proxy_failure: None,
                 source: from,
                 slot,
+                by_name,
             }),
         );
         self.io.push_back(ConnIo::Connect {
@@ -1419,6 +1428,7 @@ impl Scheduler {
         let target = c.target;
         let proxy_failure = c.proxy_failure.clone();
         let source = c.source;
+        let by_name = c.by_name;
         let transcript = if finished {
             c.session.transcript().map(ToString::to_string)
         } else {
@@ -1477,6 +1487,7 @@ impl Scheduler {
                 refused_by_address,
                 tls,
                 tls_failure: tls_failure.as_deref(),
+                by_name,
             };
             self.on_outcome(domain, target, member, outcome, &facts, now);
         }
@@ -1533,6 +1544,7 @@ impl Scheduler {
             refused_by_address,
             tls,
             tls_failure,
+            by_name,
         } = *facts;
         let provider = self.domains[domain]
             .targets
@@ -1564,7 +1576,7 @@ impl Scheduler {
             outcome,
             &Facts {
                 mx: server.map(|t| t.host.as_str()),
-                ip: server.map(|t| t.ip),
+                ip: server.map(|t| t.ip).filter(|_| !by_name),
                 read_by,
                 provider,
                 answered,
@@ -1834,6 +1846,9 @@ struct OutcomeFacts<'a> {
     tls: Option<TlsVersion>,
     /// How its TLS handshake failed, if it did.
     tls_failure: Option<&'a str>,
+    /// It went through a proxy that resolved the MX host's name: the server's address is not
+    /// known here.
+    by_name: bool,
 }
 
 /// True if the first address queued at `domain` is real-time.

@@ -1,7 +1,9 @@
 //! The engine through a real SOCKS5 proxy: microsocks (Debian's `microsocks`), started by the
 //! test on loopback without and with a username and password, in front of the simulated farm
 //! and DNS. Verdicts must come through the tunnel as they come directly; a wrong password, a
-//! dead proxy and a proxy that reports the server unreachable must never be verdicts.
+//! dead proxy and a proxy that reports the server unreachable must never be verdicts. Through
+//! `socks5h://` the proxy resolves the MX host's name itself: a name mxprobe's DNS puts where
+//! nothing listens, and the proxy's resolver (its /etc/hosts) puts on the farm, is reached.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -72,11 +74,20 @@ fn verdicts_through_microsocks_and_failures_that_are_never_verdicts() {
         return;
     };
     let smtp_port = free_port(MX);
+    // `localhost` as the proxy resolves it (either family), for `named.test`.
+    let named = || Personality::new("localhost").mailbox("alice@named.test");
     let farm = SmtpFarm::start(
-        vec![(
-            SocketAddr::from((MX, smtp_port)),
-            Personality::new("mx.socks.test").mailbox("alice@socks.test"),
-        )],
+        vec![
+            (
+                SocketAddr::from((MX, smtp_port)),
+                Personality::new("mx.socks.test").mailbox("alice@socks.test"),
+            ),
+            (SocketAddr::from((Ipv4Addr::LOCALHOST, smtp_port)), named()),
+            (
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, smtp_port)),
+                named(),
+            ),
+        ],
         1,
     )
     .expect("farm");
@@ -84,7 +95,10 @@ fn verdicts_through_microsocks_and_failures_that_are_never_verdicts() {
     zone.mx("socks.test", 10, "mx.socks.test")
         .a("mx.socks.test", MX)
         .mx("gone.test", 10, "mx.gone.test")
-        .a("mx.gone.test", DEAD);
+        .a("mx.gone.test", DEAD)
+        // mxprobe's DNS says nothing listens there; the proxy's resolver knows better.
+        .mx("named.test", 10, "localhost")
+        .a("localhost", DEAD);
     let dns = DnsResponder::start(zone).expect("dns");
     let (open_port, auth_port, dead_port) = (
         free_port(OPEN_PROXY),
@@ -178,4 +192,32 @@ fn verdicts_through_microsocks_and_failures_that_are_never_verdicts() {
     assert_eq!(results[0].reason, Reason::ConnectionFailed, "{results:#?}");
     let detail = results[0].detail.as_deref().unwrap_or_default();
     assert!(!detail.contains("proxy_failed"), "{detail}");
+
+    // By name: the proxy resolves `localhost` and reaches the farm; by address, mxprobe's own
+    // answer (where nothing listens) is what the proxy is asked for.
+    let named = ["alice@named.test", "nobody@named.test"];
+    let results = verify(
+        config(vec![proxy(&format!("socks5h://{OPEN_PROXY}:{open_port}"))]),
+        &named,
+    );
+    assert_eq!(
+        summary(&results),
+        [
+            ("alice@named.test", Verdict::Deliverable, Reason::Accepted),
+            (
+                "nobody@named.test",
+                Verdict::Undeliverable,
+                Reason::MailboxNotFound
+            ),
+        ],
+        "{results:#?}"
+    );
+    // Which address the proxy reached is not mxprobe's to say.
+    assert_eq!(results[0].ip, None, "{results:#?}");
+    assert_eq!(results[0].mx.as_deref(), Some("localhost"));
+    let results = verify(
+        config(vec![proxy(&format!("socks5://{OPEN_PROXY}:{open_port}"))]),
+        &named[..1],
+    );
+    assert_eq!(results[0].reason, Reason::ConnectionFailed, "{results:#?}");
 }

@@ -370,6 +370,7 @@ fn engine_config(target: &Target<'_>, args: &BenchArgs, concurrency: usize) -> C
         .proxies(target.proxy.map(|addr| Proxy {
             addr,
             credentials: None,
+            resolves_names: false,
         }))
 }
 
