@@ -432,11 +432,22 @@ impl Scheduler {
                         }
                     }
                     // The proxy reached out and the server refused or was unreachable: what a
-                    // direct connection would have met.
+                    // direct connection would have met, unless the proxy reaches no server at
+                    // all while another does (its own port 25 blocked).
                     Err(error) if error.reaches_the_server() => {
-                        self.proxies.succeeded(tunnel.1);
-                        c.tunnel = None;
-                        c.session.handle_closed(now);
+                        let (proxy, server) = (tunnel.1, tunnel.0.target());
+                        if self.proxies.reported_unreachable(proxy, server) {
+                            let why = format!(
+                                "{error}, and so it has said of {} different mail servers in a \
+                                 row while another proxy of the pool reaches them: its own \
+                                 port 25 is likely blocked",
+                                super::proxies::UNREACHABLE_TO_SUSPECT
+                            );
+                            self.proxy_failed(conn.0, proxy, why, now);
+                        } else {
+                            c.tunnel = None;
+                            c.session.handle_closed(now);
+                        }
                     }
                     Err(error) => {
                         let proxy = tunnel.1;

@@ -170,11 +170,33 @@ impl Harness {
     }
 
     /// Plays the oldest pending connection against `server` to its end.
-    fn play(&mut self, mut server: Server) -> (ConnId, Vec<String>) {
+    fn play(&mut self, server: Server) -> (ConnId, Vec<String>) {
         let (conn, _, _) = self.connects.remove(0);
+        self.scheduler.handle_connected(conn, self.now);
+        self.play_connected(conn, server)
+    }
+
+    /// Answers the SOCKS5 handshake on the oldest pending connection, a proxy's: no
+    /// authentication, then the CONNECT with `reply` (0: the tunnel opens). Returns the
+    /// connection and where the CONNECT asked to go.
+    fn socks5(&mut self, reply: u8) -> (ConnId, Vec<u8>) {
+        let (conn, _, _) = self.connects.remove(0);
+        self.scheduler.handle_connected(conn, self.now);
+        let greeting = self.scheduler.output(conn).len();
+        self.scheduler.consume_output(conn, greeting);
+        self.scheduler.handle_input(conn, &[5, 0], self.now);
+        let request = self.scheduler.output(conn).to_vec();
+        self.scheduler.consume_output(conn, request.len());
+        self.scheduler
+            .handle_input(conn, &[5, reply, 0, 1, 10, 0, 0, 1, 0x30, 0x39], self.now);
+        self.drain();
+        (conn, request)
+    }
+
+    /// Plays a connection already open (a tunnel through a proxy) against `server`.
+    fn play_connected(&mut self, conn: ConnId, mut server: Server) -> (ConnId, Vec<String>) {
         let mut heard = Vec::new();
         self.rounds.clear();
-        self.scheduler.handle_connected(conn, self.now);
         self.scheduler
             .handle_input(conn, b"220 mx.test ESMTP\r\n", self.now);
         let mut guard = 0;
@@ -1727,4 +1749,77 @@ fn a_proxy_that_never_opens_the_tunnel_fails_itself_not_the_server() {
         u64::from(policy::MAX_PROXY_ATTEMPTS)
     );
     assert_eq!(h.scheduler.stats().failovers, 0, "the server is not blamed");
+}
+
+/// A proxy whose own port 25 is blocked reports every server unreachable (SOCKS5 reply 4) while
+/// the other proxy of the pool reaches them: after five different servers its reports are its
+/// own failures, its domains move to the other proxy, and their addresses get real answers.
+#[test]
+fn a_proxy_that_reaches_no_server_while_another_does_is_taken_out() {
+    let mut config = config();
+    config.catch_all = false;
+    config.retries = 0;
+    let blocked: SocketAddr = "127.0.0.50:1080".parse().expect("addr");
+    let good: SocketAddr = "127.0.0.51:1080".parse().expect("addr");
+    config.proxies = [blocked, good]
+        .iter()
+        .map(|addr| crate::socks5::Proxy::parse(&format!("socks5://{addr}")).expect("valid"))
+        .collect();
+    let mut h = Harness::new(config);
+    for d in 0..24u8 {
+        h.mx(&format!("d{d}.test"), 10, [127, 0, 1, d]);
+        h.submit(&format!("a@d{d}.test"));
+    }
+    h.settle();
+    let mut guard = 0;
+    while h.results.len() < 24 {
+        guard += 1;
+        assert!(
+            guard < 500,
+            "the run does not end: {} results",
+            h.results.len()
+        );
+        // The good proxy's tunnels first, so that the pool knows a proxy that reaches servers.
+        h.connects.sort_by_key(|(_, to, _)| *to != good);
+        if h.connects.is_empty() {
+            h.advance(Duration::from_secs(1));
+            continue;
+        }
+        let to = h.connects[0].1;
+        if to == good {
+            let (conn, _) = h.socks5(0);
+            h.play_connected(conn, postfix(&[]));
+        } else {
+            assert_eq!(to, blocked);
+            h.socks5(4);
+        }
+        h.drain();
+    }
+    let unknown: Vec<&VerifyResult> = h
+        .results
+        .iter()
+        .filter(|r| r.reason == Reason::ConnectionFailed)
+        .collect();
+    // Only the servers it reported before it was suspect count as unreachable.
+    assert!(
+        unknown.len() <= super::proxies::UNREACHABLE_TO_SUSPECT,
+        "{unknown:#?}"
+    );
+    assert!(
+        h.results
+            .iter()
+            .filter(|r| r.reason == Reason::MailboxNotFound)
+            .count()
+            >= 24 - super::proxies::UNREACHABLE_TO_SUSPECT,
+        "{:#?}",
+        h.results
+    );
+    for r in &unknown {
+        let detail = r.detail.as_deref().unwrap_or_default();
+        assert!(
+            !detail.contains("proxy_failed"),
+            "the server's failure: {detail}"
+        );
+    }
+    assert!(h.scheduler.stats().proxy_failures >= 1);
 }
