@@ -1,7 +1,8 @@
 //! STARTTLS end to end, through the binary: simulated servers that require TLS at MAIL FROM or
-//! at RCPT TO, offer it, do not have it, or break the handshake. Under the default
-//! (`--starttls when-required`) the first two are asked over TLS on the same connection and
-//! the records say `"tls":"TLSv1.3"`; `always` starts TLS wherever it is offered and fails over
+//! at RCPT TO, close the connection for want of it (Gmail's `421 4.7.0 TLS required`), offer
+//! it, do not have it, or break the handshake. Under the default (`--starttls when-required`)
+//! the first two are asked over TLS on the same connection, the third in a session that says
+//! STARTTLS first, and the records say `"tls":"TLSv1.3"`; `always` starts TLS wherever it is offered and fails over
 //! past a broken handshake; `never` takes the 530 as the answer, which is never a verdict on a
 //! mailbox; `--tls-verify` takes the farm's certificate only when `--tls-ca` trusts it, and a
 //! refused certificate is `unknown/connection_failed` with `tls_failed` in the detail.
@@ -22,7 +23,7 @@ use mxprobe::sim::smtp::{Personality, SmtpFarm, Tls};
 use serde_json::Value;
 
 /// Each server: its address, host name, domain and what it does about TLS.
-const SERVERS: [(Ipv4Addr, &str, &str, Tls); 5] = [
+const SERVERS: [(Ipv4Addr, &str, &str, Tls); 6] = [
     (
         Ipv4Addr::new(127, 0, 0, 41),
         "mx.required.test",
@@ -52,6 +53,12 @@ const SERVERS: [(Ipv4Addr, &str, &str, Tls); 5] = [
         "mx.plain.test",
         "plain.test",
         Tls::None,
+    ),
+    (
+        Ipv4Addr::new(127, 0, 0, 46),
+        "mx.closing.test",
+        "closing.test",
+        Tls::RequiredClosing,
     ),
 ];
 
@@ -131,6 +138,8 @@ fn when_required_asks_over_tls_only_where_the_server_demands_it() {
             "nobody@atrcpt.test",
             "alice@offered.test",
             "alice@plain.test",
+            "alice@closing.test",
+            "nobody@closing.test",
         ],
     );
     let got: Vec<_> = records.iter().map(summary).collect();
@@ -154,9 +163,18 @@ fn when_required_asks_over_tls_only_where_the_server_demands_it() {
             ),
             ("alice@offered.test", "deliverable", "accepted", None),
             ("alice@plain.test", "deliverable", "accepted", None),
+            ("alice@closing.test", "deliverable", "accepted", tls13),
+            (
+                "nobody@closing.test",
+                "undeliverable",
+                "mailbox_not_found",
+                tls13
+            ),
         ],
         "{records:#?}"
     );
+    // The server that closed for want of TLS: asked again, STARTTLS first.
+    assert_eq!(records[6]["attempts"], 2, "{}", records[6]);
     let stats = world.farm.stats();
     assert!(stats.tls_handshakes >= 2, "{stats:?}");
     assert_eq!(stats.starttls_injections, 0, "{stats:?}");
@@ -172,6 +190,7 @@ fn never_takes_the_servers_refusal_as_the_answer() {
             "alice@required.test",
             "alice@atrcpt.test",
             "alice@offered.test",
+            "alice@closing.test",
         ],
     );
     for record in &records[..2] {
@@ -180,6 +199,8 @@ fn never_takes_the_servers_refusal_as_the_answer() {
         assert!(record["tls"].is_null());
     }
     assert_eq!(summary(&records[2]).2, "accepted");
+    // Never asked over TLS, the server's closing 421 is all there is: unknown.
+    assert_eq!(records[3]["verdict"], "unknown", "{}", records[3]);
     assert_eq!(world.farm.stats().tls_handshakes, 0);
 }
 

@@ -106,6 +106,9 @@ pub(super) struct Domain {
     pub(super) batch_limit: usize,
     /// Sessions in flight here.
     pub(super) sessions: usize,
+    /// A server of the domain closed a session for want of TLS (`421 ... TLS required`): its
+    /// sessions say STARTTLS first from now on.
+    pub(super) tls_first: bool,
     /// Facts of the domain name, worked out once for all its addresses.
     pub(super) disposable: bool,
     pub(super) free: bool,
@@ -133,6 +136,7 @@ impl Domain {
             in_urgent: false,
             batch_limit,
             sessions: 0,
+            tls_first: false,
             disposable: flags.disposable,
             free: flags.free,
             suggestion: address.domain_suggestion(),

@@ -19,6 +19,9 @@
 //!   last one failed too, its failure is the verdict (`connection_failed`, with `tls_failed`
 //!   in the detail for TLS). Postfix too treats a silent server like one that cannot be
 //!   reached.
+//! - **Closed for want of TLS** (`421 ... TLS required` where STARTTLS was offered): asked
+//!   again, and the domain's sessions say STARTTLS first from then on; at most
+//!   [`MAX_HAND_BACKS`] times, then `unknown/temporary_failure`.
 //! - **Too many recipients**: the domain's sessions get smaller and the address waits for the
 //!   next one, at most [`MAX_HAND_BACKS`] times.
 //! - **The SOCKS5 proxy failed** before the server was reached: nothing is known of the
@@ -277,6 +280,15 @@ pub(super) fn decide(outcome: RecipientOutcome, facts: &Facts<'_>) -> Decision {
                 })
             } else {
                 Action::Detour
+            }
+        }
+        RecipientOutcome::HandedBack(why @ HandBack::TlsRequired) => {
+            // The server closed for want of TLS: the domain's next session says STARTTLS
+            // first (the scheduler marks it); not the server's failure, not a verdict.
+            if facts.handed_back.saturating_add(1) >= MAX_HAND_BACKS {
+                Action::Finish(facts.decided(Reason::TemporaryFailure, None, Some(why.to_string())))
+            } else {
+                Action::Requeue
             }
         }
         RecipientOutcome::HandedBack(HandBack::TlsFailed) => {
@@ -763,6 +775,13 @@ mod tests {
                 HandedBack(HandBack::ConnectionLost), Facts { targets: 1, ..FRESH },
                 Some(CoolDown), LastServerFailed(Reason::ConnectionFailed),
                 "closed the connection"),
+            row("closed for want of TLS: asked again (STARTTLS first), the server not cooled",
+                HandedBack(HandBack::TlsRequired), FRESH,
+                None, Requeue, ""),
+            row("closed for want of TLS too often: a temporary failure",
+                HandedBack(HandBack::TlsRequired),
+                Facts { handed_back: MAX_HAND_BACKS - 1, ..FRESH },
+                None, Finish(Reason::TemporaryFailure), "for want of TLS"),
             row("a failed TLS handshake: the next MX, the server cooled",
                 HandedBack(HandBack::TlsFailed),
                 Facts { tls_failure: Some("invalid peer certificate: UnknownIssuer"), ..FRESH },

@@ -37,7 +37,7 @@ use crate::session::{
 };
 use crate::smtp::reply::OwnedReply;
 use crate::socks5::{Handshake, Progress};
-use crate::tls::TlsVersion;
+use crate::tls::{StartTls, TlsVersion};
 use crate::verdict::{Reason, Stage};
 
 /// Names one SMTP connection the scheduler asked the driver for.
@@ -1284,8 +1284,11 @@ impl Scheduler {
             let t = &self.domains[domain].targets[target];
             crate::tls::server_name(&t.host, t.ip)
         };
-        let session =
+        let mut session =
             Session::new(Arc::clone(config), recipients, now).with_server_name(server_name);
+        if self.domains[domain].tls_first {
+            session = session.with_starttls(StartTls::Always);
+        }
         self.mx_slots.take(slot);
         if let Some(provider) = provider {
             self.gates.connected(provider, now);
@@ -1557,6 +1560,9 @@ impl Scheduler {
             tls_failure,
             by_name,
         } = *facts;
+        if outcome == RecipientOutcome::HandedBack(HandBack::TlsRequired) {
+            self.domains[domain].tls_first = true;
+        }
         let provider = self.domains[domain]
             .targets
             .get(target)

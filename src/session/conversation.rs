@@ -175,6 +175,8 @@ pub struct Session {
     transcript: Option<Transcript>,
     /// The name TLS is started with (SNI, and what a verifying client checks).
     server_name: Option<ServerName<'static>>,
+    /// When to say STARTTLS: the configuration's, unless [`Self::with_starttls`] said.
+    starttls: StartTls,
     tls: TlsState,
     /// With TLS, `out[..sealed]` is ciphertext; what is written after it is plain text until
     /// [`Self::seal`] encrypts it at the end of the input being handled.
@@ -200,6 +202,7 @@ impl Session {
     pub fn new(config: Arc<CheckedSessionConfig>, recipients: Recipients, now: Instant) -> Self {
         let transcript = config.transcript.then(Transcript::default);
         let reader = ReplyReader::new(config.reply_limits);
+        let starttls = config.starttls;
         Self {
             config,
             recipients,
@@ -225,6 +228,7 @@ impl Session {
             started: now,
             transcript,
             server_name: None,
+            starttls,
             tls: TlsState::Off,
             sealed: 0,
             draining_for_tls: false,
@@ -244,6 +248,15 @@ impl Session {
     #[must_use]
     pub fn with_server_name(mut self, name: ServerName<'static>) -> Self {
         self.server_name = Some(name);
+        self
+    }
+
+    /// When this session says STARTTLS, whatever the configuration says: the engine asks a
+    /// domain whose server closed for want of TLS ([`HandBack::TlsRequired`]) with
+    /// [`StartTls::Always`].
+    #[must_use]
+    pub fn with_starttls(mut self, when: StartTls) -> Self {
+        self.starttls = when;
         self
     }
 
@@ -696,7 +709,7 @@ impl Session {
     /// needed", RFC 5248), or `x.7.0` with text naming TLS. With `StartTls::Never`, or at a
     /// server that does not offer STARTTLS, the reply is the answer it is.
     fn tls_would_help(&self, reply: &OwnedReply) -> bool {
-        self.config.starttls != StartTls::Never && self.offers_starttls() && demands_tls(reply)
+        self.starttls != StartTls::Never && self.offers_starttls() && demands_tls(reply)
     }
 
     /// True while STARTTLS can be said: plain text, offered, not refused.
@@ -710,7 +723,7 @@ impl Session {
     /// this connection: QUIT then waits for the transaction's replies instead of ending its
     /// group.
     fn may_demand_tls(&self) -> bool {
-        self.config.starttls == StartTls::WhenRequired && self.offers_starttls()
+        self.starttls == StartTls::WhenRequired && self.offers_starttls()
     }
 
     /// The server refused MAIL FROM until STARTTLS: once the replies in flight are in (and
@@ -851,8 +864,15 @@ impl Session {
     /// yet answered is handed back. The reply is kept for the summary: what a 421 says (a
     /// provider's "slow down", a refusal) is for the engine to read.
     fn service_unavailable(&mut self, stage: Stage, reply: OwnedReply) {
+        // A 421 for want of TLS ("421 4.7.0 TLS required for RCPT domain, closing
+        // connection"), at a server that offers STARTTLS: the next session says it first.
+        let why = if self.tls_would_help(&reply) {
+            HandBack::TlsRequired
+        } else {
+            HandBack::ServiceUnavailable
+        };
         self.closing = Some(Box::new((stage, reply)));
-        self.finish(RecipientOutcome::HandedBack(HandBack::ServiceUnavailable));
+        self.finish(RecipientOutcome::HandedBack(why));
     }
 
     /// The reply does not fit the command it was read as answering (RFC 5321 §4.3.2): a
@@ -967,7 +987,7 @@ impl Session {
     /// EHLO or HELO done: STARTTLS if it is to be said now; otherwise settle what cannot be
     /// asked here, then start asking.
     fn after_hello(&mut self, now: Instant) {
-        if self.config.starttls == StartTls::Always && self.offers_starttls() {
+        if self.starttls == StartTls::Always && self.offers_starttls() {
             self.start_tls(now);
             return;
         }

@@ -70,6 +70,11 @@ pub enum HandBack {
     /// The SOCKS5 proxy the connection went through failed before the server was reached:
     /// nothing is known of the server (see [`crate::socks5`]).
     ProxyFailed,
+    /// The server closed the connection for want of TLS: a `421` whose text asks for it
+    /// (Gmail's `421 4.7.0 TLS required for RCPT domain, closing connection`) where STARTTLS
+    /// was offered and not yet said. Its reply is in [`SessionSummary::closing`]; asked again
+    /// with STARTTLS first ([`Session::with_starttls`](super::Session::with_starttls)).
+    TlsRequired,
     /// STARTTLS was answered `220` and the TLS handshake then failed (a certificate refused
     /// under `--tls-verify`, a server whose TLS is broken, a handshake that timed out):
     /// [`SessionSummary::tls_failure`] says how. Nothing was asked over TLS, and after a
@@ -87,6 +92,7 @@ impl fmt::Display for HandBack {
             Self::ResetRefused => "the server refused RSET between transactions",
             Self::ProxyFailed => "the SOCKS5 proxy failed before the server was reached",
             Self::TlsFailed => "the TLS handshake after STARTTLS failed",
+            Self::TlsRequired => "the server closed the connection for want of TLS",
         })
     }
 }

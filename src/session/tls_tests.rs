@@ -34,6 +34,8 @@ enum Mode {
     HangsUp,
     /// 220 to STARTTLS with a reply nobody asked for in the same write.
     Injects,
+    /// Every RCPT before TLS gets Gmail's closing `421 4.7.0 TLS required`.
+    ClosesForTls,
 }
 
 /// A server of one connection: plain text, then TLS after STARTTLS.
@@ -149,6 +151,10 @@ impl Server {
                 "250 2.1.0 Ok\r\n".into()
             }
             "RCPT" if !self.mail => "503 5.5.1 Error: need MAIL command\r\n".into(),
+            "RCPT" if self.mode == Mode::ClosesForTls && !over_tls => {
+                self.closed = true;
+                "421 4.7.0 TLS required for RCPT domain, closing connection. - gsmtp\r\n".into()
+            }
             "RCPT" if self.mode == Mode::RequiredAtRcpt && !over_tls => {
                 "530 5.7.0 Must issue a STARTTLS command first\r\n".into()
             }
@@ -186,7 +192,18 @@ struct Ended {
 
 /// Runs a session against `server` until it ends; `wait` lets time pass when neither side
 /// has anything to say (the server went silent).
-fn converse(config: SessionConfig, mut server: Server, mailboxes: &[&str]) -> Ended {
+fn converse(config: SessionConfig, server: Server, mailboxes: &[&str]) -> Ended {
+    let starttls = config.starttls;
+    converse_with(config, server, mailboxes, starttls)
+}
+
+/// [`converse`], the session told when to say STARTTLS ([`Session::with_starttls`]).
+fn converse_with(
+    config: SessionConfig,
+    mut server: Server,
+    mailboxes: &[&str],
+    starttls: StartTls,
+) -> Ended {
     let origin = Instant::now();
     let mut now = origin;
     let recipients: Recipients = mailboxes
@@ -197,7 +214,8 @@ fn converse(config: SessionConfig, mut server: Server, mailboxes: &[&str]) -> En
         })
         .collect();
     let mut session = Session::new(Arc::new(config.check().unwrap()), recipients, now)
-        .with_server_name(ServerName::try_from("mx.test").unwrap());
+        .with_server_name(ServerName::try_from("mx.test").unwrap())
+        .with_starttls(starttls);
     session.handle_connected(now);
     session.handle_input(b"220 mx.test ESMTP\r\n", now);
     let mut after_starttls = Vec::new();
@@ -562,4 +580,48 @@ fn no_server_name_is_a_tls_failure_of_the_probers() {
     }
     assert_eq!(failure.as_deref(), Some("no server name to start TLS with"));
     let _ = Duration::ZERO;
+}
+
+/// Gmail's `421 4.7.0 TLS required` closes the connection: the recipients are handed back as
+/// `TlsRequired` (not `ServiceUnavailable`), and a session told to say STARTTLS first gets the
+/// answers over TLS.
+#[test]
+fn a_421_for_want_of_tls_hands_back_for_a_session_that_starts_tls_first() {
+    let cert = SelfSigned::new(&["mx.test"]);
+    let ended = converse(
+        config(StartTls::WhenRequired),
+        Server::new(Mode::ClosesForTls, &cert),
+        &BOTH,
+    );
+    for outcome in &ended.outcomes {
+        assert_eq!(
+            *outcome,
+            RecipientOutcome::HandedBack(HandBack::TlsRequired)
+        );
+    }
+    let closing = ended.summary.closing.expect("the 421");
+    assert_eq!(closing.1.as_reply().code().get(), 421);
+    // Under `never` the same 421 is only the server closing.
+    let never = converse(
+        config(StartTls::Never),
+        Server::new(Mode::ClosesForTls, &cert),
+        &BOTH,
+    );
+    assert_eq!(
+        never.outcomes[0],
+        RecipientOutcome::HandedBack(HandBack::ServiceUnavailable)
+    );
+    // The next session, STARTTLS first.
+    let first = converse_with(
+        config(StartTls::WhenRequired),
+        Server::new(Mode::ClosesForTls, &cert),
+        &BOTH,
+        StartTls::Always,
+    );
+    let reasons: Vec<_> = first.outcomes.iter().map(reason).collect();
+    assert_eq!(
+        reasons,
+        [Some(Reason::Accepted), Some(Reason::MailboxNotFound)]
+    );
+    assert_eq!(first.log[1], "STARTTLS");
 }

@@ -580,7 +580,7 @@ impl Dialogue {
     fn must_start_tls_first(&self, personality: &Personality, stage: Verb) -> bool {
         let required = match personality.tls {
             Tls::Required | Tls::Unavailable => stage == Verb::Mail,
-            Tls::RequiredAtRcpt => stage == Verb::Rcpt,
+            Tls::RequiredAtRcpt | Tls::RequiredClosing => stage == Verb::Rcpt,
             Tls::None | Tls::Offered | Tls::BrokenHandshake => false,
         };
         required && self.tls == TlsState::Plain
@@ -649,7 +649,14 @@ impl Dialogue {
             return;
         };
         if self.must_start_tls_first(&context.script.personality, Verb::Rcpt) {
-            reply.extend_from_slice(b"530 5.7.0 Must issue a STARTTLS command first\r\n");
+            if context.script.personality.tls == Tls::RequiredClosing {
+                reply.extend_from_slice(
+                    b"421 4.7.0 TLS required for RCPT domain, closing connection. - gsmtp\r\n",
+                );
+                self.phase = Phase::Over;
+            } else {
+                reply.extend_from_slice(b"530 5.7.0 Must issue a STARTTLS command first\r\n");
+            }
             return;
         }
         self.recipients += 1;

@@ -105,6 +105,10 @@ pub enum Tls {
     /// As [`Tls::Offered`], but MAIL is accepted in plain text and every RCPT before TLS gets
     /// `530 5.7.0 Must issue a STARTTLS command first`, as an Exim RCPT ACL can say it.
     RequiredAtRcpt,
+    /// As [`Tls::Offered`], but every RCPT before TLS gets Gmail's `421 4.7.0 TLS required for
+    /// RCPT domain, closing connection. - gsmtp` and the server closes the connection (a Google
+    /// Workspace domain that requires TLS): STARTTLS must come in the next session.
+    RequiredClosing,
     /// Advertised but broken: `STARTTLS` gets `454 4.7.0 TLS not available due to local
     /// problem`, and MAIL gets `530` as under [`Tls::Required`]: no transaction is possible.
     Unavailable,
