@@ -609,10 +609,10 @@ fn truncated_answer(query: &[u8]) -> Vec<u8> {
 }
 
 /// Canned replies the `session` target can play, so that arbitrary input reaches every stage.
-const CANNED_REPLIES: [&[u8]; 12] = [
+const CANNED_REPLIES: [&[u8]; 13] = [
     b"220 mx.example ESMTP\r\n",
     b"250 ok\r\n",
-    b"250-mx.example\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n",
+    b"250-mx.example\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n",
     b"550 5.1.1 no such user\r\n",
     b"452 4.5.3 too many recipients\r\n",
     b"421 4.3.2 shutting down\r\n",
@@ -622,20 +622,23 @@ const CANNED_REPLIES: [&[u8]; 12] = [
     b"554 5.7.1 blocked\r\n",
     b"220-multi\r\n220 line\r\n",
     b"553 5.1.8 Sender address rejected\r\n",
+    b"530 5.7.0 Must issue a STARTTLS command first\r\n",
 ];
 
 /// Target `session`: a probe session against a server whose behaviour the input scripts.
 ///
 /// The first byte picks the configuration (pipelining, transcript, one to four recipients, one
-/// needing SMTPUTF8, one recipient per transaction or many). Then each byte is an instruction:
+/// needing SMTPUTF8, one recipient per transaction or many, STARTTLS when required or always).
+/// After STARTTLS's `220` the session speaks TLS: the input's bytes go to rustls, as a broken
+/// or hostile server's would. Then each byte is an instruction:
 /// below 160, feed that many bytes plus one of the input as they come (arbitrary server bytes
-/// in arbitrary chunks); 160 to 219, let that many seconds minus 159 pass; 220 to 231, play a
-/// canned reply; 232 and up, close the connection. Then time runs out.
+/// in arbitrary chunks); 160 to 219, let that many seconds minus 159 pass; 220 to 232, play a
+/// canned reply; 233 and up, close the connection. Then time runs out.
 ///
 /// - nothing panics, and the session ends, by its own deadline at the latest;
 /// - every recipient is settled exactly once, then `Finished` comes, once;
 /// - what it writes is whole command lines with CRLF only at their ends, never DATA or BDAT,
-///   and its output buffer stays small.
+///   and its output buffer stays small; after `STARTTLS`, only TLS records (type 20 to 23).
 pub fn session(data: &[u8]) {
     use mxprobe::session::{
         Recipient, RecipientOutcome, Recipients, Sender, Session, SessionConfig, SessionEvent,
@@ -654,6 +657,9 @@ pub fn session(data: &[u8]) {
     config.pipelining = setup & 1 != 0;
     config.transcript = setup & 2 != 0;
     config.max_recipients_per_transaction = if setup & 4 != 0 { 1 } else { 100 };
+    if setup & 0x40 != 0 {
+        config.starttls = mxprobe::tls::StartTls::Always;
+    }
     let count = usize::from(setup >> 3 & 3) + 1;
     let mut mailboxes: Vec<(String, bool)> = (0..count)
         .map(|i| (format!("user{i}@example.com"), false))
@@ -676,7 +682,9 @@ pub fn session(data: &[u8]) {
     let mut now = start;
     let session_deadline = start + config.timeouts.session;
     let config = config.check().expect("a constant, valid configuration");
-    let mut session = Session::new(Arc::new(config), recipients, now);
+    let mut session = Session::new(Arc::new(config), recipients, now).with_server_name(
+        mxprobe::tls::server_name("mx.example", std::net::Ipv4Addr::LOCALHOST.into()),
+    );
     session.handle_connected(now);
 
     let mut written = Vec::new();
@@ -742,7 +750,7 @@ pub fn session(data: &[u8]) {
                     session.handle_timeout(now);
                 }
             }
-            220..=231 => session.handle_input(CANNED_REPLIES[usize::from(op - 220)], now),
+            220..=232 => session.handle_input(CANNED_REPLIES[usize::from(op - 220)], now),
             _ => session.handle_closed(now),
         }
         drain(&mut session, &mut written);
@@ -755,6 +763,29 @@ pub fn session(data: &[u8]) {
     assert!(session.is_finished(), "the session outlived every deadline");
     assert_eq!(finished, 1, "Finished once");
     assert!(settled.iter().all(|&n| n == 1), "settled {settled:?}");
+    // Once STARTTLS's 220 came, only whole TLS records (a ClientHello first, then alerts or
+    // application data): no plain text, QUIT included. Until then, plain text.
+    let after_starttls = written
+        .windows(10)
+        .position(|w| w == b"STARTTLS\r\n")
+        .map(|at| at + 10);
+    let written = match after_starttls {
+        Some(at) if written.get(at) == Some(&22) => {
+            let mut records = &written[at..];
+            while !records.is_empty() {
+                assert!(
+                    records.len() >= 5 && (20..=23).contains(&records[0]) && records[1] == 3,
+                    "not a TLS record after STARTTLS: \"{}\"",
+                    show(records)
+                );
+                let len = usize::from(u16::from_be_bytes([records[3], records[4]]));
+                assert!(records.len() >= 5 + len, "a partial TLS record");
+                records = &records[5 + len..];
+            }
+            written[..at].to_vec()
+        }
+        _ => written,
+    };
     // Whole lines, CRLF only at the end of each, no DATA or BDAT.
     if !written.is_empty() {
         assert!(
