@@ -83,6 +83,8 @@
 //! - [`providers`]: the big mail systems and security gateways, recognised by their MX hosts,
 //!   with what their replies mean and the politeness they ask for.
 //! - [`socks5`]: the client side of a SOCKS5 proxy handshake (RFC 1928, RFC 1929), sans-IO.
+//! - [`tls`]: STARTTLS's settings: when to say it, how much to trust the server's certificate
+//!   (rustls, driven sans-IO inside the session).
 //! - `sim` (feature `sim`): simulated DNS and SMTP servers, for tests and `mxprobe bench`.
 //!
 //! # Stability

@@ -97,6 +97,11 @@ fn world() -> World {
 impl World {
     /// `mxprobe verify` of `addresses` with `flags`: the records by address.
     fn verify(&self, flags: &[&str], addresses: &[&str]) -> Vec<Value> {
+        self.verify_and_stderr(flags, addresses).0
+    }
+
+    /// [`World::verify`], and what mxprobe said on stderr.
+    fn verify_and_stderr(&self, flags: &[&str], addresses: &[&str]) -> (Vec<Value>, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
             .arg("verify")
             .args(["--from", "probe@probe.test", "--format", "jsonl"])
@@ -112,7 +117,10 @@ impl World {
         let mut records = jsonl::records(&output.stdout);
         records.sort_by_key(|r| r["line"].as_u64());
         assert_eq!(records.len(), addresses.len(), "{records:?}");
-        records
+        (
+            records,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 }
 
@@ -273,7 +281,12 @@ fn tls_verify_takes_only_a_trusted_certificate() {
         )
     );
     // The Mozilla roots do not know the farm's self-signed certificate.
-    let untrusted = world.verify(&["--tls-verify"], &["alice@required.test"]);
+    let (untrusted, stderr) = world.verify_and_stderr(&["--tls-verify"], &["alice@required.test"]);
+    assert!(
+        stderr.contains("TLS handshake(s) after STARTTLS failed")
+            && stderr.contains("--tls-verify"),
+        "{stderr}"
+    );
     assert_eq!(
         summary(&untrusted[0]),
         ("alice@required.test", "unknown", "connection_failed", None),

@@ -186,6 +186,7 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
     let config = args
         .engine
         .config(|builder| builder.remember_results(REMEMBERED).known_catch_all(known))?;
+    let config_verifies_tls = config.tls_verifies();
     let format = args.format.unwrap_or(match &args.output {
         None if std::io::stdout().is_terminal() => Format::Human,
         _ => Format::Jsonl,
@@ -328,6 +329,19 @@ pub fn run(args: VerifyArgs) -> Result<u8, String> {
              addresses were asked again through the next proxy (proxy_failed in the detail \
              where every attempt failed)",
             stats.proxy_failures
+        ));
+    }
+    if stats.tls_failures > 0 {
+        say(&format!(
+            "mxprobe: {} TLS handshake(s) after STARTTLS failed; their addresses were asked at \
+             the next MX (tls_failed in the detail where every server failed){}",
+            stats.tls_failures,
+            if config_verifies_tls {
+                ": --tls-verify refuses certificates that do not chain to a trusted root or \
+                 name the MX host"
+            } else {
+                ""
+            }
         ));
     }
     Ok(if interrupted { INTERRUPTED } else { 0 })

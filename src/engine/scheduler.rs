@@ -116,6 +116,11 @@ pub struct EngineStats {
     pub throttled: u64,
     /// Connections whose SOCKS5 proxy failed before the server was reached.
     pub proxy_failures: u64,
+    /// Sessions that spoke TLS after STARTTLS.
+    pub tls_sessions: u64,
+    /// Sessions whose TLS handshake after STARTTLS failed (a certificate `--tls-verify`
+    /// refused, a server's broken TLS).
+    pub tls_failures: u64,
     /// Times a source address was benched for refusals that named it.
     pub sources_benched: u64,
     /// Catch-all control probes sent.
@@ -1426,6 +1431,8 @@ impl Scheduler {
                     closing = summary.closing;
                     tls = summary.tls;
                     tls_failure = summary.tls_failure;
+                    self.stats.tls_sessions += u64::from(tls.is_some());
+                    self.stats.tls_failures += u64::from(tls_failure.is_some());
                 }
             }
         }

@@ -21,6 +21,21 @@
 //!   error).
 //! - `transcript.rs`: the conversation both ways with timestamps, when asked for.
 //!
+//! # STARTTLS (RFC 3207)
+//!
+//! The session can turn its connection into TLS, bytes in and bytes out like the rest: after
+//! STARTTLS's `220` it feeds what it reads to a rustls client connection and its commands
+//! through it, so the driver moves ciphertext as it moved plain text. When is the
+//! configuration's [`StartTls`](crate::tls::StartTls): by default only when the server refuses
+//! MAIL FROM or RCPT TO with `530` (or `x.7.10`, or `x.7.0` naming TLS), where it offered
+//! STARTTLS; the replies still in flight are then read and dropped, an open transaction is
+//! RSET, STARTTLS goes out alone, and after the handshake EHLO again (what was learned before
+//! TLS is forgotten) and the transaction starts over, on the same connection. While such a
+//! refusal may still come, QUIT is not put in the last pipelined group. A handshake that fails
+//! hands every recipient back ([`HandBack::TlsFailed`]); a `421` for want of TLS hands them
+//! back as [`HandBack::TlsRequired`], for a session that says STARTTLS first. Bytes that come
+//! with STARTTLS's `220`, or before the client's EHLO after the handshake, break the protocol.
+//!
 //! # What the session does with what the server says
 //!
 //! - **Greeting**: waits for the whole of it (a multi-line `220-` banner included) and says

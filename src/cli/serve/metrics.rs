@@ -48,6 +48,8 @@ pub struct Metrics {
     failovers: Counter,
     throttled: Counter,
     proxy_failures: Counter,
+    tls_sessions: Counter,
+    tls_failures: Counter,
     sources_benched: Counter,
     controls: Counter,
     dns_queries: Counter,
@@ -73,6 +75,8 @@ impl Metrics {
             failovers: Counter::default(),
             throttled: Counter::default(),
             proxy_failures: Counter::default(),
+            tls_sessions: Counter::default(),
+            tls_failures: Counter::default(),
             sources_benched: Counter::default(),
             controls: Counter::default(),
             dns_queries: Counter::default(),
@@ -130,6 +134,16 @@ impl Metrics {
             "proxy_failures",
             "Sessions whose SOCKS5 proxy failed before the server was reached",
             m.proxy_failures.clone(),
+        );
+        registry.register(
+            "tls_sessions",
+            "Sessions that spoke TLS after STARTTLS",
+            m.tls_sessions.clone(),
+        );
+        registry.register(
+            "tls_failures",
+            "Sessions whose TLS handshake after STARTTLS failed",
+            m.tls_failures.clone(),
         );
         registry.register(
             "sources_benched",
@@ -214,6 +228,8 @@ impl Metrics {
         catch_up(&self.failovers, stats.failovers);
         catch_up(&self.throttled, stats.throttled);
         catch_up(&self.proxy_failures, stats.proxy_failures);
+        catch_up(&self.tls_sessions, stats.tls_sessions);
+        catch_up(&self.tls_failures, stats.tls_failures);
         catch_up(&self.sources_benched, stats.sources_benched);
         catch_up(&self.controls, stats.controls);
         catch_up(&self.dns_queries, lookups.udp_queries + lookups.tcp_queries);
