@@ -625,3 +625,14 @@ fn a_421_for_want_of_tls_hands_back_for_a_session_that_starts_tls_first() {
     );
     assert_eq!(first.log[1], "STARTTLS");
 }
+
+/// A server that speaks only TLS 1.2: the session speaks it too, and says so.
+#[test]
+fn a_tls_1_2_server_is_spoken_to_in_tls_1_2() {
+    let cert = SelfSigned::new(&["mx.test"]);
+    let mut server = Server::new(Mode::Offered, &cert);
+    server.config = cert.server_config_for(&[&rustls::version::TLS12]);
+    let ended = converse(config(StartTls::Always), server, &BOTH);
+    assert_eq!(ended.summary.tls, Some(TlsVersion::Tls12));
+    assert_eq!(reason(&ended.outcomes[0]), Some(Reason::Accepted));
+}

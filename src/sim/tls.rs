@@ -58,10 +58,22 @@ impl SelfSigned {
     /// Never for a certificate this type made (rustls accepts rcgen's ECDSA P-256 keys).
     #[must_use]
     pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server_config_for(rustls::DEFAULT_VERSIONS)
+    }
+
+    /// [`SelfSigned::server_config`], speaking only `versions` (a server stuck at TLS 1.2, say).
+    ///
+    /// # Panics
+    /// If `versions` is empty.
+    #[must_use]
+    pub fn server_config_for(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ServerConfig> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
         let config = ServerConfig::builder_with_provider(crate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
+            .with_protocol_versions(versions)
+            .expect("ring supports TLS 1.2 and 1.3")
             .with_no_client_auth()
             .with_single_cert(vec![self.cert.clone()], key)
             .expect("rustls accepts the key rcgen made");
