@@ -519,8 +519,9 @@ impl ConfigBuilder {
 
     /// When sessions say STARTTLS (RFC 3207). Default [`StartTls::WhenRequired`]: only when a
     /// server refuses MAIL FROM or RCPT TO until it is said (`530`), and then the session
-    /// starts over on the same connection; at servers that offer STARTTLS this holds QUIT back
-    /// from the last pipelined group, one round trip per session. [`StartTls::Always`]: at every
+    /// starts over on the same connection; for that the first session at each server that
+    /// offers STARTTLS holds QUIT back from its last pipelined group (one round trip), until
+    /// the server has answered RCPT in plain text. [`StartTls::Always`]: at every
     /// server that offers it. [`StartTls::Never`]: a server that requires TLS refuses the
     /// transaction, and that refusal is the answer (never a verdict on a mailbox).
     pub fn starttls(mut self, when: StartTls) -> Self {

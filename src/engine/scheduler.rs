@@ -6,7 +6,7 @@
 //! [`domain`](super::domain), a job's in [`job`](super::job), deadlines in
 //! [`timers`](super::timers).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,6 +166,9 @@ struct Conn {
     by_name: bool,
 }
 
+/// Servers remembered as taking MAIL FROM in plain text (a few MB at most).
+const MAX_PLAIN_TEXT_SERVERS: usize = 100_000;
+
 /// How long new connections wait after the system ran out of sockets.
 const RESOURCE_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a domain's first queued address may wait for others to fill its session: input
@@ -203,6 +206,10 @@ const CONTROL_LOCAL_LEN: usize = 20;
 #[derive(Debug)]
 pub struct Scheduler {
     config: EngineConfig,
+    /// Mail servers seen answering RCPT in plain text: they take MAIL FROM without TLS, so
+    /// their sessions end the last group with QUIT though they offer STARTTLS
+    /// ([`Session::with_plain_text_known`]).
+    plain_text_servers: HashSet<IpAddr>,
     session_config: Arc<CheckedSessionConfig>,
     /// The same without pipelining: for addresses and servers a pipelined session could not
     /// vouch for.
@@ -297,6 +304,7 @@ impl Scheduler {
             schedule_at: None,
             epoch: None,
             settled: Vec::new(),
+            plain_text_servers: HashSet::new(),
             stats: EngineStats::default(),
         }
     }
@@ -1293,6 +1301,11 @@ impl Scheduler {
             Session::new(Arc::clone(config), recipients, now).with_server_name(server_name);
         if self.domains[domain].tls_first {
             session = session.with_starttls(StartTls::Always);
+        } else if self
+            .plain_text_servers
+            .contains(&self.domains[domain].targets[target].ip)
+        {
+            session = session.with_plain_text_known();
         }
         self.mx_slots.take(slot);
         if let Some(provider) = provider {
@@ -1493,6 +1506,23 @@ impl Scheduler {
             None
         };
         let refused_by_address = self.judge_source(source, domain, &settled, now);
+        // A server that answered RCPT in plain text takes MAIL FROM without TLS: its next
+        // sessions may end their last group with QUIT even though it offers STARTTLS.
+        if tls.is_none()
+            && self.plain_text_servers.len() < MAX_PLAIN_TEXT_SERVERS
+            && settled.iter().any(|(_, outcome)| {
+                matches!(
+                    outcome,
+                    RecipientOutcome::Replied {
+                        stage: Stage::RcptTo,
+                        ..
+                    }
+                )
+            })
+            && let Some(t) = self.domains[domain].targets.get(target)
+        {
+            self.plain_text_servers.insert(t.ip);
+        }
         for (i, (member, outcome)) in settled.drain(..).enumerate() {
             let read_by = match (&profiled, &calibrations) {
                 (Some(rules), _) if rules[i].is_some() => rules[i]
@@ -1569,6 +1599,9 @@ impl Scheduler {
         } = *facts;
         if outcome == RecipientOutcome::HandedBack(HandBack::TlsRequired) {
             self.domains[domain].tls_first = true;
+            if let Some(t) = self.domains[domain].targets.get(target) {
+                self.plain_text_servers.remove(&t.ip);
+            }
         }
         let provider = self.domains[domain]
             .targets

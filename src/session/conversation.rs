@@ -177,6 +177,8 @@ pub struct Session {
     server_name: Option<ServerName<'static>>,
     /// When to say STARTTLS: the configuration's, unless [`Self::with_starttls`] said.
     starttls: StartTls,
+    /// The server is known to take MAIL FROM in plain text ([`Self::with_plain_text_known`]).
+    plain_text_known: bool,
     tls: TlsState,
     /// With TLS, `out[..sealed]` is ciphertext; what is written after it is plain text until
     /// [`Self::seal`] encrypts it at the end of the input being handled.
@@ -229,6 +231,7 @@ impl Session {
             transcript,
             server_name: None,
             starttls,
+            plain_text_known: false,
             tls: TlsState::Off,
             sealed: 0,
             draining_for_tls: false,
@@ -257,6 +260,18 @@ impl Session {
     #[must_use]
     pub fn with_starttls(mut self, when: StartTls) -> Self {
         self.starttls = when;
+        self
+    }
+
+    /// The server is known to take MAIL FROM in plain text (an earlier session's RCPTs were
+    /// answered without TLS): QUIT ends the last pipelined group as it does at servers that do
+    /// not offer STARTTLS. Without this, under [`StartTls::WhenRequired`] at a server that
+    /// offers STARTTLS, QUIT waits for the replies so that a `530` can still be answered by
+    /// starting over on the same connection. Should the server say `530` anyway, with QUIT
+    /// already sent, the recipients are handed back as [`HandBack::TlsRequired`].
+    #[must_use]
+    pub fn with_plain_text_known(mut self) -> Self {
+        self.plain_text_known = true;
         self
     }
 
@@ -723,7 +738,7 @@ impl Session {
     /// this connection: QUIT then waits for the transaction's replies instead of ending its
     /// group.
     fn may_demand_tls(&self) -> bool {
-        self.starttls == StartTls::WhenRequired && self.offers_starttls()
+        self.starttls == StartTls::WhenRequired && self.offers_starttls() && !self.plain_text_known
     }
 
     /// The server refused MAIL FROM until STARTTLS: once the replies in flight are in (and
@@ -1191,6 +1206,14 @@ impl Session {
         if self.phase == Phase::Done {
             return;
         }
+        // A "TLS first" came with QUIT already sent: the session could not start over, the
+        // next one must say STARTTLS first.
+        let rest = match rest {
+            RecipientOutcome::HandedBack(HandBack::ConnectionLost) if self.draining_for_tls => {
+                RecipientOutcome::HandedBack(HandBack::TlsRequired)
+            }
+            rest => rest,
+        };
         let grouped = self.pipelined && self.transactions > 0;
         // Answers read after a command went out need QUIT's 221 (with nothing after it) to
         // stand: only then did exactly as many replies come as commands went. A greeting

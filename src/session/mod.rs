@@ -31,7 +31,9 @@
 //! STARTTLS; the replies still in flight are then read and dropped, an open transaction is
 //! RSET, STARTTLS goes out alone, and after the handshake EHLO again (what was learned before
 //! TLS is forgotten) and the transaction starts over, on the same connection. While such a
-//! refusal may still come, QUIT is not put in the last pipelined group. A handshake that fails
+//! refusal may still come, QUIT is not put in the last pipelined group, unless the engine knows
+//! the server takes MAIL FROM in plain text ([`Session::with_plain_text_known`]); a `530` that
+//! comes after QUIT anyway hands the recipients back as [`HandBack::TlsRequired`]. A handshake that fails
 //! hands every recipient back ([`HandBack::TlsFailed`]); a `421` for want of TLS hands them
 //! back as [`HandBack::TlsRequired`], for a session that says STARTTLS first. Bytes that come
 //! with STARTTLS's `220`, or before the client's EHLO after the handshake, break the protocol.

@@ -70,10 +70,12 @@ pub enum HandBack {
     /// The SOCKS5 proxy the connection went through failed before the server was reached:
     /// nothing is known of the server (see [`crate::socks5`]).
     ProxyFailed,
-    /// The server closed the connection for want of TLS: a `421` whose text asks for it
-    /// (Gmail's `421 4.7.0 TLS required for RCPT domain, closing connection`) where STARTTLS
-    /// was offered and not yet said. Its reply is in [`SessionSummary::closing`]; asked again
-    /// with STARTTLS first ([`Session::with_starttls`](super::Session::with_starttls)).
+    /// The server refused for want of TLS and the session could not start over on its
+    /// connection: a `421` whose text asks for it (Gmail's `421 4.7.0 TLS required for RCPT
+    /// domain, closing connection`, its reply in [`SessionSummary::closing`]), or a `530` that
+    /// came after QUIT was sent with the last group, where STARTTLS was offered and not yet
+    /// said. Asked again with STARTTLS first
+    /// ([`Session::with_starttls`](super::Session::with_starttls)).
     TlsRequired,
     /// STARTTLS was answered `220` and the TLS handshake then failed (a certificate refused
     /// under `--tls-verify`, a server whose TLS is broken, a handshake that timed out):

@@ -188,6 +188,8 @@ struct Ended {
     log: Vec<String>,
     /// The client's bytes written after the server's last plain-text byte.
     after_starttls: Vec<u8>,
+    /// Each write of the client's, as text where it is text.
+    writes: Vec<String>,
 }
 
 /// Runs a session against `server` until it ends; `wait` lets time pass when neither side
@@ -195,6 +197,19 @@ struct Ended {
 fn converse(config: SessionConfig, server: Server, mailboxes: &[&str]) -> Ended {
     let starttls = config.starttls;
     converse_with(config, server, mailboxes, starttls)
+}
+
+/// [`converse`] with a session that knows the server takes MAIL FROM in plain text
+/// ([`Session::with_plain_text_known`]).
+fn converse_known(config: SessionConfig, server: Server, mailboxes: &[&str]) -> Ended {
+    PLAIN_TEXT_KNOWN.with(|known| known.set(true));
+    let ended = converse(config, server, mailboxes);
+    PLAIN_TEXT_KNOWN.with(|known| known.set(false));
+    ended
+}
+
+thread_local! {
+    static PLAIN_TEXT_KNOWN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// [`converse`], the session told when to say STARTTLS ([`Session::with_starttls`]).
@@ -216,9 +231,13 @@ fn converse_with(
     let mut session = Session::new(Arc::new(config.check().unwrap()), recipients, now)
         .with_server_name(ServerName::try_from("mx.test").unwrap())
         .with_starttls(starttls);
+    if PLAIN_TEXT_KNOWN.with(std::cell::Cell::get) {
+        session = session.with_plain_text_known();
+    }
     session.handle_connected(now);
     session.handle_input(b"220 mx.test ESMTP\r\n", now);
     let mut after_starttls = Vec::new();
+    let mut writes = Vec::new();
     let mut rounds = 0;
     while !session.is_finished() {
         rounds += 1;
@@ -227,6 +246,9 @@ fn converse_with(
         session.consume_output(out.len());
         if server.log.iter().any(|l| l == "STARTTLS") {
             after_starttls.extend_from_slice(&out);
+        }
+        if !out.is_empty() {
+            writes.push(String::from_utf8_lossy(&out).into_owned());
         }
         let reply = server.feed(&out);
         if !reply.is_empty() {
@@ -256,6 +278,7 @@ fn converse_with(
         summary: summary.unwrap(),
         log: server.log,
         after_starttls,
+        writes,
     }
 }
 
@@ -635,4 +658,52 @@ fn a_tls_1_2_server_is_spoken_to_in_tls_1_2() {
     let ended = converse(config(StartTls::Always), server, &BOTH);
     assert_eq!(ended.summary.tls, Some(TlsVersion::Tls12));
     assert_eq!(reason(&ended.outcomes[0]), Some(Reason::Accepted));
+}
+
+/// At a server known to take MAIL FROM in plain text, QUIT ends the last group again; an
+/// offering server costs no round trip more than one without STARTTLS. Should it say 530 after
+/// all, with QUIT gone, the recipients are handed back for a session that starts TLS first.
+#[test]
+fn a_server_known_to_take_plain_text_gets_quit_in_the_group() {
+    let cert = SelfSigned::new(&["mx.test"]);
+    let offered = converse_known(
+        config(StartTls::WhenRequired),
+        Server::new(Mode::Offered, &cert),
+        &BOTH,
+    );
+    assert_eq!(reason(&offered.outcomes[0]), Some(Reason::Accepted));
+    assert_eq!(
+        offered.log,
+        [
+            "EHLO probe.example.net",
+            "MAIL FROM:<probe@example.net>",
+            "RCPT TO:<alice@x.test>",
+            "RCPT TO:<bob@x.test>",
+            "QUIT"
+        ]
+    );
+    assert_eq!(
+        offered.writes[1],
+        "MAIL FROM:<probe@example.net>\r\nRCPT TO:<alice@x.test>\r\nRCPT TO:<bob@x.test>\r\nQUIT\r\n",
+        "QUIT in the group"
+    );
+    // Not known: QUIT waits for the replies.
+    let unknown = converse(
+        config(StartTls::WhenRequired),
+        Server::new(Mode::Offered, &cert),
+        &BOTH,
+    );
+    assert_eq!(unknown.writes.last().map(String::as_str), Some("QUIT\r\n"));
+    let required = converse_known(
+        config(StartTls::WhenRequired),
+        Server::new(Mode::Required, &cert),
+        &BOTH,
+    );
+    for outcome in &required.outcomes {
+        assert_eq!(
+            *outcome,
+            RecipientOutcome::HandedBack(HandBack::TlsRequired)
+        );
+    }
+    assert!(!required.log.iter().any(|l| l == "STARTTLS"));
 }
