@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod config_file;
 mod engine_args;
+mod fleet;
 mod input;
 mod mx;
 mod output;
@@ -54,6 +55,11 @@ enum Command {
     /// lists (uploaded, watched, downloaded as CSV or JSON Lines), a page for people at /, and
     /// /metrics. Jobs and verdicts are kept in a SQLite store that survives crashes.
     Serve(Box<serve::ServeArgs>),
+    /// Be one prober of a fleet: pull batches of addresses from a NATS JetStream work queue
+    /// shared with other workers, verify them with this machine's engine and addresses, and
+    /// publish the results (see docs/scaling.md). One machine needs no NATS: use verify or
+    /// serve.
+    Worker(Box<fleet::worker::WorkerArgs>),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell):
     /// `mxprobe completions bash > /etc/bash_completion.d/mxprobe`.
     Completions {
@@ -147,6 +153,7 @@ pub fn run() -> ExitCode {
         Command::Mx(args) => mx::run(args).map(|()| 0),
         Command::Bench(args) => bench::run(*args),
         Command::Serve(args) => serve::run(*args),
+        Command::Worker(args) => fleet::worker::run(*args),
         Command::Completions { shell } => completions(shell).map(|()| 0),
         Command::Man { command } => man(command.as_deref()).map(|()| 0),
     };

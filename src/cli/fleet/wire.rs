@@ -1,0 +1,159 @@
+//! What the fleet says on NATS: the streams, the subjects, and the messages.
+//!
+//! - **Work** (`mxprobe.work`, stream `MXPROBE_WORK`, work-queue retention): one message is a
+//!   [`WorkBatch`], the addresses of one job at one domain (at most [`MAX_BATCH_LINES`]), so
+//!   that a worker's sessions and the domain's catch-all control stay together. Every worker
+//!   pulls through one durable consumer, [`WORKERS`]; a message is acked once its results are
+//!   stored, so a worker that dies leaves its batch to another after the ack wait.
+//! - **Results** (`mxprobe.results.<job>`, stream `MXPROBE_RESULTS`): one message per line, the
+//!   record's JSON (its `line` the job's line), with the message id `<job>:<line>`: the
+//!   stream's duplicate window drops a second copy of a redelivered batch's results.
+//! - **Dead letters** (`mxprobe.dead`, stream `MXPROBE_DEAD`): a work message that is not a
+//!   batch, as it came, with the reason in the `Mxprobe-Reason` header.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use serde::{Deserialize, Serialize};
+
+/// The work stream and its subject.
+pub const WORK_STREAM: &str = "MXPROBE_WORK";
+pub const WORK_SUBJECT: &str = "mxprobe.work";
+/// The results stream; results of job `j` are on `mxprobe.results.j`.
+pub const RESULTS_STREAM: &str = "MXPROBE_RESULTS";
+pub const RESULTS_SUBJECTS: &str = "mxprobe.results.>";
+/// Where malformed work goes.
+pub const DEAD_STREAM: &str = "MXPROBE_DEAD";
+pub const DEAD_SUBJECT: &str = "mxprobe.dead";
+/// The durable pull consumer every worker shares.
+pub const WORKERS: &str = "mxprobe-workers";
+/// The header that says why a message is a dead letter.
+pub const REASON_HEADER: &str = "Mxprobe-Reason";
+/// The most addresses a batch should carry: one domain's share of a few sessions.
+pub const MAX_BATCH_LINES: usize = 100;
+/// How long the results stream remembers a message id: longer than a batch can take to be
+/// delivered again after a worker died with it (the ack wait, a few times over).
+pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The addresses of one job at one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkBatch {
+    /// The job: letters, digits, `-` and `_` (it is a subject token).
+    pub job: String,
+    /// The lines, each its number in the job and the address as submitted.
+    pub lines: Vec<WorkLine>,
+}
+
+/// One line of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkLine {
+    /// Its number in the job, from 1.
+    pub line: u64,
+    /// The address as submitted.
+    pub address: String,
+}
+
+impl WorkBatch {
+    /// The batch a message carries, or why it is not one.
+    pub fn parse(payload: &[u8]) -> Result<Self, String> {
+        let batch: Self =
+            serde_json::from_slice(payload).map_err(|e| format!("not a work batch: {e}"))?;
+        if !is_job_id(&batch.job) {
+            return Err(format!(
+                "the job id {:?} is not 1 to 64 letters, digits, - or _",
+                batch.job
+            ));
+        }
+        if batch.lines.is_empty() {
+            return Err("the batch has no lines".into());
+        }
+        Ok(batch)
+    }
+}
+
+/// True if `id` can name a job in a subject: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn is_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The subject job `job`'s results are published on.
+pub fn results_subject(job: &str) -> String {
+    format!("mxprobe.results.{job}")
+}
+
+/// The message id of a line's result: the stream drops a second result for the same line.
+pub fn result_id(job: &str, line: u64) -> String {
+    format!("{job}:{line}")
+}
+
+/// The fleet's streams, made if they do not exist (every process does this at start, so any
+/// may come first).
+pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, String> {
+    let work = js
+        .get_or_create_stream(stream::Config {
+            name: WORK_STREAM.into(),
+            subjects: vec![WORK_SUBJECT.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("cannot make the stream {WORK_STREAM}: {e}"))?;
+    js.get_or_create_stream(stream::Config {
+        name: RESULTS_STREAM.into(),
+        subjects: vec![RESULTS_SUBJECTS.into()],
+        storage: stream::StorageType::File,
+        duplicate_window: RESULTS_DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot make the stream {RESULTS_STREAM}: {e}"))?;
+    js.get_or_create_stream(stream::Config {
+        name: DEAD_STREAM.into(),
+        subjects: vec![DEAD_SUBJECT.into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot make the stream {DEAD_STREAM}: {e}"))?;
+    Ok(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_reads_back_and_bad_ones_say_why() {
+        let batch = WorkBatch {
+            job: "job-1".into(),
+            lines: vec![WorkLine {
+                line: 3,
+                address: "alice@example.com".into(),
+            }],
+        };
+        let json = serde_json::to_vec(&batch).unwrap();
+        assert_eq!(WorkBatch::parse(&json), Ok(batch));
+        for (bad, why) in [
+            (&b"garbage"[..], "not a work batch"),
+            (
+                br#"{"job":"a.b","lines":[{"line":1,"address":"x"}]}"#,
+                "job id",
+            ),
+            (
+                br#"{"job":"","lines":[{"line":1,"address":"x"}]}"#,
+                "job id",
+            ),
+            (br#"{"job":"j","lines":[]}"#, "no lines"),
+        ] {
+            let error = WorkBatch::parse(bad).unwrap_err();
+            assert!(error.contains(why), "{error}");
+        }
+        assert_eq!(result_id("j", 7), "j:7");
+        assert_eq!(results_subject("j"), "mxprobe.results.j");
+    }
+}

@@ -1,0 +1,446 @@
+//! `mxprobe worker`: one prober of a fleet. It pulls batches of addresses from the JetStream
+//! work queue through the durable consumer every worker shares, verifies them with its own
+//! engine, publishes one result per line, and only then acks the batch.
+//!
+//! # Delivery
+//!
+//! At least once, with results made idempotent: each result carries the message id
+//! `<job>:<line>`, so when a batch is verified twice (its worker died after publishing and
+//! before acking, or the ack was lost) the results stream drops the second copy. A worker that
+//! dies leaves its batches unacked; JetStream hands them to another worker after the ack wait.
+//! A batch still open sends "in progress" every third of the ack wait (greylisting retries and
+//! slow servers take minutes), so a live worker keeps its batches. A batch delivered more than
+//! `--max-deliver` times is not verified again: each of its lines is answered
+//! `unknown/temporary_failure` with a detail saying so, never dropped. A message that is not a
+//! batch goes to the dead-letter stream with the reason, and is terminated.
+//!
+//! # Back-pressure
+//!
+//! The worker pulls only while what it holds is below what its engine takes in
+//! (`Config::intake`: its sessions' worth plus the lookahead), a batch at most
+//! [`MAX_BATCH_LINES`] addresses; the rest waits in the stream for the workers with room.
+//!
+//! # Shape
+//!
+//! A tokio runtime for NATS; the engine on its own thread, its verdicts handed over through a
+//! channel by its callback. One task pulls; the main loop submits, gathers, publishes and acks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use async_nats::jetstream::message::{AckKind, Acker, PublishMessage as Publish};
+use async_nats::jetstream::{self, Context};
+use clap::Args;
+use futures_util::StreamExt;
+use mxprobe::address::Address;
+use mxprobe::{Engine, Reason, VerifyResult};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, mpsc};
+
+use super::wire::{
+    DEAD_SUBJECT, MAX_BATCH_LINES, REASON_HEADER, WORKERS, WorkBatch, ensure_streams, result_id,
+    results_subject,
+};
+use crate::cli::engine_args::EngineArgs;
+
+/// Results remembered for repeats within and across batches.
+const REMEMBERED: usize = 20_000;
+
+/// Flags of `mxprobe worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The NATS server (with JetStream on) to take work from: nats://HOST:PORT.
+    #[arg(long, value_name = "URL", env = "MXPROBE_NATS")]
+    nats: String,
+
+    /// Seconds a batch may go unacknowledged before JetStream gives it to another worker. A
+    /// live worker says "in progress" every third of it, however long its batch takes.
+    #[arg(
+        long = "ack-wait",
+        value_name = "SECS",
+        default_value_t = 60,
+        env = "MXPROBE_ACK_WAIT"
+    )]
+    ack_wait: u64,
+
+    /// Deliveries of a batch before its lines are answered unknown instead of verified again
+    /// (workers kept dying or timing out on it).
+    #[arg(
+        long = "max-deliver",
+        value_name = "N",
+        default_value_t = 5,
+        env = "MXPROBE_MAX_DELIVER"
+    )]
+    max_deliver: u32,
+
+    /// Read settings from this TOML file: each key a flag's long name, each value what the
+    /// flag takes. Flags and environment variables win over it.
+    #[arg(long, value_name = "FILE", env = "MXPROBE_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// A batch being verified: its acker, its job, and the records of its lines so far.
+struct Open {
+    acker: Acker,
+    job: String,
+    remaining: usize,
+    records: Vec<(u64, String)>,
+}
+
+/// Runs the worker until SIGINT or SIGTERM, then finishes the batches it holds.
+pub fn run(args: WorkerArgs) -> Result<u8, String> {
+    if args.ack_wait < 3 {
+        return Err("--ack-wait: at least 3 seconds".into());
+    }
+    let config = args
+        .engine
+        .config(|builder| builder.remember_results(REMEMBERED))?;
+    let capacity = config.intake();
+    let (verdicts, mut verdicts_rx) = mpsc::unbounded_channel::<VerifyResult>();
+    let engine = Engine::start_with_callback(config, move |result| {
+        let _ = verdicts.send(result);
+    })
+    .map_err(|e| format!("cannot start the engine: {e}"))?;
+    for notice in engine.notices() {
+        say(notice);
+    }
+    let handle = engine.handle();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mxprobe-worker")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let outcome = runtime.block_on(async {
+        let client = async_nats::connect(&args.nats)
+            .await
+            .map_err(|e| format!("--nats {}: {e}", args.nats))?;
+        let js = jetstream::new(client);
+        let work = ensure_streams(&js).await?;
+        let ack_wait = Duration::from_secs(args.ack_wait);
+        let consumer: jetstream::consumer::Consumer<pull::Config> = work
+            .get_or_create_consumer(
+                WORKERS,
+                pull::Config {
+                    durable_name: Some(WORKERS.into()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait,
+                    // Redelivered for ever: the worker itself answers a batch delivered too
+                    // often, so that no line is ever dropped.
+                    max_deliver: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("cannot make the consumer {WORKERS}: {e}"))?;
+        say(&format!(
+            "mxprobe: worker pulling from {} at {} ({capacity} addresses at most in hand)",
+            WORKERS, args.nats
+        ));
+
+        let held = Arc::new(AtomicUsize::new(0));
+        let room = Arc::new(Notify::new());
+        let (pulled, mut pulled_rx) = mpsc::channel::<jetstream::Message>(64);
+        let puller = tokio::spawn(pull_work(
+            consumer,
+            Arc::clone(&held),
+            Arc::clone(&room),
+            capacity,
+            pulled,
+        ));
+
+        let mut terminate =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        let mut open: HashMap<u64, Open> = HashMap::new();
+        let mut tags: HashMap<u64, (u64, u64)> = HashMap::new();
+        let mut next_tag = 0u64;
+        let mut next_open = 0u64;
+        let mut progress = tokio::time::interval(ack_wait / 3);
+        let mut stopping = false;
+        loop {
+            if stopping && open.is_empty() {
+                break;
+            }
+            tokio::select! {
+                message = pulled_rx.recv(), if !stopping => {
+                    let Some(message) = message else {
+                        return Err("the NATS connection ended".to_owned());
+                    };
+                    let id = next_open;
+                    next_open += 1;
+                    let submitted = Submitting { id, handle: &handle, next_tag: &mut next_tag, tags: &mut tags };
+                    match accept(&js, message, args.max_deliver, submitted).await? {
+                        Some(batch) => {
+                            // The puller counted a full batch; this one holds `remaining`.
+                            let lines = batch.remaining;
+                            if lines > MAX_BATCH_LINES {
+                                held.fetch_add(lines - MAX_BATCH_LINES, Ordering::SeqCst);
+                            } else {
+                                release(&held, &room, MAX_BATCH_LINES - lines);
+                            }
+                            open.insert(id, batch);
+                        }
+                        None => release(&held, &room, MAX_BATCH_LINES),
+                    }
+                }
+                Some(result) = verdicts_rx.recv() => {
+                    let Some((id, line)) = tags.remove(&result.tag) else { continue };
+                    let Some(batch) = open.get_mut(&id) else { continue };
+                    let mut result = result;
+                    result.tag = line;
+                    let json = serde_json::to_string(&result.record())
+                        .map_err(|e| format!("cannot write a record: {e}"))?;
+                    batch.records.push((line, json));
+                    batch.remaining -= 1;
+                    if batch.remaining == 0 {
+                        let batch = open.remove(&id).expect("the batch is open");
+                        let lines = batch.records.len();
+                        // NATS may be away (restarting, a network cut): the batch stays
+                        // unacked, and comes back after the ack wait to be answered again.
+                        if let Err(why) = finish(&js, batch).await {
+                            say(&format!("mxprobe: a batch's results were not stored ({why}); it will come back"));
+                        }
+                        release(&held, &room, lines);
+                    }
+                }
+                _ = progress.tick() => {
+                    for batch in open.values() {
+                        // Lost "in progress" acks cost at most a redelivery, which the results'
+                        // ids make harmless.
+                        let _ = batch.acker.ack_with(AckKind::Progress).await;
+                    }
+                }
+                _ = tokio::signal::ctrl_c(), if !stopping => {
+                    say("mxprobe: stopping: finishing the batches in hand (Ctrl-C again to quit now)");
+                    stopping = true;
+                }
+                _ = terminate.recv(), if !stopping => {
+                    say("mxprobe: stopping: finishing the batches in hand");
+                    stopping = true;
+                }
+            }
+        }
+        puller.abort();
+        Ok(())
+    });
+    handle.finish();
+    let _ = engine.join();
+    outcome.map(|()| 0)
+}
+
+/// `lines` addresses left the worker's hands (answered, or never verified): room for more.
+fn release(held: &AtomicUsize, room: &Notify, lines: usize) {
+    let _ = held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+        Some(n.saturating_sub(lines))
+    });
+    room.notify_one();
+}
+
+/// Where a batch's lines go: the engine, under tags that name the batch and the line.
+struct Submitting<'a> {
+    /// The batch's id among the open ones.
+    id: u64,
+    handle: &'a mxprobe::Handle,
+    next_tag: &'a mut u64,
+    /// Engine tag → (batch id, line).
+    tags: &'a mut HashMap<u64, (u64, u64)>,
+}
+
+/// Pulls batches while the worker holds fewer addresses than its engine takes in, and hands
+/// them to the main loop. `held` counts addresses taken and not yet answered.
+async fn pull_work(
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+    held: Arc<AtomicUsize>,
+    room: Arc<Notify>,
+    capacity: usize,
+    pulled: mpsc::Sender<jetstream::Message>,
+) {
+    loop {
+        let in_hand = held.load(Ordering::SeqCst);
+        if in_hand + MAX_BATCH_LINES > capacity && in_hand > 0 {
+            room.notified().await;
+            continue;
+        }
+        let want = ((capacity.saturating_sub(in_hand)) / MAX_BATCH_LINES).clamp(1, 64);
+        let batch = consumer
+            .fetch()
+            .max_messages(want)
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await;
+        let Ok(mut messages) = batch else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        while let Some(message) = messages.next().await {
+            let Ok(message) = message else { break };
+            // Counted as a full batch until the main loop knows its size.
+            held.fetch_add(MAX_BATCH_LINES, Ordering::SeqCst);
+            if pulled.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Takes one pulled message: a batch to verify (submitted; returned open), or one answered
+/// already or left for later (a dead letter, a batch delivered too often, one whose answer
+/// NATS would not take: `None`, said on stderr). Only the engine's end is an error.
+async fn accept(
+    js: &Context,
+    message: jetstream::Message,
+    max_deliver: u32,
+    to: Submitting<'_>,
+) -> Result<Option<Open>, String> {
+    match answer(js, message, max_deliver, to).await {
+        Ok(open) => Ok(open),
+        Err(Answering::Fatal(why)) => Err(why),
+        Err(Answering::Later(why)) => {
+            say(&format!(
+                "mxprobe: a work message was left for later: {why}"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Why a message was not taken.
+enum Answering {
+    /// The worker cannot go on.
+    Fatal(String),
+    /// NATS did not take what the message needed; unacked, it comes back.
+    Later(String),
+}
+
+async fn answer(
+    js: &Context,
+    message: jetstream::Message,
+    max_deliver: u32,
+    to: Submitting<'_>,
+) -> Result<Option<Open>, Answering> {
+    let delivered = message.info().map_or(1, |info| info.delivered);
+    let (message, acker) = message.split();
+    let batch = match WorkBatch::parse(&message.payload) {
+        Ok(batch) => batch,
+        Err(why) => {
+            let dead = Publish::build()
+                .payload(message.payload.clone())
+                .header(REASON_HEADER, why.as_str());
+            js.send_publish(DEAD_SUBJECT, dead)
+                .await
+                .map_err(|e| Answering::Later(format!("cannot publish a dead letter: {e}")))?
+                .await
+                .map_err(|e| {
+                    Answering::Later(format!("the dead-letter stream did not take it: {e}"))
+                })?;
+            say(&format!(
+                "mxprobe: a work message went to {DEAD_SUBJECT}: {why}"
+            ));
+            let _ = acker.ack_with(AckKind::Term).await;
+            return Ok(None);
+        }
+    };
+    if delivered > i64::from(max_deliver) {
+        let detail = format!(
+            "the batch was delivered {delivered} times without an answer (workers died or \
+             stopped on it); not asked again"
+        );
+        let records = batch
+            .lines
+            .iter()
+            .map(|l| {
+                let parsed = Address::parse(&l.address).ok();
+                let result = VerifyResult {
+                    tag: l.line,
+                    address: l.address.clone(),
+                    mailbox: parsed.as_ref().map(|a| a.mailbox().to_owned()),
+                    domain: parsed.as_ref().map(|a| a.domain().to_owned()),
+                    reason: Reason::TemporaryFailure,
+                    detail: Some(detail.clone()),
+                    mx: None,
+                    ip: None,
+                    smtp: None,
+                    catch_all: None,
+                    flags: mxprobe::address::Flags::default(),
+                    suggestion: None,
+                    attempts: 0,
+                    elapsed: Duration::ZERO,
+                    transcript: None,
+                    tls: None,
+                };
+                serde_json::to_string(&result.record())
+                    .map(|json| (l.line, json))
+                    .map_err(|e| Answering::Fatal(format!("cannot write a record: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        finish(
+            js,
+            Open {
+                acker,
+                job: batch.job,
+                remaining: 0,
+                records,
+            },
+        )
+        .await
+        .map_err(Answering::Later)?;
+        return Ok(None);
+    }
+    let count = batch.lines.len();
+    let mut submissions = Vec::with_capacity(count);
+    for line in batch.lines {
+        let tag = *to.next_tag;
+        *to.next_tag += 1;
+        to.tags.insert(tag, (to.id, line.line));
+        submissions.push((line.address, tag));
+    }
+    // The engine's way in may be full for a moment: wait for it off the runtime's workers.
+    tokio::task::block_in_place(|| to.handle.submit_many(submissions))
+        .map_err(|e| Answering::Fatal(format!("the engine stopped: {e}")))?;
+    Ok(Some(Open {
+        acker,
+        job: batch.job,
+        remaining: count,
+        records: Vec::with_capacity(count),
+    }))
+}
+
+/// Publishes a batch's results, waits until the stream has them all, then acks the batch.
+async fn finish(js: &Context, batch: Open) -> Result<(), String> {
+    let subject = results_subject(&batch.job);
+    let mut acks = Vec::with_capacity(batch.records.len());
+    for (line, json) in batch.records {
+        let publish = Publish::build()
+            .payload(json.into())
+            .message_id(result_id(&batch.job, line));
+        acks.push(
+            js.send_publish(subject.clone(), publish)
+                .await
+                .map_err(|e| format!("cannot publish a result: {e}"))?,
+        );
+    }
+    for ack in acks {
+        ack.await
+            .map_err(|e| format!("the results stream did not take a result: {e}"))?;
+    }
+    batch
+        .acker
+        .double_ack()
+        .await
+        .map_err(|e| format!("cannot ack a batch: {e}"))
+}
+
+#[allow(
+    clippy::print_stderr,
+    reason = "a worker's notices are for the people running it"
+)]
+fn say(message: &str) {
+    eprintln!("{message}");
+}

@@ -1,0 +1,424 @@
+//! The fleet against a real NATS server with JetStream (Debian's `nats-server`), started by
+//! the test on loopback: worker processes take batches of a job from the work queue, verify
+//! them against the simulated world, and publish one result per line. Every line must be
+//! answered exactly once, with the verdict the world's answer key gives (the one a single
+//! `mxprobe verify` gives, which `mxprobe bench` checks), also when a worker is killed with
+//! SIGKILL mid-run and when a malformed message lands on the work subject (it goes to the
+//! dead-letter stream with its reason, and the workers go on).
+//!
+//! The test writes the work messages itself, as JSON: it pins the wire format a producer other
+//! than `mxprobe serve` would follow (`{"job", "lines": [{"line", "address"}]}`, results on
+//! `mxprobe.results.<job>` with the message id `<job>:<line>`).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run servers and processes in real time"
+)]
+#![allow(clippy::print_stderr, reason = "a skipped test says so")]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
+use mxprobe::sim::world::{World, WorldSpec};
+use serde_json::{Value, json};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A nats-server with JetStream on loopback, its store in a directory of its own; killed on
+/// drop.
+struct Nats {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    /// Starts it, or says why the test cannot run (and fails under CI).
+    fn start() -> Option<Self> {
+        if !std::path::Path::new(NATS_SERVER).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{NATS_SERVER} is missing: .ci/run installs nats-server"
+            );
+            eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+            return None;
+        }
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let dir = std::env::temp_dir().join(format!("mxprobe-nats-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("store dir");
+        let child = spawn(port, &dir);
+        wait_until_listening(port);
+        Some(Self { child, port, dir })
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts it again on the same port and store: what a crash and a
+    /// supervisor's restart look like from the fleet.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(500));
+        self.child = spawn(self.port, &self.dir);
+        wait_until_listening(self.port);
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    Command::new(NATS_SERVER)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .arg("-sd")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server")
+}
+
+fn wait_until_listening(port: u16) {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A worker process, killed on drop.
+struct Worker(Child);
+
+impl Worker {
+    /// A worker that answers a batch delivered more than `max_deliver` times unknown.
+    fn start(nats: &Nats, world: &World, max_deliver: u32) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+            .args(["worker", "--nats", &nats.url(), "--ack-wait", "3"])
+            .args(["--max-deliver", &max_deliver.to_string()])
+            .args(["--from", "probe@probe.test", "--allow-private-mx"])
+            .args(["--dns-server", &world.dns_addr().to_string()])
+            .args(["--smtp-port", &world.smtp_port().to_string()])
+            .args(["--retries", "0", "--concurrency", "200", "--per-mx", "200"])
+            .args(["--domain-rate", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a worker");
+        Self(child)
+    }
+
+    /// SIGKILL: no goodbye, its batches left unacked.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small world with no greylisting (its waits would only slow the test).
+fn world() -> World {
+    World::start(WorldSpec {
+        domains: 200,
+        ..WorldSpec::default()
+    })
+    .expect("world")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Publishes job `job`'s `count` generated addresses as batches of one domain each (at most
+/// 100 lines), line `i + 1` being address `i`; returns the lines' expected reasons.
+async fn publish_job(
+    js: &jetstream::Context,
+    world: &World,
+    job: &str,
+    count: u64,
+) -> BTreeMap<u64, String> {
+    let spec = world.spec();
+    let mut by_domain: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut expected = BTreeMap::new();
+    for index in 0..count {
+        let generated = spec.address(index);
+        let domain = generated
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_owned())
+            .unwrap_or_default();
+        by_domain
+            .entry(domain)
+            .or_default()
+            .push(json!({"line": index + 1, "address": generated.address}));
+        expected.insert(index + 1, generated.expected.as_str().to_owned());
+    }
+    let mut acks = Vec::new();
+    for lines in by_domain.into_values() {
+        for chunk in lines.chunks(100) {
+            let batch = json!({"job": job, "lines": chunk});
+            acks.push(
+                js.publish("mxprobe.work", batch.to_string().into())
+                    .await
+                    .expect("publish"),
+            );
+        }
+    }
+    for ack in acks {
+        ack.await.expect("the work stream took a batch");
+    }
+    expected
+}
+
+/// Reads job `job`'s results until `count` lines are in (or the deadline), calling `midway`
+/// once when `at` of them are; returns each line's records, in the order they came: two for a
+/// line are two messages in the results stream. It pulls through a durable consumer with short
+/// fetches, so it rides out a NATS restart.
+async fn collect(
+    js: &jetstream::Context,
+    job: &str,
+    count: usize,
+    at: usize,
+    mut midway: impl FnMut(),
+) -> BTreeMap<u64, Vec<Value>> {
+    let name = format!("collector-{job}");
+    let mut got: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut called = false;
+    // After the last line, two more seconds for a second answer to any line to show.
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} lines answered in time",
+            got.len()
+        );
+        if quiet_until.is_some_and(|until| Instant::now() >= until) {
+            return got;
+        }
+        let consumer: Result<consumer::PullConsumer, _> =
+            match js.get_stream("MXPROBE_RESULTS").await {
+                Ok(stream) => {
+                    stream
+                        .get_or_create_consumer(
+                            &name,
+                            consumer::pull::Config {
+                                durable_name: Some(name.clone()),
+                                filter_subject: format!("mxprobe.results.{job}"),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                }
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+        let Ok(consumer) = consumer else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let Ok(mut batch) = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while let Some(Ok(message)) = batch.next().await {
+            // The collector's own acks can be lost (NATS restarting): a message it is given
+            // again has the same stream sequence, and is one result, not two.
+            let sequence = message.info().expect("a JetStream message").stream_sequence;
+            let _ = message.ack().await;
+            if !seen.insert(sequence) {
+                continue;
+            }
+            let record: Value = serde_json::from_slice(&message.payload).expect("a record");
+            let line = record["line"].as_u64().expect("line");
+            got.entry(line).or_default().push(record);
+            total += 1;
+            if total >= at && !called {
+                called = true;
+                midway();
+            }
+        }
+        if got.len() >= count && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_secs(2));
+        }
+    }
+}
+
+/// Every line once, and its reason the one expected.
+fn check(expected: &BTreeMap<u64, String>, got: &BTreeMap<u64, Vec<Value>>) {
+    let twice: Vec<_> = got.iter().filter(|(_, r)| r.len() > 1).take(5).collect();
+    assert!(twice.is_empty(), "lines answered more than once: {twice:?}");
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(line, reason)| {
+            got.get(line).and_then(|r| r[0]["reason"].as_str()) != Some(reason.as_str())
+        })
+        .take(10)
+        .map(|(line, reason)| (line, reason, got.get(line)))
+        .collect();
+    assert!(wrong.is_empty(), "wrong or missing verdicts: {wrong:?}");
+}
+
+/// Waits until some worker has made the fleet's streams.
+async fn wait_for_streams(js: &jetstream::Context) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while js.get_stream("MXPROBE_RESULTS").await.is_err() {
+        assert!(Instant::now() < deadline, "no worker made the streams");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One worker takes the whole job (it holds far more than 12,000 addresses); a third of the
+/// way through two more start, and the first is killed with SIGKILL. The job can then finish
+/// only through JetStream redelivering the dead worker's unacked batches to the late ones:
+/// every line answered once, with the answer key's verdict. A malformed message on the way
+/// goes to the dead letters.
+#[test]
+fn a_fleet_answers_every_line_once_when_a_worker_is_killed() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 12_000;
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let mut first = Worker::start(&nats, &world, 5);
+        let mut late: Vec<Worker> = Vec::new();
+        wait_for_streams(&js).await;
+        js.publish("mxprobe.work", "this is not a batch".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("taken");
+        let expected = publish_job(&js, &world, "job1", COUNT).await;
+        let got = collect(&js, "job1", COUNT as usize, COUNT as usize / 3, || {
+            late.push(Worker::start(&nats, &world, 5));
+            late.push(Worker::start(&nats, &world, 5));
+            first.kill();
+        })
+        .await;
+        assert_eq!(late.len(), 2, "the midway point came");
+        check(&expected, &got);
+
+        // The malformed message: a dead letter with its reason.
+        let mut dead = js.get_stream("MXPROBE_DEAD").await.expect("dead letters");
+        let state = dead.info().await.expect("info").state.clone();
+        assert_eq!(state.messages, 1, "{state:?}");
+        let letter = dead
+            .get_raw_message(state.first_sequence)
+            .await
+            .expect("the letter");
+        assert_eq!(&letter.payload[..], b"this is not a batch");
+        let reason = letter
+            .headers
+            .get("Mxprobe-Reason")
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        assert!(reason.contains("not a work batch"), "{reason}");
+    });
+}
+
+/// NATS killed and started again a third of the way through a job: the workers and the
+/// results ride it out (unstored results and unacked batches come back), and every line is
+/// answered once, rightly.
+#[test]
+fn a_job_finishes_when_nats_restarts_mid_run() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 6_000;
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&nats, &world, 5)).collect();
+        wait_for_streams(&js).await;
+        let expected = publish_job(&js, &world, "job2", COUNT).await;
+        let got = collect(&js, "job2", COUNT as usize, COUNT as usize / 3, || {
+            nats.restart()
+        })
+        .await;
+        check(&expected, &got);
+    });
+}
+
+/// A batch delivered more times than `--max-deliver` allows is answered, not verified again
+/// and never dropped: here a worker takes the whole job and dies, and the late worker, allowed
+/// one delivery, answers what the dead one left `unknown/temporary_failure`, saying why.
+#[test]
+fn a_batch_delivered_too_often_is_answered_unknown() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 3_000;
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let mut first = Worker::start(&nats, &world, 1);
+        let mut late = None;
+        wait_for_streams(&js).await;
+        let expected = publish_job(&js, &world, "job3", COUNT).await;
+        let got = collect(&js, "job3", COUNT as usize, 1, || {
+            first.kill();
+            late = Some(Worker::start(&nats, &world, 1));
+        })
+        .await;
+        assert!(late.is_some());
+        let twice: Vec<_> = got.iter().filter(|(_, r)| r.len() > 1).take(5).collect();
+        assert!(twice.is_empty(), "lines answered more than once: {twice:?}");
+        assert_eq!(got.len(), COUNT as usize);
+        let mut given_up = 0;
+        for (line, records) in &got {
+            let record = &records[0];
+            let detail = record["detail"].as_str().unwrap_or_default();
+            if detail.contains("delivered 2 times") {
+                given_up += 1;
+                assert_eq!(record["verdict"], "unknown", "{record}");
+                assert_eq!(record["reason"], "temporary_failure", "{record}");
+            } else {
+                assert_eq!(
+                    record["reason"].as_str(),
+                    expected.get(line).map(String::as_str)
+                );
+            }
+        }
+        assert!(given_up > 0, "the dead worker left nothing");
+    });
+}
