@@ -22,6 +22,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/serve.rs"]
+mod support;
+
 use async_nats::jetstream::{self, consumer};
 use futures_util::StreamExt;
 use mxprobe::sim::world::{World, WorldSpec};
@@ -421,4 +424,111 @@ fn a_batch_delivered_too_often_is_answered_unknown() {
         }
         assert!(given_up > 0, "the dead worker left nothing");
     });
+}
+
+/// `mxprobe serve --nats` with three workers: a job uploaded through the HTTP API goes out as
+/// work, one worker is killed with SIGKILL mid-job, and the job finishes with every line
+/// answered once, as `mxprobe verify` answers it on the same world; the results download as
+/// they would without a fleet.
+#[test]
+fn a_job_through_the_service_is_verified_by_the_fleet() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 10_000;
+    let spec = world.spec();
+    let list: String = (0..COUNT).map(|i| spec.address(i).address + "\n").collect();
+    let engine: Vec<String> = [
+        "--from",
+        "probe@probe.test",
+        "--allow-private-mx",
+        "--domain-rate",
+        "0",
+        "--retries",
+        "0",
+        "--dns-server",
+        &world.dns_addr().to_string(),
+        "--smtp-port",
+        &world.smtp_port().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let store = support::temp("fleet-store.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);
+    let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&nats, &world, 5)).collect();
+    let created = support::post(
+        &server,
+        "/v1/jobs",
+        support::TOKEN_A,
+        "text/plain",
+        list.as_bytes(),
+    );
+    assert_eq!(created.status, 202, "{}", created.body);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    // Kill a worker once a third of the job is in.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = support::get(&server, &format!("/v1/jobs/{id}"), support::TOKEN_A).json();
+        if job["answered"].as_u64().unwrap_or(0) >= COUNT / 3 || job["state"] != "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job does not move: {job}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    workers[0].kill();
+    let job = support::wait_for_job(&server, &id, support::TOKEN_A);
+    assert_eq!(job["state"], "finished", "{job}");
+    let results = support::get(
+        &server,
+        &format!("/v1/jobs/{id}/results?format=jsonl"),
+        support::TOKEN_A,
+    );
+    let mut by_line: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for line in results.body.lines() {
+        let record: Value = serde_json::from_str(line).expect("a record");
+        by_line
+            .entry(record["line"].as_u64().expect("line"))
+            .or_default()
+            .push(record["reason"].as_str().expect("reason").to_owned());
+    }
+    assert_eq!(by_line.len(), COUNT as usize);
+    assert!(
+        by_line.values().all(|r| r.len() == 1),
+        "a line answered twice"
+    );
+    // As `mxprobe verify` answers the same list on the same world.
+    let verified = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .arg("verify")
+        .args(&engine)
+        .args(["--format", "jsonl", "--quiet", "--input", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(list.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run verify");
+    let mut differ = Vec::new();
+    for line in String::from_utf8_lossy(&verified.stdout).lines() {
+        let record: Value = serde_json::from_str(line).expect("a record");
+        let n = record["line"].as_u64().expect("line");
+        let reason = record["reason"].as_str().expect("reason");
+        if by_line.get(&n).map(|r| r[0].as_str()) != Some(reason) {
+            differ.push((n, reason.to_owned(), by_line.get(&n).cloned()));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "the fleet and verify differ: {:?}",
+        &differ[..differ.len().min(10)]
+    );
 }

@@ -120,6 +120,11 @@ impl Server {
     /// Starts the service on `store` with this world's engine and `extra` flags; waits until it
     /// listens.
     pub fn start(world: &World, store: &PathBuf, extra: &[&str]) -> Self {
+        Self::start_with(&world.engine_args(), store, extra)
+    }
+
+    /// Starts the service on `store` with the engine flags `engine` and `extra` flags.
+    pub fn start_with(engine: &[String], store: &PathBuf, extra: &[&str]) -> Self {
         let tokens = temp("tokens");
         std::fs::write(&tokens, format!("# two owners\n{TOKEN_A}\n{TOKEN_B}\n")).expect("tokens");
         let mut command = Command::new(env!("CARGO_BIN_EXE_mxprobe"));
@@ -130,7 +135,7 @@ impl Server {
             .arg(store)
             .arg("--tokens")
             .arg(&tokens)
-            .args(world.engine_args())
+            .args(engine)
             .args(extra)
             .env_remove("MXPROBE_TOKENS")
             .stdin(Stdio::null())

@@ -18,6 +18,7 @@ use mxprobe::address::Address;
 use mxprobe::store::{JobId, Store};
 use mxprobe::{Handle, Reason};
 
+use super::super::fleet::link::WorkOrder;
 use super::records::cached_record;
 use super::tags::{MAX_SLOT, Tag};
 use super::writer::{Op, Slots};
@@ -42,10 +43,39 @@ struct Running {
     cursor: u64,
 }
 
+/// Where lines go to be verified.
+pub enum Sink {
+    /// This service's engine.
+    Engine(Handle),
+    /// A fleet of workers, through NATS (`serve --nats`).
+    Fleet(tokio::sync::mpsc::UnboundedSender<WorkOrder>),
+}
+
+impl Sink {
+    /// Sends job `job`'s `lines` (in slot `slot`) to be verified.
+    fn submit(&self, job: &JobId, slot: u32, lines: Vec<(u64, String)>) -> Result<(), String> {
+        match self {
+            Self::Engine(handle) => handle
+                .submit_many(
+                    lines
+                        .into_iter()
+                        .map(|(line, text)| (text, Tag::Line { slot, line }.pack())),
+                )
+                .map_err(|_| "the engine has stopped".to_owned()),
+            Self::Fleet(orders) => orders
+                .send(WorkOrder {
+                    job: job.to_string(),
+                    lines,
+                })
+                .map_err(|_| "the NATS publisher has stopped".to_owned()),
+        }
+    }
+}
+
 /// Everything the feeder works with.
 pub struct Feeder {
     pub store: PathBuf,
-    pub handle: Handle,
+    pub sink: Sink,
     pub slots: Slots,
     pub in_flight: Arc<AtomicUsize>,
     /// Lines in flight at most.
@@ -142,18 +172,12 @@ impl Feeder {
                     records.push((line, reason, record));
                     continue;
                 }
-                let tag = Tag::Line {
-                    slot: job.slot,
-                    line,
-                };
-                submissions.push((text, tag.pack()));
+                submissions.push((line, text));
             }
             self.in_flight
                 .fetch_add(submissions.len(), Ordering::SeqCst);
-            // The chunk rings the engine once.
-            if self.handle.submit_many(submissions).is_err() {
-                return Err("the engine has stopped".into());
-            }
+            // The chunk rings the engine once, or is one order to the fleet.
+            self.sink.submit(&job.id, job.slot, submissions)?;
             if !records.is_empty() {
                 let _ = self.writer.send(Op::Records {
                     job: job.id.clone(),

@@ -40,6 +40,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_io_timeout::TimeoutStream;
 
 use super::engine_args::EngineArgs;
+use super::fleet;
 
 mod api;
 mod auth;
@@ -52,7 +53,7 @@ mod webhook;
 mod writer;
 
 use auth::Auth;
-use feeder::{Feed, Feeder};
+use feeder::{Feed, Feeder, Sink};
 use limits::Limits;
 use metrics::Metrics;
 use tags::Tag;
@@ -179,8 +180,54 @@ pub struct ServeArgs {
     )]
     allow_private_webhooks: bool,
 
+    /// Send jobs to a fleet of `mxprobe worker`s through this NATS server (JetStream on)
+    /// instead of verifying them here: their lines go out as work batches and the results come
+    /// back into the store (docs/scaling.md). Real-time requests are still verified by this
+    /// service's own engine.
+    #[arg(long, value_name = "URL", env = "MXPROBE_NATS")]
+    nats: Option<String>,
+
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+/// Lines in flight to a fleet at most (`serve --nats`): the workers' engines together hold
+/// far more than this service's own would.
+const FLEET_WINDOW: usize = 200_000;
+
+/// Where a fleet's results go: the store's writer, under the job's slot.
+struct FleetResults {
+    slots: writer::Slots,
+    writer: mpsc::Sender<Op>,
+    metrics: Arc<Metrics>,
+}
+
+impl fleet::link::ResultSink for FleetResults {
+    fn deliver(&mut self, job: &str, mut result: VerifyResult) -> bool {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(_, id)| id.as_str() == job)
+            .map(|(slot, _)| *slot);
+        let Some(slot) = slot else {
+            return false;
+        };
+        result.tag = Tag::Line {
+            slot,
+            line: result.tag,
+        }
+        .pack();
+        self.metrics.verdict(result.reason, false);
+        self.writer.send(Op::Line(result)).is_ok()
+    }
+
+    fn saved(&mut self) -> oneshot::Receiver<()> {
+        let (done, saved) = oneshot::channel();
+        let _ = self.writer.send(Op::Sync(done));
+        saved
+    }
 }
 
 /// The limits a request meets.
@@ -251,7 +298,18 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
             .remember_results(REMEMBERED)
             .known_catch_all(known)
     })?;
-    let window = config.intake();
+    let window = if args.nats.is_some() {
+        config.intake().max(FLEET_WINDOW)
+    } else {
+        config.intake()
+    };
+    // Built first: a fleet's NATS link lives on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mxprobe-http")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
 
     let slots: writer::Slots = Arc::default();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -288,10 +346,30 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     for notice in engine.notices() {
         say(notice);
     }
+    let sink = match &args.nats {
+        None => Sink::Engine(engine.handle()),
+        Some(url) => {
+            let js = runtime.block_on(fleet::link::connect(url))?;
+            let (orders, orders_rx) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(fleet::link::publish_orders(js.clone(), orders_rx));
+            runtime.spawn(fleet::link::read_results(
+                js,
+                FleetResults {
+                    slots: Arc::clone(&slots),
+                    writer: writer.sender.clone(),
+                    metrics: Arc::clone(&metrics),
+                },
+            ));
+            say(&format!(
+                "mxprobe serve: jobs go to the fleet on {url}; real-time requests are verified here"
+            ));
+            Sink::Fleet(orders)
+        }
+    };
     let (feed, inbox) = mpsc::channel();
     let feeder = Feeder {
         store: args.store.clone(),
-        handle: engine.handle(),
+        sink,
         slots,
         in_flight: Arc::clone(&in_flight),
         window,
@@ -330,12 +408,6 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         },
         shutting_down: AtomicBool::new(false),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("mxprobe-http")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
     let served = runtime.block_on(serve(
         Arc::clone(&app),
         args.listen,

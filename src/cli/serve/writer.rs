@@ -246,7 +246,12 @@ impl State {
                     ));
                 }
             }
-            self.in_flight.fetch_sub(count, Ordering::SeqCst);
+            // Saturating: a result can come twice (a fleet's redelivery), and is saved once.
+            let _ = self
+                .in_flight
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    Some(n.saturating_sub(count))
+                });
             let _ = self.room.try_send(());
         }
         for result in self.cache.drain(..) {

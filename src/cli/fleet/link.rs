@@ -1,0 +1,224 @@
+//! The HTTP service's side of the fleet (`mxprobe serve --nats`): jobs' lines go out as work
+//! batches, and the results the workers publish come back into the job's store.
+//!
+//! - **Out**: the feeder hands over a job's unanswered lines ([`WorkOrder`]); they are grouped
+//!   by domain (a line that is not an address goes with the others that are not), cut into
+//!   batches of at most [`MAX_BATCH_LINES`] and published on the work subject with the message
+//!   id `<job>:<first line>`, so a batch published twice within the work stream's duplicate
+//!   window is taken once. A publish NATS does not confirm is tried again, a second later, until
+//!   it is: a NATS outage delays the job, it loses nothing.
+//! - **In**: one durable consumer (`mxprobe-serve`) reads every result. Each is handed to the
+//!   store's writer, and acked only once the writer says it is saved: a service killed in
+//!   between gets the result again at its next start. A result of a job this service does not
+//!   run (finished, cancelled, another service's) is acked and left.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, Context};
+use futures_util::StreamExt;
+use mxprobe::VerifyResult;
+use mxprobe::address::Address;
+use tokio::sync::{mpsc, oneshot};
+
+use super::wire::{
+    MAX_BATCH_LINES, RESULTS_STREAM, WORK_SUBJECT, WorkBatch, WorkLine, ensure_streams,
+};
+
+/// The durable consumer the service reads results through.
+pub const SERVICE_CONSUMER: &str = "mxprobe-serve";
+
+/// Lines of a job to send to the fleet.
+#[derive(Debug)]
+pub struct WorkOrder {
+    /// The job.
+    pub job: String,
+    /// Line numbers and addresses as submitted.
+    pub lines: Vec<(u64, String)>,
+}
+
+/// Connects to NATS and makes the fleet's streams.
+pub async fn connect(url: &str) -> Result<Context, String> {
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|e| format!("--nats {url}: {e}"))?;
+    let js = jetstream::new(client);
+    ensure_streams(&js).await?;
+    Ok(js)
+}
+
+/// An order's lines as batches of one domain each, at most [`MAX_BATCH_LINES`] lines, the
+/// lines in their order.
+pub fn batches(order: WorkOrder) -> Vec<WorkBatch> {
+    let mut by_domain: BTreeMap<String, Vec<WorkLine>> = BTreeMap::new();
+    for (line, address) in order.lines {
+        let domain = Address::parse(&address)
+            .map(|a| a.domain().to_owned())
+            .unwrap_or_default();
+        by_domain
+            .entry(domain)
+            .or_default()
+            .push(WorkLine { line, address });
+    }
+    let mut batches = Vec::new();
+    for lines in by_domain.into_values() {
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            batches.push(WorkBatch {
+                job: order.job.clone(),
+                lines: lines.by_ref().take(MAX_BATCH_LINES).collect(),
+            });
+        }
+    }
+    batches
+}
+
+/// Publishes every order that comes, batch by batch, until the sender is dropped.
+pub async fn publish_orders(js: Context, mut orders: mpsc::UnboundedReceiver<WorkOrder>) {
+    while let Some(order) = orders.recv().await {
+        for batch in batches(order) {
+            let Ok(payload) = serde_json::to_vec(&batch) else {
+                continue;
+            };
+            let id = format!("{}:{}", batch.job, batch.lines[0].line);
+            loop {
+                let publish = PublishMessage::build()
+                    .payload(payload.clone().into())
+                    .message_id(&id);
+                let stored = match js.send_publish(WORK_SUBJECT, publish).await {
+                    Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match stored {
+                    Ok(()) => break,
+                    Err(why) => {
+                        complain(&format!(
+                            "a work batch of job {} was not stored ({why}); trying again",
+                            batch.job
+                        ));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the results reader hands a result to.
+pub trait ResultSink: Send + 'static {
+    /// Job `job`'s result `result` (its tag the line): false if this service does not run
+    /// the job.
+    fn deliver(&mut self, job: &str, result: VerifyResult) -> bool;
+    /// Resolves once everything delivered so far is saved.
+    fn saved(&mut self) -> oneshot::Receiver<()>;
+}
+
+/// Reads results through the service's durable consumer and hands them to `sink`, acking each
+/// once the sink has saved it; for ever, riding out NATS restarts.
+pub async fn read_results(js: Context, mut sink: impl ResultSink) {
+    let prefix = "mxprobe.results.";
+    loop {
+        let Some(consumer) = results_consumer(&js).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        loop {
+            let fetched = consumer
+                .fetch()
+                .max_messages(1000)
+                .expires(Duration::from_secs(1))
+                .messages()
+                .await;
+            let Ok(mut messages) = fetched else {
+                break;
+            };
+            let mut to_ack = Vec::new();
+            while let Some(message) = messages.next().await {
+                let Ok(message) = message else { break };
+                let (message, acker) = message.split();
+                let job = message.subject.as_str().strip_prefix(prefix).unwrap_or("");
+                match VerifyResult::from_record_json(&String::from_utf8_lossy(&message.payload)) {
+                    Ok(result) => {
+                        if sink.deliver(job, result) {
+                            to_ack.push(acker);
+                            continue;
+                        }
+                    }
+                    Err(why) => complain(&format!("a result of job {job} is unreadable: {why}")),
+                }
+                // Not ours, or not a result: nothing to save.
+                let _ = acker.ack().await;
+            }
+            if !to_ack.is_empty() {
+                let _ = sink.saved().await;
+                for acker in to_ack {
+                    let _ = acker.ack().await;
+                }
+            }
+        }
+    }
+}
+
+async fn results_consumer(js: &Context) -> Option<PullConsumer> {
+    let stream = js.get_stream(RESULTS_STREAM).await.ok()?;
+    stream
+        .get_or_create_consumer(
+            SERVICE_CONSUMER,
+            pull::Config {
+                durable_name: Some(SERVICE_CONSUMER.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .await
+        .ok()
+}
+
+fn complain(message: &str) {
+    #[allow(clippy::print_stderr, reason = "the service logs to stderr")]
+    {
+        eprintln!("mxprobe serve: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_becomes_batches_of_one_domain_each_in_line_order() {
+        let mut lines: Vec<(u64, String)> = (1..=250)
+            .map(|n| {
+                (
+                    n,
+                    format!("u{n}@{}.test", if n % 2 == 0 { "a" } else { "b" }),
+                )
+            })
+            .collect();
+        lines.push((251, "not an address".into()));
+        let batches = batches(WorkOrder {
+            job: "j".into(),
+            lines,
+        });
+        assert_eq!(
+            batches.len(),
+            5,
+            "125 and 125 in batches of 100, and one stray"
+        );
+        for batch in &batches {
+            assert!(batch.lines.len() <= MAX_BATCH_LINES);
+            let domains: std::collections::HashSet<_> = batch
+                .lines
+                .iter()
+                .map(|l| l.address.rsplit_once('@').map(|(_, d)| d))
+                .collect();
+            assert_eq!(domains.len(), 1, "{batch:?}");
+            assert!(batch.lines.windows(2).all(|w| w[0].line < w[1].line));
+        }
+        let total: usize = batches.iter().map(|b| b.lines.len()).sum();
+        assert_eq!(total, 251);
+    }
+}
