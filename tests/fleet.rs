@@ -532,3 +532,32 @@ fn a_job_through_the_service_is_verified_by_the_fleet() {
         &differ[..differ.len().min(10)]
     );
 }
+
+/// `mxprobe bench --fleet 2 --nats URL`: two workers take a generated job, every verdict is
+/// the answer key's, no line twice, and the workers' CPU per address is reported.
+#[test]
+fn bench_measures_a_fleet() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
+        .args(["bench", "--json", "--no-showcase", "--addresses", "3000"])
+        .args(["--domains", "200", "--concurrency", "200"])
+        .args(["--fleet", "2", "--nats", &nats.url()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bench");
+    assert!(output.status.success(), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let fleet = &report["fleet"];
+    assert_eq!(fleet["workers"], 2, "{report}");
+    assert_eq!(fleet["addresses"], 3000, "{report}");
+    assert_eq!(fleet["wrong"], 0, "{report}");
+    assert_eq!(fleet["answered_twice"], 0, "{report}");
+    assert!(
+        fleet["workers_cpu_per_address_us"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0),
+        "{report}"
+    );
+}

@@ -53,6 +53,12 @@ pub fn this_process() -> Option<CpuTime> {
     read_stat("/proc/self/stat")
 }
 
+/// Process `pid`'s CPU time so far (a child this process started, say).
+#[must_use]
+pub fn of_process(pid: u32) -> Option<CpuTime> {
+    read_stat(&format!("/proc/{pid}/stat"))
+}
+
 /// The live threads of this process whose name starts with `prefix` (names as given to
 /// `std::thread::Builder::name`, cut to 15 bytes by Linux), with their CPU time so far.
 #[must_use]

@@ -35,6 +35,7 @@ use mxprobe::tls::StartTls;
 use mxprobe::verdict::Reason;
 use mxprobe::{Config, ConfigBuilder, Engine, VerifyResult};
 
+mod fleet;
 mod histogram;
 mod http;
 mod memory;
@@ -138,6 +139,15 @@ pub struct BenchArgs {
     /// of its own): what a proxy costs, beside the direct figures.
     #[arg(long)]
     proxy: bool,
+
+    /// Measure a fleet instead: this many `mxprobe worker` processes of this binary take the
+    /// --addresses from the JetStream work queue of the NATS server at --nats (docs/scaling.md).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "nats")]
+    fleet: usize,
+
+    /// The NATS server (JetStream on) of --fleet: nats://HOST:PORT.
+    #[arg(long, value_name = "URL", requires = "fleet")]
+    nats: Option<String>,
 
     /// STARTTLS at every session: the world's servers offer it (a self-signed certificate) and
     /// the prober says it at each one (`--starttls always`): what a TLS handshake costs, beside
@@ -294,6 +304,9 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
     };
     if args.http {
         return http::run(&target, &args, concurrency);
+    }
+    if let Some(nats) = args.nats.as_deref().filter(|_| args.fleet > 0) {
+        return fleet::run(&target, &args, nats);
     }
     measure(&target, &args, concurrency, notices)
 }
