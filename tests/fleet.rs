@@ -426,7 +426,7 @@ fn a_batch_delivered_too_often_is_answered_unknown() {
     });
 }
 
-/// `mxprobe serve --nats` with three workers: a job uploaded through the HTTP API goes out as
+/// `mxprobe serve --nats` with three workers: a 20,000-line job uploaded through the HTTP API goes out as
 /// work, one worker is killed with SIGKILL mid-job, and the job finishes with every line
 /// answered once, as `mxprobe verify` answers it on the same world; the results download as
 /// they would without a fleet.
@@ -436,7 +436,7 @@ fn a_job_through_the_service_is_verified_by_the_fleet() {
         return;
     };
     let world = world();
-    const COUNT: u64 = 10_000;
+    const COUNT: u64 = 20_000;
     let spec = world.spec();
     let list: String = (0..COUNT).map(|i| spec.address(i).address + "\n").collect();
     let engine: Vec<String> = [

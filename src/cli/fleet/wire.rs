@@ -34,6 +34,9 @@ pub const MAX_BATCH_LINES: usize = 100;
 /// How long the results stream remembers a message id: longer than a batch can take to be
 /// delivered again after a worker died with it (the ack wait, a few times over).
 pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+/// How long results are kept in their stream: a service that reads them may be down for days
+/// (it keeps what it has read in its own store).
+pub const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The addresses of one job at one domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +111,7 @@ pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, S
         subjects: vec![RESULTS_SUBJECTS.into()],
         storage: stream::StorageType::File,
         duplicate_window: RESULTS_DUPLICATE_WINDOW,
+        max_age: RESULTS_MAX_AGE,
         ..Default::default()
     })
     .await
