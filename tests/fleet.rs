@@ -561,3 +561,75 @@ fn bench_measures_a_fleet() {
         "{report}"
     );
 }
+
+/// A worker's catch-all answers go into the fleet's key-value bucket, and a later worker takes
+/// them instead of sending controls: a second job at the same domains costs far fewer RCPTs, and
+/// its verdicts (accept-all ones included) are still the answer key's.
+#[test]
+fn one_workers_catch_all_answers_serve_the_fleet() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    let spec = world.spec().clone();
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        // Publishes lines `from..to` (addresses `from-1..to-1`) as job `job`, as batches of
+        // one domain; returns the expected reasons.
+        let publish = |job: &'static str, from: u64, to: u64| {
+            let js = js.clone();
+            let spec = spec.clone();
+            async move {
+                let mut by_domain: HashMap<String, Vec<Value>> = HashMap::new();
+                let mut expected = BTreeMap::new();
+                for line in from..to {
+                    let generated = spec.address(line - 1);
+                    let domain = generated
+                        .address
+                        .rsplit_once('@')
+                        .map(|(_, d)| d.to_owned());
+                    by_domain
+                        .entry(domain.unwrap_or_default())
+                        .or_default()
+                        .push(json!({"line": line, "address": generated.address}));
+                    expected.insert(line, generated.expected.as_str().to_owned());
+                }
+                for lines in by_domain.into_values() {
+                    let batch = json!({"job": job, "lines": lines});
+                    js.publish("mxprobe.work", batch.to_string().into())
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("taken");
+                }
+                expected
+            }
+        };
+        let rcpts = || world.farm().stats().rcpt_commands;
+
+        let mut first = Worker::start(&nats, &world, 5);
+        wait_for_streams(&js).await;
+        let before = rcpts();
+        let expected = publish("factsa", 1, 401).await;
+        check(&expected, &collect(&js, "factsa", 400, 400, || ()).await);
+        let rcpts_a = rcpts() - before;
+        first.kill();
+        let bucket = js
+            .get_key_value("mxprobe-domains")
+            .await
+            .expect("the bucket");
+        let keys = bucket.keys().await.expect("keys").count().await;
+        assert!(keys >= 100, "{keys} domains' answers shared");
+
+        let _second = Worker::start(&nats, &world, 5);
+        let before = rcpts();
+        let expected = publish("factsb", 401, 801).await;
+        check(&expected, &collect(&js, "factsb", 400, 400, || ()).await);
+        let rcpts_b = rcpts() - before;
+        assert!(
+            rcpts_b + 100 < rcpts_a,
+            "the second job sent {rcpts_b} RCPTs, the first {rcpts_a}: the controls were not spared"
+        );
+    });
+}

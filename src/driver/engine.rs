@@ -65,6 +65,8 @@ const DNS_SOCKETS: u64 = 512;
 enum Message {
     Submit(String, u64),
     SubmitWith(String, u64, Box<SubmitOptions>),
+    /// A domain's catch-all answer learned elsewhere ([`Handle::know_catch_all`]).
+    KnowCatchAll(String, bool),
     Finish,
 }
 
@@ -170,6 +172,18 @@ impl Handle {
         if unrung {
             self.wake();
         }
+        Ok(())
+    }
+
+    /// Domain `domain`'s catch-all answer, learned elsewhere (another prober of a fleet, a
+    /// store): taken like [`ConfigBuilder::known_catch_all`](crate::ConfigBuilder::known_catch_all)
+    /// if the engine has not met the domain yet, so its accepted addresses need no control.
+    /// Goes ahead of bulk submissions: send it before the domain's addresses.
+    pub fn know_catch_all(&self, domain: &str, accepts_any: bool) -> Result<(), EngineStopped> {
+        self.urgent
+            .send(Message::KnowCatchAll(domain.to_owned(), accepts_any))
+            .map_err(|_| EngineStopped)?;
+        self.wake();
         Ok(())
     }
 
@@ -443,6 +457,9 @@ impl Inboxes {
                 Message::SubmitWith(address, tag, options) => {
                     scheduler.submit_with(&address, tag, *options, now);
                 }
+                Message::KnowCatchAll(domain, accepts_any) => {
+                    scheduler.know_catch_all(&domain, accepts_any);
+                }
                 Message::Finish => {}
             }
         }
@@ -513,6 +530,9 @@ fn run(
                 Ok(Message::Submit(address, tag)) => scheduler.submit(&address, tag, now),
                 Ok(Message::SubmitWith(address, tag, options)) => {
                     scheduler.submit_with(&address, tag, *options, now);
+                }
+                Ok(Message::KnowCatchAll(domain, accepts_any)) => {
+                    scheduler.know_catch_all(&domain, accepts_any);
                 }
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
                 Err(TryRecvError::Empty) => break,

@@ -166,6 +166,9 @@ struct Conn {
     by_name: bool,
 }
 
+/// Catch-all answers learned from elsewhere kept at most ([`Scheduler::know_catch_all`]).
+pub const MAX_KNOWN_CATCH_ALL: usize = 1_000_000;
+
 /// Servers remembered as taking MAIL FROM in plain text (a few MB at most).
 const MAX_PLAIN_TEXT_SERVERS: usize = 100_000;
 
@@ -846,6 +849,20 @@ impl Scheduler {
     #[must_use]
     pub fn resolver_stats(&self) -> crate::dns::ResolverStats {
         self.resolver.stats()
+    }
+
+    /// Domain `domain`'s catch-all answer, learned elsewhere: kept for when the domain's first
+    /// address comes (as [`crate::ConfigBuilder::known_catch_all`] gives it). A domain already
+    /// met keeps its own answer, or its control under way. At most [`MAX_KNOWN_CATCH_ALL`]
+    /// answers are kept.
+    pub fn know_catch_all(&mut self, domain: &str, accepts_any: bool) {
+        let domain = domain.to_ascii_lowercase();
+        if self.by_name.contains_key(&domain)
+            || self.config.known_catch_all.len() >= MAX_KNOWN_CATCH_ALL
+        {
+            return;
+        }
+        self.config.known_catch_all.insert(domain, accepts_any);
     }
 
     fn domain_for(&mut self, address: &Address, now: Instant) -> DomainId {

@@ -595,6 +595,39 @@ fn an_accepted_address_waits_for_the_catch_all_answer() {
     assert_eq!(result.catch_all, Some(true));
 }
 
+/// An answer learned while the engine runs (another prober of a fleet) serves a domain met
+/// after it; a domain already met keeps its own.
+#[test]
+fn a_catch_all_answer_learned_while_running_serves_domains_not_yet_met() {
+    let mut h = Harness::new(config());
+    h.mx("all.test", 10, [127, 0, 0, 9]);
+    h.mx("met.test", 10, [127, 0, 0, 10]);
+    h.submit("a@met.test");
+    h.scheduler.know_catch_all("ALL.test", true);
+    h.scheduler.know_catch_all("met.test", true);
+    h.submit("a@all.test");
+    h.settle();
+    let mut rcpts = Vec::new();
+    for _ in 0..2 {
+        let (_, heard) = h.play(Box::new(|line: &str| {
+            if line.starts_with("RCPT") {
+                "250 2.1.5 Ok\r\n".into()
+            } else {
+                postfix(&[])(line)
+            }
+        }));
+        rcpts.push(heard.iter().filter(|line| line.starts_with("RCPT")).count());
+    }
+    rcpts.sort_unstable();
+    assert_eq!(rcpts, [1, 2], "no control at all.test, one at met.test");
+    assert_eq!(h.result("a@all.test").reason, Reason::AcceptAll);
+    assert_eq!(
+        h.result("a@met.test").catch_all,
+        Some(true),
+        "its own control's answer"
+    );
+}
+
 #[test]
 fn a_catch_all_answer_known_before_the_run_sends_no_control() {
     let config = crate::Config::builder()

@@ -38,6 +38,53 @@ pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
 /// (it keeps what it has read in its own store).
 pub const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The key-value bucket of domain facts the fleet shares: a domain's catch-all answer, as
+/// `{"catch_all": true|false}` under the domain's name, kept a day (as `serve` trusts its own).
+pub const FACTS_BUCKET: &str = "mxprobe-domains";
+pub const FACTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// A domain's facts in [`FACTS_BUCKET`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainFacts {
+    /// Whether the domain accepts any local part.
+    pub catch_all: bool,
+}
+
+/// True if `domain` can be a key of [`FACTS_BUCKET`] (NATS keys: `[-/_=.a-zA-Z0-9]+`, not
+/// starting or ending with a dot).
+pub fn is_facts_key(domain: &str) -> bool {
+    !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'=' | b'.'))
+}
+
+/// The fleet's bucket of domain facts, made if it does not exist. Its stream is made as a
+/// key-value bucket's is (ADR-8: `KV_<bucket>` on `$KV.<bucket>.>`, one message per key):
+/// async-nats's own `create_key_value` asks for settings nats-server 2.9 does not answer as it
+/// expects.
+pub async fn facts_bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, String> {
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{FACTS_BUCKET}"),
+        subjects: vec![format!("$KV.{FACTS_BUCKET}.>")],
+        max_messages_per_subject: 1,
+        max_age: FACTS_MAX_AGE,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("cannot make the key-value bucket {FACTS_BUCKET}: {e}"))?;
+    js.get_key_value(FACTS_BUCKET)
+        .await
+        .map_err(|e| format!("cannot open the key-value bucket {FACTS_BUCKET}: {e}"))
+}
+
 /// The addresses of one job at one domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkBatch {

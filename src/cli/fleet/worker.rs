@@ -42,8 +42,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 
 use super::wire::{
-    DEAD_SUBJECT, MAX_BATCH_LINES, REASON_HEADER, WORKERS, WorkBatch, ensure_streams, result_id,
-    results_subject,
+    DEAD_SUBJECT, DomainFacts, MAX_BATCH_LINES, REASON_HEADER, WORKERS, WorkBatch, ensure_streams,
+    facts_bucket, is_facts_key, result_id, results_subject,
 };
 use crate::cli::engine_args::EngineArgs;
 
@@ -124,6 +124,10 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
             .map_err(|e| format!("--nats {}: {e}", args.nats))?;
         let js = jetstream::new(client);
         let work = ensure_streams(&js).await?;
+        let facts = facts_bucket(&js).await?;
+        // Domains whose catch-all answer this worker has shared (bounded: a repeat only costs a
+        // put).
+        let mut shared: std::collections::HashSet<String> = std::collections::HashSet::new();
         let ack_wait = Duration::from_secs(args.ack_wait);
         let consumer: jetstream::consumer::Consumer<pull::Config> = work
             .get_or_create_consumer(
@@ -175,7 +179,7 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                     };
                     let id = next_open;
                     next_open += 1;
-                    let submitted = Submitting { id, handle: &handle, next_tag: &mut next_tag, tags: &mut tags };
+                    let submitted = Submitting { id, handle: &handle, facts: &facts, next_tag: &mut next_tag, tags: &mut tags };
                     match accept(&js, message, args.max_deliver, submitted).await? {
                         Some(batch) => {
                             // The puller counted a full batch; this one holds `remaining`.
@@ -195,6 +199,19 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                     let Some(batch) = open.get_mut(&id) else { continue };
                     let mut result = result;
                     result.tag = line;
+                    // One worker's catch-all answer serves the fleet.
+                    if let (Some(catch_all), Some(domain)) = (result.catch_all, &result.domain)
+                        && is_facts_key(domain)
+                        && !shared.contains(domain)
+                    {
+                        if let Ok(value) = serde_json::to_vec(&DomainFacts { catch_all }) {
+                            let _ = facts.put(domain, value.into()).await;
+                        }
+                        if shared.len() >= 100_000 {
+                            shared.clear();
+                        }
+                        shared.insert(domain.clone());
+                    }
                     let json = serde_json::to_string(&result.record())
                         .map_err(|e| format!("cannot write a record: {e}"))?;
                     batch.records.push((line, json));
@@ -248,6 +265,8 @@ struct Submitting<'a> {
     /// The batch's id among the open ones.
     id: u64,
     handle: &'a mxprobe::Handle,
+    /// The fleet's domain facts: a catch-all answer found there spares the domain a control.
+    facts: &'a jetstream::kv::Store,
     next_tag: &'a mut u64,
     /// Engine tag → (batch id, line).
     tags: &'a mut HashMap<u64, (u64, u64)>,
@@ -392,6 +411,19 @@ async fn answer(
         .await
         .map_err(Answering::Later)?;
         return Ok(None);
+    }
+    // The batch's domain's catch-all answer, if another worker found it (a miss or a NATS
+    // error only means the control is sent).
+    if let Some(domain) = batch
+        .lines
+        .iter()
+        .find_map(|l| Address::parse(&l.address).ok())
+        .map(|a| a.domain().to_owned())
+        .filter(|d| is_facts_key(d))
+        && let Ok(Some(value)) = to.facts.get(domain.as_str()).await
+        && let Ok(facts) = serde_json::from_slice::<DomainFacts>(&value)
+    {
+        let _ = to.handle.know_catch_all(&domain, facts.catch_all);
     }
     let count = batch.lines.len();
     let mut submissions = Vec::with_capacity(count);
