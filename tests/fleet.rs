@@ -633,3 +633,31 @@ fn one_workers_catch_all_answers_serve_the_fleet() {
         );
     });
 }
+
+/// SIGTERM: a worker with nothing in hand stops at once, and cleanly.
+#[test]
+fn a_worker_stops_cleanly_on_sigterm() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    let mut worker = Worker::start(&nats, &world, 5);
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        wait_for_streams(&jetstream::new(client)).await;
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = worker.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exited.success(), "{exited:?}");
+}

@@ -234,7 +234,13 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                         let _ = batch.acker.ack_with(AckKind::Progress).await;
                     }
                 }
-                _ = tokio::signal::ctrl_c(), if !stopping => {
+                _ = tokio::signal::ctrl_c() => {
+                    if stopping {
+                        // The batches in hand stay unacked: another worker gets them after the
+                        // ack wait.
+                        say("mxprobe: quitting now; the batches in hand go to other workers");
+                        return Ok(false);
+                    }
                     say("mxprobe: stopping: finishing the batches in hand (Ctrl-C again to quit now)");
                     stopping = true;
                 }
@@ -245,11 +251,16 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
             }
         }
         puller.abort();
-        Ok(())
+        Ok(true)
     });
-    handle.finish();
+    // Finished cleanly, the engine has nothing left; otherwise its sessions are cut short.
+    if outcome == Ok(true) {
+        handle.finish();
+    } else {
+        handle.stop();
+    }
     let _ = engine.join();
-    outcome.map(|()| 0)
+    outcome.map(|_| 0)
 }
 
 /// `lines` addresses left the worker's hands (answered, or never verified): room for more.
