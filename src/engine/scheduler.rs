@@ -853,8 +853,8 @@ impl Scheduler {
 
     /// Domain `domain`'s catch-all answer, learned elsewhere: kept for when the domain's first
     /// address comes (as [`crate::ConfigBuilder::known_catch_all`] gives it). A domain already
-    /// met keeps its own answer, or its control under way. At most [`MAX_KNOWN_CATCH_ALL`]
-    /// answers are kept.
+    /// met keeps its own answer, or its control under way. At most a million answers are
+    /// kept.
     pub fn know_catch_all(&mut self, domain: &str, accepts_any: bool) {
         let domain = domain.to_ascii_lowercase();
         if self.by_name.contains_key(&domain)
