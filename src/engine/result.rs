@@ -78,6 +78,15 @@ impl VerifyResult {
         }
     }
 
+    /// The result of submission `tag` of `text` that a front end decides without a probe (a
+    /// fleet's batch delivered too often, say): `reason` and `detail`, the mailbox and domain
+    /// if the text parses, nothing of a server.
+    #[must_use]
+    pub fn unprobed(tag: u64, text: &str, reason: Reason, detail: Option<String>) -> Self {
+        let parsed = Address::parse(text).ok();
+        Self::decided(tag, text, parsed.as_ref(), reason, detail)
+    }
+
     /// deliverable, undeliverable, risky or unknown: what the [`reason`](Self::reason) means.
     /// Derived, never stored, so the two cannot disagree.
     #[must_use]

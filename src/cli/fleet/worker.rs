@@ -386,25 +386,12 @@ async fn answer(
             .lines
             .iter()
             .map(|l| {
-                let parsed = Address::parse(&l.address).ok();
-                let result = VerifyResult {
-                    tag: l.line,
-                    address: l.address.clone(),
-                    mailbox: parsed.as_ref().map(|a| a.mailbox().to_owned()),
-                    domain: parsed.as_ref().map(|a| a.domain().to_owned()),
-                    reason: Reason::TemporaryFailure,
-                    detail: Some(detail.clone()),
-                    mx: None,
-                    ip: None,
-                    smtp: None,
-                    catch_all: None,
-                    flags: mxprobe::address::Flags::default(),
-                    suggestion: None,
-                    attempts: 0,
-                    elapsed: Duration::ZERO,
-                    transcript: None,
-                    tls: None,
-                };
+                let result = VerifyResult::unprobed(
+                    l.line,
+                    &l.address,
+                    Reason::TemporaryFailure,
+                    Some(detail.clone()),
+                );
                 serde_json::to_string(&result.record())
                     .map(|json| (l.line, json))
                     .map_err(|e| Answering::Fatal(format!("cannot write a record: {e}")))

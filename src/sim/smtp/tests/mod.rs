@@ -93,6 +93,15 @@ struct Conn {
     closed: bool,
 }
 
+/// The conversation's next timer (a reply due, a drip, the idle limit) at or before `until`.
+fn next_due(conversation: &Conversation, until: Instant) -> Option<Instant> {
+    [conversation.poll_timeout(), conversation.idle_deadline()]
+        .into_iter()
+        .flatten()
+        .min()
+        .filter(|due| *due <= until)
+}
+
 impl Bench {
     fn new(personality: Personality) -> Self {
         Self {
@@ -143,13 +152,8 @@ impl Bench {
             if conn.closed {
                 return;
             }
-            let conversation = &conn.conversation;
-            let next = [conversation.poll_timeout(), conversation.idle_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(due) if due <= until => {
+            match next_due(&conn.conversation, until) {
+                Some(due) => {
                     conn.now = conn.now.max(due);
                     conn.conversation
                         .handle_timeout(conn.now, &self.script, &mut self.reply);

@@ -84,13 +84,8 @@ impl Wire {
             if self.closed {
                 return bytes;
             }
-            let conversation = &self.conversation;
-            let next = [conversation.poll_timeout(), conversation.idle_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
-            match next {
-                Some(due) if due <= until => {
+            match next_due(&self.conversation, until) {
+                Some(due) => {
                     self.now = self.now.max(due);
                     self.conversation
                         .handle_timeout(self.now, &bench.script, &mut bench.reply);
