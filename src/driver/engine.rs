@@ -505,12 +505,11 @@ fn run(
     let mut events = Events::with_capacity(4096);
     let mut input_open = true;
     let mut stop_deadline: Option<Instant> = None;
-    let mut abandoned = 0;
     loop {
         let now = Instant::now();
         if stop_deadline.is_none() && stop.load(Ordering::SeqCst) {
             input_open = false;
-            abandoned += scheduler.abandon_queued(now);
+            scheduler.abandon_queued();
             stop_deadline = Some(now + STOP_GRACE);
         }
         // Real-time submissions first, whatever the room: someone waits for each. Then bulk
@@ -629,7 +628,7 @@ fn run(
     Ok(EngineReport {
         stats: scheduler.stats(),
         resolver: scheduler.resolver_stats(),
-        abandoned: abandoned + scheduler.pending(),
+        abandoned: scheduler.dropped_by_stop() + scheduler.pending(),
         elapsed: started.elapsed(),
         concurrency,
         #[cfg(feature = "sim")]

@@ -6,7 +6,10 @@
 //! - A domain's targets exist only once its route is [`RouteState::Ready`]; a
 //!   [`RouteState::Failed`] domain carries the verdict every address there gets.
 //! - The catch-all control moves `Untested → Testing → Known | Inconclusive | Untested` (asked
-//!   again); [`CatchAll::Known`] and [`CatchAll::Inconclusive`] are final.
+//!   again); [`CatchAll::Known`] and [`CatchAll::Inconclusive`] are final. A stop moves a
+//!   control not yet answered to [`CatchAll::Unasked`], also final: an accepted address there
+//!   gets no verdict in this run, for without the control "accepted" may mean "accepts
+//!   anything".
 //! - [`MxSlots`] counts sessions per mail-server address across every domain that shares it,
 //!   and remembers who waited for a slot, so that a session ending wakes them.
 
@@ -34,8 +37,11 @@ enum CatchAll {
     Testing,
     /// The answer: `true` if a random local part was accepted.
     Known(bool),
-    /// The control could not be asked, within its budget, or the run is stopping.
+    /// The control could not be asked within its budget: the answer stays unknown.
     Inconclusive,
+    /// The run stopped before the control was answered: the addresses accepted here are left
+    /// for the next run, which asks the control.
+    Unasked,
 }
 
 /// Where the domain's mail route stands.
@@ -168,9 +174,19 @@ impl Domain {
         self.catch_all = CatchAll::Known(accepts_any);
     }
 
-    /// True while an accepted address must wait for the catch-all answer.
+    /// True while an accepted address must wait for the catch-all answer (or, once a stop
+    /// left it unasked, cannot have a verdict).
     pub(super) fn awaits_catch_all(&self) -> bool {
-        matches!(self.catch_all, CatchAll::Untested | CatchAll::Testing)
+        matches!(
+            self.catch_all,
+            CatchAll::Untested | CatchAll::Testing | CatchAll::Unasked
+        )
+    }
+
+    /// True once a stop left the catch-all control unanswered: an accepted address here
+    /// gets no verdict in this run.
+    pub(super) fn catch_all_unasked(&self) -> bool {
+        self.catch_all == CatchAll::Unasked
     }
 
     /// Keeps an accepted address until the catch-all answer; true if the control still has to
@@ -200,16 +216,16 @@ impl Domain {
         self.catch_all = CatchAll::Untested;
     }
 
-    /// The run is stopping: the queue is dropped, and unless a control is in flight the
-    /// catch-all answer stays unknown and the held addresses go into `release` for their
-    /// verdicts.
-    pub(super) fn abandon(&mut self, release: &mut Vec<(JobId, Decided)>) {
+    /// The run is stopping: the queue is dropped, and unless a control is in flight (or its
+    /// answer is in) the control stays unasked and the addresses held for it are let go (the
+    /// scheduler drops their jobs): an acceptance without the control's answer is no verdict.
+    pub(super) fn abandon(&mut self) {
         self.queue.clear();
         self.in_ready = false;
         self.in_urgent = false;
-        if self.catch_all != CatchAll::Testing {
-            self.catch_all = CatchAll::Inconclusive;
-            release.append(&mut self.held);
+        if self.catch_all == CatchAll::Untested {
+            self.catch_all = CatchAll::Unasked;
+            self.held.clear();
         }
     }
 
@@ -222,6 +238,7 @@ impl Domain {
                 CatchAll::Untested
             }
             ControlAnswer::Inconclusive => CatchAll::Inconclusive,
+            ControlAnswer::Unasked => CatchAll::Unasked,
         };
     }
 

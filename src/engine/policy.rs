@@ -401,6 +401,9 @@ pub(super) enum ControlAnswer {
     AskAgain,
     /// Nothing decided and nothing more will: the answer stays unknown.
     Inconclusive,
+    /// Nothing decided, and the budget would allow another try, but the run is stopping: the
+    /// addresses waiting for the answer are left for the next run.
+    Unasked,
 }
 
 /// What weighs on the control's outcome besides the outcome itself.
@@ -450,13 +453,7 @@ pub(super) fn decide_control(outcome: &RecipientOutcome, facts: &ControlFacts) -
             reason: Reason::MailboxNotFound | Reason::MailboxDisabled,
             ..
         } => ControlAnswer::Known(false),
-        RecipientOutcome::Replied { .. } if facts.throttled && !facts.stopping => {
-            if facts.attempts.saturating_add(1) > budget {
-                ControlAnswer::Inconclusive
-            } else {
-                ControlAnswer::AskAgain
-            }
-        }
+        RecipientOutcome::Replied { .. } if facts.throttled => again(facts, budget),
         RecipientOutcome::Replied {
             stage: Stage::RcptTo,
             reason: Reason::Greylisted | Reason::TemporaryFailure,
@@ -464,20 +461,26 @@ pub(super) fn decide_control(outcome: &RecipientOutcome, facts: &ControlFacts) -
         }
         | RecipientOutcome::HandedBack(_)
         | RecipientOutcome::Unconfirmed(_)
-        | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting)))
-            if !facts.stopping =>
-        {
-            if facts.attempts.saturating_add(1) > budget {
-                ControlAnswer::Inconclusive
-            } else {
-                ControlAnswer::AskAgain
-            }
+        | RecipientOutcome::Failed(Failure::Timeout(Wait::Reply(Stage::Greeting))) => {
+            again(facts, budget)
         }
         _ => ControlAnswer::Inconclusive,
     };
     ControlDecision {
         server: control_server_note(outcome),
         answer,
+    }
+}
+
+/// A control that did not decide but could: asked again while the budget lasts, unless the
+/// run is stopping.
+fn again(facts: &ControlFacts, budget: u32) -> ControlAnswer {
+    if facts.attempts.saturating_add(1) > budget {
+        ControlAnswer::Inconclusive
+    } else if facts.stopping {
+        ControlAnswer::Unasked
+    } else {
+        ControlAnswer::AskAgain
     }
 }
 
@@ -941,7 +944,7 @@ mod tests {
 
     #[test]
     fn a_control_outcome_decides_by_table() {
-        use ControlAnswer::{AskAgain, Inconclusive, Known};
+        use ControlAnswer::{AskAgain, Inconclusive, Known, Unasked};
         use RecipientOutcome::{HandedBack, Unconfirmed};
         use ServerNote::{CoolDown, LockStep};
 
@@ -980,9 +983,16 @@ mod tests {
                 HandedBack(HandBack::TooManyRecipients), CONTROL, None, AskAgain),
             ("unconfirmed: lock-step there, asked again",
                 Unconfirmed(Misalignment::Unproven(None)), CONTROL, Some(LockStep), AskAgain),
-            ("stopping: nothing is asked again",
+            ("stopping: nothing is asked again, the answer is left to the next run",
                 HandedBack(HandBack::ConnectFailed), ControlFacts { stopping: true, ..CONTROL },
-                Some(CoolDown), Inconclusive),
+                Some(CoolDown), Unasked),
+            ("stopping, a provider's \"slow down\": left to the next run",
+                replied(Stage::RcptTo, "421 4.7.0 Try again later\r\n", Reason::TemporaryFailure),
+                ControlFacts { stopping: true, throttled: true, ..CONTROL }, None, Unasked),
+            ("stopping, out of budget: inconclusive as ever",
+                HandedBack(HandBack::ConnectFailed),
+                ControlFacts { stopping: true, attempts: 100, ..CONTROL }, Some(CoolDown),
+                Inconclusive),
             ("a policy block says nothing of local parts",
                 replied(Stage::RcptTo, "554 5.7.1 Blocked\r\n", Reason::Blocked), CONTROL,
                 None, Inconclusive),

@@ -252,6 +252,8 @@ pub struct Scheduler {
     backoff_until: Option<Instant>,
     /// After [`Scheduler::abandon_queued`]: no new session starts.
     stopping: bool,
+    /// Submissions a stop dropped without a verdict, so far.
+    dropped_by_stop: usize,
     /// When the pass that starts sessions for new submissions is due.
     schedule_at: Option<Instant>,
     /// The first instant the scheduler was given: submission times count from here, in
@@ -304,6 +306,7 @@ impl Scheduler {
             sources,
             backoff_until: None,
             stopping: false,
+            dropped_by_stop: 0,
             schedule_at: None,
             epoch: None,
             settled: Vec::new(),
@@ -770,9 +773,10 @@ impl Scheduler {
 
     /// Drops every address that is neither in a session nor answered, without a verdict, and
     /// returns how many: for a stop on request (Ctrl-C), where what was not asked is asked on
-    /// the next run. Answered addresses waiting for a catch-all control that is not in flight
-    /// get their verdict now, with `catch_all` unknown.
-    pub fn abandon_queued(&mut self, now: Instant) -> usize {
+    /// the next run. So are accepted addresses whose domain's catch-all control is not in
+    /// flight, now and as the sessions in flight accept more: without the control's answer an
+    /// acceptance may be a catch-all's, and no verdict beats a wrong `deliverable`.
+    pub fn abandon_queued(&mut self) -> usize {
         let mut keep = std::collections::HashSet::new();
         for conn in self.conns.values() {
             for member in &conn.members {
@@ -781,20 +785,19 @@ impl Scheduler {
                 }
             }
         }
+        self.stopping = true;
+        for domain in &mut self.domains {
+            domain.abandon();
+        }
         for domain in &self.domains {
             keep.extend(domain.held.iter().map(|(job, _)| *job));
         }
-        self.stopping = true;
         let (mut abandoned, mut joined_dropped) = (0, 0);
         self.jobs.retain(|job, j| {
             let kept = keep.contains(&job);
             if !kept {
-                // The job's own submission, unless answered at its deadline, and those that
-                // joined it.
-                let rare = j.rare.as_deref();
-                abandoned += usize::from(!rare.is_some_and(|rare| rare.answered));
-                let joined = rare.map_or(0, |rare| rare.joined.len());
-                abandoned += joined;
+                let (own, joined) = unanswered(j);
+                abandoned += own + joined;
                 joined_dropped += joined;
             }
             kept
@@ -802,14 +805,27 @@ impl Scheduler {
         self.joined_waiting -= joined_dropped;
         self.ready.clear();
         self.urgent.clear();
-        let mut release = Vec::new();
-        for domain in &mut self.domains {
-            domain.abandon(&mut release);
-        }
-        for (job, decided) in release {
-            self.finish_job(job, decided, now);
-        }
+        self.dropped_by_stop += abandoned;
         abandoned
+    }
+
+    /// Submissions a stop has dropped without a verdict: [`abandon_queued`]'s count, and the
+    /// accepted addresses the sessions still in flight answered for domains whose catch-all
+    /// control the stop left unasked.
+    ///
+    /// [`abandon_queued`]: Self::abandon_queued
+    #[must_use]
+    pub fn dropped_by_stop(&self) -> usize {
+        self.dropped_by_stop
+    }
+
+    /// Drops `job` without a verdict, after a stop (see [`Scheduler::abandon_queued`]).
+    fn drop_after_stop(&mut self, job: JobId) {
+        if let Some(j) = self.jobs.remove(job) {
+            let (own, joined) = unanswered(&j);
+            self.joined_waiting -= joined;
+            self.dropped_by_stop += own + joined;
+        }
     }
 
     /// SMTP sessions in flight.
@@ -1695,6 +1711,9 @@ impl Scheduler {
                 let retries = j.retries;
                 self.push_timer(now + delay, Timer::Retry(job, retries));
             }
+            Action::Hold(_) if self.domains[domain].catch_all_unasked() => {
+                self.drop_after_stop(job);
+            }
             Action::Hold(decided) => {
                 if self.domains[domain].hold(job, decided) {
                     self.mark_ready(domain);
@@ -1772,6 +1791,11 @@ impl Scheduler {
             ControlAnswer::AskAgain => {
                 if !d.held.is_empty() || !d.queue.is_empty() {
                     self.mark_ready(domain);
+                }
+            }
+            ControlAnswer::Unasked => {
+                for (job, _) in std::mem::take(&mut d.held) {
+                    self.drop_after_stop(job);
                 }
             }
         }
@@ -1894,6 +1918,16 @@ impl Scheduler {
 }
 
 /// A reply's lines, joined by spaces (invalid UTF-8 replaced).
+/// What dropping `job` leaves unanswered: its own submission (unless answered at its
+/// deadline already), and the submissions that joined it.
+fn unanswered(job: &Job) -> (usize, usize) {
+    let rare = job.rare.as_deref();
+    (
+        usize::from(!rare.is_some_and(|rare| rare.answered)),
+        rare.map_or(0, |rare| rare.joined.len()),
+    )
+}
+
 fn reply_text(reply: &OwnedReply) -> String {
     let reply = reply.as_reply();
     let mut text = String::new();

@@ -683,11 +683,77 @@ fn a_stop_drops_what_was_not_asked_and_keeps_what_is_in_flight() {
     h.submit("b@one.test");
     h.settle();
     assert_eq!(h.connects.len(), 1);
-    assert_eq!(h.scheduler.abandon_queued(h.now), 1);
+    assert_eq!(h.scheduler.abandon_queued(), 1);
     h.play(postfix(&["a@one.test"]));
     assert_eq!(h.results.len(), 1);
     assert_eq!(h.result("a@one.test").reason, Reason::Accepted);
     assert!(h.connects.is_empty(), "nothing new starts after a stop");
+    assert!(h.scheduler.is_idle());
+}
+
+/// A stop with the catch-all control unanswered: the addresses accepted there, before and
+/// after the stop, get no verdict (an acceptance may be the catch-all's); they count as
+/// dropped, for the next run to ask.
+#[test]
+fn a_stop_before_the_control_answers_leaves_the_accepted_addresses_unanswered() {
+    let greylisting_the_control = || -> Server {
+        Box::new(|line: &str| {
+            if ["<a@", "<b@", "<c@"]
+                .iter()
+                .any(|a| line.starts_with(&format!("RCPT TO:{a}")))
+            {
+                "250 2.1.5 Ok\r\n".into()
+            } else if line.starts_with("RCPT TO:<d@") {
+                "550 5.1.1 No such user\r\n".into()
+            } else if line.starts_with("RCPT") {
+                "450 4.7.1 Greylisted, try again later\r\n".into()
+            } else {
+                postfix(&[])(line)
+            }
+        })
+    };
+    // Held for a control that must be asked again, when the stop comes: the domain's rate
+    // keeps the next session waiting.
+    let mut slow = config();
+    slow.domain_rate = Some(1.0 / 60.0);
+    let mut h = Harness::new(slow);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    h.submit("a@one.test");
+    h.settle();
+    h.play(greylisting_the_control());
+    assert!(h.results.is_empty(), "a@ waits for the control's answer");
+    assert!(h.connects.is_empty(), "the next session waits for the rate");
+    assert_eq!(h.scheduler.abandon_queued(), 1);
+    assert!(
+        h.results.is_empty(),
+        "no verdict without the control's answer"
+    );
+    assert!(h.scheduler.is_idle());
+    assert_eq!(h.scheduler.dropped_by_stop(), 1);
+
+    // In flight when the stop comes: the control is greylisted after it, and an address of
+    // another session is accepted after that.
+    let mut two_each = config();
+    two_each.rcpts_per_session = 2;
+    let mut h = Harness::new(two_each);
+    h.mx("one.test", 10, [127, 0, 0, 9]);
+    for address in ["a@one.test", "b@one.test", "c@one.test", "d@one.test"] {
+        h.submit(address);
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 2, "two sessions: {:?}", h.connects);
+    assert_eq!(
+        h.scheduler.abandon_queued(),
+        0,
+        "every address is in a session"
+    );
+    let (_, first) = h.play(greylisting_the_control());
+    assert_eq!(first.len(), 6, "a@, b@ and the control: {first:?}");
+    let (_, second) = h.play(greylisting_the_control());
+    assert_eq!(second.len(), 5, "c@ and d@: {second:?}");
+    assert_eq!(h.results.len(), 1, "{:#?}", h.results);
+    assert_eq!(h.result("d@one.test").reason, Reason::MailboxNotFound);
+    assert_eq!(h.scheduler.dropped_by_stop(), 3, "a@, b@ and c@");
     assert!(h.scheduler.is_idle());
 }
 
