@@ -661,3 +661,109 @@ fn a_worker_stops_cleanly_on_sigterm() {
     };
     assert!(exited.success(), "{exited:?}");
 }
+
+/// `serve --nats`: a real-time `POST /v1/verify` goes to one worker of the fleet by NATS
+/// request-reply and comes back with the answer key's verdict; the verdict reaches the
+/// service's cache. With no worker running, the request is refused at once with a reason, and
+/// a worker answers a malformed request with one.
+#[test]
+fn real_time_requests_are_answered_by_a_worker() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    let engine: Vec<String> = [
+        "--from",
+        "probe@probe.test",
+        "--allow-private-mx",
+        "--dns-server",
+        &world.dns_addr().to_string(),
+        "--smtp-port",
+        &world.smtp_port().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let store = support::temp("fleet-real-time.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);
+    let spec = world.spec();
+
+    // No worker: refused at once, saying why.
+    let asked = Instant::now();
+    let refused = support::real_time(&server, &spec.address(0).address);
+    refused.refused(503, "unavailable");
+    assert!(refused.body.contains("no worker"), "{}", refused.body);
+    assert!(asked.elapsed() < Duration::from_secs(5), "not at once");
+
+    let _workers: Vec<Worker> = (0..2).map(|_| Worker::start(&nats, &world, 5)).collect();
+    // The workers listen once they have started.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        let answer = support::real_time(&server, &spec.address(0).address);
+        if answer.status == 200 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no worker answers: {}",
+            answer.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        first.json()["reason"],
+        spec.address(0).expected.as_str(),
+        "{}",
+        first.body
+    );
+    for index in 1..40 {
+        let generated = spec.address(index);
+        let answer = support::real_time(&server, &generated.address);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.headers.get("x-mxprobe-cache").map(String::as_str),
+            Some("miss")
+        );
+        let record = answer.json();
+        assert_eq!(record["address"], generated.address.as_str());
+        assert_eq!(
+            record["reason"],
+            generated.expected.as_str(),
+            "{}",
+            answer.body
+        );
+    }
+    // The fleet's verdict is in the service's cache (written a moment after the answer).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = support::real_time(&server, &spec.address(1).address);
+        assert_eq!(again.status, 200, "{}", again.body);
+        if again.headers.get("x-mxprobe-cache").map(String::as_str) == Some("hit") {
+            assert_eq!(again.json()["reason"], spec.address(1).expected.as_str());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the verdict never reached the cache"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A malformed request straight on NATS: an empty answer, the reason in a header.
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let reply = client
+            .request("mxprobe.verify", "not json".into())
+            .await
+            .expect("a worker answers");
+        let reason = reply
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Mxprobe-Reason"))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(reason.contains("not a verify request"), "{reason:?}");
+        assert!(reply.payload.is_empty());
+    });
+}

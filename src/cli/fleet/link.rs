@@ -11,6 +11,8 @@
 //!   store's writer, and acked only once the writer says it is saved: a service killed in
 //!   between gets the result again at its next start. A result of a job this service does not
 //!   run (finished, cancelled, another service's) is acked and left.
+//! - **Real time**: `POST /v1/verify` is a NATS request to one worker of the fleet
+//!   ([`verify`]), answered by that worker's engine at the latest at the request's deadline.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,7 +26,8 @@ use mxprobe::address::Address;
 use tokio::sync::{mpsc, oneshot};
 
 use super::wire::{
-    MAX_BATCH_LINES, RESULTS_STREAM, WORK_SUBJECT, WorkBatch, WorkLine, ensure_streams,
+    MAX_BATCH_LINES, REASON_HEADER, RESULTS_STREAM, VERIFY_SUBJECT, VerifyRequest, WORK_SUBJECT,
+    WorkBatch, WorkLine, ensure_streams,
 };
 
 /// The durable consumer the service reads results through.
@@ -104,6 +107,62 @@ pub async fn publish_orders(js: Context, mut orders: mpsc::UnboundedReceiver<Wor
             }
         }
     }
+}
+
+/// How long past a real-time request's deadline the service waits for its worker's answer
+/// (the worker answers at the deadline itself; this covers the trip and a busy worker).
+const VERIFY_MARGIN: Duration = Duration::from_secs(5);
+
+/// Why a real-time request got no verdict from the fleet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// No worker listens for real-time requests.
+    NoWorker,
+    /// The worker that took it did not answer in time (it died, or NATS went away).
+    NoAnswer,
+    /// The worker refused it, or its answer was not a record: the reason.
+    Failed(String),
+}
+
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoWorker => f.write_str("no worker of the fleet is running; start one"),
+            Self::NoAnswer => {
+                f.write_str("the worker that took the request did not answer in time; try again")
+            }
+            Self::Failed(why) => write!(f, "the worker could not verify it: {why}"),
+        }
+    }
+}
+
+/// Asks one worker of the fleet to verify `request`'s address: its verdict, as the worker's
+/// engine gave it (`unknown/timeout` at the deadline).
+pub async fn verify(
+    client: &async_nats::Client,
+    request: &VerifyRequest,
+) -> Result<VerifyResult, VerifyError> {
+    let payload = serde_json::to_vec(request).map_err(|e| VerifyError::Failed(e.to_string()))?;
+    let asked = async_nats::Request::new()
+        .payload(payload.into())
+        .timeout(Some(request.timeout() + VERIFY_MARGIN));
+    let reply = client
+        .send_request(VERIFY_SUBJECT, asked)
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => VerifyError::NoWorker,
+            async_nats::RequestErrorKind::TimedOut => VerifyError::NoAnswer,
+            _ => VerifyError::Failed(format!("NATS: {e}")),
+        })?;
+    if let Some(why) = reply
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(REASON_HEADER))
+    {
+        return Err(VerifyError::Failed(why.to_string()));
+    }
+    VerifyResult::from_record_json(&String::from_utf8_lossy(&reply.payload))
+        .map_err(|e| VerifyError::Failed(format!("its answer is not a record: {e}")))
 }
 
 /// What the results reader hands a result to.

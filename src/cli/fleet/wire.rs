@@ -10,6 +10,11 @@
 //!   stream's duplicate window drops a second copy of a redelivered batch's results.
 //! - **Dead letters** (`mxprobe.dead`, stream `MXPROBE_DEAD`): a work message that is not a
 //!   batch, as it came, with the reason in the `Mxprobe-Reason` header.
+//! - **Real time** (`mxprobe.verify`, core NATS request-reply, no stream): a
+//!   [`VerifyRequest`] goes to one worker of the queue group [`VERIFY_GROUP`], which answers
+//!   with the record's JSON by its deadline, or with an empty body and the reason in the
+//!   `Mxprobe-Reason` header. Nothing is stored: the caller waits, and one that waits in vain
+//!   asks again.
 
 use std::time::Duration;
 
@@ -27,8 +32,18 @@ pub const DEAD_STREAM: &str = "MXPROBE_DEAD";
 pub const DEAD_SUBJECT: &str = "mxprobe.dead";
 /// The durable pull consumer every worker shares.
 pub const WORKERS: &str = "mxprobe-workers";
-/// The header that says why a message is a dead letter.
+/// The header that says why a message is a dead letter, or why a real-time request got no
+/// record.
 pub const REASON_HEADER: &str = "Mxprobe-Reason";
+/// Where real-time requests go, and the queue group of the workers that answer them (one
+/// worker each).
+pub const VERIFY_SUBJECT: &str = "mxprobe.verify";
+pub const VERIFY_GROUP: &str = "mxprobe-workers";
+/// The longest a real-time request may wait, as `serve` allows.
+pub const MAX_VERIFY_TIMEOUT_MS: u64 = 120_000;
+/// The longest address a real-time request may carry: more than any address can be (an
+/// RFC 5321 path is at most 256 octets), less than anything a worker need mind.
+const MAX_REQUEST_ADDRESS: usize = 1024;
 /// The most addresses a batch should carry: one domain's share of a few sessions.
 pub const MAX_BATCH_LINES: usize = 100;
 /// How long the results stream remembers a message id: longer than a batch can take to be
@@ -121,6 +136,42 @@ impl WorkBatch {
     }
 }
 
+/// One real-time request: an address to verify within `timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The address as submitted (it is checked by the worker's engine like any other).
+    pub address: String,
+    /// How long the caller waits: the worker answers `unknown/timeout` at that deadline.
+    pub timeout_ms: u64,
+}
+
+impl VerifyRequest {
+    /// The request a message carries, or why it is not one.
+    pub fn parse(payload: &[u8]) -> Result<Self, String> {
+        let request: Self = serde_json::from_slice(payload)
+            .map_err(|e| format!("not a verify request {{\"address\", \"timeout_ms\"}}: {e}"))?;
+        if request.address.len() > MAX_REQUEST_ADDRESS {
+            return Err(format!(
+                "the address is {} bytes long; at most {MAX_REQUEST_ADDRESS}",
+                request.address.len()
+            ));
+        }
+        if !(1..=MAX_VERIFY_TIMEOUT_MS).contains(&request.timeout_ms) {
+            return Err(format!(
+                "timeout_ms {} is out of range: from 1 to {MAX_VERIFY_TIMEOUT_MS}",
+                request.timeout_ms
+            ));
+        }
+        Ok(request)
+    }
+
+    /// The deadline.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
 /// True if `id` can name a job in a subject: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn is_job_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -206,5 +257,36 @@ mod tests {
         }
         assert_eq!(result_id("j", 7), "j:7");
         assert_eq!(results_subject("j"), "mxprobe.results.j");
+    }
+
+    #[test]
+    fn a_verify_request_reads_back_and_bad_ones_say_why() {
+        let request = VerifyRequest {
+            address: "alice@example.com".into(),
+            timeout_ms: 5_000,
+        };
+        let json = serde_json::to_vec(&request).unwrap();
+        assert_eq!(VerifyRequest::parse(&json), Ok(request));
+        let long = format!(
+            r#"{{"address":"{}@x.test","timeout_ms":1}}"#,
+            "a".repeat(2000)
+        );
+        for (bad, why) in [
+            (&b"garbage"[..], "not a verify request"),
+            (br#"{"address":"a@b.test"}"#, "not a verify request"),
+            (
+                br#"{"address":"a@b.test","timeout_ms":1,"x":1}"#,
+                "not a verify request",
+            ),
+            (br#"{"address":"a@b.test","timeout_ms":0}"#, "out of range"),
+            (
+                br#"{"address":"a@b.test","timeout_ms":120001}"#,
+                "out of range",
+            ),
+            (long.as_bytes(), "bytes long"),
+        ] {
+            let error = VerifyRequest::parse(bad).unwrap_err();
+            assert!(error.contains(why), "{error}");
+        }
     }
 }

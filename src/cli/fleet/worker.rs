@@ -14,6 +14,12 @@
 //! `unknown/temporary_failure` with a detail saying so, never dropped. A message that is not a
 //! batch goes to the dead-letter stream with the reason, and is terminated.
 //!
+//! # Real time
+//!
+//! Every worker also answers real-time requests (`mxprobe.verify`, one worker of the queue
+//! group each): ahead of its batches, at the latest at the request's deadline. Nothing is
+//! acked or stored: a worker that dies with a request leaves its caller to ask again.
+//!
 //! # Back-pressure
 //!
 //! The worker pulls only while what it holds is below what its engine takes in
@@ -34,21 +40,26 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::message::{AckKind, Acker, PublishMessage as Publish};
 use async_nats::jetstream::{self, Context};
+use async_nats::{HeaderMap, Subject};
 use clap::Args;
 use futures_util::StreamExt;
 use mxprobe::address::Address;
-use mxprobe::{Engine, Reason, VerifyResult};
+use mxprobe::{Engine, Reason, SubmitOptions, VerifyResult};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 
 use super::wire::{
-    DEAD_SUBJECT, DomainFacts, MAX_BATCH_LINES, REASON_HEADER, WORKERS, WorkBatch, ensure_streams,
-    facts_bucket, is_facts_key, result_id, results_subject,
+    DEAD_SUBJECT, DomainFacts, MAX_BATCH_LINES, REASON_HEADER, VERIFY_GROUP, VERIFY_SUBJECT,
+    VerifyRequest, WORKERS, WorkBatch, ensure_streams, facts_bucket, is_facts_key, result_id,
+    results_subject,
 };
 use crate::cli::engine_args::EngineArgs;
 
 /// Results remembered for repeats within and across batches.
 const REMEMBERED: usize = 20_000;
+
+/// Engine tags from here on are real-time requests'; batches' lines count up from 0.
+const REAL_TIME_TAGS: u64 = 1 << 63;
 
 /// Flags of `mxprobe worker`.
 #[derive(Debug, Args)]
@@ -122,7 +133,7 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         let client = async_nats::connect(&args.nats)
             .await
             .map_err(|e| format!("--nats {}: {e}", args.nats))?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let work = ensure_streams(&js).await?;
         let facts = facts_bucket(&js).await?;
         // Domains whose catch-all answer this worker has shared (bounded: a repeat only costs a
@@ -160,19 +171,58 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
             pulled,
         ));
 
+        let mut requests = client
+            .queue_subscribe(VERIFY_SUBJECT, VERIFY_GROUP.into())
+            .await
+            .map_err(|e| format!("cannot listen on {VERIFY_SUBJECT}: {e}"))?;
+
         let mut terminate =
             signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
         let mut open: HashMap<u64, Open> = HashMap::new();
         let mut tags: HashMap<u64, (u64, u64)> = HashMap::new();
         let mut next_tag = 0u64;
         let mut next_open = 0u64;
+        // Real-time requests in the engine: tag → where the answer goes.
+        let mut waiting: HashMap<u64, Subject> = HashMap::new();
+        let mut next_real_time = REAL_TIME_TAGS;
         let mut progress = tokio::time::interval(ack_wait / 3);
         let mut stopping = false;
+        let mut listening = true;
         loop {
-            if stopping && open.is_empty() {
+            if stopping && listening {
+                // New requests go to the other workers from now on.
+                let _ = requests.unsubscribe().await;
+                listening = false;
+            }
+            if stopping && open.is_empty() && waiting.is_empty() {
                 break;
             }
             tokio::select! {
+                request = requests.next(), if listening => {
+                    let Some(request) = request else {
+                        return Err("the NATS connection ended".to_owned());
+                    };
+                    // A request no one waits for (published, not asked) is not verified.
+                    let Some(reply) = request.reply else { continue };
+                    match VerifyRequest::parse(&request.payload) {
+                        Ok(asked) => {
+                            know_domain(&facts, &handle, &asked.address).await;
+                            let tag = next_real_time;
+                            next_real_time += 1;
+                            let options = SubmitOptions::real_time().deadline(asked.timeout());
+                            tokio::task::block_in_place(|| handle.submit_with(asked.address, tag, options))
+                                .map_err(|e| format!("the engine stopped: {e}"))?;
+                            waiting.insert(tag, reply);
+                        }
+                        Err(why) => {
+                            let mut headers = HeaderMap::new();
+                            headers.insert(REASON_HEADER, why.as_str());
+                            let _ = client
+                                .publish_with_headers(reply, headers, Vec::new().into())
+                                .await;
+                        }
+                    }
+                }
                 message = pulled_rx.recv(), if !stopping => {
                     let Some(message) = message else {
                         return Err("the NATS connection ended".to_owned());
@@ -194,24 +244,20 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                         None => release(&held, &room, MAX_BATCH_LINES),
                     }
                 }
-                Some(result) = verdicts_rx.recv() => {
+                Some(mut result) = verdicts_rx.recv() => {
+                    // One worker's catch-all answer serves the fleet.
+                    share_catch_all(&facts, &mut shared, &result).await;
+                    if let Some(reply) = waiting.remove(&result.tag) {
+                        result.tag = 1;
+                        let json = serde_json::to_string(&result.record())
+                            .map_err(|e| format!("cannot write a record: {e}"))?;
+                        // A caller gone, or NATS away: the caller asks again.
+                        let _ = client.publish(reply, json.into()).await;
+                        continue;
+                    }
                     let Some((id, line)) = tags.remove(&result.tag) else { continue };
                     let Some(batch) = open.get_mut(&id) else { continue };
-                    let mut result = result;
                     result.tag = line;
-                    // One worker's catch-all answer serves the fleet.
-                    if let (Some(catch_all), Some(domain)) = (result.catch_all, &result.domain)
-                        && is_facts_key(domain)
-                        && !shared.contains(domain)
-                    {
-                        if let Ok(value) = serde_json::to_vec(&DomainFacts { catch_all }) {
-                            let _ = facts.put(domain, value.into()).await;
-                        }
-                        if shared.len() >= 100_000 {
-                            shared.clear();
-                        }
-                        shared.insert(domain.clone());
-                    }
                     let json = serde_json::to_string(&result.record())
                         .map_err(|e| format!("cannot write a record: {e}"))?;
                     batch.records.push((line, json));
@@ -261,6 +307,41 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
     }
     let _ = engine.join();
     outcome.map(|_| 0)
+}
+
+/// Puts `result`'s catch-all answer in the fleet's bucket, once per domain (`shared` is
+/// bounded: forgetting only costs a put again).
+async fn share_catch_all(
+    facts: &jetstream::kv::Store,
+    shared: &mut std::collections::HashSet<String>,
+    result: &VerifyResult,
+) {
+    if let (Some(catch_all), Some(domain)) = (result.catch_all, &result.domain)
+        && is_facts_key(domain)
+        && !shared.contains(domain)
+    {
+        if let Ok(value) = serde_json::to_vec(&DomainFacts { catch_all }) {
+            let _ = facts.put(domain, value.into()).await;
+        }
+        if shared.len() >= 100_000 {
+            shared.clear();
+        }
+        shared.insert(domain.clone());
+    }
+}
+
+/// Tells the engine what the fleet knows of `address`'s domain: a catch-all answer another
+/// worker found spares it the control (a miss, or NATS away, only means the control is sent).
+async fn know_domain(facts: &jetstream::kv::Store, handle: &mxprobe::Handle, address: &str) {
+    if let Some(domain) = Address::parse(address)
+        .ok()
+        .map(|a| a.domain().to_owned())
+        .filter(|d| is_facts_key(d))
+        && let Ok(Some(value)) = facts.get(domain.as_str()).await
+        && let Ok(known) = serde_json::from_slice::<DomainFacts>(&value)
+    {
+        let _ = handle.know_catch_all(&domain, known.catch_all);
+    }
 }
 
 /// `lines` addresses left the worker's hands (answered, or never verified): room for more.
@@ -410,18 +491,13 @@ async fn answer(
         .map_err(Answering::Later)?;
         return Ok(None);
     }
-    // The batch's domain's catch-all answer, if another worker found it (a miss or a NATS
-    // error only means the control is sent).
-    if let Some(domain) = batch
+    // The batch's domain's catch-all answer, if another worker found it.
+    if let Some(first) = batch
         .lines
         .iter()
-        .find_map(|l| Address::parse(&l.address).ok())
-        .map(|a| a.domain().to_owned())
-        .filter(|d| is_facts_key(d))
-        && let Ok(Some(value)) = to.facts.get(domain.as_str()).await
-        && let Ok(facts) = serde_json::from_slice::<DomainFacts>(&value)
+        .find(|l| Address::parse(&l.address).is_ok())
     {
-        let _ = to.handle.know_catch_all(&domain, facts.catch_all);
+        know_domain(to.facts, to.handle, &first.address).await;
     }
     let count = batch.lines.len();
     let mut submissions = Vec::with_capacity(count);

@@ -37,6 +37,7 @@ use super::limits::OverLimit;
 use super::records::{cached_record, job_json, millis};
 use super::tags::{MAX_LINE, Tag};
 use super::writer::Op;
+use crate::cli::fleet;
 
 /// The API's routes: method, path, and the handler. The router is made of these alone.
 ///
@@ -387,6 +388,9 @@ async fn verify_inner(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Answer
             return Ok(json_response(StatusCode::OK, record, Some("hit")));
         }
     }
+    if let Some(client) = &app.fleet {
+        return verify_by_fleet(app, client, request.address, timeout).await;
+    }
     let serial = app.serial.fetch_add(1, Ordering::SeqCst);
     let tag = Tag::RealTime(serial).pack();
     let (sender, receiver) = oneshot::channel();
@@ -425,6 +429,28 @@ async fn verify_inner(app: &Arc<App>, headers: &HeaderMap, body: Body) -> Answer
             Err(ApiError::unavailable("the engine did not answer in time"))
         }
     }
+}
+
+/// A real-time request answered by a worker of the fleet (`serve --nats`); its verdict goes
+/// into the cache as the engine's own would.
+async fn verify_by_fleet(
+    app: &Arc<App>,
+    client: &async_nats::Client,
+    address: String,
+    timeout: Duration,
+) -> Answer {
+    let request = fleet::wire::VerifyRequest {
+        address,
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    };
+    let mut result = fleet::link::verify(client, &request)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    result.tag = 1;
+    app.metrics.verdict(result.reason, false);
+    let body = record_json(&result);
+    let _ = app.writer.send(Op::Cache(result));
+    Ok(json_response(StatusCode::OK, body, Some("miss")))
 }
 
 fn record_json(result: &VerifyResult) -> String {

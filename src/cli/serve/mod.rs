@@ -62,8 +62,9 @@ use writer::Op;
 /// Verdicts the engine remembers for repeats that come before the cache has them.
 const REMEMBERED: usize = 10_000;
 
-/// The longest a real-time request may wait for its verdict.
-const MAX_VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest a real-time request may wait for its verdict (a worker of the fleet allows as
+/// much).
+const MAX_VERIFY_TIMEOUT: Duration = Duration::from_millis(fleet::wire::MAX_VERIFY_TIMEOUT_MS);
 
 /// How long requests in progress get to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -246,6 +247,8 @@ pub struct App {
     handle: Handle,
     /// Real-time requests waiting, by tag.
     waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<VerifyResult>>>>,
+    /// With `--nats`: real-time requests go to the fleet's workers through this client.
+    fleet: Option<async_nats::Client>,
     serial: AtomicU64,
     writer: mpsc::Sender<Op>,
     feeder: mpsc::Sender<Feed>,
@@ -346,10 +349,11 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     for notice in engine.notices() {
         say(notice);
     }
-    let sink = match &args.nats {
-        None => Sink::Engine(engine.handle()),
+    let (sink, fleet_client) = match &args.nats {
+        None => (Sink::Engine(engine.handle()), None),
         Some(url) => {
             let js = runtime.block_on(fleet::link::connect(url))?;
+            let client = js.client();
             let (orders, orders_rx) = tokio::sync::mpsc::unbounded_channel();
             runtime.spawn(fleet::link::publish_orders(js.clone(), orders_rx));
             runtime.spawn(fleet::link::read_results(
@@ -361,9 +365,9 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
                 },
             ));
             say(&format!(
-                "mxprobe serve: jobs go to the fleet on {url}; real-time requests are verified here"
+                "mxprobe serve: jobs and real-time requests go to the fleet on {url}"
             ));
-            Sink::Fleet(orders)
+            (Sink::Fleet(orders), Some(client))
         }
     };
     let (feed, inbox) = mpsc::channel();
@@ -393,6 +397,7 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
         limits: Limits::new(args.rate_limit, args.daily_addresses, args.max_jobs),
         handle: engine.handle(),
         waiters,
+        fleet: fleet_client,
         serial: AtomicU64::new(0),
         writer: writer.sender.clone(),
         feeder: feed.clone(),
