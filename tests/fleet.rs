@@ -112,9 +112,15 @@ struct Worker(Child);
 impl Worker {
     /// A worker that answers a batch delivered more than `max_deliver` times unknown.
     fn start(nats: &Nats, world: &World, max_deliver: u32) -> Self {
+        Self::start_on(&nats.url(), world, max_deliver, &[])
+    }
+
+    /// The same on the NATS servers `urls` (comma-separated), with `extra` flags.
+    fn start_on(urls: &str, world: &World, max_deliver: u32, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
-            .args(["worker", "--nats", &nats.url(), "--ack-wait", "3"])
+            .args(["worker", "--nats", urls, "--ack-wait", "3"])
             .args(["--max-deliver", &max_deliver.to_string()])
+            .args(extra)
             .args(["--from", "probe@probe.test", "--allow-private-mx"])
             .args(["--dns-server", &world.dns_addr().to_string()])
             .args(["--smtp-port", &world.smtp_port().to_string()])
@@ -766,4 +772,254 @@ fn real_time_requests_are_answered_by_a_worker() {
         assert!(reason.contains("not a verify request"), "{reason:?}");
         assert!(reply.payload.is_empty());
     });
+}
+
+/// Three nats-servers clustered on loopback, JetStream on each; killed on drop.
+struct Cluster {
+    nodes: Vec<Option<Child>>,
+    client_ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Option<Self> {
+        if !std::path::Path::new(NATS_SERVER).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{NATS_SERVER} is missing: .ci/run installs nats-server"
+            );
+            eprintln!("SKIPPED: {NATS_SERVER} is not installed (apt-get install nats-server)");
+            return None;
+        }
+        let free = || {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port()
+        };
+        let client_ports: Vec<u16> = (0..3).map(|_| free()).collect();
+        let route_ports: Vec<u16> = (0..3).map(|_| free()).collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = std::env::temp_dir().join(format!(
+            "mxprobe-nats-cluster-{}-{}",
+            std::process::id(),
+            client_ports[0]
+        ));
+        let nodes = (0..3)
+            .map(|i| {
+                let store = dir.join(format!("n{i}"));
+                std::fs::create_dir_all(&store).expect("store dir");
+                Some(
+                    Command::new(NATS_SERVER)
+                        .args(["-js", "-a", "127.0.0.1", "-p", &client_ports[i].to_string()])
+                        .args(["-n", &format!("n{i}"), "--cluster_name", "mxprobe"])
+                        .args(["--cluster", &format!("nats://127.0.0.1:{}", route_ports[i])])
+                        .args(["--routes", &routes])
+                        .arg("-sd")
+                        .arg(&store)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("start nats-server"),
+                )
+            })
+            .collect();
+        for port in &client_ports {
+            wait_until_listening(*port);
+        }
+        Some(Self {
+            nodes,
+            client_ports,
+            dir,
+        })
+    }
+
+    /// Every node's URL, comma-separated, `first` first.
+    fn urls(&self, first: usize) -> String {
+        (0..3)
+            .map(|i| format!("nats://127.0.0.1:{}", self.client_ports[(first + i) % 3]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL to node `i`: a lost machine.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The deployment docs/scaling.md describes: a NATS cluster of three, the streams made with
+/// `--nats-replicas 3`, workers given every node. A node killed with SIGKILL a third of the way
+/// through (the one the workers reached first) loses nothing: the workers move to the others,
+/// and every line is answered once, rightly.
+#[test]
+fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 6_000;
+    runtime().block_on(async {
+        // The producer and the collector on node 2, which stays up.
+        let client = async_nats::connect(format!("nats://127.0.0.1:{}", cluster.client_ports[2]))
+            .await
+            .expect("connect");
+        let js = jetstream::new(client);
+        // JetStream elects its meta leader a moment after the cluster forms: the workers retry
+        // their start until it has.
+        let urls = cluster.urls(0);
+        let mut workers: Vec<Worker> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while js.get_stream("MXPROBE_RESULTS").await.is_err() {
+            assert!(Instant::now() < deadline, "no worker made the streams");
+            workers.retain_mut(|w| w.0.try_wait().ok().flatten().is_none());
+            while workers.len() < 2 {
+                workers.push(Worker::start_on(
+                    &urls,
+                    &world,
+                    5,
+                    &["--nats-replicas", "3"],
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for name in [
+            "MXPROBE_WORK",
+            "MXPROBE_RESULTS",
+            "MXPROBE_DEAD",
+            "KV_mxprobe-domains",
+        ] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let replicas = loop {
+                if let Ok(mut stream) = js.get_stream(name).await
+                    && let Ok(info) = stream.info().await
+                {
+                    break info.config.num_replicas;
+                }
+                assert!(Instant::now() < deadline, "no stream {name}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert_eq!(replicas, 3, "{name}");
+        }
+        let expected = publish_job(&js, &world, "job-cluster", COUNT).await;
+        let got = collect(
+            &js,
+            "job-cluster",
+            COUNT as usize,
+            COUNT as usize / 3,
+            || {
+                cluster.kill(0);
+            },
+        )
+        .await;
+        check(&expected, &got);
+        assert!(
+            workers
+                .iter_mut()
+                .all(|w| w.0.try_wait().ok().flatten().is_none()),
+            "a worker died with the node"
+        );
+    });
+}
+
+/// Two front ends (`serve --nats`, each with its own `--nats-name` and store) share one fleet:
+/// each reads every result through a consumer of its own and keeps its own jobs', so both jobs
+/// finish with every line once, rightly, though the worker's results of both come on one
+/// stream.
+#[test]
+fn two_front_ends_share_one_fleet() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = world();
+    const COUNT: u64 = 3_000;
+    let spec = world.spec();
+    let engine: Vec<String> = [
+        "--from",
+        "probe@probe.test",
+        "--allow-private-mx",
+        "--domain-rate",
+        "0",
+        "--retries",
+        "0",
+        "--dns-server",
+        &world.dns_addr().to_string(),
+        "--smtp-port",
+        &world.smtp_port().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let _worker = Worker::start(&nats, &world, 5);
+    let fronts: Vec<(support::Server, PathBuf)> = ["east", "west"]
+        .iter()
+        .map(|name| {
+            let store = support::temp(&format!("fleet-front-{name}.sqlite"));
+            let _ = std::fs::remove_file(&store);
+            let server = support::Server::start_with(
+                &engine,
+                &store,
+                &["--nats", &nats.url(), "--nats-name", name],
+            );
+            (server, store)
+        })
+        .collect();
+    // Each front end its own half of the generated addresses.
+    let jobs: Vec<String> = fronts
+        .iter()
+        .enumerate()
+        .map(|(i, (server, _))| {
+            let list: String = (0..COUNT)
+                .map(|n| spec.address(i as u64 * COUNT + n).address + "\n")
+                .collect();
+            let created = support::post(
+                server,
+                "/v1/jobs",
+                support::TOKEN_A,
+                "text/plain",
+                list.as_bytes(),
+            );
+            assert_eq!(created.status, 202, "{}", created.body);
+            created.json()["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    for (i, ((server, _), id)) in fronts.iter().zip(&jobs).enumerate() {
+        let job = support::wait_for_job(server, id, support::TOKEN_A);
+        assert_eq!(job["state"], "finished", "{job}");
+        let results = support::get(
+            server,
+            &format!("/v1/jobs/{id}/results?format=jsonl"),
+            support::TOKEN_A,
+        );
+        let mut seen = BTreeMap::new();
+        for line in results.body.lines() {
+            let record: Value = serde_json::from_str(line).expect("a record");
+            let n = record["line"].as_u64().expect("line");
+            let expected = spec.address(i as u64 * COUNT + n - 1);
+            assert_eq!(record["address"], expected.address.as_str());
+            assert_eq!(record["reason"], expected.expected.as_str(), "{record}");
+            assert!(seen.insert(n, ()).is_none(), "line {n} twice");
+        }
+        assert_eq!(seen.len(), COUNT as usize);
+    }
+    for (_, store) in &fronts {
+        let _ = std::fs::remove_file(store);
+    }
 }

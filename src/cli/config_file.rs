@@ -178,6 +178,23 @@ mod tests {
         Cli::try_parse_from(&expanded).unwrap();
     }
 
+    /// So is the worker's.
+    #[test]
+    fn the_contrib_worker_example_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/worker.toml");
+        let given = args(&[
+            "mxprobe",
+            "worker",
+            "--config",
+            path,
+            "--source-ip",
+            "192.0.2.25",
+        ]);
+        let expanded = expand::<Cli>(given).unwrap();
+        assert!(expanded.len() > 20, "{expanded:?}");
+        Cli::try_parse_from(&expanded).unwrap();
+    }
+
     #[test]
     fn an_unknown_key_or_a_table_is_named() {
         let path = file("bad.toml", "from = \"a@b.test\"\nmax-jbos = 2\n");

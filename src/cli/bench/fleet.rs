@@ -60,7 +60,7 @@ pub fn run(target: &Target<'_>, args: &BenchArgs, nats: &str) -> Result<u8, Stri
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let spec = target.spec.clone();
     let (wall, answered, wrong, twice) = runtime.block_on(async {
-        let js = connect(nats).await?;
+        let js = connect(nats, 1).await?;
         let stream = js
             .get_stream(RESULTS_STREAM)
             .await

@@ -7,10 +7,12 @@
 //!   id `<job>:<first line>`, so a batch published twice within the work stream's duplicate
 //!   window is taken once. A publish NATS does not confirm is tried again, a second later, until
 //!   it is: a NATS outage delays the job, it loses nothing.
-//! - **In**: one durable consumer (`mxprobe-serve`) reads every result. Each is handed to the
+//! - **In**: the service's own durable consumer ([`results_consumer_name`]: `mxprobe-serve`,
+//!   or `mxprobe-serve-<name>` with `--nats-name`) reads every result. Each is handed to the
 //!   store's writer, and acked only once the writer says it is saved: a service killed in
 //!   between gets the result again at its next start. A result of a job this service does not
-//!   run (finished, cancelled, another service's) is acked and left.
+//!   run (finished, cancelled, another front end's) is acked and left: another front end reads
+//!   it through a consumer of its own, so front ends sharing a fleet need names of their own.
 //! - **Real time**: `POST /v1/verify` is a NATS request to one worker of the fleet
 //!   ([`verify`]), answered by that worker's engine at the latest at the request's deadline.
 
@@ -30,8 +32,14 @@ use super::wire::{
     WorkBatch, WorkLine, ensure_streams,
 };
 
-/// The durable consumer the service reads results through.
-pub const SERVICE_CONSUMER: &str = "mxprobe-serve";
+/// The durable consumer a front end reads results through: `mxprobe-serve`, or
+/// `mxprobe-serve-<name>` for a named one (`--nats-name`).
+pub fn results_consumer_name(name: Option<&str>) -> String {
+    name.map_or_else(
+        || "mxprobe-serve".to_owned(),
+        |name| format!("mxprobe-serve-{name}"),
+    )
+}
 
 /// Lines of a job to send to the fleet.
 #[derive(Debug)]
@@ -42,13 +50,11 @@ pub struct WorkOrder {
     pub lines: Vec<(u64, String)>,
 }
 
-/// Connects to NATS and makes the fleet's streams.
-pub async fn connect(url: &str) -> Result<Context, String> {
-    let client = async_nats::connect(url)
-        .await
-        .map_err(|e| format!("--nats {url}: {e}"))?;
-    let js = jetstream::new(client);
-    ensure_streams(&js).await?;
+/// Connects to NATS (`urls`: one server or several, comma-separated) and makes the fleet's
+/// streams, in `replicas` copies.
+pub async fn connect(urls: &str, replicas: usize) -> Result<Context, String> {
+    let js = jetstream::new(super::wire::connect(urls).await?);
+    ensure_streams(&js, replicas).await?;
     Ok(js)
 }
 
@@ -174,12 +180,12 @@ pub trait ResultSink: Send + 'static {
     fn saved(&mut self) -> oneshot::Receiver<()>;
 }
 
-/// Reads results through the service's durable consumer and hands them to `sink`, acking each
+/// Reads results through the durable consumer `consumer` and hands them to `sink`, acking each
 /// once the sink has saved it; for ever, riding out NATS restarts.
-pub async fn read_results(js: Context, mut sink: impl ResultSink) {
+pub async fn read_results(js: Context, consumer: String, mut sink: impl ResultSink) {
     let prefix = "mxprobe.results.";
     loop {
-        let Some(consumer) = results_consumer(&js).await else {
+        let Some(consumer) = results_consumer(&js, &consumer).await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
@@ -220,13 +226,13 @@ pub async fn read_results(js: Context, mut sink: impl ResultSink) {
     }
 }
 
-async fn results_consumer(js: &Context) -> Option<PullConsumer> {
+async fn results_consumer(js: &Context, name: &str) -> Option<PullConsumer> {
     let stream = js.get_stream(RESULTS_STREAM).await.ok()?;
     stream
         .get_or_create_consumer(
-            SERVICE_CONSUMER,
+            name,
             pull::Config {
-                durable_name: Some(SERVICE_CONSUMER.into()),
+                durable_name: Some(name.into()),
                 ack_policy: AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(60),
                 ..Default::default()

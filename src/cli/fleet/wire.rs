@@ -76,17 +76,38 @@ pub fn is_facts_key(domain: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'=' | b'.'))
 }
 
-/// The fleet's bucket of domain facts, made if it does not exist. Its stream is made as a
-/// key-value bucket's is (ADR-8: `KV_<bucket>` on `$KV.<bucket>.>`, one message per key):
-/// async-nats's own `create_key_value` asks for settings nats-server 2.9 does not answer as it
-/// expects.
-pub async fn facts_bucket(js: &jetstream::Context) -> Result<jetstream::kv::Store, String> {
+/// Connects to NATS: `urls` is one server or several, comma-separated (the members of a
+/// cluster to try first; the client also learns the others from the server it reaches, and
+/// moves to one of them when its server goes away).
+pub async fn connect(urls: &str) -> Result<async_nats::Client, String> {
+    let servers: Vec<&str> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect();
+    if servers.is_empty() {
+        return Err("--nats: give a NATS server, nats://HOST:PORT".into());
+    }
+    async_nats::connect(servers)
+        .await
+        .map_err(|e| format!("--nats {urls}: {e}"))
+}
+
+/// The fleet's bucket of domain facts, made if it does not exist, with `replicas` copies.
+/// Its stream is made as a key-value bucket's is (ADR-8: `KV_<bucket>` on `$KV.<bucket>.>`,
+/// one message per key): async-nats's own `create_key_value` asks for settings nats-server 2.9
+/// does not answer as it expects.
+pub async fn facts_bucket(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<jetstream::kv::Store, String> {
     js.get_or_create_stream(stream::Config {
         name: format!("KV_{FACTS_BUCKET}"),
         subjects: vec![format!("$KV.{FACTS_BUCKET}.>")],
         max_messages_per_subject: 1,
         max_age: FACTS_MAX_AGE,
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         discard: stream::DiscardPolicy::New,
         allow_rollup: true,
         deny_delete: true,
@@ -191,14 +212,19 @@ pub fn result_id(job: &str, line: u64) -> String {
 }
 
 /// The fleet's streams, made if they do not exist (every process does this at start, so any
-/// may come first).
-pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, String> {
+/// may come first), each kept in `replicas` copies: on a NATS cluster of three, 3, so that a
+/// lost node loses nothing. A stream made already keeps the copies it was made with.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<stream::Stream, String> {
     let work = js
         .get_or_create_stream(stream::Config {
             name: WORK_STREAM.into(),
             subjects: vec![WORK_SUBJECT.into()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
+            num_replicas: replicas,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         })
@@ -210,6 +236,7 @@ pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, S
         storage: stream::StorageType::File,
         duplicate_window: RESULTS_DUPLICATE_WINDOW,
         max_age: RESULTS_MAX_AGE,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await
@@ -218,6 +245,7 @@ pub async fn ensure_streams(js: &jetstream::Context) -> Result<stream::Stream, S
         name: DEAD_STREAM.into(),
         subjects: vec![DEAD_SUBJECT.into()],
         storage: stream::StorageType::File,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await

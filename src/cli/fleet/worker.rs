@@ -64,9 +64,21 @@ const REAL_TIME_TAGS: u64 = 1 << 63;
 /// Flags of `mxprobe worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// The NATS server (with JetStream on) to take work from: nats://HOST:PORT.
-    #[arg(long, value_name = "URL", env = "MXPROBE_NATS")]
+    /// The NATS server (with JetStream on) to take work from: nats://HOST:PORT, or a
+    /// cluster's servers, comma-separated.
+    #[arg(long, value_name = "URL[,URL...]", env = "MXPROBE_NATS")]
     nats: String,
+
+    /// Copies JetStream keeps of each of the fleet's streams, when this process is the one
+    /// that makes them: 3 on a NATS cluster of three, so that a lost node loses nothing.
+    #[arg(
+        long = "nats-replicas",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5),
+        env = "MXPROBE_NATS_REPLICAS"
+    )]
+    nats_replicas: u8,
 
     /// Seconds a batch may go unacknowledged before JetStream gives it to another worker. A
     /// live worker says "in progress" every third of it, however long its batch takes.
@@ -130,12 +142,11 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let outcome = runtime.block_on(async {
-        let client = async_nats::connect(&args.nats)
-            .await
-            .map_err(|e| format!("--nats {}: {e}", args.nats))?;
+        let client = super::wire::connect(&args.nats).await?;
         let js = jetstream::new(client.clone());
-        let work = ensure_streams(&js).await?;
-        let facts = facts_bucket(&js).await?;
+        let replicas = usize::from(args.nats_replicas);
+        let work = ensure_streams(&js, replicas).await?;
+        let facts = facts_bucket(&js, replicas).await?;
         // Domains whose catch-all answer this worker has shared (bounded: a repeat only costs a
         // put).
         let mut shared: std::collections::HashSet<String> = std::collections::HashSet::new();

@@ -181,15 +181,46 @@ pub struct ServeArgs {
     )]
     allow_private_webhooks: bool,
 
-    /// Send jobs to a fleet of `mxprobe worker`s through this NATS server (JetStream on)
-    /// instead of verifying them here: their lines go out as work batches and the results come
-    /// back into the store (docs/scaling.md). Real-time requests are still verified by this
-    /// service's own engine.
-    #[arg(long, value_name = "URL", env = "MXPROBE_NATS")]
+    /// Send jobs and real-time requests to a fleet of `mxprobe worker`s through NATS
+    /// (JetStream on; one server, or a cluster's, comma-separated) instead of verifying them
+    /// here: jobs' lines go out as work batches and the results come back into the store
+    /// (docs/scaling.md).
+    #[arg(long, value_name = "URL[,URL...]", env = "MXPROBE_NATS")]
     nats: Option<String>,
+
+    /// Copies JetStream keeps of each of the fleet's streams, when this process is the one
+    /// that makes them: 3 on a NATS cluster of three, so that a lost node loses nothing.
+    #[arg(
+        long = "nats-replicas",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5),
+        env = "MXPROBE_NATS_REPLICAS"
+    )]
+    nats_replicas: u8,
+
+    /// This front end's name among those sharing one fleet (letters, digits, - and _): each
+    /// reads the results through a durable consumer of its own, `mxprobe-serve-<NAME>`, so
+    /// give every front end its own, and keep it across restarts. Without it the consumer is
+    /// `mxprobe-serve`: one front end.
+    #[arg(long = "nats-name", value_name = "NAME", value_parser = front_end_name, env = "MXPROBE_NATS_NAME")]
+    nats_name: Option<String>,
 
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+/// A `--nats-name`: 1 to 32 letters, digits, `-` or `_` (it is part of a consumer's name).
+fn front_end_name(name: &str) -> Result<String, String> {
+    if (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(name.to_owned())
+    } else {
+        Err("give 1 to 32 letters, digits, - or _".into())
+    }
 }
 
 /// Lines in flight to a fleet at most (`serve --nats`): the workers' engines together hold
@@ -352,12 +383,13 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     let (sink, fleet_client) = match &args.nats {
         None => (Sink::Engine(engine.handle()), None),
         Some(url) => {
-            let js = runtime.block_on(fleet::link::connect(url))?;
+            let js = runtime.block_on(fleet::link::connect(url, args.nats_replicas.into()))?;
             let client = js.client();
             let (orders, orders_rx) = tokio::sync::mpsc::unbounded_channel();
             runtime.spawn(fleet::link::publish_orders(js.clone(), orders_rx));
             runtime.spawn(fleet::link::read_results(
                 js,
+                fleet::link::results_consumer_name(args.nats_name.as_deref()),
                 FleetResults {
                     slots: Arc::clone(&slots),
                     writer: writer.sender.clone(),
