@@ -112,10 +112,11 @@ struct Worker(Child);
 impl Worker {
     /// A worker that answers a batch delivered more than `max_deliver` times unknown.
     fn start(nats: &Nats, world: &World, max_deliver: u32) -> Self {
-        Self::start_on(&nats.url(), world, max_deliver, &[])
+        Self::start_on(&nats.url(), world, max_deliver, &["--retries", "0"])
     }
 
-    /// The same on the NATS servers `urls` (comma-separated), with `extra` flags.
+    /// The same on the NATS servers `urls` (comma-separated), with `extra` flags (`--retries`
+    /// among them).
     fn start_on(urls: &str, world: &World, max_deliver: u32, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
             .args(["worker", "--nats", urls, "--ack-wait", "3"])
@@ -124,7 +125,7 @@ impl Worker {
             .args(["--from", "probe@probe.test", "--allow-private-mx"])
             .args(["--dns-server", &world.dns_addr().to_string()])
             .args(["--smtp-port", &world.smtp_port().to_string()])
-            .args(["--retries", "0", "--concurrency", "200", "--per-mx", "200"])
+            .args(["--concurrency", "200", "--per-mx", "200"])
             .args(["--domain-rate", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -640,6 +641,82 @@ fn one_workers_catch_all_answers_serve_the_fleet() {
     });
 }
 
+/// A worker's greylisting waits go into the fleet's bucket too, and a later worker retries a
+/// greylisted address of those domains after that wait instead of its retry delay: every
+/// address of the second job is answered at its second attempt, where the first job's needed
+/// three (retried after 1 s, still inside the servers' 2 s period, then after 2 s more).
+#[test]
+fn one_workers_greylisting_waits_serve_the_fleet() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = World::start(WorldSpec {
+        domains: 20,
+        catch_all_share: 0.0,
+        reject_share: 0.0,
+        greylist_share: 1.0,
+        greylist_period: Duration::from_secs(2),
+        ..WorldSpec::default()
+    })
+    .expect("world");
+    let flags = ["--retries", "3", "--retry-delay", "1"];
+    runtime().block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let attempts = |got: &BTreeMap<u64, Vec<Value>>| -> Vec<u64> {
+            let mut attempts: Vec<u64> = got
+                .values()
+                .map(|records| records[0]["attempts"].as_u64().expect("attempts"))
+                .collect();
+            attempts.sort_unstable();
+            attempts.dedup();
+            attempts
+        };
+        let mut first = Worker::start_on(&nats.url(), &world, 5, &flags);
+        wait_for_streams(&js).await;
+        let expected = publish_job(&js, &world, "greya", 200).await;
+        let got = collect(&js, "greya", 200, 200, || ()).await;
+        check(&expected, &got);
+        assert_eq!(attempts(&got), [3], "greylisted twice, then answered");
+        first.kill();
+        let bucket = js
+            .get_key_value("mxprobe-domains")
+            .await
+            .expect("the bucket");
+        let domain = world.spec().address(0).address;
+        let domain = domain.rsplit_once('@').expect("@").1;
+        let facts: Value = serde_json::from_slice(
+            &bucket
+                .get(domain)
+                .await
+                .expect("get")
+                .expect("the first domain's facts"),
+        )
+        .expect("json");
+        let wait = facts["greylist_wait_ms"].as_u64().expect("a wait shared");
+        assert!((3_000..4_500).contains(&wait), "{facts}");
+
+        // The next job, at the same domains, other mailboxes (lines 201 to 400).
+        let _second = Worker::start_on(&nats.url(), &world, 5, &flags);
+        let spec = world.spec();
+        let mut expected = BTreeMap::new();
+        for index in 200..400 {
+            let generated = spec.address(index);
+            let line = json!({"line": index + 1, "address": generated.address});
+            let batch = json!({"job": "greyb", "lines": [line]});
+            js.publish("mxprobe.work", batch.to_string().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("taken");
+            expected.insert(index + 1, generated.expected.as_str().to_owned());
+        }
+        let got = collect(&js, "greyb", 200, 200, || ()).await;
+        check(&expected, &got);
+        assert_eq!(attempts(&got), [2], "retried once, after the wait shared");
+    });
+}
+
 /// SIGTERM: a worker with nothing in hand stops at once, and cleanly.
 #[test]
 fn a_worker_stops_cleanly_on_sigterm() {
@@ -895,7 +972,7 @@ fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
                     &urls,
                     &world,
                     5,
-                    &["--nats-replicas", "3"],
+                    &["--nats-replicas", "3", "--retries", "0"],
                 ));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -344,6 +344,7 @@ mod tests {
             elapsed: std::time::Duration::ZERO,
             transcript: None,
             tls: None,
+            greylist_wait: None,
         }
     }
 }

@@ -412,6 +412,7 @@ fn unreadable(line: u64, text: String, detail: String) -> VerifyResult {
         elapsed: Duration::ZERO,
         transcript: None,
         tls: None,
+        greylist_wait: None,
     }
 }
 

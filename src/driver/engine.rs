@@ -67,6 +67,9 @@ enum Message {
     SubmitWith(String, u64, Box<SubmitOptions>),
     /// A domain's catch-all answer learned elsewhere ([`Handle::know_catch_all`]).
     KnowCatchAll(String, bool),
+    /// How long a domain's greylisting held an address elsewhere
+    /// ([`Handle::know_greylist_wait`]).
+    KnowGreylistWait(String, Duration),
     Finish,
 }
 
@@ -182,6 +185,21 @@ impl Handle {
     pub fn know_catch_all(&self, domain: &str, accepts_any: bool) -> Result<(), EngineStopped> {
         self.urgent
             .send(Message::KnowCatchAll(domain.to_owned(), accepts_any))
+            .map_err(|_| EngineStopped)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// How long domain `domain`'s greylisting held an address elsewhere (another prober of a
+    /// fleet; [`VerifyResult::greylist_wait`](crate::VerifyResult::greylist_wait) there)
+    /// before its server answered: the first retry after its "try again later" waits about
+    /// that long instead of the configured retry delay ([`Scheduler::know_greylist_wait`]).
+    /// Goes ahead of bulk submissions.
+    ///
+    /// [`Scheduler::know_greylist_wait`]: crate::engine::Scheduler::know_greylist_wait
+    pub fn know_greylist_wait(&self, domain: &str, wait: Duration) -> Result<(), EngineStopped> {
+        self.urgent
+            .send(Message::KnowGreylistWait(domain.to_owned(), wait))
             .map_err(|_| EngineStopped)?;
         self.wake();
         Ok(())
@@ -460,6 +478,9 @@ impl Inboxes {
                 Message::KnowCatchAll(domain, accepts_any) => {
                     scheduler.know_catch_all(&domain, accepts_any);
                 }
+                Message::KnowGreylistWait(domain, wait) => {
+                    scheduler.know_greylist_wait(&domain, wait);
+                }
                 Message::Finish => {}
             }
         }
@@ -532,6 +553,9 @@ fn run(
                 }
                 Ok(Message::KnowCatchAll(domain, accepts_any)) => {
                     scheduler.know_catch_all(&domain, accepts_any);
+                }
+                Ok(Message::KnowGreylistWait(domain, wait)) => {
+                    scheduler.know_greylist_wait(&domain, wait);
                 }
                 Ok(Message::Finish) | Err(TryRecvError::Disconnected) => input_open = false,
                 Err(TryRecvError::Empty) => break,

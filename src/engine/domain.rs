@@ -87,6 +87,9 @@ pub(super) struct Domain {
     pub(super) targets: Vec<Target>,
     pub(super) queue: VecDeque<JobId>,
     catch_all: CatchAll,
+    /// The shortest wait its greylisting has been seen to need (an address held, then
+    /// answered): the first retry after a "try again later" here waits about that long.
+    pub(super) greylist_wait: Option<Duration>,
     /// Controls sent that did not decide.
     control_attempts: u32,
     /// Accepted addresses waiting for the catch-all answer.
@@ -131,6 +134,7 @@ impl Domain {
             targets: Vec::new(),
             queue: VecDeque::new(),
             catch_all: CatchAll::Untested,
+            greylist_wait: None,
             control_attempts: 0,
             held: Vec::new(),
             source_slot,
@@ -167,6 +171,12 @@ impl Domain {
             CatchAll::Known(known) => Some(known),
             _ => None,
         }
+    }
+
+    /// Greylisting here held an address for `wait` before the server answered: the shortest
+    /// such wait is kept, the tightest bound on the server's period seen.
+    pub(super) fn learn_greylist_wait(&mut self, wait: Duration) {
+        self.greylist_wait = Some(self.greylist_wait.map_or(wait, |known| known.min(wait)));
     }
 
     /// The catch-all answer is known from before the run: no control is sent.

@@ -300,6 +300,7 @@ impl Memory {
             elapsed: entry.elapsed,
             transcript: None,
             tls: entry.tls,
+            greylist_wait: None,
         })
     }
 }
@@ -436,6 +437,7 @@ mod tests {
             elapsed: Duration::from_millis(1234),
             transcript: Some("S: 220\r\n".into()),
             tls: Some(crate::tls::TlsVersion::Tls13),
+            greylist_wait: None,
         };
         let key = tables.key("alice@x.test");
         tables.started(key, job);

@@ -6,6 +6,7 @@
 //! epoch, the counters 16-bit, and what few addresses need sits behind one box ([`Rare`]).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::special_purpose::SpecialRange;
 use crate::address::Address;
@@ -93,6 +94,11 @@ pub(super) struct Rare {
     pub(super) answered: bool,
     /// Later submissions of the same mailbox, which get the job's result.
     pub(super) joined: Vec<Joined>,
+    /// When its server first said "greylisted, try again later", in nanoseconds since the
+    /// epoch.
+    pub(super) greylisted_at: Option<u64>,
+    /// How long the greylisting held it, once its server answered after all.
+    pub(super) greylist_wait: Option<Duration>,
 }
 
 /// A submission of a mailbox already in flight, waiting for that probe's result.

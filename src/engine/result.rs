@@ -45,6 +45,11 @@ pub struct VerifyResult {
     pub transcript: Option<String>,
     /// The TLS version of the session whose reply decided, if it spoke TLS (STARTTLS).
     pub tls: Option<TlsVersion>,
+    /// How long greylisting held the address before its server answered, when it did: from
+    /// the first "try again later" to the reply that decided. Not in the record; the engine
+    /// learns from it when to ask the domain's next addresses again, and so can a fleet
+    /// ([`Handle::know_greylist_wait`](crate::Handle::know_greylist_wait)).
+    pub greylist_wait: Option<Duration>,
 }
 
 impl VerifyResult {
@@ -75,6 +80,7 @@ impl VerifyResult {
             elapsed: Duration::ZERO,
             transcript: None,
             tls: None,
+            greylist_wait: None,
         }
     }
 

@@ -169,6 +169,10 @@ struct Conn {
 /// Catch-all answers learned from elsewhere kept at most ([`Scheduler::know_catch_all`]).
 pub const MAX_KNOWN_CATCH_ALL: usize = 1_000_000;
 
+/// Greylisting waits learned from elsewhere kept at most, for domains not yet met
+/// ([`Scheduler::know_greylist_wait`]).
+const MAX_KNOWN_GREYLIST_WAITS: usize = 1_000_000;
+
 /// Servers remembered as taking MAIL FROM in plain text (a few MB at most).
 const MAX_PLAIN_TEXT_SERVERS: usize = 100_000;
 
@@ -254,6 +258,8 @@ pub struct Scheduler {
     stopping: bool,
     /// Submissions a stop dropped without a verdict, so far.
     dropped_by_stop: usize,
+    /// Greylisting waits learned elsewhere, for domains not yet met.
+    known_greylist_waits: HashMap<String, Duration>,
     /// When the pass that starts sessions for new submissions is due.
     schedule_at: Option<Instant>,
     /// The first instant the scheduler was given: submission times count from here, in
@@ -307,6 +313,7 @@ impl Scheduler {
             backoff_until: None,
             stopping: false,
             dropped_by_stop: 0,
+            known_greylist_waits: HashMap::new(),
             schedule_at: None,
             epoch: None,
             settled: Vec::new(),
@@ -881,6 +888,20 @@ impl Scheduler {
         self.config.known_catch_all.insert(domain, accepts_any);
     }
 
+    /// How long domain `domain`'s greylisting held an address elsewhere (another prober of a
+    /// fleet) before its server answered: its first retry after a "try again later" waits
+    /// about that long, not `retry_delay`. A domain met already takes it if it is shorter than
+    /// its own; one not yet met, when it comes (at most a million are kept).
+    pub fn know_greylist_wait(&mut self, domain: &str, wait: Duration) {
+        let domain = domain.to_ascii_lowercase();
+        if let Some(&id) = self.by_name.get(&domain) {
+            self.domains[id].learn_greylist_wait(wait);
+        } else if self.known_greylist_waits.len() < MAX_KNOWN_GREYLIST_WAITS {
+            let known = self.known_greylist_waits.entry(domain).or_insert(wait);
+            *known = (*known).min(wait);
+        }
+    }
+
     fn domain_for(&mut self, address: &Address, now: Instant) -> DomainId {
         let name = address.domain();
         if let Some(&id) = self.by_name.get(name) {
@@ -892,6 +913,9 @@ impl Scheduler {
         let mut domain = Domain::new(address, source_slot, self.config.rcpts_per_session.max(1));
         if let Some(&accepts_any) = self.config.known_catch_all.get(name) {
             domain.know_catch_all(accepts_any);
+        }
+        if let Some(wait) = self.known_greylist_waits.remove(name) {
+            domain.learn_greylist_wait(wait);
         }
         if let Some(ip) = address.address_literal() {
             match special_purpose(ip).filter(|_| !self.config.allow_private_mx) {
@@ -1673,6 +1697,7 @@ impl Scheduler {
                 retries: j.retries,
                 retries_allowed: self.config.retries,
                 retry_delay: self.config.retry_delay,
+                greylist_wait: d.greylist_wait,
                 awaits_catch_all: self.config.catch_all
                     && control_sent_here
                     && d.awaits_catch_all(),
@@ -1696,16 +1721,35 @@ impl Scheduler {
 
     /// Does what the policy decided for `job` (queued at `domain`).
     fn carry_out(&mut self, domain: DomainId, job: JobId, action: Action, now: Instant) {
+        let now_nanos = self.since_epoch(now);
         let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
+        // Greylisting that held the address, then let it through: how long, for the result
+        // and for the domain's next "try again later".
+        if let Action::Finish(decided) | Action::Hold(decided) = &action
+            && matches!(
+                decided.reason,
+                Reason::Accepted | Reason::MailboxNotFound | Reason::MailboxDisabled
+            )
+            && let Some(rare) = j.rare.as_deref_mut()
+            && let Some(at) = rare.greylisted_at
+        {
+            let wait = Duration::from_nanos(now_nanos.saturating_sub(at));
+            rare.greylist_wait = Some(wait);
+            self.domains[domain].learn_greylist_wait(wait);
+        }
         match action {
             Action::Finish(decided) => self.finish_job(job, decided, now),
             Action::RetryAfter {
                 delay,
                 last_temporary,
             } => {
-                j.rare().last_temporary = Some(last_temporary);
+                let rare = j.rare();
+                if last_temporary.reason == Reason::Greylisted && rare.greylisted_at.is_none() {
+                    rare.greylisted_at = Some(now_nanos);
+                }
+                rare.last_temporary = Some(last_temporary);
                 j.retries += 1;
                 self.stats.retries += 1;
                 let retries = j.retries;
@@ -1838,6 +1882,8 @@ impl Scheduler {
             deadline: _,
             answered,
             joined,
+            greylisted_at: _,
+            greylist_wait,
         } = j.rare.map(|rare| *rare).unwrap_or_default();
         // A retried address that never got past 4xx keeps its last 4xx reply.
         let decided = match (&decided.reason, last_temporary) {
@@ -1891,6 +1937,7 @@ impl Scheduler {
             elapsed,
             transcript,
             tls: decided.tls,
+            greylist_wait,
         };
         let key = self.duplicates.key(j.address.mailbox());
         self.duplicates.finished(key, job, &result);
@@ -1917,7 +1964,6 @@ impl Scheduler {
     }
 }
 
-/// A reply's lines, joined by spaces (invalid UTF-8 replaced).
 /// What dropping `job` leaves unanswered: its own submission (unless answered at its
 /// deadline already), and the submissions that joined it.
 fn unanswered(job: &Job) -> (usize, usize) {
@@ -1928,6 +1974,7 @@ fn unanswered(job: &Job) -> (usize, usize) {
     )
 }
 
+/// A reply's lines, joined by spaces (invalid UTF-8 replaced).
 fn reply_text(reply: &OwnedReply) -> String {
     let reply = reply.as_reply();
     let mut text = String::new();

@@ -2,7 +2,7 @@
 //! the clock moved by hand. For what the end-to-end tests cannot pin down: exact retry times,
 //! caps, turns, back-offs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -755,6 +755,75 @@ fn a_stop_before_the_control_answers_leaves_the_accepted_addresses_unanswered() 
     assert_eq!(h.result("d@one.test").reason, Reason::MailboxNotFound);
     assert_eq!(h.scheduler.dropped_by_stop(), 3, "a@, b@ and c@");
     assert!(h.scheduler.is_idle());
+}
+
+/// A server that greylists each recipient's first RCPT (`greylisted` remembers whom it has
+/// seen, across sessions), and takes every recipient after.
+fn greylister(greylisted: &std::rc::Rc<std::cell::RefCell<HashSet<String>>>) -> Server {
+    let greylisted = std::rc::Rc::clone(greylisted);
+    Box::new(move |line: &str| {
+        if let Some(rest) = line.strip_prefix("RCPT TO:<") {
+            if greylisted.borrow_mut().insert(rest.to_owned()) {
+                "450 4.2.0 Greylisted, see https://postgrey.schweikert.ch/\r\n".into()
+            } else {
+                "250 2.1.5 Ok\r\n".into()
+            }
+        } else {
+            postfix(&[])(line)
+        }
+    })
+}
+
+/// Greylisting that held an address, then let it through, says how long in the result; the
+/// domain's next "try again later" is retried after that wait and a tenth instead of the
+/// retry delay, and so is a domain's whose wait was learned elsewhere (a fleet).
+#[test]
+fn a_greylisting_wait_learned_times_the_domains_next_first_retry() {
+    let mut config = config();
+    config.catch_all = false;
+    let retry_delay = config.retry_delay;
+    let mut h = Harness::new(config);
+    h.mx("grey.test", 10, [127, 0, 0, 9]);
+    h.mx("told.test", 10, [127, 0, 0, 10]);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(HashSet::new()));
+    h.submit("a@grey.test");
+    h.settle();
+    h.play(greylister(&seen));
+    assert!(h.results.is_empty(), "greylisted: asked again later");
+    let next = h.scheduler.poll_timeout().expect("the retry's timer");
+    assert_eq!(
+        next - h.now,
+        retry_delay,
+        "nothing learned yet: the retry delay"
+    );
+    h.advance(retry_delay);
+    h.play(greylister(&seen));
+    let a = h.result("a@grey.test");
+    assert_eq!(a.reason, Reason::Accepted);
+    let wait = a.greylist_wait.expect("the wait greylisting needed");
+    assert!(
+        wait >= retry_delay && wait < retry_delay + Duration::from_secs(2),
+        "{wait:?}"
+    );
+
+    // The domain's next address: retried after the wait learned and a tenth.
+    h.submit("b@grey.test");
+    h.settle();
+    h.play(greylister(&seen));
+    let next = h.scheduler.poll_timeout().expect("the retry's timer");
+    assert_eq!(next - h.now, wait + wait / 10);
+    h.advance(wait + wait / 10);
+    h.play(greylister(&seen));
+    assert_eq!(h.result("b@grey.test").reason, Reason::Accepted);
+
+    // A wait learned elsewhere, for a domain not yet met.
+    h.scheduler
+        .know_greylist_wait("TOLD.test", Duration::from_secs(300));
+    h.submit("c@told.test");
+    h.settle();
+    h.play(greylister(&seen));
+    let next = h.scheduler.poll_timeout().expect("the retry's timer");
+    assert_eq!(next - h.now, Duration::from_secs(330));
 }
 
 #[test]

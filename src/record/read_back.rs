@@ -104,6 +104,7 @@ impl VerifyResult {
                         .ok_or_else(|| format!("not a record: no TLS version {name:?}"))?,
                 ),
             },
+            greylist_wait: None,
         })
     }
 }

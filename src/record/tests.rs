@@ -39,6 +39,7 @@ fn accepted() -> VerifyResult {
         elapsed: Duration::from_micros(212_900),
         transcript: None,
         tls: None,
+        greylist_wait: None,
     }
 }
 

@@ -53,16 +53,42 @@ pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
 /// (it keeps what it has read in its own store).
 pub const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The key-value bucket of domain facts the fleet shares: a domain's catch-all answer, as
-/// `{"catch_all": true|false}` under the domain's name, kept a day (as `serve` trusts its own).
+/// The key-value bucket of domain facts the fleet shares ([`DomainFacts`] as JSON under the
+/// domain's name), kept a day (as `serve` trusts its own catch-all answers).
 pub const FACTS_BUCKET: &str = "mxprobe-domains";
 pub const FACTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// A domain's facts in [`FACTS_BUCKET`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A domain's facts in [`FACTS_BUCKET`], each learned by some worker; one not known is left
+/// out: `{"catch_all":true,"greylist_wait_ms":301500,"provider":"google"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainFacts {
-    /// Whether the domain accepts any local part.
-    pub catch_all: bool,
+    /// Whether the domain accepts any local part (its catch-all control's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_all: Option<bool>,
+    /// The shortest wait its greylisting has been seen to need before the server answered, in
+    /// milliseconds: a worker retries its "try again later" after about that long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greylist_wait_ms: Option<u64>,
+    /// The provider whose servers take its mail (`docs/providers.md`), for the people who
+    /// read the bucket: every worker finds it from the MX host names itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl DomainFacts {
+    /// What `self` knows with what `other` adds: `other`'s catch-all answer and provider
+    /// where it has them (newer), the shorter greylisting wait.
+    #[must_use]
+    pub fn merged(&self, other: &Self) -> Self {
+        Self {
+            catch_all: other.catch_all.or(self.catch_all),
+            greylist_wait_ms: match (self.greylist_wait_ms, other.greylist_wait_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            provider: other.provider.clone().or_else(|| self.provider.clone()),
+        }
+    }
 }
 
 /// True if `domain` can be a key of [`FACTS_BUCKET`] (NATS keys: `[-/_=.a-zA-Z0-9]+`, not
@@ -285,6 +311,45 @@ mod tests {
         }
         assert_eq!(result_id("j", 7), "j:7");
         assert_eq!(results_subject("j"), "mxprobe.results.j");
+    }
+
+    #[test]
+    fn domain_facts_merge_and_read_back_from_before_they_grew() {
+        let old: DomainFacts = serde_json::from_str(r#"{"catch_all":true}"#).unwrap();
+        assert_eq!(old.catch_all, Some(true));
+        assert_eq!(old.greylist_wait_ms, None);
+        let grey = DomainFacts {
+            greylist_wait_ms: Some(300_000),
+            provider: Some("google".into()),
+            ..DomainFacts::default()
+        };
+        let both = old.merged(&grey);
+        assert_eq!(
+            serde_json::to_string(&both).unwrap(),
+            r#"{"catch_all":true,"greylist_wait_ms":300000,"provider":"google"}"#
+        );
+        let shorter = DomainFacts {
+            catch_all: Some(false),
+            greylist_wait_ms: Some(200_000),
+            provider: None,
+        };
+        assert_eq!(
+            both.merged(&shorter),
+            DomainFacts {
+                catch_all: Some(false),
+                greylist_wait_ms: Some(200_000),
+                provider: Some("google".into()),
+            }
+        );
+        let longer = DomainFacts {
+            greylist_wait_ms: Some(900_000),
+            ..DomainFacts::default()
+        };
+        assert_eq!(both.merged(&longer), both, "the shorter wait stays");
+        assert_eq!(
+            serde_json::to_string(&DomainFacts::default()).unwrap(),
+            "{}"
+        );
     }
 
     #[test]

@@ -147,9 +147,9 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         let replicas = usize::from(args.nats_replicas);
         let work = ensure_streams(&js, replicas).await?;
         let facts = facts_bucket(&js, replicas).await?;
-        // Domains whose catch-all answer this worker has shared (bounded: a repeat only costs a
-        // put).
-        let mut shared: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // What this worker has put in (or read from) the bucket, by domain (bounded:
+        // forgetting only costs a put again).
+        let mut shared: HashMap<String, DomainFacts> = HashMap::new();
         let ack_wait = Duration::from_secs(args.ack_wait);
         let consumer: jetstream::consumer::Consumer<pull::Config> = work
             .get_or_create_consumer(
@@ -256,8 +256,8 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                     }
                 }
                 Some(mut result) = verdicts_rx.recv() => {
-                    // One worker's catch-all answer serves the fleet.
-                    share_catch_all(&facts, &mut shared, &result).await;
+                    // One worker's catch-all answer and greylisting wait serve the fleet.
+                    share_facts(&facts, &mut shared, &result).await;
                     if let Some(reply) = waiting.remove(&result.tag) {
                         result.tag = 1;
                         let json = serde_json::to_string(&result.record())
@@ -320,29 +320,52 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
     outcome.map(|_| 0)
 }
 
-/// Puts `result`'s catch-all answer in the fleet's bucket, once per domain (`shared` is
-/// bounded: forgetting only costs a put again).
-async fn share_catch_all(
+/// Puts what `result` teaches of its domain (the catch-all answer, the greylisting wait, the
+/// provider) in the fleet's bucket, merged with what is there, when it adds to what this
+/// worker has put or read (`shared`; bounded: forgetting only costs a put again). Two workers
+/// putting at once may lose one's fact: a fact is a hint, and a lost one costs a control or a
+/// retry, never a verdict.
+async fn share_facts(
     facts: &jetstream::kv::Store,
-    shared: &mut std::collections::HashSet<String>,
+    shared: &mut HashMap<String, DomainFacts>,
     result: &VerifyResult,
 ) {
-    if let (Some(catch_all), Some(domain)) = (result.catch_all, &result.domain)
-        && is_facts_key(domain)
-        && !shared.contains(domain)
-    {
-        if let Ok(value) = serde_json::to_vec(&DomainFacts { catch_all }) {
-            let _ = facts.put(domain, value.into()).await;
-        }
-        if shared.len() >= 100_000 {
-            shared.clear();
-        }
-        shared.insert(domain.clone());
+    let Some(domain) = result.domain.as_deref().filter(|d| is_facts_key(d)) else {
+        return;
+    };
+    let learned = DomainFacts {
+        catch_all: result.catch_all,
+        greylist_wait_ms: result
+            .greylist_wait
+            .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        provider: result
+            .mx
+            .as_deref()
+            .and_then(mxprobe::providers::by_mx_host)
+            .map(|provider| provider.id.clone()),
+    };
+    let known = shared.get(domain).cloned().unwrap_or_default();
+    let mut wanted = known.merged(&learned);
+    if wanted == known {
+        return;
     }
+    if let Ok(Some(value)) = facts.get(domain).await
+        && let Ok(there) = serde_json::from_slice::<DomainFacts>(&value)
+    {
+        wanted = there.merged(&wanted);
+    }
+    if let Ok(value) = serde_json::to_vec(&wanted) {
+        let _ = facts.put(domain, value.into()).await;
+    }
+    if shared.len() >= 100_000 {
+        shared.clear();
+    }
+    shared.insert(domain.to_owned(), wanted);
 }
 
 /// Tells the engine what the fleet knows of `address`'s domain: a catch-all answer another
-/// worker found spares it the control (a miss, or NATS away, only means the control is sent).
+/// worker found spares it the control, and a greylisting wait times its first retry (a miss,
+/// or NATS away, only means the control is sent and the retry waits `--retry-delay`).
 async fn know_domain(facts: &jetstream::kv::Store, handle: &mxprobe::Handle, address: &str) {
     if let Some(domain) = Address::parse(address)
         .ok()
@@ -351,7 +374,12 @@ async fn know_domain(facts: &jetstream::kv::Store, handle: &mxprobe::Handle, add
         && let Ok(Some(value)) = facts.get(domain.as_str()).await
         && let Ok(known) = serde_json::from_slice::<DomainFacts>(&value)
     {
-        let _ = handle.know_catch_all(&domain, known.catch_all);
+        if let Some(accepts_any) = known.catch_all {
+            let _ = handle.know_catch_all(&domain, accepts_any);
+        }
+        if let Some(ms) = known.greylist_wait_ms {
+            let _ = handle.know_greylist_wait(&domain, Duration::from_millis(ms));
+        }
     }
 }
 
