@@ -345,6 +345,15 @@ fn a_fleet_answers_every_line_once_when_a_worker_is_killed() {
         .await;
         assert_eq!(late.len(), 2, "the midway point came");
         check(&expected, &got);
+        // The fleet's batches in hand are bounded by the workers, not JetStream's default.
+        let info = js
+            .get_stream("MXPROBE_WORK")
+            .await
+            .expect("the work stream")
+            .consumer_info("mxprobe-workers")
+            .await
+            .expect("the workers' consumer");
+        assert_eq!(info.config.max_ack_pending, 1_000_000);
 
         // The malformed message: a dead letter with its reason.
         let mut dead = js.get_stream("MXPROBE_DEAD").await.expect("dead letters");

@@ -1,12 +1,14 @@
 //! The HTTP service's side of the fleet (`mxprobe serve --nats`): jobs' lines go out as work
 //! batches, and the results the workers publish come back into the job's store.
 //!
-//! - **Out**: the feeder hands over a job's unanswered lines ([`WorkOrder`]); they are grouped
-//!   by domain (a line that is not an address goes with the others that are not), cut into
-//!   batches of at most [`MAX_BATCH_LINES`] and published on the work subject with the message
-//!   id `<job>:<first line>`, so a batch published twice within the work stream's duplicate
-//!   window is taken once. A publish NATS does not confirm is tried again, a second later, until
-//!   it is: a NATS outage delays the job, it loses nothing.
+//! - **Out**: the feeder hands over a job's unanswered lines ([`WorkOrder`], a chunk of a few
+//!   hundred); the orders waiting are taken together, up to [`COALESCE_LINES`] lines, so that
+//!   a busy service sends a domain's lines in few batches. They are grouped by job and domain
+//!   (a line that is not an address goes with the others that are not), cut into batches of at
+//!   most [`MAX_BATCH_LINES`] and published on the work subject with a message id made of the
+//!   job and the batch's lines ([`batch_id`]), so a batch published twice within the work
+//!   stream's duplicate window is taken once. A publish NATS does not confirm is tried again, a
+//!   second later, until it is: a NATS outage delays the job, it loses nothing.
 //! - **In**: the service's own durable consumer ([`results_consumer_name`]: `mxprobe-serve`,
 //!   or `mxprobe-serve-<name>` with `--nats-name`) reads every result. Each is handed to the
 //!   store's writer, and acked only once the writer says it is saved: a service killed in
@@ -40,6 +42,9 @@ pub fn results_consumer_name(name: Option<&str>) -> String {
         |name| format!("mxprobe-serve-{name}"),
     )
 }
+
+/// The most lines the publisher takes from the orders waiting before it batches them.
+pub const COALESCE_LINES: usize = 20_000;
 
 /// Lines of a job to send to the fleet.
 #[derive(Debug)]
@@ -84,14 +89,47 @@ pub fn batches(order: WorkOrder) -> Vec<WorkBatch> {
     batches
 }
 
+/// The message id of `batch`: its job, its first line, and a hash of all its lines. The same
+/// batch published again (a retry) has the same id, and the stream takes it once; a batch of
+/// other lines starting at the same one (a job's lines sent again after a restart, grouped
+/// otherwise) has another, and is not mistaken for a copy.
+pub fn batch_id(batch: &WorkBatch) -> String {
+    // FNV-1a over the line numbers: stable across builds and machines, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for line in &batch.lines {
+        for byte in line.line.to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let first = batch.lines.first().map_or(0, |l| l.line);
+    format!("{}:{first}:{hash:016x}", batch.job)
+}
+
+/// The orders waiting after `first`, up to [`COALESCE_LINES`] lines in all, merged job by job
+/// (in the order the jobs came).
+fn coalesce(first: WorkOrder, orders: &mut mpsc::UnboundedReceiver<WorkOrder>) -> Vec<WorkOrder> {
+    let mut lines = first.lines.len();
+    let mut merged = vec![first];
+    while lines < COALESCE_LINES {
+        let Ok(order) = orders.try_recv() else { break };
+        lines += order.lines.len();
+        match merged.iter_mut().find(|m| m.job == order.job) {
+            Some(same) => same.lines.extend(order.lines),
+            None => merged.push(order),
+        }
+    }
+    merged
+}
+
 /// Publishes every order that comes, batch by batch, until the sender is dropped.
 pub async fn publish_orders(js: Context, mut orders: mpsc::UnboundedReceiver<WorkOrder>) {
     while let Some(order) = orders.recv().await {
-        for batch in batches(order) {
+        for batch in coalesce(order, &mut orders).into_iter().flat_map(batches) {
             let Ok(payload) = serde_json::to_vec(&batch) else {
                 continue;
             };
-            let id = format!("{}:{}", batch.job, batch.lines[0].line);
+            let id = batch_id(&batch);
             loop {
                 let publish = PublishMessage::build()
                     .payload(payload.clone().into())
@@ -285,5 +323,58 @@ mod tests {
         }
         let total: usize = batches.iter().map(|b| b.lines.len()).sum();
         assert_eq!(total, 251);
+    }
+
+    #[test]
+    fn the_orders_waiting_go_together_job_by_job() {
+        let (send, mut orders) = mpsc::unbounded_channel();
+        let order = |job: &str, from: u64| WorkOrder {
+            job: job.into(),
+            lines: (from..from + 256)
+                .map(|n| (n, format!("u{n}@a.test")))
+                .collect(),
+        };
+        for from in [1, 257, 513] {
+            send.send(order("j", from)).unwrap();
+        }
+        send.send(order("k", 1)).unwrap();
+        let first = orders.try_recv().unwrap();
+        let merged = coalesce(first, &mut orders);
+        assert_eq!(merged.len(), 2);
+        assert_eq!((merged[0].job.as_str(), merged[0].lines.len()), ("j", 768));
+        assert_eq!((merged[1].job.as_str(), merged[1].lines.len()), ("k", 256));
+        let j = batches(merged.into_iter().next().unwrap());
+        assert_eq!(j.len(), 8, "768 lines of one domain in batches of 100");
+        // More than COALESCE_LINES waiting: the rest for the next round.
+        for from in 0..100 {
+            send.send(order("j", from * 256 + 1)).unwrap();
+        }
+        let first = orders.try_recv().unwrap();
+        let lines: usize = coalesce(first, &mut orders)
+            .iter()
+            .map(|o| o.lines.len())
+            .sum();
+        assert!(
+            (COALESCE_LINES..COALESCE_LINES + 256).contains(&lines),
+            "{lines}"
+        );
+        assert!(orders.try_recv().is_ok(), "the rest waits");
+    }
+
+    #[test]
+    fn a_batch_id_names_its_lines() {
+        let batch = |lines: &[u64]| WorkBatch {
+            job: "j".into(),
+            lines: lines
+                .iter()
+                .map(|&line| WorkLine {
+                    line,
+                    address: format!("u{line}@a.test"),
+                })
+                .collect(),
+        };
+        assert_eq!(batch_id(&batch(&[3, 9])), batch_id(&batch(&[3, 9])));
+        assert_ne!(batch_id(&batch(&[3, 9])), batch_id(&batch(&[3, 9, 12])));
+        assert!(batch_id(&batch(&[3, 9])).starts_with("j:3:"));
     }
 }

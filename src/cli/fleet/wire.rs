@@ -46,6 +46,10 @@ pub const MAX_VERIFY_TIMEOUT_MS: u64 = 120_000;
 const MAX_REQUEST_ADDRESS: usize = 1024;
 /// The most addresses a batch should carry: one domain's share of a few sessions.
 pub const MAX_BATCH_LINES: usize = 100;
+/// The most batches the workers' consumer lets the whole fleet hold unacked: far more than
+/// any fleet's engines take in (a worker pulls only what its own engine can hold), so that
+/// the limit is theirs, not JetStream's default of 1,000.
+pub const MAX_ACK_PENDING: i64 = 1_000_000;
 /// How long the results stream remembers a message id: longer than a batch can take to be
 /// delivered again after a worker died with it (the ack wait, a few times over).
 pub const RESULTS_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);

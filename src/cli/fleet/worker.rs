@@ -49,9 +49,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc};
 
 use super::wire::{
-    DEAD_SUBJECT, DomainFacts, MAX_BATCH_LINES, REASON_HEADER, VERIFY_GROUP, VERIFY_SUBJECT,
-    VerifyRequest, WORKERS, WorkBatch, ensure_streams, facts_bucket, is_facts_key, result_id,
-    results_subject,
+    DEAD_SUBJECT, DomainFacts, MAX_ACK_PENDING, MAX_BATCH_LINES, REASON_HEADER, VERIFY_GROUP,
+    VERIFY_SUBJECT, VerifyRequest, WORKERS, WorkBatch, ensure_streams, facts_bucket, is_facts_key,
+    result_id, results_subject,
 };
 use crate::cli::engine_args::EngineArgs;
 
@@ -161,6 +161,10 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                     // Redelivered for ever: the worker itself answers a batch delivered too
                     // often, so that no line is ever dropped.
                     max_deliver: -1,
+                    // The whole fleet's batches in hand: JetStream's default (1,000) would
+                    // starve a fleet of many workers; each worker bounds its own by what its
+                    // engine takes in.
+                    max_ack_pending: MAX_ACK_PENDING,
                     ..Default::default()
                 },
             )
