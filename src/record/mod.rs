@@ -7,13 +7,7 @@
 //!
 //! ```
 //! use mxprobe::{Reason, VerifyResult};
-//! # use mxprobe::address::Flags;
-//! # let result = VerifyResult {
-//! #     tag: 7, address: "not an address".into(), mailbox: None, domain: None,
-//! #     reason: Reason::InvalidSyntax, detail: Some("no @".into()), mx: None, ip: None,
-//! #     smtp: None, catch_all: None, flags: Flags::default(), suggestion: None, attempts: 0,
-//! #     elapsed: std::time::Duration::ZERO, transcript: None, tls: None,
-//! # };
+//! let result = VerifyResult::unprobed(7, "not an address", Reason::InvalidSyntax, Some("no @".into()));
 //! let json = serde_json::to_string(&result.record())?;
 //! assert!(json.starts_with(r#"{"address":"not an address","verdict":"undeliverable","reason":"invalid_syntax""#));
 //! # Ok::<(), serde_json::Error>(())
