@@ -952,9 +952,10 @@ impl Drop for Cluster {
 }
 
 /// The deployment docs/scaling.md describes: a NATS cluster of three, the streams made with
-/// `--nats-replicas 3`, workers given every node. A node killed with SIGKILL a third of the way
-/// through (the one the workers reached first) loses nothing: the workers move to the others,
-/// and every line is answered once, rightly.
+/// `--nats-replicas 3`. One worker is given every node, the other the first only (it learns
+/// the others from it); that node, which the second is connected to, is killed with SIGKILL a
+/// third of the way through. It loses nothing: the workers move to the other nodes, and every
+/// line is answered once, rightly.
 #[test]
 fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
     let Some(mut cluster) = Cluster::start() else {
@@ -970,7 +971,10 @@ fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
         let js = jetstream::new(client);
         // JetStream elects its meta leader a moment after the cluster forms: the workers retry
         // their start until it has.
-        let urls = cluster.urls(0);
+        let urls = [
+            cluster.urls(0),
+            format!("nats://127.0.0.1:{}", cluster.client_ports[0]),
+        ];
         let mut workers: Vec<Worker> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while js.get_stream("MXPROBE_RESULTS").await.is_err() {
@@ -978,7 +982,7 @@ fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
             workers.retain_mut(|w| w.0.try_wait().ok().flatten().is_none());
             while workers.len() < 2 {
                 workers.push(Worker::start_on(
-                    &urls,
+                    &urls[workers.len()],
                     &world,
                     5,
                     &["--nats-replicas", "3", "--retries", "0"],
@@ -1108,4 +1112,80 @@ fn two_front_ends_share_one_fleet() {
     for (_, store) in &fronts {
         let _ = std::fs::remove_file(store);
     }
+}
+
+/// SIGTERM to a worker holding a real-time request: it leaves the queue group, answers the
+/// request with its verdict, and exits cleanly.
+#[test]
+fn a_stopping_worker_answers_the_real_time_requests_it_holds() {
+    let Some(nats) = Nats::start() else {
+        return;
+    };
+    let world = World::start(WorldSpec {
+        domains: 20,
+        latency: Duration::from_millis(300),
+        ..WorldSpec::default()
+    })
+    .expect("world");
+    let engine: Vec<String> = [
+        "--from",
+        "probe@probe.test",
+        "--allow-private-mx",
+        "--dns-server",
+        &world.dns_addr().to_string(),
+        "--smtp-port",
+        &world.smtp_port().to_string(),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let store = support::temp("fleet-stopping.sqlite");
+    let _ = std::fs::remove_file(&store);
+    let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);
+    let spec = world.spec().clone();
+    let mut worker = Worker::start(&nats, &world, 5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while support::real_time(&server, &spec.address(0).address).status != 200 {
+        assert!(Instant::now() < deadline, "the worker never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let generated = spec.address(1);
+    let asked = {
+        let base = server.base.clone();
+        let address = generated.address.clone();
+        std::thread::spawn(move || {
+            support::answer(
+                support::agent()
+                    .post(format!("{base}/v1/verify"))
+                    .header("Authorization", support::bearer(support::TOKEN_A))
+                    .content_type("application/json")
+                    .send(json!({ "address": address }).to_string().as_bytes()),
+            )
+        })
+    };
+    // Well inside the session (four round trips of 300 ms at least).
+    std::thread::sleep(Duration::from_millis(400));
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.0.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let answered = asked.join().expect("the request's thread");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        answered.json()["reason"],
+        generated.expected.as_str(),
+        "{}",
+        answered.body
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exited = loop {
+        if let Some(status) = worker.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exited.success(), "{exited:?}");
+    let _ = std::fs::remove_file(&store);
 }

@@ -227,15 +227,18 @@ impl Domain {
     }
 
     /// The run is stopping: the queue is dropped, and unless a control is in flight (or its
-    /// answer is in) the control stays unasked and the addresses held for it are let go (the
-    /// scheduler drops their jobs): an acceptance without the control's answer is no verdict.
-    pub(super) fn abandon(&mut self) {
+    /// answer is in) the control stays unasked and the addresses held for it are let go:
+    /// returned, for the scheduler to drop their jobs (an acceptance without the control's
+    /// answer is no verdict).
+    pub(super) fn abandon(&mut self) -> Vec<JobId> {
         self.queue.clear();
         self.in_ready = false;
         self.in_urgent = false;
         if self.catch_all == CatchAll::Untested {
             self.catch_all = CatchAll::Unasked;
-            self.held.clear();
+            self.held.drain(..).map(|(job, _)| job).collect()
+        } else {
+            Vec::new()
         }
     }
 

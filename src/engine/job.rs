@@ -95,8 +95,11 @@ pub(super) struct Rare {
     /// Later submissions of the same mailbox, which get the job's result.
     pub(super) joined: Vec<Joined>,
     /// When its server first said "greylisted, try again later", in nanoseconds since the
-    /// epoch.
+    /// epoch, and which of the domain's servers it was.
     pub(super) greylisted_at: Option<u64>,
+    pub(super) greylisted_by: Option<usize>,
+    /// The retry after that was timed by the domain's known greylisting wait.
+    pub(super) timed_by_known_wait: bool,
     /// How long the greylisting held it, once its server answered after all.
     pub(super) greylist_wait: Option<Duration>,
 }

@@ -45,9 +45,11 @@ pub struct VerifyResult {
     pub transcript: Option<String>,
     /// The TLS version of the session whose reply decided, if it spoke TLS (STARTTLS).
     pub tls: Option<TlsVersion>,
-    /// How long greylisting held the address before its server answered, when it did: from
-    /// the first "try again later" to the reply that decided. Not in the record; the engine
-    /// learns from it when to ask the domain's next addresses again, and so can a fleet
+    /// How long greylisting held the address before its server let it through, when that
+    /// alone held it: from the first "try again later" to the start of the session that got
+    /// the answer, at the same server, with no provider's "slow down" or other detour in
+    /// between. Not in the record; the engine learns from it when to ask the domain's next
+    /// addresses again, and so can a fleet
     /// ([`Handle::know_greylist_wait`](crate::Handle::know_greylist_wait)).
     pub greylist_wait: Option<Duration>,
 }

@@ -164,6 +164,8 @@ struct Conn {
     /// The proxy was asked to CONNECT by the MX host's name (`socks5h://`): which address it
     /// reached is the proxy's to know, not the record's.
     by_name: bool,
+    /// When it was opened, in nanoseconds since the epoch.
+    opened: u64,
 }
 
 /// Catch-all answers learned from elsewhere kept at most ([`Scheduler::know_catch_all`]).
@@ -515,6 +517,20 @@ impl Scheduler {
         self.stats.resource_backoffs += 1;
         self.release_capacity(&c);
         let domain = c.domain;
+        if self.stopping {
+            // Nothing starts again: what it carried is left for the next run, as a stop leaves
+            // what was queued.
+            for member in &c.members {
+                match member {
+                    Member::Job(job) => self.drop_after_stop(*job),
+                    Member::Control => self.domains[domain].control_unsent(),
+                }
+            }
+            for job in self.domains[domain].abandon() {
+                self.drop_after_stop(job);
+            }
+            return;
+        }
         for member in c.members.iter().rev() {
             match member {
                 Member::Job(job) => self.domains[domain].queue.push_front(*job),
@@ -794,6 +810,7 @@ impl Scheduler {
         }
         self.stopping = true;
         for domain in &mut self.domains {
+            // Not kept below: dropped with the rest.
             domain.abandon();
         }
         for domain in &self.domains {
@@ -1382,9 +1399,11 @@ impl Scheduler {
             |m| matches!(m, Member::Job(job) if self.jobs.get(*job).is_some_and(|j| j.urgent)),
         );
         let by_name = tunnel.as_ref().is_some_and(|t| t.0.name().is_some());
+        let opened = self.since_epoch(now);
         self.conns.insert(
             conn,
             Box::new(Conn {
+                opened,
                 session,
                 domain,
                 members,
@@ -1520,6 +1539,7 @@ impl Scheduler {
         let proxy_failure = c.proxy_failure.clone();
         let source = c.source;
         let by_name = c.by_name;
+        let opened = c.opened;
         let transcript = if finished {
             c.session.transcript().map(ToString::to_string)
         } else {
@@ -1596,6 +1616,7 @@ impl Scheduler {
                 tls,
                 tls_failure: tls_failure.as_deref(),
                 by_name,
+                opened,
             };
             self.on_outcome(domain, target, member, outcome, &facts, now);
         }
@@ -1653,6 +1674,7 @@ impl Scheduler {
             tls,
             tls_failure,
             by_name,
+            opened,
         } = *facts;
         if outcome == RecipientOutcome::HandedBack(HandBack::TlsRequired) {
             self.domains[domain].tls_first = true;
@@ -1716,40 +1738,107 @@ impl Scheduler {
         if let Some(note) = decision.server {
             self.domains[domain].learn(target, note, now);
         }
+        match &decision.action {
+            Action::Finish(decided) | Action::Hold(decided) => {
+                self.note_greylist_pass(domain, target, job, decided.reason, opened);
+            }
+            Action::RetryAfter { last_temporary, .. }
+                if last_temporary.reason == Reason::Greylisted =>
+            {
+                self.note_greylisted(domain, target, job, now);
+            }
+            _ => {}
+        }
         self.carry_out(domain, job, decision.action, now);
+    }
+
+    /// `job`'s server at `target` said "greylisted, try again later": the first time, when and
+    /// by whom, and whether the retry the policy just timed used the domain's known wait.
+    fn note_greylisted(&mut self, domain: DomainId, target: usize, job: JobId, now: Instant) {
+        let now_nanos = self.since_epoch(now);
+        let known = self.domains[domain].greylist_wait.is_some();
+        if let Some(j) = self.jobs.get_mut(job) {
+            let first_retry = j.retries == 0;
+            let rare = j.rare();
+            if rare.greylisted_at.is_none() {
+                rare.greylisted_at = Some(now_nanos);
+                rare.greylisted_by = Some(target);
+                rare.timed_by_known_wait = first_retry && known;
+            }
+        }
+    }
+
+    /// `job`'s server answered `reason` in the session opened at `opened` (nanoseconds since
+    /// the epoch): if greylisting held it before, and nothing else, how long, for the result
+    /// and for the domain's next "try again later".
+    ///
+    /// The wait is measured to the session's start, not to the reply: the server let the
+    /// address through by then, and time spent queued or in the session does not swell it. A
+    /// sample is not learned from when the address was slowed by something else since (a
+    /// provider's "slow down", another server, another route), nor when the first retry was
+    /// timed by a wait known already and went through: that confirms the wait, and learning
+    /// from it would only lengthen it a tenth at a time. A known wait that proved too short
+    /// (the first retry greylisted again) is replaced by the new sample; otherwise the
+    /// shortest sample is kept. None is kept longer than the configured retries would have
+    /// waited in all.
+    fn note_greylist_pass(
+        &mut self,
+        domain: DomainId,
+        target: usize,
+        job: JobId,
+        reason: Reason,
+        opened: u64,
+    ) {
+        if !matches!(
+            reason,
+            Reason::Accepted | Reason::MailboxNotFound | Reason::MailboxDisabled
+        ) {
+            return;
+        }
+        let Some(j) = self.jobs.get_mut(job) else {
+            return;
+        };
+        let clean = j.throttled == 0 && j.failovers == 0 && j.detours == 0;
+        let retries = j.retries;
+        let Some(rare) = j.rare.as_deref_mut() else {
+            return;
+        };
+        let (Some(at), Some(server)) = (rare.greylisted_at, rare.greylisted_by) else {
+            return;
+        };
+        if !clean || server != target {
+            return;
+        }
+        let wait = Duration::from_nanos(opened.saturating_sub(at));
+        rare.greylist_wait = Some(wait);
+        if rare.timed_by_known_wait && retries == 1 {
+            return;
+        }
+        let timed = rare.timed_by_known_wait;
+        let schedule = self
+            .config
+            .retry_delay
+            .saturating_mul(2u32.saturating_pow(self.config.retries).saturating_sub(1));
+        let d = &mut self.domains[domain];
+        if timed {
+            d.greylist_wait = Some(wait.min(schedule));
+        } else {
+            d.learn_greylist_wait(wait.min(schedule));
+        }
     }
 
     /// Does what the policy decided for `job` (queued at `domain`).
     fn carry_out(&mut self, domain: DomainId, job: JobId, action: Action, now: Instant) {
-        let now_nanos = self.since_epoch(now);
         let Some(j) = self.jobs.get_mut(job) else {
             return;
         };
-        // Greylisting that held the address, then let it through: how long, for the result
-        // and for the domain's next "try again later".
-        if let Action::Finish(decided) | Action::Hold(decided) = &action
-            && matches!(
-                decided.reason,
-                Reason::Accepted | Reason::MailboxNotFound | Reason::MailboxDisabled
-            )
-            && let Some(rare) = j.rare.as_deref_mut()
-            && let Some(at) = rare.greylisted_at
-        {
-            let wait = Duration::from_nanos(now_nanos.saturating_sub(at));
-            rare.greylist_wait = Some(wait);
-            self.domains[domain].learn_greylist_wait(wait);
-        }
         match action {
             Action::Finish(decided) => self.finish_job(job, decided, now),
             Action::RetryAfter {
                 delay,
                 last_temporary,
             } => {
-                let rare = j.rare();
-                if last_temporary.reason == Reason::Greylisted && rare.greylisted_at.is_none() {
-                    rare.greylisted_at = Some(now_nanos);
-                }
-                rare.last_temporary = Some(last_temporary);
+                j.rare().last_temporary = Some(last_temporary);
                 j.retries += 1;
                 self.stats.retries += 1;
                 let retries = j.retries;
@@ -1882,8 +1971,8 @@ impl Scheduler {
             deadline: _,
             answered,
             joined,
-            greylisted_at: _,
             greylist_wait,
+            ..
         } = j.rare.map(|rare| *rare).unwrap_or_default();
         // A retried address that never got past 4xx keeps its last 4xx reply.
         let decided = match (&decided.reason, last_temporary) {
@@ -2004,6 +2093,8 @@ struct OutcomeFacts<'a> {
     /// It went through a proxy that resolved the MX host's name: the server's address is not
     /// known here.
     by_name: bool,
+    /// When the session was opened, in nanoseconds since the epoch.
+    opened: u64,
 }
 
 /// True if the first address queued at `domain` is real-time.

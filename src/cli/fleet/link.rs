@@ -205,8 +205,17 @@ pub async fn verify(
     {
         return Err(VerifyError::Failed(why.to_string()));
     }
-    VerifyResult::from_record_json(&String::from_utf8_lossy(&reply.payload))
-        .map_err(|e| VerifyError::Failed(format!("its answer is not a record: {e}")))
+    let result = VerifyResult::from_record_json(&String::from_utf8_lossy(&reply.payload))
+        .map_err(|e| VerifyError::Failed(format!("its answer is not a record: {e}")))?;
+    // Whoever answers on the subject, its answer goes into the cache only for the address
+    // asked.
+    if result.address != request.address {
+        return Err(VerifyError::Failed(format!(
+            "its answer is for another address, {:?}",
+            result.address
+        )));
+    }
+    Ok(result)
 }
 
 /// What the results reader hands a result to.

@@ -61,6 +61,17 @@ const REMEMBERED: usize = 20_000;
 /// Engine tags from here on are real-time requests'; batches' lines count up from 0.
 const REAL_TIME_TAGS: u64 = 1 << 63;
 
+/// Real-time requests a worker holds at most; more are refused ("busy") for the caller to
+/// ask again, so that no one who can publish on the subject can grow a worker's memory.
+const MAX_REAL_TIME: usize = 1024;
+
+/// The longest a call to the facts bucket may take: a fact is a hint, and a bucket that does
+/// not answer (its leader moving after a lost node) must not hold up verdicts.
+const KV_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Facts waiting to be put in the bucket, at most; more are dropped (hints).
+const FACTS_QUEUE: usize = 4096;
+
 /// Flags of `mxprobe worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -147,9 +158,10 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         let replicas = usize::from(args.nats_replicas);
         let work = ensure_streams(&js, replicas).await?;
         let facts = facts_bucket(&js, replicas).await?;
-        // What this worker has put in (or read from) the bucket, by domain (bounded:
-        // forgetting only costs a put again).
-        let mut shared: HashMap<String, DomainFacts> = HashMap::new();
+        // What the results teach of their domains goes to the bucket from a task of its own,
+        // off the path of verdicts and answers.
+        let (learned, learned_rx) = mpsc::channel::<(String, DomainFacts)>(FACTS_QUEUE);
+        let sharer = tokio::spawn(share_facts(facts.clone(), learned_rx));
         let ack_wait = Duration::from_secs(args.ack_wait);
         let consumer: jetstream::consumer::Consumer<pull::Config> = work
             .get_or_create_consumer(
@@ -203,23 +215,38 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         let mut progress = tokio::time::interval(ack_wait / 3);
         let mut stopping = false;
         let mut listening = true;
+        let mut draining = false;
         loop {
-            if stopping && listening {
-                // New requests go to the other workers from now on.
-                let _ = requests.unsubscribe().await;
-                listening = false;
+            if stopping && listening && !draining {
+                // New requests go to the other workers from now on; those on their way here
+                // are still read, and answered.
+                let _ = requests.drain().await;
+                draining = true;
             }
-            if stopping && open.is_empty() && waiting.is_empty() {
+            if stopping && !listening && open.is_empty() && waiting.is_empty() {
                 break;
             }
             tokio::select! {
                 request = requests.next(), if listening => {
                     let Some(request) = request else {
+                        if draining {
+                            listening = false;
+                            continue;
+                        }
                         return Err("the NATS connection ended".to_owned());
                     };
                     // A request no one waits for (published, not asked) is not verified.
                     let Some(reply) = request.reply else { continue };
-                    match VerifyRequest::parse(&request.payload) {
+                    let asked = VerifyRequest::parse(&request.payload).and_then(|asked| {
+                        if waiting.len() < MAX_REAL_TIME {
+                            Ok(asked)
+                        } else {
+                            Err(format!(
+                                "busy: this worker holds {MAX_REAL_TIME} real-time requests; ask again"
+                            ))
+                        }
+                    });
+                    match asked {
                         Ok(asked) => {
                             know_domain(&facts, &handle, &asked.address).await;
                             let tag = next_real_time;
@@ -260,8 +287,11 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
                     }
                 }
                 Some(mut result) = verdicts_rx.recv() => {
-                    // One worker's catch-all answer and greylisting wait serve the fleet.
-                    share_facts(&facts, &mut shared, &result).await;
+                    // One worker's catch-all answer and greylisting wait serve the fleet (a
+                    // full queue drops the fact: a hint).
+                    if let Some(fact) = learned_facts(&result) {
+                        let _ = learned.try_send(fact);
+                    }
                     if let Some(reply) = waiting.remove(&result.tag) {
                         result.tag = 1;
                         let json = serde_json::to_string(&result.record())
@@ -312,6 +342,9 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
             }
         }
         puller.abort();
+        // The facts still queued go in, briefly.
+        drop(learned);
+        let _ = tokio::time::timeout(Duration::from_secs(2), sharer).await;
         Ok(true)
     });
     // Finished cleanly, the engine has nothing left; otherwise its sessions are cut short.
@@ -324,19 +357,10 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
     outcome.map(|_| 0)
 }
 
-/// Puts what `result` teaches of its domain (the catch-all answer, the greylisting wait, the
-/// provider) in the fleet's bucket, merged with what is there, when it adds to what this
-/// worker has put or read (`shared`; bounded: forgetting only costs a put again). Two workers
-/// putting at once may lose one's fact: a fact is a hint, and a lost one costs a control or a
-/// retry, never a verdict.
-async fn share_facts(
-    facts: &jetstream::kv::Store,
-    shared: &mut HashMap<String, DomainFacts>,
-    result: &VerifyResult,
-) {
-    let Some(domain) = result.domain.as_deref().filter(|d| is_facts_key(d)) else {
-        return;
-    };
+/// What `result` teaches of its domain: the catch-all answer, the greylisting wait, the
+/// provider; `None` if nothing, or if the domain cannot be a key.
+fn learned_facts(result: &VerifyResult) -> Option<(String, DomainFacts)> {
+    let domain = result.domain.as_deref().filter(|d| is_facts_key(d))?;
     let learned = DomainFacts {
         catch_all: result.catch_all,
         greylist_wait_ms: result
@@ -348,23 +372,49 @@ async fn share_facts(
             .and_then(mxprobe::providers::by_mx_host)
             .map(|provider| provider.id.clone()),
     };
-    let known = shared.get(domain).cloned().unwrap_or_default();
-    let mut wanted = known.merged(&learned);
-    if wanted == known {
-        return;
+    (learned != DomainFacts::default()).then(|| (domain.to_owned(), learned))
+}
+
+/// Puts the facts results teach in the fleet's bucket, each merged with what is there (the
+/// result's catch-all answer over the bucket's, the shorter wait), and only when it changes
+/// the entry: an entry's day runs from its last change. `seen` remembers each domain's entry
+/// as last read or put (bounded: forgetting only costs a read), so that a result that teaches
+/// nothing new costs no call. Two workers putting at once may lose one's fact: a fact is a
+/// hint, and a lost one costs a control or a retry, never a verdict. Every call has
+/// [`KV_TIMEOUT`].
+async fn share_facts(
+    facts: jetstream::kv::Store,
+    mut learned: mpsc::Receiver<(String, DomainFacts)>,
+) {
+    let mut seen: HashMap<String, DomainFacts> = HashMap::new();
+    while let Some((domain, fact)) = learned.recv().await {
+        if let Some(entry) = seen.get(&domain)
+            && entry.merged(&fact) == *entry
+        {
+            continue;
+        }
+        let there = match tokio::time::timeout(KV_TIMEOUT, facts.get(domain.as_str())).await {
+            Ok(Ok(Some(value))) => {
+                serde_json::from_slice::<DomainFacts>(&value).unwrap_or_default()
+            }
+            Ok(Ok(None)) => DomainFacts::default(),
+            // Not answered: tried again with the domain's next result.
+            _ => continue,
+        };
+        let wanted = there.merged(&fact);
+        if wanted != there
+            && let Ok(value) = serde_json::to_vec(&wanted)
+        {
+            let put = tokio::time::timeout(KV_TIMEOUT, facts.put(domain.as_str(), value.into()));
+            if !matches!(put.await, Ok(Ok(_))) {
+                continue;
+            }
+        }
+        if seen.len() >= 100_000 {
+            seen.clear();
+        }
+        seen.insert(domain, wanted);
     }
-    if let Ok(Some(value)) = facts.get(domain).await
-        && let Ok(there) = serde_json::from_slice::<DomainFacts>(&value)
-    {
-        wanted = there.merged(&wanted);
-    }
-    if let Ok(value) = serde_json::to_vec(&wanted) {
-        let _ = facts.put(domain, value.into()).await;
-    }
-    if shared.len() >= 100_000 {
-        shared.clear();
-    }
-    shared.insert(domain.to_owned(), wanted);
 }
 
 /// Tells the engine what the fleet knows of `address`'s domain: a catch-all answer another
@@ -375,15 +425,19 @@ async fn know_domain(facts: &jetstream::kv::Store, handle: &mxprobe::Handle, add
         .ok()
         .map(|a| a.domain().to_owned())
         .filter(|d| is_facts_key(d))
-        && let Ok(Some(value)) = facts.get(domain.as_str()).await
+        && let Ok(Ok(Some(value))) =
+            tokio::time::timeout(KV_TIMEOUT, facts.get(domain.as_str())).await
         && let Ok(known) = serde_json::from_slice::<DomainFacts>(&value)
     {
-        if let Some(accepts_any) = known.catch_all {
-            let _ = handle.know_catch_all(&domain, accepts_any);
-        }
-        if let Some(ms) = known.greylist_wait_ms {
-            let _ = handle.know_greylist_wait(&domain, Duration::from_millis(ms));
-        }
+        // The engine's way in may be full for a moment: wait for it off the runtime's workers.
+        tokio::task::block_in_place(|| {
+            if let Some(accepts_any) = known.catch_all {
+                let _ = handle.know_catch_all(&domain, accepts_any);
+            }
+            if let Some(ms) = known.greylist_wait_ms {
+                let _ = handle.know_greylist_wait(&domain, Duration::from_millis(ms));
+            }
+        });
     }
 }
 
