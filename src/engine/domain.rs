@@ -1,6 +1,7 @@
-//! A domain's state between its first address and the end of the run: its route, its mail
-//! servers in failover order, its queue, its catch-all answer, and the caps that keep the
-//! engine polite to it and to the servers it shares with other domains.
+//! A domain's state between its first address and the end of the run, or until it is
+//! forgotten, idle ([`Domain::is_forgettable`]): its route, its mail servers in failover order,
+//! its queue, its catch-all answer, and the caps that keep the engine polite to it and to the
+//! servers it shares with other domains.
 //!
 //! Guarantees the types keep:
 //! - A domain's targets exist only once its route is [`RouteState::Ready`]; a
@@ -22,7 +23,9 @@ use super::policy::{ControlAnswer, ServerNote};
 use crate::address::Address;
 use crate::providers::Provider;
 
-/// Names a domain: its index in the scheduler's table. Domains are never forgotten in a run.
+/// Names a domain: its index in the scheduler's table. A domain idle long enough may be
+/// forgotten and its index given to another ([`Domain::is_forgettable`]); nothing refers to it
+/// by then.
 pub(super) type DomainId = usize;
 
 /// How long a server that refused a connection, or closed it, is left alone.
@@ -153,6 +156,34 @@ impl Domain {
         }
     }
 
+    /// What a forgotten domain's place in the table holds until a new domain takes it:
+    /// nothing on the heap.
+    pub(super) fn forgotten() -> Self {
+        Self {
+            name: String::new(),
+            route: RouteState::Ready,
+            targets: Vec::new(),
+            queue: VecDeque::new(),
+            catch_all: CatchAll::Untested,
+            greylist_wait: None,
+            control_attempts: 0,
+            held: Vec::new(),
+            source_slot: 0,
+            proxy_offset: 0,
+            source_offset: 0,
+            next_connect_at: None,
+            wake_at: None,
+            in_ready: false,
+            in_urgent: false,
+            batch_limit: 1,
+            sessions: 0,
+            tls_first: false,
+            disposable: false,
+            free: false,
+            suggestion: None,
+        }
+    }
+
     /// The route is known: these servers, in failover order.
     pub(super) fn route_ready(&mut self, targets: Vec<Target>) {
         self.targets = targets;
@@ -163,6 +194,27 @@ impl Domain {
     /// be sent.
     pub(super) fn has_work(&self) -> bool {
         !self.queue.is_empty() || (self.catch_all == CatchAll::Untested && !self.held.is_empty())
+    }
+
+    /// True if nothing of the domain is under way or pending at `now`: no route being looked
+    /// up, no address queued, held or in a session, no control in flight, and no politeness
+    /// still counting (its connection rate, its servers' cooldowns, a wake-up). Forgetting it
+    /// then loses only what is learned again: its route (from the DNS cache), and small
+    /// per-server facts; its catch-all answer and greylisting wait are kept by name.
+    pub(super) fn is_forgettable(&self, now: Instant) -> bool {
+        !matches!(self.route, RouteState::Resolving)
+            && self.queue.is_empty()
+            && self.held.is_empty()
+            && self.sessions == 0
+            && self.catch_all != CatchAll::Testing
+            && !self.in_ready
+            && !self.in_urgent
+            && self.wake_at.is_none_or(|at| at <= now)
+            && self.next_connect_at.is_none_or(|at| at <= now)
+            && self
+                .targets
+                .iter()
+                .all(|t| t.cooldown_until.is_none_or(|until| until <= now))
     }
 
     /// The catch-all answer, once known.
@@ -341,6 +393,11 @@ pub(super) struct MxSlots {
 }
 
 impl MxSlots {
+    /// Every domain waiting for a slot.
+    pub(super) fn waiting_domains(&self) -> impl Iterator<Item = DomainId> + '_ {
+        self.waiters.values().flatten().copied()
+    }
+
     /// True if `key` has `cap` sessions (or more) in flight.
     pub(super) fn is_full(&self, key: SlotKey, cap: usize) -> bool {
         self.in_use.get(&key).copied().unwrap_or(0) >= cap

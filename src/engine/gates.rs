@@ -105,6 +105,13 @@ fn interval(provider: &Provider) -> Option<Duration> {
 }
 
 impl ProviderGates {
+    /// Every domain in a gate's line, or whose turn it is.
+    pub(super) fn waiting_domains(&self) -> impl Iterator<Item = DomainId> + '_ {
+        self.gates
+            .iter()
+            .flat_map(|gate| gate.line.iter().copied().chain(gate.turn))
+    }
+
     /// Whether `domain` may connect to `provider` at `now`: the gate is open, and nobody is
     /// waiting or it is this domain's turn. Otherwise it joins the line.
     pub(super) fn pass(&mut self, provider: &Provider, domain: DomainId, now: Instant) -> Pass {

@@ -83,7 +83,7 @@ pub struct Census {
     pub queued: usize,
     /// SMTP sessions in flight.
     pub sessions: usize,
-    /// Domains known (one per distinct domain submitted; never forgotten in a run).
+    /// Domains known (one per distinct domain submitted, less those forgotten once idle).
     pub domains: usize,
     /// Entries in the timer heap, live and dead.
     pub timers: usize,
@@ -138,6 +138,8 @@ pub struct EngineStats {
     /// Second results, the probe's own, delivered to submissions answered at their deadline
     /// ([`late_results`](crate::ConfigBuilder::late_results)); not counted in `finished`.
     pub late: u64,
+    /// Idle domains forgotten (their memory given back; met again, they are looked up again).
+    pub domains_forgotten: u64,
 }
 
 /// One session in flight, and who it asks about.
@@ -175,6 +177,11 @@ pub const MAX_KNOWN_CATCH_ALL: usize = 1_000_000;
 /// ([`Scheduler::know_greylist_wait`]).
 const MAX_KNOWN_GREYLIST_WAITS: usize = 1_000_000;
 
+/// The domain table is looked over for idle domains to forget once it holds this many, and
+/// then again at twice what was left: a long-lived engine (a service, a fleet's worker) keeps
+/// about 1.2 KB per domain it remembers, so it forgets those it is done with.
+const FORGET_SWEEP_MIN: usize = 65_536;
+
 /// Servers remembered as taking MAIL FROM in plain text (a few MB at most).
 const MAX_PLAIN_TEXT_SERVERS: usize = 100_000;
 
@@ -207,7 +214,9 @@ const CONTROL_LOCAL_LEN: usize = 20;
 /// # Guarantees
 ///
 /// - Every submitted address gets exactly one [`VerifyResult`].
-/// - One MX lookup per domain, however many addresses; addresses of one domain share sessions.
+/// - One MX lookup per domain while it is remembered, however many addresses; addresses of
+///   one domain share sessions. A domain idle long enough is forgotten, and looked up again
+///   if it comes again.
 /// - At most `concurrency` sessions at once, at most `per_mx` per MX address, at most
 ///   `domain_rate` new connections a second per domain; domains take turns.
 /// - A lower-preference MX is used only when the ones before it failed, never for load
@@ -262,6 +271,12 @@ pub struct Scheduler {
     dropped_by_stop: usize,
     /// Greylisting waits learned elsewhere, for domains not yet met.
     known_greylist_waits: HashMap<String, Duration>,
+    /// Indices of forgotten domains, for new ones.
+    free_domains: Vec<DomainId>,
+    /// The table's length at which idle domains are next looked for, and the least it is
+    /// ([`FORGET_SWEEP_MIN`]; lower in tests).
+    sweep_at: usize,
+    sweep_min: usize,
     /// When the pass that starts sessions for new submissions is due.
     schedule_at: Option<Instant>,
     /// The first instant the scheduler was given: submission times count from here, in
@@ -316,6 +331,9 @@ impl Scheduler {
             stopping: false,
             dropped_by_stop: 0,
             known_greylist_waits: HashMap::new(),
+            free_domains: Vec::new(),
+            sweep_at: FORGET_SWEEP_MIN,
+            sweep_min: FORGET_SWEEP_MIN,
             schedule_at: None,
             epoch: None,
             settled: Vec::new(),
@@ -878,7 +896,7 @@ impl Scheduler {
             held: self.domains.iter().map(|d| d.held.len()).sum(),
             queued: self.domains.iter().map(|d| d.queue.len()).sum(),
             sessions: self.conns.len(),
-            domains: self.domains.len(),
+            domains: self.domains.len() - self.free_domains.len(),
             timers: self.timers.len(),
             results: self.results.len(),
             remembered: self.duplicates.remembered(),
@@ -902,7 +920,11 @@ impl Scheduler {
         {
             return;
         }
-        self.config.known_catch_all.insert(domain, accepts_any);
+        // A domain met and forgotten keeps its own answer too.
+        self.config
+            .known_catch_all
+            .entry(domain)
+            .or_insert(accepts_any);
     }
 
     /// How long domain `domain`'s greylisting held an address elsewhere (another prober of a
@@ -924,7 +946,9 @@ impl Scheduler {
         if let Some(&id) = self.by_name.get(name) {
             return id;
         }
-        let id = self.domains.len();
+        if self.free_domains.is_empty() && self.domains.len() >= self.sweep_at {
+            self.forget_idle_domains(now);
+        }
         let source_slot = self.source_rotation;
         self.source_rotation = self.source_rotation.wrapping_add(1);
         let mut domain = Domain::new(address, source_slot, self.config.rcpts_per_session.max(1));
@@ -948,13 +972,79 @@ impl Scheduler {
                 },
             }
         }
-        self.domains.push(domain);
+        let id = match self.free_domains.pop() {
+            Some(id) => {
+                self.domains[id] = domain;
+                id
+            }
+            None => {
+                self.domains.push(domain);
+                self.domains.len() - 1
+            }
+        };
         self.by_name.insert(name.to_owned(), id);
         if address.address_literal().is_none() {
             let route = self.resolver.resolve(name, now);
             self.routing.insert(route, id);
         }
         id
+    }
+
+    /// Forgets the domains nothing refers to and nothing waits on ([`Domain::is_forgettable`],
+    /// and no job, session, lookup, line, gate, slot or timer names them): their indices go to
+    /// new domains, and their catch-all answers and greylisting waits are kept by name, as
+    /// learned elsewhere, for when they come again. The next look is when the table has grown
+    /// to twice what was left (at least [`FORGET_SWEEP_MIN`]): linear work, amortised.
+    fn forget_idle_domains(&mut self, now: Instant) {
+        let mut named = vec![false; self.domains.len()];
+        let mut mark = |domain: DomainId| {
+            if let Some(named) = named.get_mut(domain) {
+                *named = true;
+            }
+        };
+        self.jobs.values().for_each(|j| mark(j.domain()));
+        self.conns.values().for_each(|c| mark(c.domain));
+        self.routing.values().copied().for_each(&mut mark);
+        self.ready.iter().copied().for_each(&mut mark);
+        self.urgent.iter().copied().for_each(&mut mark);
+        self.mx_slots.waiting_domains().for_each(&mut mark);
+        self.gates.waiting_domains().for_each(&mut mark);
+        self.timers.domains().for_each(&mut mark);
+        // A sweep runs only when no place is free: every place holds a domain.
+        debug_assert!(self.free_domains.is_empty());
+        for (id, domain) in self.domains.iter_mut().enumerate() {
+            if named[id] || !domain.is_forgettable(now) {
+                continue;
+            }
+            let name = std::mem::take(&mut domain.name);
+            self.by_name.remove(&name);
+            if let Some(accepts_any) = domain.catch_all_known()
+                && self.config.known_catch_all.len() < MAX_KNOWN_CATCH_ALL
+            {
+                self.config
+                    .known_catch_all
+                    .insert(name.clone(), accepts_any);
+            }
+            if let Some(wait) = domain.greylist_wait
+                && self.known_greylist_waits.len() < MAX_KNOWN_GREYLIST_WAITS
+            {
+                self.known_greylist_waits.insert(name, wait);
+            }
+            // What it held goes now, not when its index is taken again.
+            *domain = Domain::forgotten();
+            self.free_domains.push(id);
+        }
+        let live = self.domains.len() - self.free_domains.len();
+        self.sweep_at = (live * 2).max(self.sweep_min);
+        self.stats.domains_forgotten += self.free_domains.len() as u64;
+    }
+
+    /// Looks for idle domains to forget from a table of `domains` on, not 65,536: for tests
+    /// and simulations, whose worlds are small.
+    #[doc(hidden)]
+    pub fn forget_domains_from(&mut self, domains: usize) {
+        self.sweep_min = domains;
+        self.sweep_at = domains;
     }
 
     /// Hands finished routes to their domains, then starts what can start.

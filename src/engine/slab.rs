@@ -96,6 +96,11 @@ impl<T> Slab<T> {
             .then(|| self.entries.remove(key.index as usize).1)
     }
 
+    /// Every value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.entries.iter().map(|(_, (_, value))| value)
+    }
+
     /// Keeps the values for which `keep` is true.
     pub fn retain(&mut self, mut keep: impl FnMut(Key, &T) -> bool) {
         self.entries.retain(|index, (stamp, value)| {

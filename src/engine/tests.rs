@@ -856,6 +856,82 @@ fn a_greylisting_wait_learned_times_the_domains_next_first_retry() {
     assert_eq!(first_retry_in(&mut h), Duration::from_secs(396));
 }
 
+/// A long-lived engine forgets the domains it is done with once its table is big enough: their
+/// places go to new domains, and what they learned that costs probes (the catch-all answer) is
+/// kept by name. A domain with an address still pending (a greylisting retry), or whose
+/// politeness still counts (a server cooling down), is kept.
+#[test]
+fn idle_domains_are_forgotten_and_their_catch_all_answers_kept() {
+    let mut h = Harness::new(config());
+    h.scheduler.forget_domains_from(4);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(HashMap::new()));
+    for (i, name) in [
+        "one.test",
+        "two.test",
+        "grey.test",
+        "cool.test",
+        "five.test",
+        "six.test",
+    ]
+    .iter()
+    .enumerate()
+    {
+        h.mx(name, 10, [127, 0, 0, 10 + u8::try_from(i).expect("few")]);
+    }
+    for domain in ["one.test", "two.test", "grey.test", "cool.test"] {
+        h.submit(&format!("a@{domain}"));
+    }
+    h.settle();
+    assert_eq!(h.connects.len(), 4);
+    for _ in 0..2 {
+        h.play(postfix(&["a@one.test", "a@two.test"]));
+    }
+    h.play(greylister(&seen, 1));
+    // cool.test's server refuses the connection: it cools down for a minute.
+    let (conn, _, _) = h.connects.remove(0);
+    h.scheduler.handle_closed(conn, h.now);
+    h.drain();
+    assert_eq!(h.result("a@one.test").catch_all, Some(false));
+    assert_eq!(h.scheduler.census().domains, 4);
+
+    // A fifth domain: the table is looked over. one.test and two.test are done with; grey.test
+    // waits for its retry, cool.test for its server's cooldown.
+    h.advance(Duration::from_secs(1));
+    h.submit("a@five.test");
+    assert_eq!(h.scheduler.stats().domains_forgotten, 2);
+    assert_eq!(h.scheduler.census().domains, 3);
+    h.settle();
+    h.play(postfix(&["a@five.test"]));
+    assert_eq!(h.result("a@five.test").reason, Reason::Accepted);
+
+    // one.test again: looked up again, but its catch-all answer was kept: no control.
+    h.submit("b@one.test");
+    h.settle();
+    let (_, heard) = h.play(postfix(&["b@one.test"]));
+    let rcpts: Vec<_> = heard.iter().filter(|l| l.starts_with("RCPT")).collect();
+    assert_eq!(rcpts, ["RCPT TO:<b@one.test>"], "{heard:?}");
+    assert_eq!(h.result("b@one.test").catch_all, Some(false));
+    assert_eq!(h.result("b@one.test").reason, Reason::Accepted);
+
+    // grey.test's retry still finds its domain.
+    // (Its catch-all control is greylisted too, and asked again.)
+    for _ in 0..2_000 {
+        if h.results.iter().any(|r| r.address == "a@grey.test") {
+            break;
+        }
+        h.advance(Duration::from_secs(1));
+        while !h.connects.is_empty() {
+            h.play(greylister(&seen, 1));
+        }
+    }
+    let grey = h.result("a@grey.test");
+    assert_eq!(
+        (grey.reason, grey.domain.as_deref()),
+        (Reason::Accepted, Some("grey.test"))
+    );
+    assert!(h.scheduler.is_idle());
+}
+
 #[test]
 fn invalid_and_literal_addresses_need_no_network() {
     let mut h = Harness::new(config());

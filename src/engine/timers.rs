@@ -66,6 +66,16 @@ impl Default for Timers {
 }
 
 impl Timers {
+    /// Every domain an entry names, live or dead.
+    pub(super) fn domains(&self) -> impl Iterator<Item = DomainId> + '_ {
+        self.heap
+            .iter()
+            .filter_map(|Reverse((_, timer))| match timer {
+                Timer::Domain(domain) => Some(*domain),
+                _ => None,
+            })
+    }
+
     /// Entries in the heap, live and dead.
     pub(super) fn len(&self) -> usize {
         self.heap.len()
