@@ -220,7 +220,8 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
             if stopping && listening && !draining {
                 // New requests go to the other workers from now on; those on their way here
                 // are still read, and answered.
-                let _ = requests.drain().await;
+                // A drain NATS did not take (it is away) ends the listening here and now.
+                listening = requests.drain().await.is_ok();
                 draining = true;
             }
             if stopping && !listening && open.is_empty() && waiting.is_empty() {
