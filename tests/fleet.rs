@@ -188,19 +188,29 @@ async fn publish_job(
             .push(json!({"line": index + 1, "address": generated.address}));
         expected.insert(index + 1, generated.expected.as_str().to_owned());
     }
-    let mut acks = Vec::new();
+    // One at a time: a stream whose copies have just elected their leader may not take the
+    // first ones yet (nothing is stored then, and the batch is sent again).
+    let deadline = Instant::now() + Duration::from_secs(30);
     for lines in by_domain.into_values() {
         for chunk in lines.chunks(100) {
-            let batch = json!({"job": job, "lines": chunk});
-            acks.push(
-                js.publish("mxprobe.work", batch.to_string().into())
+            let batch = json!({"job": job, "lines": chunk}).to_string();
+            loop {
+                let ack = js
+                    .publish("mxprobe.work", batch.clone().into())
                     .await
-                    .expect("publish"),
-            );
+                    .expect("publish");
+                match ack.await {
+                    Ok(_) => break,
+                    Err(e)
+                        if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+                            && Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("the work stream did not take a batch: {e}"),
+                }
+            }
         }
-    }
-    for ack in acks {
-        ack.await.expect("the work stream took a batch");
     }
     expected
 }
@@ -997,13 +1007,19 @@ fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
             "KV_mxprobe-domains",
         ] {
             let deadline = Instant::now() + Duration::from_secs(30);
+            // Made, and with a leader elected among its copies (until then JetStream takes
+            // nothing on its subjects).
             let replicas = loop {
                 if let Ok(mut stream) = js.get_stream(name).await
                     && let Ok(info) = stream.info().await
+                    && info
+                        .cluster
+                        .as_ref()
+                        .is_some_and(|cluster| cluster.leader.is_some())
                 {
                     break info.config.num_replicas;
                 }
-                assert!(Instant::now() < deadline, "no stream {name}");
+                assert!(Instant::now() < deadline, "no stream {name} with a leader");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
             assert_eq!(replicas, 3, "{name}");
