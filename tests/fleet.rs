@@ -663,7 +663,7 @@ fn one_workers_catch_all_answers_serve_the_fleet() {
 /// A worker's greylisting waits go into the fleet's bucket too, and a later worker retries a
 /// greylisted address of those domains after that wait instead of its retry delay: every
 /// address of the second job is answered at its second attempt, where the first job's needed
-/// three (retried after 1 s, still inside the servers' 2 s period, then after 2 s more).
+/// three (retried after 1 s, well inside the servers' 3 s period, then after 2 s more).
 #[test]
 fn one_workers_greylisting_waits_serve_the_fleet() {
     let Some(nats) = Nats::start() else {
@@ -674,7 +674,7 @@ fn one_workers_greylisting_waits_serve_the_fleet() {
         catch_all_share: 0.0,
         reject_share: 0.0,
         greylist_share: 1.0,
-        greylist_period: Duration::from_secs(2),
+        greylist_period: Duration::from_secs(3),
         ..WorldSpec::default()
     })
     .expect("world");
@@ -1166,6 +1166,7 @@ fn a_stopping_worker_answers_the_real_time_requests_it_holds() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let generated = spec.address(1);
+    let rcpts_before = world.farm().stats().rcpt_commands;
     let asked = {
         let base = server.base.clone();
         let address = generated.address.clone();
@@ -1179,8 +1180,15 @@ fn a_stopping_worker_answers_the_real_time_requests_it_holds() {
             )
         })
     };
-    // Well inside the session (four round trips of 300 ms at least).
-    std::thread::sleep(Duration::from_millis(400));
+    // Once its RCPT has reached the server, well inside the session (every reply takes 300 ms).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while world.farm().stats().rcpt_commands <= rcpts_before {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let status = Command::new("kill")
         .args(["-TERM", &worker.0.id().to_string()])
         .status()
