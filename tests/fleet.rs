@@ -106,8 +106,11 @@ impl Drop for Nats {
     }
 }
 
-/// A worker process, killed on drop.
-struct Worker(Child);
+/// Workers started by this test process, for their log files' names.
+static WORKERS_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A worker process, killed on drop, and the file its stderr goes to.
+struct Worker(Child, PathBuf);
 
 impl Worker {
     /// A worker that answers a batch delivered more than `max_deliver` times unknown.
@@ -118,6 +121,10 @@ impl Worker {
     /// The same on the NATS servers `urls` (comma-separated), with `extra` flags (`--retries`
     /// among them).
     fn start_on(urls: &str, world: &World, max_deliver: u32, extra: &[&str]) -> Self {
+        let log = support::temp(&format!(
+            "worker-{}.err",
+            WORKERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         let child = Command::new(env!("CARGO_BIN_EXE_mxprobe"))
             .args(["worker", "--nats", urls, "--ack-wait", "3"])
             .args(["--max-deliver", &max_deliver.to_string()])
@@ -129,10 +136,15 @@ impl Worker {
             .args(["--domain-rate", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the worker's log"))
             .spawn()
             .expect("start a worker");
-        Self(child)
+        Self(child, log)
+    }
+
+    /// What it said on stderr so far.
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.1).unwrap_or_default()
     }
 
     /// SIGKILL: no goodbye, its batches left unacked.
@@ -145,6 +157,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
@@ -1036,12 +1049,13 @@ fn a_job_survives_the_loss_of_a_node_of_a_nats_cluster_of_three() {
         )
         .await;
         check(&expected, &got);
-        assert!(
-            workers
-                .iter_mut()
-                .all(|w| w.0.try_wait().ok().flatten().is_none()),
-            "a worker died with the node"
-        );
+        for worker in &mut workers {
+            assert!(
+                worker.0.try_wait().ok().flatten().is_none(),
+                "a worker died with the node: {}",
+                worker.said()
+            );
+        }
     });
 }
 

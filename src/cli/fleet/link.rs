@@ -56,11 +56,25 @@ pub struct WorkOrder {
 }
 
 /// Connects to NATS (`urls`: one server or several, comma-separated) and makes the fleet's
-/// streams, in `replicas` copies.
+/// streams, in `replicas` copies, waiting up to a minute for JetStream to take them (a cluster
+/// just started elects its leaders first).
 pub async fn connect(urls: &str, replicas: usize) -> Result<Context, String> {
     let js = jetstream::new(super::wire::connect(urls).await?);
-    ensure_streams(&js, replicas).await?;
-    Ok(js)
+    let patience = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut said = false;
+    loop {
+        match ensure_streams(&js, replicas).await {
+            Ok(_) => return Ok(js),
+            Err(why) if tokio::time::Instant::now() < patience => {
+                if !said {
+                    complain(&format!("waiting for JetStream: {why}"));
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(why) => return Err(why),
+        }
+    }
 }
 
 /// An order's lines as batches of one domain each, at most [`MAX_BATCH_LINES`] lines, the

@@ -72,6 +72,10 @@ const KV_TIMEOUT: Duration = Duration::from_millis(500);
 /// Facts waiting to be put in the bucket, at most; more are dropped (hints).
 const FACTS_QUEUE: usize = 4096;
 
+/// How long a worker waits at its start for JetStream to take its streams and consumer (a
+/// cluster just started elects its leaders first); then it gives up, saying why.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
+
 /// Flags of `mxprobe worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -156,32 +160,27 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
         let client = super::wire::connect(&args.nats).await?;
         let js = jetstream::new(client.clone());
         let replicas = usize::from(args.nats_replicas);
-        let work = ensure_streams(&js, replicas).await?;
-        let facts = facts_bucket(&js, replicas).await?;
+        let ack_wait = Duration::from_secs(args.ack_wait);
+        // JetStream may not be ready yet (a cluster electing its leaders): wait for it a while.
+        let patience = tokio::time::Instant::now() + STARTUP_PATIENCE;
+        let mut said = false;
+        let (facts, consumer) = loop {
+            match set_up(&js, replicas, ack_wait).await {
+                Ok(parts) => break parts,
+                Err(why) if tokio::time::Instant::now() < patience => {
+                    if !said {
+                        say(&format!("mxprobe: waiting for JetStream: {why}"));
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(why) => return Err(why),
+            }
+        };
         // What the results teach of their domains goes to the bucket from a task of its own,
         // off the path of verdicts and answers.
         let (learned, learned_rx) = mpsc::channel::<(String, DomainFacts)>(FACTS_QUEUE);
         let sharer = tokio::spawn(share_facts(facts.clone(), learned_rx));
-        let ack_wait = Duration::from_secs(args.ack_wait);
-        let consumer: jetstream::consumer::Consumer<pull::Config> = work
-            .get_or_create_consumer(
-                WORKERS,
-                pull::Config {
-                    durable_name: Some(WORKERS.into()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait,
-                    // Redelivered for ever: the worker itself answers a batch delivered too
-                    // often, so that no line is ever dropped.
-                    max_deliver: -1,
-                    // The whole fleet's batches in hand: JetStream's default (1,000) would
-                    // starve a fleet of many workers; each worker bounds its own by what its
-                    // engine takes in.
-                    max_ack_pending: MAX_ACK_PENDING,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| format!("cannot make the consumer {WORKERS}: {e}"))?;
         say(&format!(
             "mxprobe: worker pulling from {} at {} ({capacity} addresses at most in hand)",
             WORKERS, args.nats
@@ -440,6 +439,36 @@ async fn know_domain(facts: &jetstream::kv::Store, handle: &mxprobe::Handle, add
             }
         });
     }
+}
+
+/// The fleet's streams, its facts bucket and the workers' consumer, made if they do not exist.
+async fn set_up(
+    js: &Context,
+    replicas: usize,
+    ack_wait: Duration,
+) -> Result<(jetstream::kv::Store, jetstream::consumer::PullConsumer), String> {
+    let work = ensure_streams(js, replicas).await?;
+    let facts = facts_bucket(js, replicas).await?;
+    let consumer = work
+        .get_or_create_consumer(
+            WORKERS,
+            pull::Config {
+                durable_name: Some(WORKERS.into()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait,
+                // Redelivered for ever: the worker itself answers a batch delivered too
+                // often, so that no line is ever dropped.
+                max_deliver: -1,
+                // The whole fleet's batches in hand: JetStream's default (1,000) would starve
+                // a fleet of many workers; each worker bounds its own by what its engine
+                // takes in.
+                max_ack_pending: MAX_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("cannot make the consumer {WORKERS}: {e}"))?;
+    Ok((facts, consumer))
 }
 
 /// `lines` addresses left the worker's hands (answered, or never verified): room for more.
