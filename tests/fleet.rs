@@ -170,6 +170,18 @@ fn world() -> World {
     .expect("world")
 }
 
+/// The engine flags of a `verify` or `serve` at `world`, and `extra`.
+fn engine_flags(world: &World, extra: &[&str]) -> Vec<String> {
+    let dns = world.dns_addr().to_string();
+    let port = world.smtp_port().to_string();
+    ["--from", "probe@probe.test", "--allow-private-mx"]
+        .iter()
+        .chain(&["--dns-server", dns.as_str(), "--smtp-port", port.as_str()])
+        .chain(extra)
+        .map(ToString::to_string)
+        .collect()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -185,10 +197,20 @@ async fn publish_job(
     job: &str,
     count: u64,
 ) -> BTreeMap<u64, String> {
+    publish_lines(js, world, job, 0..count).await
+}
+
+/// The same for the generated addresses `indices`.
+async fn publish_lines(
+    js: &jetstream::Context,
+    world: &World,
+    job: &str,
+    indices: std::ops::Range<u64>,
+) -> BTreeMap<u64, String> {
     let spec = world.spec();
     let mut by_domain: HashMap<String, Vec<Value>> = HashMap::new();
     let mut expected = BTreeMap::new();
-    for index in 0..count {
+    for index in indices {
         let generated = spec.address(index);
         let domain = generated
             .address
@@ -478,22 +500,7 @@ fn a_job_through_the_service_is_verified_by_the_fleet() {
     const COUNT: u64 = 20_000;
     let spec = world.spec();
     let list: String = (0..COUNT).map(|i| spec.address(i).address + "\n").collect();
-    let engine: Vec<String> = [
-        "--from",
-        "probe@probe.test",
-        "--allow-private-mx",
-        "--domain-rate",
-        "0",
-        "--retries",
-        "0",
-        "--dns-server",
-        &world.dns_addr().to_string(),
-        "--smtp-port",
-        &world.smtp_port().to_string(),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let engine = engine_flags(&world, &["--domain-rate", "0", "--retries", "0"]);
     let store = support::temp("fleet-store.sqlite");
     let _ = std::fs::remove_file(&store);
     let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);
@@ -610,47 +617,15 @@ fn one_workers_catch_all_answers_serve_the_fleet() {
         return;
     };
     let world = world();
-    let spec = world.spec().clone();
     runtime().block_on(async {
         let client = async_nats::connect(nats.url()).await.expect("connect");
         let js = jetstream::new(client);
-        // Publishes lines `from..to` (addresses `from-1..to-1`) as job `job`, as batches of
-        // one domain; returns the expected reasons.
-        let publish = |job: &'static str, from: u64, to: u64| {
-            let js = js.clone();
-            let spec = spec.clone();
-            async move {
-                let mut by_domain: HashMap<String, Vec<Value>> = HashMap::new();
-                let mut expected = BTreeMap::new();
-                for line in from..to {
-                    let generated = spec.address(line - 1);
-                    let domain = generated
-                        .address
-                        .rsplit_once('@')
-                        .map(|(_, d)| d.to_owned());
-                    by_domain
-                        .entry(domain.unwrap_or_default())
-                        .or_default()
-                        .push(json!({"line": line, "address": generated.address}));
-                    expected.insert(line, generated.expected.as_str().to_owned());
-                }
-                for lines in by_domain.into_values() {
-                    let batch = json!({"job": job, "lines": lines});
-                    js.publish("mxprobe.work", batch.to_string().into())
-                        .await
-                        .expect("publish")
-                        .await
-                        .expect("taken");
-                }
-                expected
-            }
-        };
         let rcpts = || world.farm().stats().rcpt_commands;
 
         let mut first = Worker::start(&nats, &world, 5);
         wait_for_streams(&js).await;
         let before = rcpts();
-        let expected = publish("factsa", 1, 401).await;
+        let expected = publish_lines(&js, &world, "factsa", 0..400).await;
         check(&expected, &collect(&js, "factsa", 400, 400, || ()).await);
         let rcpts_a = rcpts() - before;
         first.kill();
@@ -663,7 +638,7 @@ fn one_workers_catch_all_answers_serve_the_fleet() {
 
         let _second = Worker::start(&nats, &world, 5);
         let before = rcpts();
-        let expected = publish("factsb", 401, 801).await;
+        let expected = publish_lines(&js, &world, "factsb", 400..800).await;
         check(&expected, &collect(&js, "factsb", 400, 400, || ()).await);
         let rcpts_b = rcpts() - before;
         assert!(
@@ -730,19 +705,7 @@ fn one_workers_greylisting_waits_serve_the_fleet() {
 
         // The next job, at the same domains, other mailboxes (lines 201 to 400).
         let _second = Worker::start_on(&nats.url(), &world, 5, &flags);
-        let spec = world.spec();
-        let mut expected = BTreeMap::new();
-        for index in 200..400 {
-            let generated = spec.address(index);
-            let line = json!({"line": index + 1, "address": generated.address});
-            let batch = json!({"job": "greyb", "lines": [line]});
-            js.publish("mxprobe.work", batch.to_string().into())
-                .await
-                .expect("publish")
-                .await
-                .expect("taken");
-            expected.insert(index + 1, generated.expected.as_str().to_owned());
-        }
+        let expected = publish_lines(&js, &world, "greyb", 200..400).await;
         let got = collect(&js, "greyb", 200, 200, || ()).await;
         check(&expected, &got);
         assert_eq!(attempts(&got), [2], "retried once, after the wait shared");
@@ -787,18 +750,7 @@ fn real_time_requests_are_answered_by_a_worker() {
         return;
     };
     let world = world();
-    let engine: Vec<String> = [
-        "--from",
-        "probe@probe.test",
-        "--allow-private-mx",
-        "--dns-server",
-        &world.dns_addr().to_string(),
-        "--smtp-port",
-        &world.smtp_port().to_string(),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let engine = engine_flags(&world, &[]);
     let store = support::temp("fleet-real-time.sqlite");
     let _ = std::fs::remove_file(&store);
     let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);
@@ -1071,22 +1023,7 @@ fn two_front_ends_share_one_fleet() {
     let world = world();
     const COUNT: u64 = 3_000;
     let spec = world.spec();
-    let engine: Vec<String> = [
-        "--from",
-        "probe@probe.test",
-        "--allow-private-mx",
-        "--domain-rate",
-        "0",
-        "--retries",
-        "0",
-        "--dns-server",
-        &world.dns_addr().to_string(),
-        "--smtp-port",
-        &world.smtp_port().to_string(),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let engine = engine_flags(&world, &["--domain-rate", "0", "--retries", "0"]);
     let _worker = Worker::start(&nats, &world, 5);
     let fronts: Vec<(support::Server, PathBuf)> = ["east", "west"]
         .iter()
@@ -1157,18 +1094,7 @@ fn a_stopping_worker_answers_the_real_time_requests_it_holds() {
         ..WorldSpec::default()
     })
     .expect("world");
-    let engine: Vec<String> = [
-        "--from",
-        "probe@probe.test",
-        "--allow-private-mx",
-        "--dns-server",
-        &world.dns_addr().to_string(),
-        "--smtp-port",
-        &world.smtp_port().to_string(),
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let engine = engine_flags(&world, &[]);
     let store = support::temp("fleet-stopping.sqlite");
     let _ = std::fs::remove_file(&store);
     let server = support::Server::start_with(&engine, &store, &["--nats", &nats.url()]);

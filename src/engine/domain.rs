@@ -134,30 +134,17 @@ impl Domain {
         Self {
             name: address.domain().to_owned(),
             route: RouteState::Resolving,
-            targets: Vec::new(),
-            queue: VecDeque::new(),
-            catch_all: CatchAll::Untested,
-            greylist_wait: None,
-            control_attempts: 0,
-            held: Vec::new(),
             source_slot,
-            proxy_offset: 0,
-            source_offset: 0,
-            next_connect_at: None,
-            wake_at: None,
-            in_ready: false,
-            in_urgent: false,
             batch_limit,
-            sessions: 0,
-            tls_first: false,
             disposable: flags.disposable,
             free: flags.free,
             suggestion: address.domain_suggestion(),
+            ..Self::forgotten()
         }
     }
 
     /// What a forgotten domain's place in the table holds until a new domain takes it:
-    /// nothing on the heap.
+    /// nothing on the heap, nothing learned (a new domain starts from it).
     pub(super) fn forgotten() -> Self {
         Self {
             name: String::new(),

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::wire::{
     MAX_BATCH_LINES, REASON_HEADER, RESULTS_STREAM, VERIFY_SUBJECT, VerifyRequest, WORK_SUBJECT,
-    WorkBatch, WorkLine, ensure_streams,
+    WorkBatch, WorkLine, ensure_streams, patiently,
 };
 
 /// The durable consumer a front end reads results through: `mxprobe-serve`, or
@@ -60,21 +60,8 @@ pub struct WorkOrder {
 /// just started elects its leaders first).
 pub async fn connect(urls: &str, replicas: usize) -> Result<Context, String> {
     let js = jetstream::new(super::wire::connect(urls).await?);
-    let patience = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut said = false;
-    loop {
-        match ensure_streams(&js, replicas).await {
-            Ok(_) => return Ok(js),
-            Err(why) if tokio::time::Instant::now() < patience => {
-                if !said {
-                    complain(&format!("waiting for JetStream: {why}"));
-                    said = true;
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(why) => return Err(why),
-        }
-    }
+    patiently(|| ensure_streams(&js, replicas), complain).await?;
+    Ok(js)
 }
 
 /// An order's lines as batches of one domain each, at most [`MAX_BATCH_LINES`] lines, the

@@ -13,3 +13,25 @@
 pub mod link;
 pub mod wire;
 pub mod worker;
+
+/// `--nats-replicas`, for every process that may be the one to make the fleet's streams.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Replicas {
+    /// Copies JetStream keeps of each of the fleet's streams, when this process is the one
+    /// that makes them: 3 on a NATS cluster of three, so that a lost node loses nothing.
+    #[arg(
+        long = "nats-replicas",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5),
+        env = "MXPROBE_NATS_REPLICAS"
+    )]
+    nats_replicas: u8,
+}
+
+impl Replicas {
+    /// The copies asked for.
+    pub fn get(self) -> usize {
+        usize::from(self.nats_replicas)
+    }
+}

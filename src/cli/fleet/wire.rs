@@ -106,6 +106,34 @@ pub fn is_facts_key(domain: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'/' | b'_' | b'=' | b'.'))
 }
 
+/// How long a process waits at its start for JetStream to take its streams and consumers (a
+/// cluster just started elects its leaders first); then it gives up, saying why.
+pub const JETSTREAM_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `attempt` once a second until it succeeds, for at most [`JETSTREAM_PATIENCE`]; the
+/// first failure goes to `say` ("waiting for JetStream: ..."), the last is the error.
+pub async fn patiently<T, F, Fut>(mut attempt: F, say: impl Fn(&str)) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let patience = tokio::time::Instant::now() + JETSTREAM_PATIENCE;
+    let mut said = false;
+    loop {
+        match attempt().await {
+            Ok(done) => return Ok(done),
+            Err(why) if tokio::time::Instant::now() < patience => {
+                if !said {
+                    say(&format!("waiting for JetStream: {why}"));
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(why) => return Err(why),
+        }
+    }
+}
+
 /// Connects to NATS: `urls` is one server or several, comma-separated (the members of a
 /// cluster to try first; the client also learns the others from the server it reaches, and
 /// moves to one of them when its server goes away).

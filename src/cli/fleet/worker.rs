@@ -51,7 +51,7 @@ use tokio::sync::{Notify, mpsc};
 use super::wire::{
     DEAD_SUBJECT, DomainFacts, MAX_ACK_PENDING, MAX_BATCH_LINES, REASON_HEADER, VERIFY_GROUP,
     VERIFY_SUBJECT, VerifyRequest, WORKERS, WorkBatch, ensure_streams, facts_bucket, is_facts_key,
-    result_id, results_subject,
+    patiently, result_id, results_subject,
 };
 use crate::cli::engine_args::EngineArgs;
 
@@ -72,10 +72,6 @@ const KV_TIMEOUT: Duration = Duration::from_millis(500);
 /// Facts waiting to be put in the bucket, at most; more are dropped (hints).
 const FACTS_QUEUE: usize = 4096;
 
-/// How long a worker waits at its start for JetStream to take its streams and consumer (a
-/// cluster just started elects its leaders first); then it gives up, saying why.
-const STARTUP_PATIENCE: Duration = Duration::from_secs(60);
-
 /// Flags of `mxprobe worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -84,16 +80,8 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "URL[,URL...]", env = "MXPROBE_NATS")]
     nats: String,
 
-    /// Copies JetStream keeps of each of the fleet's streams, when this process is the one
-    /// that makes them: 3 on a NATS cluster of three, so that a lost node loses nothing.
-    #[arg(
-        long = "nats-replicas",
-        value_name = "N",
-        default_value_t = 1,
-        value_parser = clap::value_parser!(u8).range(1..=5),
-        env = "MXPROBE_NATS_REPLICAS"
-    )]
-    nats_replicas: u8,
+    #[command(flatten)]
+    replicas: super::Replicas,
 
     /// Seconds a batch may go unacknowledged before JetStream gives it to another worker. A
     /// live worker says "in progress" every third of it, however long its batch takes.
@@ -159,24 +147,13 @@ pub fn run(args: WorkerArgs) -> Result<u8, String> {
     let outcome = runtime.block_on(async {
         let client = super::wire::connect(&args.nats).await?;
         let js = jetstream::new(client.clone());
-        let replicas = usize::from(args.nats_replicas);
+        let replicas = args.replicas.get();
         let ack_wait = Duration::from_secs(args.ack_wait);
-        // JetStream may not be ready yet (a cluster electing its leaders): wait for it a while.
-        let patience = tokio::time::Instant::now() + STARTUP_PATIENCE;
-        let mut said = false;
-        let (facts, consumer) = loop {
-            match set_up(&js, replicas, ack_wait).await {
-                Ok(parts) => break parts,
-                Err(why) if tokio::time::Instant::now() < patience => {
-                    if !said {
-                        say(&format!("mxprobe: waiting for JetStream: {why}"));
-                        said = true;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                Err(why) => return Err(why),
-            }
-        };
+        let (facts, consumer) = patiently(
+            || set_up(&js, replicas, ack_wait),
+            |m| say(&format!("mxprobe: {m}")),
+        )
+        .await?;
         // What the results teach of their domains goes to the bucket from a task of its own,
         // off the path of verdicts and answers.
         let (learned, learned_rx) = mpsc::channel::<(String, DomainFacts)>(FACTS_QUEUE);

@@ -188,16 +188,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL[,URL...]", env = "MXPROBE_NATS")]
     nats: Option<String>,
 
-    /// Copies JetStream keeps of each of the fleet's streams, when this process is the one
-    /// that makes them: 3 on a NATS cluster of three, so that a lost node loses nothing.
-    #[arg(
-        long = "nats-replicas",
-        value_name = "N",
-        default_value_t = 1,
-        value_parser = clap::value_parser!(u8).range(1..=5),
-        env = "MXPROBE_NATS_REPLICAS"
-    )]
-    nats_replicas: u8,
+    #[command(flatten)]
+    replicas: fleet::Replicas,
 
     /// This front end's name among those sharing one fleet (letters, digits, - and _): each
     /// reads the results through a durable consumer of its own, `mxprobe-serve-<NAME>`, so
@@ -383,7 +375,7 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     let (sink, fleet_client) = match &args.nats {
         None => (Sink::Engine(engine.handle()), None),
         Some(url) => {
-            let js = runtime.block_on(fleet::link::connect(url, args.nats_replicas.into()))?;
+            let js = runtime.block_on(fleet::link::connect(url, args.replicas.get()))?;
             let client = js.client();
             let (orders, orders_rx) = tokio::sync::mpsc::unbounded_channel();
             runtime.spawn(fleet::link::publish_orders(js.clone(), orders_rx));
